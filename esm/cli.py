@@ -1,0 +1,125 @@
+"""The command line: `esm run | validate | test-pattern | status | version`.
+
+Exit codes (DESIGN.md): 0 ok, 1 runtime failure, 2 invalid config or pattern, 3 a source or
+target still unreachable after the startup timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from esm import __version__
+
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+EXIT_INVALID = 2
+EXIT_UNREACHABLE = 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="esm", description="AWS Lambda event source mappings, anywhere.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the daemon")
+    run.add_argument("--config", "-c", required=True, help="the YAML configuration file")
+    run.add_argument("--log-format", choices=("text", "json"), default="text")
+    run.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    validate = commands.add_parser("validate", help="check a configuration file offline")
+    validate.add_argument("--config", "-c", required=True)
+    pattern = commands.add_parser("test-pattern", help="match one event against one filter pattern")
+    pattern.add_argument("--pattern", required=True, help="an EventBridge event pattern (JSON)")
+    pattern.add_argument("--event", required=True, help="the event or record (JSON)")
+    status = commands.add_parser("status", help="read a running daemon's metrics into a table")
+    status.add_argument("--url", default="http://127.0.0.1:9090/metrics")
+    commands.add_parser("version", help="print the version")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler = {
+        "run": _run,
+        "validate": _validate,
+        "test-pattern": _test_pattern,
+        "status": _status,
+        "version": _version,
+    }[args.command]
+    return handler(args)
+
+
+def _version(args: argparse.Namespace) -> int:
+    print(f"esm {__version__}")
+    return EXIT_OK
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from esm.config import load_config
+    from esm.errors import ConfigError
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        print(f"{args.config}: {len(error.problems)} problem(s)", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    print(f"{args.config}: valid ({len(config.mappings)} mapping(s), {len(config.functions)} function(s))")
+    for mapping in config.mappings:
+        state = "enabled" if mapping.enabled else "disabled"
+        print(f"  {mapping.uuid}  {mapping.source:<8} {mapping.name} -> {mapping.function.name} ({state})")
+    return EXIT_OK
+
+
+def _test_pattern(args: argparse.Namespace) -> int:
+    from esm.filtering import InvalidPatternError, test_pattern
+
+    try:
+        result = test_pattern(args.pattern, args.event)
+    except InvalidPatternError as error:
+        print(f"Invalid filter pattern definition: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    except ValueError as error:
+        print(f"Invalid event: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    print("true" if result else "false")
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    from esm.status import print_status
+
+    return print_status(args.url)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from esm.config import load_config
+    from esm.daemon import StartupTimeout, run_daemon
+    from esm.errors import ConfigError
+    from esm.logs import configure_logging
+
+    configure_logging(args.log_format, args.log_level)
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"{args.config}: {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        asyncio.run(run_daemon(config))
+    except StartupTimeout as error:
+        print(f"esm: {error}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception as error:  # the last line of defence: say what killed the daemon
+        import logging
+
+        logging.getLogger("esm").exception("esm stopped: %s", error)
+        return EXIT_RUNTIME
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

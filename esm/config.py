@@ -1,0 +1,341 @@
+"""YAML configuration into validated, frozen settings (DESIGN.md "Configuration").
+
+`load_config(path)` reads the file, substitutes `${ENV}` references, checks every part and
+raises one ConfigError listing every problem with its zero-based path
+(`event_source_mappings[1].BatchSize: ...`). It never touches the network or imports handlers,
+so `esm validate` works offline.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import uuid
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Callable
+
+import jmespath
+import jmespath.exceptions
+import yaml
+
+from esm.api_shape import check_against_api_shape
+from esm.errors import ConfigError, Problem
+from esm.mapping_rules import check_mapping, sam_key_problems
+from esm.settings import (
+    DEFAULT_FUNCTION_TIMEOUT,
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_STARTUP_TIMEOUT,
+    AwsSettings,
+    CheckpointSettings,
+    Config,
+    Extension,
+    FunctionTarget,
+    MappingSettings,
+    MetricsSettings,
+)
+
+# SPEC 9.9: a mapping's UUID is uuid5(NAMESPACE, name).
+NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "esm:event-source-mapping")
+
+TOP_LEVEL_KEYS = ("functions", "event_source_mappings", "aws", "checkpoints", "metrics",
+                  "shutdown_timeout", "startup_timeout")
+TARGET_KEYS = ("url", "lambda", "handler")
+FUNCTION_KEYS = TARGET_KEYS + ("timeout", "max_concurrency")
+EXTENSION_KEYS = ("name", "transform")
+MAX_FUNCTION_TIMEOUT = 900  # Lambda's own ceiling, in seconds
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+LISTEN = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
+HTTP_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+HANDLER = re.compile(r"^[A-Za-z_][\w.]*[:.][A-Za-z_]\w*$")
+
+
+def mapping_uuid(name: str) -> str:
+    return str(uuid.uuid5(NAMESPACE, name))
+
+
+def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Config:
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError([Problem(str(file), f"cannot read: {error.strerror or error}")]) from None
+    return parse_config(text, base_dir=str(file.resolve().parent), environ=environ)
+
+
+def parse_config(text: str, *, base_dir: str = ".", environ: dict[str, str] | None = None) -> Config:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError([Problem("", f"not valid YAML: {error}")]) from None
+    problems: list[Problem] = []
+    raw = _interpolate(raw, "", os.environ if environ is None else environ, problems)
+    builder = _Builder(problems, base_dir)
+    config = builder.build(raw)
+    if problems:
+        raise ConfigError(problems)
+    assert config is not None
+    return config
+
+
+def _interpolate(value: Any, path: str, environ: Any, problems: list[Problem]) -> Any:
+    """`${NAME}` or `${NAME:-default}` in any string value; an unset name without default is an error."""
+    if isinstance(value, str):
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            problems.append(Problem(path, f"environment variable {name} is not set"))
+            return ""
+        return ENV_REFERENCE.sub(replace, value)
+    if isinstance(value, dict):
+        return {k: _interpolate(v, _join(path, str(k)), environ, problems) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, f"{path}[{i}]", environ, problems) for i, v in enumerate(value)]
+    return value
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class _Builder:
+    def __init__(self, problems: list[Problem], base_dir: str):
+        self.problems = problems
+        self.base_dir = base_dir
+
+    def fail(self, path: str, message: str) -> None:
+        self.problems.append(Problem(path, message))
+
+    def build(self, raw: Any) -> Config | None:
+        if not isinstance(raw, dict):
+            self.fail("", "the configuration must be a mapping with functions: and event_source_mappings:")
+            return None
+        for key in raw:
+            if key not in TOP_LEVEL_KEYS:
+                self.fail(str(key), "unknown field; valid fields are " + ", ".join(TOP_LEVEL_KEYS))
+        functions = self.functions(raw.get("functions"))
+        mappings = self.mappings(raw.get("event_source_mappings"), functions)
+        return Config(
+            functions=MappingProxyType(functions),
+            mappings=tuple(mappings),
+            aws=self.aws(raw.get("aws")),
+            checkpoints=self.checkpoints(raw.get("checkpoints")),
+            metrics=self.metrics(raw.get("metrics")),
+            shutdown_timeout=self.seconds(raw, "shutdown_timeout", DEFAULT_SHUTDOWN_TIMEOUT),
+            startup_timeout=self.seconds(raw, "startup_timeout", DEFAULT_STARTUP_TIMEOUT),
+            base_dir=self.base_dir,
+        )
+
+    def seconds(self, raw: dict[str, Any], key: str, default: float) -> float:
+        value = raw.get(key, default)
+        if not _is_number(value) or value <= 0:
+            self.fail(key, f"must be a positive number of seconds (got {value!r})")
+            return default
+        return float(value)
+
+    def section(self, value: Any, path: str, keys: tuple[str, ...]) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.fail(path, "must be a mapping")
+            return {}
+        for key in value:
+            if key not in keys:
+                self.fail(_join(path, str(key)), "unknown field; valid fields are " + ", ".join(keys))
+        return value
+
+    # -- functions ------------------------------------------------------------------------
+    def functions(self, raw: Any) -> dict[str, FunctionTarget]:
+        if raw is None:
+            self.fail("functions", "is required: at least one function target")
+            return {}
+        if not isinstance(raw, dict) or not raw:
+            self.fail("functions", "must be a mapping of names to function targets")
+            return {}
+        return {
+            str(name): target
+            for name, spec in raw.items()
+            if (target := self.function(str(name), spec, f"functions.{name}")) is not None
+        }
+
+    def function(self, name: str, spec: Any, path: str) -> FunctionTarget | None:
+        if not isinstance(spec, dict):
+            self.fail(path, "must be a mapping with one of url, lambda or handler")
+            return None
+        self.section(spec, path, FUNCTION_KEYS)
+        targets = [key for key in TARGET_KEYS if key in spec]
+        if len(targets) != 1:
+            self.fail(path, "must have exactly one of url, lambda, handler" +
+                      (f" (has {', '.join(targets)})" if targets else ""))
+            return None
+        kind = targets[0]
+        value = spec[kind]
+        checks: dict[str, tuple[Callable[[Any], bool], str]] = {
+            "url": (lambda v: isinstance(v, str) and bool(HTTP_URL.match(v)), "an http:// or https:// URL"),
+            "lambda": (lambda v: isinstance(v, str) and bool(v), "a Lambda function name or ARN"),
+            "handler": (lambda v: isinstance(v, str) and bool(HANDLER.match(v)),
+                        "a Python handler as module:function (or module.function)"),
+        }
+        valid, wanted = checks[kind]
+        ok = True
+        if not valid(value):
+            self.fail(f"{path}.{kind}", f"must be {wanted} (got {value!r})")
+            ok = False
+        timeout = spec.get("timeout", DEFAULT_FUNCTION_TIMEOUT)
+        if not _is_number(timeout) or not 0 < timeout <= MAX_FUNCTION_TIMEOUT:
+            self.fail(f"{path}.timeout", f"must be a number of seconds above 0 and at most {MAX_FUNCTION_TIMEOUT} (got {timeout!r})")
+            ok = False
+        concurrency = spec.get("max_concurrency")
+        if concurrency is not None and (not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1):
+            self.fail(f"{path}.max_concurrency", f"must be a whole number of at least 1 (got {concurrency!r})")
+            ok = False
+        if not ok:
+            return None
+        return FunctionTarget(
+            name=name,
+            url=value if kind == "url" else None,
+            lambda_arn=value if kind == "lambda" else None,
+            handler=value if kind == "handler" else None,
+            timeout=float(timeout),
+            max_concurrency=concurrency,
+        )
+
+    # -- event source mappings -------------------------------------------------------------
+    def mappings(self, raw: Any, functions: dict[str, FunctionTarget]) -> list[MappingSettings]:
+        if raw is None:
+            self.fail("event_source_mappings", "is required: a list of event source mappings")
+            return []
+        if not isinstance(raw, list):
+            self.fail("event_source_mappings", "must be a list")
+            return []
+        built = [m for i, spec in enumerate(raw) if (m := self.mapping(i, spec, functions)) is not None]
+        self.unique(built)
+        return built
+
+    def mapping(self, index: int, spec: Any, functions: dict[str, FunctionTarget]) -> MappingSettings | None:
+        path = f"event_source_mappings[{index}]"
+        if not isinstance(spec, dict):
+            self.fail(path, "must be a mapping of CreateEventSourceMapping fields")
+            return None
+        request = copy.deepcopy(spec)
+        extension = self.extension(request.pop("esm", None), f"{path}.esm")
+        local: list[Problem] = sam_key_problems(request)
+        for problem in local:
+            request.pop(problem.path, None)
+        local.extend(check_against_api_shape(request))
+        # The semantic rules assume the types the shape promises: run them on the fields that passed.
+        broken = {re.split(r"[.\[]", p.path, maxsplit=1)[0] for p in local}
+        check = check_mapping({k: v for k, v in request.items() if k not in broken}, frozenset(broken))
+        local.extend(check.problems)
+        name = request.get("FunctionName")
+        if isinstance(name, str) and name not in functions:
+            known = ", ".join(functions) or "none"
+            local.append(Problem("FunctionName", f"'{name}' is not a key of functions: (known: {known})"))
+        self.problems.extend(Problem(_join(path, p.path), p.message) for p in local)
+        if local or extension is None:
+            return None
+        label = extension.name or f"{check.source_id}->{name}"
+        return MappingSettings(
+            index=index,
+            uuid=mapping_uuid(label),
+            name=extension.name or label,
+            source=check.source,
+            function=functions[name],
+            request=MappingProxyType(check.request),
+            extension=extension,
+            source_id=check.source_id,
+            batching_window=check.batching_window,
+        )
+
+    def extension(self, raw: Any, path: str) -> Extension | None:
+        if raw is None:
+            return Extension()
+        if not isinstance(raw, dict):
+            self.fail(path, "must be a mapping (keys: " + ", ".join(EXTENSION_KEYS) + ")")
+            return None
+        before = len(self.problems)
+        self.section(raw, path, EXTENSION_KEYS)
+        name = raw.get("name")
+        if name is not None and not (isinstance(name, str) and name.strip()):
+            self.fail(f"{path}.name", "must be a non-empty string")
+        transform = raw.get("transform")
+        if transform is not None:
+            if not isinstance(transform, str):
+                self.fail(f"{path}.transform", "must be a JMESPath expression (a string)")
+            else:
+                try:
+                    jmespath.compile(transform)
+                except jmespath.exceptions.JMESPathError as error:
+                    self.fail(f"{path}.transform", f"is not a valid JMESPath expression: {error}")
+        if len(self.problems) > before:
+            return None
+        return Extension(name=name, transform=transform, raw=MappingProxyType(dict(raw)))
+
+    def unique(self, mappings: list[MappingSettings]) -> None:
+        seen: dict[str, int] = {}
+        groups: dict[str, int] = {}
+        for mapping in mappings:
+            path = f"event_source_mappings[{mapping.index}]"
+            if mapping.uuid in seen:
+                self.fail(path, f"has the same identity as event_source_mappings[{seen[mapping.uuid]}] "
+                          "(same source and function); give one of them esm: {name: ...}")
+            seen.setdefault(mapping.uuid, mapping.index)
+            if mapping.source == "kafka":
+                for key in ("SelfManagedKafkaEventSourceConfig", "AmazonManagedKafkaEventSourceConfig"):
+                    group = (mapping.get(key) or {}).get("ConsumerGroupId")
+                    if group is None:
+                        continue
+                    if group in groups:
+                        self.fail(f"{path}.{key}.ConsumerGroupId",
+                                  f"'{group}' is already used by event_source_mappings[{groups[group]}]")
+                    groups.setdefault(group, mapping.index)
+
+    # -- the rest ---------------------------------------------------------------------------
+    def aws(self, raw: Any) -> AwsSettings:
+        section = self.section(raw, "aws", ("region", "endpoints"))
+        region = section.get("region")
+        if region is not None and not (isinstance(region, str) and re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", region)):
+            self.fail("aws.region", f"must be an AWS region name such as us-east-1 (got {region!r})")
+        endpoints = section.get("endpoints") or {}
+        if not isinstance(endpoints, dict):
+            self.fail("aws.endpoints", "must be a mapping of service name to URL")
+            endpoints = {}
+        for service, url in endpoints.items():
+            if not (isinstance(url, str) and HTTP_URL.match(url)):
+                self.fail(f"aws.endpoints.{service}", f"must be an http:// or https:// URL (got {url!r})")
+        return AwsSettings(region=region, endpoints=MappingProxyType({str(k): str(v) for k, v in endpoints.items()}))
+
+    def checkpoints(self, raw: Any) -> CheckpointSettings:
+        section = self.section(raw, "checkpoints", ("sqlite", "dynamodb"))
+        if not section:
+            return CheckpointSettings()
+        if len(section) != 1:
+            self.fail("checkpoints", "must have exactly one of sqlite, dynamodb")
+            return CheckpointSettings()
+        if "sqlite" in section:
+            path = section["sqlite"]
+            if not (isinstance(path, str) and path):
+                self.fail("checkpoints.sqlite", "must be a file path")
+                return CheckpointSettings()
+            return CheckpointSettings(sqlite=path)
+        table = self.section(section["dynamodb"], "checkpoints.dynamodb", ("table",)).get("table")
+        if not (isinstance(table, str) and re.fullmatch(r"[a-zA-Z0-9_.\-]{3,255}", table)):
+            self.fail("checkpoints.dynamodb.table", f"must be a DynamoDB table name (got {table!r})")
+        return CheckpointSettings(sqlite=None, dynamodb_table=table)
+
+    def metrics(self, raw: Any) -> MetricsSettings:
+        section = self.section(raw, "metrics", ("listen",))
+        listen = section.get("listen", MetricsSettings.listen)
+        match = LISTEN.match(listen) if isinstance(listen, str) else None
+        if match is None or not 0 <= int(match.group(2)) <= 65535:
+            self.fail("metrics.listen", f"must be host:port, for example 127.0.0.1:9090 (got {listen!r})")
+            return MetricsSettings()
+        return MetricsSettings(listen=listen)

@@ -1,0 +1,122 @@
+"""Every metric of SPEC section 6, as Prometheus metrics with `mapping` and `source` labels.
+
+Metrics are always on (SPEC 9.8). `mapping` is the mapping's UUID (SPEC 9.9, the CloudWatch
+dimension EventSourceMappingUUID); `esm_mapping_info` maps it to the mapping's name and function.
+Each mapping gets a `MappingMetrics` with its label children bound once, so the per-record path
+never looks labels up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+# `*_created` series double the scrape size and say nothing an operator needs.
+disable_created_metrics()
+
+LABELS = ("mapping", "source")
+MAPPING_STATES = ("Creating", "Enabling", "Enabled", "Disabling", "Disabled", "Updating", "Deleting")
+
+# SPEC 6 metric -> (prometheus name, help). Counters get `_total` appended by the client.
+EVENT_COUNTS = {
+    "polled": ("esm_polled_events", "PolledEventCount: events read successfully from the source"),
+    "filtered_out": ("esm_filtered_out_events", "FilteredOutEventCount: events removed by filter criteria"),
+    "invoked": ("esm_invoked_events", "InvokedEventCount: events that invoked the function, again on retries"),
+    "failed_invoke": ("esm_failed_invoke_events",
+                      "FailedInvokeEventCount: events whose invoke failed, including reported batch item failures"),
+    "dropped": ("esm_dropped_events",
+                "DroppedEventCount: events dropped for MaximumRecordAgeInSeconds or MaximumRetryAttempts "
+                "without an on-failure destination"),
+    "destination_delivered": ("esm_on_failure_destination_delivered_events",
+                              "OnFailureDestinationDeliveredEventCount: events sent to the on-failure destination"),
+    "deleted": ("esm_deleted_events", "DeletedEventCount: SQS messages deleted after processing"),
+    "committed": ("esm_committed_events", "CommittedEventCount: sum of committed Kafka offset deltas"),
+}
+ERROR_COUNTS = {
+    "polling_errors": ("esm_polling_errors", "PollingErrorCount: errors reading from the source"),
+    "invoke_errors": ("esm_invoke_errors", "InvokeErrorCount: failed invokes (per batch)"),
+    "destination_errors": ("esm_on_failure_destination_delivery_errors",
+                           "OnFailureDestinationDeliveryErrorCount: failed deliveries to the on-failure destination"),
+    "schema_registry_errors": ("esm_schema_registry_errors", "SchemaRegistryErrorCount: schema registry failures"),
+    "commit_errors": ("esm_commit_errors", "CommitErrorCount: failed checkpoints, commits or deletes"),
+    "malformed_records": ("esm_malformed_records", "Records that could not be decoded (kept, never dropped silently)"),
+}
+
+
+class Metrics:
+    """The registry and every metric family esm exports."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.counters = {
+            key: Counter(name, help_text, LABELS, registry=r)
+            for key, (name, help_text) in {**EVENT_COUNTS, **ERROR_COUNTS}.items()
+        }
+        self.max_offset_lag = Gauge("esm_max_offset_lag", "MaxOffsetLag: largest (latest - committed) over partitions", LABELS, registry=r)
+        self.sum_offset_lag = Gauge("esm_sum_offset_lag", "SumOffsetLag: sum of (latest - committed) over partitions", LABELS, registry=r)
+        self.offset_lag = Gauge("esm_offset_lag", "OffsetLag: latest offset - committed offset, per partition",
+                                LABELS + ("topic", "partition"), registry=r)
+        self.iterator_age = Gauge("esm_iterator_age_milliseconds",
+                                  "IteratorAge: ms from stream arrival of the last record in a batch to its invoke",
+                                  LABELS + ("shard",), registry=r)
+        self.provisioned_pollers = Gauge("esm_provisioned_pollers", "ProvisionedPollers: active pollers", LABELS, registry=r)
+        self.event_poller_units = Gauge("esm_event_poller_units", "EventPollerUnit: poller units in use", LABELS, registry=r)
+        self.poller_throughput = Counter("esm_event_poller_throughput_bytes",
+                                         "EventPollerThroughputInBytes: bytes polled", LABELS, registry=r)
+        self.destination_delivery_failures = Counter(
+            "esm_destination_delivery_failures", "DestinationDeliveryFailures: per function", ("function",), registry=r)
+        self.invoke_duration = Histogram(
+            "esm_invoke_duration_seconds", "Time from sending a batch to the function to its answer",
+            LABELS + ("outcome",), registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900))
+        self.batch_size = Histogram(
+            "esm_batch_size_records", "Records per invoked batch", LABELS, registry=r,
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000))
+        self.state = Gauge("esm_mapping_state", "1 for the mapping's current state (SPEC 0), 0 for the others",
+                           LABELS + ("state",), registry=r)
+        self.info = Gauge("esm_mapping_info", "Always 1: a mapping's name, function and source id",
+                          ("mapping", "source", "name", "function", "source_id"), registry=r)
+
+    def for_mapping(self, uuid: str, source: str) -> "MappingMetrics":
+        labels = (uuid, source)
+        children = {key: counter.labels(*labels) for key, counter in self.counters.items()}
+        # Touch every counter so a scrape shows 0 rather than nothing (SPEC 6: "empty poll emits 0").
+        for child in children.values():
+            child.inc(0)
+        return MappingMetrics(metrics=self, labels=labels, **children)
+
+
+@dataclass
+class MappingMetrics:
+    metrics: Metrics
+    labels: tuple[str, str]
+    polled: Counter
+    filtered_out: Counter
+    invoked: Counter
+    failed_invoke: Counter
+    dropped: Counter
+    destination_delivered: Counter
+    deleted: Counter
+    committed: Counter
+    polling_errors: Counter
+    invoke_errors: Counter
+    destination_errors: Counter
+    schema_registry_errors: Counter
+    commit_errors: Counter
+    malformed_records: Counter
+
+    def set_state(self, state: str) -> None:
+        for name in MAPPING_STATES:
+            self.metrics.state.labels(*self.labels, name).set(1 if name == state else 0)
+
+    def observe_invoke(self, seconds: float, outcome: str, records: int) -> None:
+        self.metrics.invoke_duration.labels(*self.labels, outcome).observe(seconds)
+        self.metrics.batch_size.labels(*self.labels).observe(records)
+
+    def iterator_age(self, shard: str, milliseconds: float) -> None:
+        self.metrics.iterator_age.labels(*self.labels, shard).set(milliseconds)
+
+    def offset_lag(self, topic: str, partition: int, lag: int) -> None:
+        self.metrics.offset_lag.labels(*self.labels, topic, str(partition)).set(lag)

@@ -1,0 +1,113 @@
+"""The validated, frozen shape of an esm configuration.
+
+`esm.config` turns a YAML file into these objects; everything else in esm reads only these.
+Mappings keep Lambda's CreateEventSourceMapping field names in `request` (the validated dict),
+with the few values the daemon needs often lifted into typed attributes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Mapping
+
+DEFAULT_FUNCTION_TIMEOUT = 30.0
+DEFAULT_METRICS_LISTEN = "127.0.0.1:9090"
+DEFAULT_SHUTDOWN_TIMEOUT = 25.0
+DEFAULT_STARTUP_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class FunctionTarget:
+    """One entry of `functions:`: exactly one of url, lambda_arn, handler is set."""
+
+    name: str
+    url: str | None = None
+    lambda_arn: str | None = None
+    handler: str | None = None
+    timeout: float = DEFAULT_FUNCTION_TIMEOUT
+    # None means "decide from the target": 1 for an emulator-style URL, else the mapping's concurrency.
+    max_concurrency: int | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.url is not None:
+            return "url"
+        if self.lambda_arn is not None:
+            return "lambda"
+        return "handler"
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """Overrides of what the AWS SDK would find itself (region, per-service endpoints)."""
+
+    region: str | None = None
+    endpoints: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def endpoint_for(self, service: str) -> str | None:
+        return self.endpoints.get(service)
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    listen: str = DEFAULT_METRICS_LISTEN
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+
+@dataclass(frozen=True)
+class CheckpointSettings:
+    sqlite: str | None = "./esm-state/checkpoints.db"
+    dynamodb_table: str | None = None
+
+
+@dataclass(frozen=True)
+class Extension:
+    """The mapping's `esm:` key (SPEC 9.10): what esm adds beyond Lambda's API."""
+
+    name: str | None = None
+    transform: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class MappingSettings:
+    """One event source mapping: a validated CreateEventSourceMapping request plus `esm:`."""
+
+    index: int
+    uuid: str
+    name: str
+    source: str  # "sqs" | "kinesis" | "kafka"
+    function: FunctionTarget
+    request: Mapping[str, Any]
+    extension: Extension
+    # Where records come from: the EventSourceArn, or for self-managed Kafka its bootstrap servers.
+    source_id: str = ""
+    # Seconds; Kafka's default is 0.5 s, which the integer API field cannot express.
+    batching_window: float = 0.0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.request.get(key, default)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.request.get("Enabled", True))
+
+
+@dataclass(frozen=True)
+class Config:
+    functions: Mapping[str, FunctionTarget]
+    mappings: tuple[MappingSettings, ...]
+    aws: AwsSettings = field(default_factory=AwsSettings)
+    checkpoints: CheckpointSettings = field(default_factory=CheckpointSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
+    base_dir: str = "."
