@@ -1,24 +1,30 @@
-"""The daemon: the metrics listener, one runner per mapping, startup and phased shutdown.
+"""The daemon: the metrics listener, one supervisor per mapping, startup and phased shutdown.
 
 Startup: the listener comes up first (so /healthz answers while sources connect), then every
-enabled mapping starts; /readyz stays false until each has its source connected and its target
-answered once, and `StartupTimeout` (exit 3) ends a start that takes longer than
-`startup_timeout`. Shutdown follows uvicorn's phases: a signal only sets a flag; then polling
-stops, in-flight batches drain within `shutdown_timeout`, what is left is cancelled
-unacknowledged, and clients are closed.
+enabled mapping connects its source and hears from its target; /readyz stays false until all
+have, and `StartupTimeout` (exit 3) ends a start that takes longer than `startup_timeout`.
+Shutdown follows uvicorn's phases: a signal only sets a flag; then polling stops and gathered
+records are released, in-flight batches drain within `shutdown_timeout`, what is left is
+cancelled unacknowledged, and clients close.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import sys
 
+from esm.aws import AwsClients
 from esm.errors import EsmError
 from esm.health import HealthServer, Readiness
+from esm.invokers import make_invoker
+from esm.invokers.base import Invoker
 from esm.metrics import Metrics
+from esm.scaling import LAMBDA_SQS_MAX_CONCURRENCY
 from esm.settings import Config
-from esm.sources import SOURCES
+from esm.supervisor import MappingSupervisor
 
 log = logging.getLogger("esm.daemon")
 
@@ -27,27 +33,102 @@ class StartupTimeout(EsmError):
     """A source or target was still unreachable when the startup timeout ran out."""
 
 
-async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics: Metrics | None = None) -> None:
+def _import_paths(config: Config) -> None:
+    """Handlers import from the config file's folder and the working directory (DESIGN.md)."""
+    for path in (os.getcwd(), config.base_dir):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+
+def build_invokers(config: Config) -> dict[str, Invoker]:
+    """One invoker per function, shared by the mappings that call it (its concurrency cap is per target)."""
+    invokers: dict[str, Invoker] = {}
+    for name, target in config.functions.items():
+        users = [m for m in config.mappings if m.function.name == name]
+        caps = [(m.get("ScalingConfig") or {}).get("MaximumConcurrency") or LAMBDA_SQS_MAX_CONCURRENCY for m in users]
+        invokers[name] = make_invoker(target, config.aws, default_concurrency=max(caps, default=1))
+    return invokers
+
+
+async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics: Metrics | None = None,
+                     ready: asyncio.Event | None = None) -> None:
+    """Run until `stop` is set (or SIGTERM/SIGINT). `ready` is set once every mapping is running."""
+    import esm.sources.all  # noqa: F401  (registers every source)
+
     stop = stop or asyncio.Event()
     metrics = metrics or Metrics()
     readiness = Readiness()
+    readiness.expect("startup", "starting")
+    _import_paths(config)
     server = HealthServer(metrics, readiness, config.metrics.host, config.metrics.port)
     await server.start()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
             loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # not the main thread (tests)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests)
             pass
     log.info("esm listening on %s:%d (/metrics /healthz /readyz)", server.host, server.port)
-    for mapping in config.mappings:
-        state = "enabled" if mapping.enabled else "disabled"
-        log.info("mapping %s (%s): %s %s -> %s %s [%s]", mapping.name, mapping.uuid, mapping.source,
-                 mapping.source_id, mapping.function.kind, mapping.function.name, state)
-    missing = sorted({m.source for m in config.mappings if m.source not in SOURCES})
+    clients = AwsClients(config.aws)
+    invokers = build_invokers(config)
+    supervisors = [MappingSupervisor(m, clients, invokers[m.function.name], metrics, readiness)
+                   for m in config.mappings]
+    for s in supervisors:
+        m = s.mapping
+        log.info("mapping %s (%s): %s %s -> %s %s [%s]", m.name, m.uuid, m.source, m.source_id,
+                 m.function.kind, m.function.name, "enabled" if m.enabled else "disabled")
     try:
-        if missing:
-            raise EsmError(f"no poller is implemented yet for source(s): {', '.join(missing)}")
-        await stop.wait()
+        await _start_all(supervisors, config.startup_timeout, stop)
+        readiness.set("startup", True)
+        if ready is not None:
+            ready.set()
+        if not stop.is_set():
+            await _run_until_stopped(supervisors, stop, config.shutdown_timeout)
     finally:
+        for s in supervisors:
+            await s.close()
+        for invoker in invokers.values():
+            await invoker.close()
         await server.stop()
+        log.info("esm stopped")
+
+
+async def _start_all(supervisors: list[MappingSupervisor], timeout: float, stop: asyncio.Event) -> None:
+    starting = asyncio.gather(*(s.start() for s in supervisors))
+    stopper = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait({starting, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if starting in done:
+        starting.result()
+        return
+    starting.cancel()
+    await asyncio.gather(starting, return_exceptions=True)
+    if stop.is_set():
+        return
+    missing = [problem for s in supervisors for problem in s.not_ready()]
+    raise StartupTimeout(f"still unreachable after {timeout:.0f}s: " + "; ".join(missing))
+
+
+async def _run_until_stopped(supervisors: list[MappingSupervisor], stop: asyncio.Event, shutdown_timeout: float) -> None:
+    runs = {asyncio.create_task(s.run(), name=f"{s.mapping.name}/run"): s for s in supervisors}
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({*runs, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    failed = [t for t in done if t is not stopper and not t.cancelled() and t.exception() is not None]
+    log.info("shutting down: stopping polling, draining in-flight batches (up to %.0fs)", shutdown_timeout)
+    for s in supervisors:
+        s.stop()
+    stopper.cancel()
+    pending = [t for t in runs if not t.done()]
+    if pending:
+        _, late = await asyncio.wait(pending, timeout=shutdown_timeout)
+        if late:
+            log.warning("shutdown timeout: cancelling %d mapping(s) with batches still in flight "
+                        "(their messages are not acknowledged and will be redelivered)", len(late))
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+    for task in runs:
+        if task.done() and not task.cancelled() and task.exception() is not None and task not in failed:
+            failed.append(task)
+    if failed:
+        raise failed[0].exception()  # type: ignore[misc]

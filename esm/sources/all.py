@@ -1,0 +1,6 @@
+"""Imports every source module so each registers itself in `esm.sources.SOURCES`."""
+
+from esm.sources import SOURCES
+from esm.sources.sqs import SqsMapping
+
+SOURCES.setdefault("sqs", SqsMapping)

@@ -1,0 +1,97 @@
+"""One mapping's life: its state (SPEC section 0), its source runner, its readiness.
+
+The supervisor starts the source (retrying until it is reachable), waits for the target to
+answer once, then runs the source until asked to stop. State moves Creating -> Enabled (or
+Disabled when `Enabled: false`), and Disabling -> Disabled on shutdown; the `esm_mapping_state`
+gauge always shows the current one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from esm.aws import AwsClients
+from esm.errors import SourceUnavailable
+from esm.health import Readiness
+from esm.invokers.base import Invoker
+from esm.invokers.probe import probe_target
+from esm.metrics import MappingMetrics, Metrics
+from esm.settings import MappingSettings
+from esm.sources import SOURCES
+
+log = logging.getLogger("esm.supervisor")
+RECONNECT_CAP = 10.0
+
+
+class MappingSupervisor:
+    def __init__(self, mapping: MappingSettings, clients: AwsClients, invoker: Invoker, metrics: Metrics,
+                 readiness: Readiness):
+        self.mapping = mapping
+        self.readiness = readiness
+        self.metrics: MappingMetrics = metrics.for_mapping(mapping.uuid, mapping.source)
+        metrics.info.labels(mapping.uuid, mapping.source, mapping.name, mapping.function.name, mapping.source_id).set(1)
+        self.state = ""
+        self.set_state("Creating")
+        self.runner: Any = SOURCES[mapping.source](mapping, clients, invoker, self.metrics)
+        self.log = logging.LoggerAdapter(log, {"mapping": mapping.name})
+        self.source_check = f"{mapping.name}/source"
+        self.target_check = f"{mapping.name}/target"
+
+    def set_state(self, state: str) -> None:
+        self.state = state
+        self.metrics.set_state(state)
+
+    async def start(self) -> None:
+        """Connect the source and hear from the target, retrying until both answer."""
+        if not self.mapping.enabled:
+            self.set_state("Disabled")
+            return
+        self.readiness.expect(self.source_check)
+        self.readiness.expect(self.target_check)
+        await asyncio.gather(self._connect_source(), self._reach_target())
+
+    async def _connect_source(self) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await self.runner.connect()
+                self.readiness.set(self.source_check, True)
+                return
+            except SourceUnavailable as error:
+                self.readiness.set(self.source_check, False, str(error))
+                self.log.warning("source not reachable yet, retrying in %.1fs: %s", delay, error)
+                await asyncio.sleep(delay)
+                delay = min(RECONNECT_CAP, delay * 2)
+
+    async def _reach_target(self) -> None:
+        delay = 0.5
+        while (problem := await probe_target(self.mapping.function)) is not None:
+            self.readiness.set(self.target_check, False, problem)
+            self.log.warning("function %s not answering yet, retrying in %.1fs: %s",
+                             self.mapping.function.name, delay, problem)
+            await asyncio.sleep(delay)
+            delay = min(RECONNECT_CAP, delay * 2)
+        self.readiness.set(self.target_check, True)
+
+    def not_ready(self) -> list[str]:
+        report = self.readiness.report()
+        return [f"{name}: {report[name]['detail']}" for name in (self.source_check, self.target_check)
+                if name in report and not report[name]["ready"]]
+
+    async def run(self) -> None:
+        if not self.mapping.enabled:
+            return
+        self.set_state("Enabled")
+        await self.runner.run()
+
+    def stop(self) -> None:
+        if self.mapping.enabled:
+            self.set_state("Disabling")
+        self.runner.stop()
+
+    async def close(self) -> None:
+        await self.runner.close()
+        if self.mapping.enabled:
+            self.set_state("Disabled")

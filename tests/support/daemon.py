@@ -1,0 +1,51 @@
+"""Run the esm daemon inside the test's event loop, from a config written as a dict."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, AsyncIterator
+
+import yaml
+
+from esm.config import parse_config
+from esm.daemon import run_daemon
+from esm.metrics import Metrics
+
+RECORDER = {"recorder": {"handler": "tests.support.recorder:handle", "max_concurrency": 100}}
+
+
+def mapping_config(*mappings: dict[str, Any], functions: dict[str, Any] | None = None, **extra: Any) -> str:
+    doc = {"functions": functions or RECORDER, "event_source_mappings": list(mappings),
+           "metrics": {"listen": "127.0.0.1:0"}, "shutdown_timeout": 10, "startup_timeout": 30, **extra}
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+class RunningDaemon:
+    def __init__(self, metrics: Metrics, stop: asyncio.Event, task: asyncio.Task[None]):
+        self.metrics = metrics
+        self.stop = stop
+        self.task = task
+
+    def value(self, name: str, **labels: str) -> float:
+        return self.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+@contextlib.asynccontextmanager
+async def running(config_text: str) -> AsyncIterator[RunningDaemon]:
+    config = parse_config(config_text, base_dir=".")
+    metrics = Metrics()
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run_daemon(config, stop=stop, metrics=metrics, ready=ready))
+    waiter = asyncio.ensure_future(ready.wait())
+    await asyncio.wait({task, waiter}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        waiter.cancel()
+        task.result()
+    assert ready.is_set(), "daemon did not become ready"
+    daemon = RunningDaemon(metrics, stop, task)
+    try:
+        yield daemon
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=60)
