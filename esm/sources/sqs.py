@@ -14,8 +14,9 @@ reported failure in a group, later messages of that group in the batch are kept 
 
 Nothing is acknowledged before its outcome is known. On shutdown, records gathered but not yet
 invoked are made visible again at once; a batch being invoked finishes and settles within the
-shutdown timeout; a SIGKILL loses nothing (unacknowledged messages come back after their
-visibility timeout).
+shutdown timeout; a receive in flight is never abandoned (its messages would be stranded until
+their visibility timeout), so long polls last at most 5 s; a SIGKILL loses nothing
+(unacknowledged messages come back after their visibility timeout).
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ from esm.transform import sqs_transform
 log = logging.getLogger("esm.sqs")
 
 MAX_RECEIVE = 10  # messages per ReceiveMessage call
-LONG_POLL_SECONDS = 20
+# A receive is never abandoned (SQS would still hand its messages to the dropped request, stranding
+# them until their visibility timeout), so shutdown waits for the ones in flight: 5 s bounds that.
+LONG_POLL_SECONDS = 5
 BACKOFF_BASE = 0.1
 BACKOFF_CAP = 30.0
 T = TypeVar("T")
@@ -207,6 +210,8 @@ class SqsMapping:
                 return policy.take()
             policy.add(carry.pop(0))
         while policy.room:
+            if self._stopping.is_set():
+                raise Stopped()
             if policy.records and (self.window <= 0 or policy.remaining() <= 0):
                 break
             wait = LONG_POLL_SECONDS if not policy.records else min(LONG_POLL_SECONDS, math.ceil(policy.remaining()))
@@ -215,6 +220,9 @@ class SqsMapping:
                 self.scaling.poll_empty()
                 continue
             records = await self._admit(messages)
+            if self._stopping.is_set():
+                carry.extend(records)  # received during shutdown: released with the rest
+                raise Stopped()
             for index, record in enumerate(records):
                 if policy.records and not policy.fits(record):
                     carry.extend(records[index:])  # the 6 MB cut: these open the next batch
@@ -227,13 +235,13 @@ class SqsMapping:
         delay = BACKOFF_BASE
         while True:
             try:
-                response = await self._until_stopped(self._client.receive_message(
+                response = await self._client.receive_message(
                     QueueUrl=self.queue.url,
                     MaxNumberOfMessages=count,
                     WaitTimeSeconds=wait,
                     MessageSystemAttributeNames=["All"],
                     MessageAttributeNames=["All"],
-                ))
+                )
                 return response.get("Messages") or []
             except (ClientError, BotoCoreError, OSError) as error:
                 self.metrics.polling_errors.inc()

@@ -115,3 +115,31 @@ async def test_sigkill_mid_batch_loses_nothing(tmp_path):
             await asyncio.to_thread(restarted.communicate, timeout=60)
         processed = {b for e in read_events(record_file) if e["phase"] == "start" for b in e["bodies"]}
         assert processed == set(bodies)
+
+
+async def test_sigterm_releases_gathered_messages_at_once(tmp_path):
+    """Issue 4.6: on SIGTERM, messages gathered in a batching window but not yet invoked are visible again at once."""
+    record_file = tmp_path / "calls.jsonl"
+    async with sqs_client() as sqs:
+        url, arn = await create_queue(sqs, visibility=300)
+        await send(sqs, url, [f"g{i}" for i in range(25)])
+        config = write_config(tmp_path, arn, BatchSize=100, MaximumBatchingWindowInSeconds=60,
+                              ScalingConfig={"MaximumConcurrency": 2})
+        process = start_daemon(config, record_file, sleep=0)
+        try:
+            deadline = time.monotonic() + 60
+            while await queue_counts(sqs, url) != (0, 25):  # all 25 received and held in the window
+                assert time.monotonic() < deadline, await queue_counts(sqs, url)
+                await asyncio.sleep(0.2)
+            process.send_signal(signal.SIGTERM)
+            output, _ = await asyncio.to_thread(process.communicate, timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 0, output
+        assert read_events(record_file) == []  # never invoked
+        # Visible again without waiting for the 300 s visibility timeout (ElasticMQ's counts settle in a moment).
+        deadline = time.monotonic() + 10
+        while (counts := await queue_counts(sqs, url)) != (25, 0) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert counts == (25, 0), output

@@ -1,0 +1,1 @@
+"""bench/filters: the filter matcher against a plain reference interpreter (and LocalStack's)."""

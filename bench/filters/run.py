@@ -1,0 +1,220 @@
+"""bench/filters: esm's compiled filter matcher against a plain reference interpreter.
+
+    .venv/bin/python -m bench.filters.run [--events 100000] [--counts 1,5,20,100] [--kinds exact,prefix]
+    python bench/filters/run.py ...        (same thing)
+
+Events are generated (bench/filters/citylots.py: San Francisco city-lot GeoJSON features, the
+shape event-ruler's own benchmark uses). For each operator kind and for 1, 5, 20 and 100
+filters of that kind, in one run:
+
+- ``json ev/s``: events per second through ``Matcher.matches_json`` (orjson parse included);
+- ``us/ev``: microseconds per event through ``Matcher.matches`` (event already parsed);
+- ``ref ev/s``: the reference interpreter kept with the tests (tests/unit/filtering), which parses
+  and flattens the event again for every filter, on the first ``--ref-events`` events; ``x ref``
+  is the speed-up of ``matches_json`` over it;
+- ``ls ev/s``: LocalStack's Python engine, when a Python with ``localstack-core`` is found
+  (``--localstack-python``, ``$ESM_BENCH_LOCALSTACK_PYTHON`` or /tmp/esm-bench-localstack);
+  install it in a bench-only environment, never the project's:
+  ``python3 -m venv /tmp/esm-bench-localstack && /tmp/esm-bench-localstack/bin/pip install localstack-core``.
+
+The matched counts of all engines are compared on the events each ran. Prints a table and writes
+bench/results/filters.json. Not part of the test suite; one core (the loop is single-threaded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script: python bench/filters/run.py
+    sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "unit" / "filtering"))
+
+import orjson  # noqa: E402
+
+from bench.filters.citylots import STREETS, features  # noqa: E402
+from esm.filtering import compile_filters  # noqa: E402
+from filter_reference import reference_matches_json  # noqa: E402
+
+PROPERTIES = ["MAPBLKLOT", "BLKLOT", "BLOCK_NUM", "LOT_NUM", "FROM_ST", "TO_ST", "STREET", "ST_TYPE", "ODD_EVEN"]
+DEFAULT_LOCALSTACK = Path("/tmp/esm-bench-localstack/bin/python")
+
+
+def _props(field: str, values: list[Any]) -> str:
+    return json.dumps({"properties": {field: values}})
+
+
+def make_patterns(kind: str, count: int) -> list[str]:
+    """``count`` filters of one operator kind, each a separate pattern (a separate filter)."""
+    streets = list(dict.fromkeys(STREETS))
+    made: list[str] = []
+    for i in range(count):
+        street = streets[i % len(streets)]
+        if kind == "exact":
+            made.append(_props("STREET", [street]))
+        elif kind == "prefix":
+            made.append(_props("MAPBLKLOT", [{"prefix": f"{(i * 37) % 760:03d}"}]))
+        elif kind == "suffix":
+            made.append(_props("LOT_NUM", [{"suffix": f"{i:02d}"}]))
+        elif kind == "equals-ignore-case":
+            made.append(_props("STREET", [{"equals-ignore-case": street.lower()}]))
+        elif kind == "wildcard":
+            made.append(_props("MAPBLKLOT", [{"wildcard": f"{i % 100:02d}*{i % 7}"}]))
+        elif kind == "numeric":
+            low = -122.52 + i * 0.0017
+            made.append(json.dumps({"geometry": {"coordinates": [{"numeric": [">", round(low, 4), "<", round(low + 0.0017, 4)]}]}}))
+        elif kind == "anything-but":
+            made.append(_props("STREET", [{"anything-but": [street]}]))
+        elif kind == "exists":
+            name = PROPERTIES[i % len(PROPERTIES)] if i < len(PROPERTIES) else f"EXTRA_{i}"
+            made.append(_props(name, [{"exists": i % 2 == 0}]))
+        elif kind == "cidr":
+            made.append(_props("STREET", [{"cidr": f"10.{i}.0.0/16"}]))
+        elif kind == "and-or":
+            made.append(json.dumps({"properties": {"ODD_EVEN": ["E"], "$or": [{"STREET": [street]}, {"LOT_NUM": [f"{i:03d}"]}]}}))
+        else:
+            raise ValueError(kind)
+    return made
+
+
+KINDS = ["exact", "prefix", "suffix", "equals-ignore-case", "wildcard", "numeric", "anything-but", "exists", "cidr", "and-or"]
+
+
+def timed(function: Callable[[], int]) -> tuple[float, int]:
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        result = function()
+        return time.perf_counter() - start, result
+    finally:
+        gc.enable()
+
+
+def run_localstack(python: Path, patterns: list[str], events_file: str, limit: int) -> dict[str, Any]:
+    worker = Path(__file__).with_name("localstack_worker.py")
+    job = json.dumps({"patterns": patterns, "events_file": events_file, "limit": limit})
+    try:
+        done = subprocess.run([str(python), str(worker)], input=job, capture_output=True, text=True, timeout=900)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return {"error": repr(error)}
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        return {"error": (done.stderr or done.stdout)[-300:]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=100_000, help="events generated and matched (default 100000)")
+    parser.add_argument("--ref-events", type=int, default=2_000, help="events given to the reference and LocalStack")
+    parser.add_argument("--counts", default="1,5,20,100", help="numbers of filters (comma-separated)")
+    parser.add_argument("--kinds", default=",".join(KINDS), help="operator kinds (comma-separated)")
+    parser.add_argument("--seed", type=int, default=2024)
+    parser.add_argument("--localstack-python", default=os.environ.get("ESM_BENCH_LOCALSTACK_PYTHON", str(DEFAULT_LOCALSTACK)))
+    parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "filters.json"))
+    args = parser.parse_args(argv)
+    counts = [int(part) for part in args.counts.split(",")]
+    kinds = args.kinds.split(",")
+
+    events = list(features(args.events, seed=args.seed))
+    blobs = [orjson.dumps(event) for event in events]
+    ref_n = min(args.ref_events, len(blobs))
+    localstack = Path(args.localstack_python)
+    has_localstack = localstack.exists()
+    events_file = tempfile.NamedTemporaryFile("wb", suffix=".jsonl", delete=False)
+    with events_file:
+        for blob in blobs[:ref_n]:
+            events_file.write(blob + b"\n")
+
+    print(f"bench/filters: {len(blobs)} city-lot events ({sum(map(len, blobs)) / len(blobs):.0f} bytes each), "
+          f"reference and LocalStack on the first {ref_n}; Python {platform.python_version()}")
+    if not has_localstack:
+        print(f"LocalStack engine: not found at {localstack} (see the module docstring); column left empty")
+    header = f"{'kind':<19}{'filters':>8}{'json ev/s':>12}{'us/ev':>8}{'matched':>9}{'ref ev/s':>10}{'x ref':>8}{'ls ev/s':>10}{'x ls':>7}"
+    print(header)
+    print("-" * len(header))
+    rows: list[dict[str, Any]] = []
+    for kind in kinds:
+        for count in counts:
+            patterns = make_patterns(kind, count)
+            matcher = compile_filters(patterns)
+            json_time, matched = timed(lambda: sum(1 for blob in blobs if matcher.matches_json(blob)))
+            dict_time, matched_dicts = timed(lambda: sum(1 for event in events if matcher.matches(event)))
+            assert matched == matched_dicts
+            subset = blobs[:ref_n]
+            ref_time, ref_matched = timed(lambda: sum(1 for blob in subset if reference_matches_json(patterns, blob)))
+            own_on_subset = sum(1 for blob in subset if matcher.matches_json(blob))
+            if own_on_subset != ref_matched:
+                raise SystemExit(f"{kind}/{count}: esm matched {own_on_subset}, the reference {ref_matched}")
+            row: dict[str, Any] = {
+                "kind": kind,
+                "filters": count,
+                "events": len(blobs),
+                "matched": matched,
+                "matches_json_events_per_s": len(blobs) / json_time,
+                "matches_us_per_event": dict_time / len(events) * 1e6,
+                "reference_events_per_s": ref_n / ref_time,
+            }
+            row["speedup_vs_reference"] = row["matches_json_events_per_s"] / row["reference_events_per_s"]
+            if has_localstack:
+                outcome = run_localstack(localstack, patterns, events_file.name, ref_n)
+                if "error" in outcome:
+                    row["localstack_error"] = outcome["error"]
+                else:
+                    row["localstack_events_per_s"] = outcome["events_per_s"]
+                    row["speedup_vs_localstack"] = row["matches_json_events_per_s"] / outcome["events_per_s"]
+                    row["localstack_matched_agrees"] = outcome["matched"] == own_on_subset
+            rows.append(row)
+            ls = f"{row['localstack_events_per_s']:>10,.0f}{row['speedup_vs_localstack']:>6.0f}x" if "localstack_events_per_s" in row else (
+                f"{'error':>10}{'':>7}" if "localstack_error" in row else f"{'-':>10}{'':>7}")
+            print(f"{kind:<19}{count:>8}{row['matches_json_events_per_s']:>12,.0f}{row['matches_us_per_event']:>8.2f}"
+                  f"{matched:>9}{row['reference_events_per_s']:>10,.0f}{row['speedup_vs_reference']:>7.0f}x{ls}", flush=True)
+    os.unlink(events_file.name)
+
+    by_kind: dict[str, dict[int, dict[str, Any]]] = {}
+    for row in rows:
+        by_kind.setdefault(row["kind"], {})[row["filters"]] = row
+    summary = {}
+    for kind, per_count in by_kind.items():
+        if 1 in per_count and max(per_count) != 1:
+            top = max(per_count)
+            summary[kind] = {"cost_ratio_max_vs_1": per_count[top]["matches_us_per_event"] / per_count[1]["matches_us_per_event"],
+                             "filters": top}
+    print()
+    for kind, item in summary.items():
+        print(f"{kind:<19} {item['filters']} filters cost {item['cost_ratio_max_vs_1']:.2f}x one filter (matches, parse excluded)")
+    errors = {row.get("localstack_error") for row in rows if "localstack_error" in row}
+    for error in errors:
+        print(f"LocalStack: {error}")
+
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps({
+        "benchmark": "filters",
+        "command": " ".join([Path(sys.executable).name, "-m", "bench.filters.run", *(argv if argv is not None else sys.argv[1:])]),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "events": len(blobs),
+        "reference_events": ref_n,
+        "localstack": str(localstack) if has_localstack else None,
+        "rows": rows,
+        "cost_ratio": summary,
+    }, indent=2) + "\n")
+    print(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
