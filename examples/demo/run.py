@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import random
 import socket
@@ -41,6 +42,7 @@ def main() -> int:
     moto_port, metrics_port = free_port(), free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port)
     server.start()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
     endpoint = f"http://127.0.0.1:{moto_port}"
     os.environ.update(AWS_ACCESS_KEY_ID="demo", AWS_SECRET_ACCESS_KEY="demo", AWS_REGION="us-east-1",
                       AWS_ENDPOINT_URL_SQS=endpoint)
@@ -67,6 +69,7 @@ async def demo(endpoint: str, metrics_port: int) -> int:
 functions:
   orders:
     handler: "handlers:process"
+    timeout: 1
 event_source_mappings:
   - FunctionName: orders
     EventSourceArn: {arn}
@@ -93,11 +96,12 @@ shutdown_timeout: 10
         print(f"esm demo: running; metrics at {metrics_url}, health at http://127.0.0.1:{metrics_port}/readyz\n")
         for _ in range(120):
             await asyncio.sleep(0.5)
-            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
-                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+            # boto3 is synchronous: keep it off the event loop the daemon runs on.
+            attributes = (await asyncio.to_thread(sqs.get_queue_attributes, QueueUrl=url, AttributeNames=[
+                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]))["Attributes"]
             if attributes["ApproximateNumberOfMessages"] == attributes["ApproximateNumberOfMessagesNotVisible"] == "0":
                 break
-        text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
+        text = await asyncio.to_thread(lambda: urllib.request.urlopen(metrics_url, timeout=5).read().decode())
         stop.set()
         await daemon
     print("\nesm demo: the queue is empty. What the metrics say:")
