@@ -1,0 +1,269 @@
+"""The on-failure documents Lambda sends to a destination (SPEC 4), built as plain dicts.
+
+Pure functions, no I/O: the stream (Kinesis, DynamoDB) and Kafka failure records with their keys
+in the order SPEC 4 shows, the S3 object key, and the `payload` string S3 documents carry.
+Times are epoch seconds in, ISO-8601 UTC with milliseconds and `Z` out.
+
+`responseContext` follows what the function answered on its last invoke (`response_context`):
+- a stream document whose records were never invoked (SPEC 9.3, `RecordAgeExceeded` before a
+  first invoke, or only invocation errors) has **no** `responseContext` key at all;
+- a Kafka document in that case has `"responseContext": null`, as AWS documents for
+  `MaximumPayloadSizeExceeded`;
+- `functionError` mirrors Lambda's Invoke response: present for a function error, absent when the
+  function returned a partial batch response (it did not fail; its records did).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from time import time
+from typing import Any, Iterable, Mapping
+
+import orjson
+
+from esm.invokers.base import FunctionError, InvocationError, InvokeResult, Succeeded
+
+# requestContext.condition values (SPEC 4, 9.3).
+RETRY_ATTEMPTS_EXHAUSTED = "RetryAttemptsExhausted"
+RECORD_AGE_EXCEEDED = "RecordAgeExceeded"
+MAXIMUM_PAYLOAD_SIZE_EXCEEDED = "MaximumPayloadSizeExceeded"
+RETRIES_EXHAUSTED = "RetriesExhausted"  # the spelling AWS shows for kafka:// topic records
+
+VERSION = "1.0"
+LATEST = "$LATEST"
+UNHANDLED = "Unhandled"
+
+_BATCH_INFO_KEY = {"kinesis": "KinesisBatchInfo", "dynamodb": "DDBStreamBatchInfo"}
+
+# Outcome kinds (esm.outcomes) accepted by response_context, spelled here to keep this module pure.
+_FUNCTION_ERROR = "function_error"
+_PARTIAL = "partial"
+_SUCCESS = "success"
+_INVOCATION_ERROR = "invocation_error"
+
+
+@dataclass(frozen=True)
+class ResponseContext:
+    """Lambda's Invoke answer as a failure record reports it. `function_error=None` omits the key."""
+
+    status_code: int = 200
+    executed_version: str = LATEST
+    function_error: str | None = UNHANDLED
+
+    def to_dict(self) -> dict[str, Any]:
+        context: dict[str, Any] = {"statusCode": self.status_code, "executedVersion": self.executed_version}
+        if self.function_error is not None:
+            context["functionError"] = self.function_error
+        return context
+
+
+def response_context(last: InvokeResult | str | None, *, executed_version: str = LATEST) -> ResponseContext | None:
+    """The responseContext for the last invoke of the failing records.
+
+    `last` is that invoke's result, or its outcome kind (`function_error`, `partial`, `success`,
+    `invocation_error`), or None when the records were never invoked. A function error is Lambda's
+    `200 / Unhandled`; a partial batch response is a 200 without `functionError`; an invocation
+    error (throttled, unreachable) got no answer from the function, so there is no context.
+    """
+    if isinstance(last, FunctionError) or last == _FUNCTION_ERROR:
+        return ResponseContext(200, executed_version, UNHANDLED)
+    if isinstance(last, Succeeded) or last in (_PARTIAL, _SUCCESS):
+        return ResponseContext(200, executed_version, None)
+    if last is None or isinstance(last, InvocationError) or last == _INVOCATION_ERROR:
+        return None
+    raise ValueError(f"unknown invoke result {last!r}")
+
+
+def iso_millis(epoch_seconds: float) -> str:
+    """`2019-11-14T00:38:06.021Z`: ISO-8601 UTC, milliseconds, `Z`."""
+    moment = datetime.fromtimestamp(epoch_seconds, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _request_context(request_id: str | None, function_arn: str, condition: str, count: int) -> dict[str, Any]:
+    if count < 0:
+        raise ValueError(f"approximate_invoke_count must be >= 0 (got {count})")
+    return {
+        "requestId": request_id or str(uuid.uuid4()),
+        "functionArn": function_arn,
+        "condition": condition,
+        "approximateInvokeCount": count,
+    }
+
+
+def stream_failure_record(
+    *,
+    kind: str,
+    condition: str,
+    function_arn: str,
+    approximate_invoke_count: int,
+    response: ResponseContext | None,
+    shard_id: str,
+    start_sequence_number: str,
+    end_sequence_number: str,
+    first_arrival: float,
+    last_arrival: float,
+    batch_size: int,
+    stream_arn: str,
+    request_id: str | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """A Kinesis (`kind="kinesis"`) or DynamoDB (`kind="dynamodb"`) on-failure document (SPEC 4)."""
+    try:
+        info_key = _BATCH_INFO_KEY[kind]
+    except KeyError:
+        raise ValueError(f"kind must be 'kinesis' or 'dynamodb' (got {kind!r})") from None
+    document: dict[str, Any] = {
+        "requestContext": _request_context(request_id, function_arn, condition, approximate_invoke_count)
+    }
+    if response is not None:  # SPEC 9.3: never invoked, no responseContext
+        document["responseContext"] = response.to_dict()
+    document["version"] = VERSION
+    document["timestamp"] = iso_millis(time() if now is None else now)
+    document[info_key] = {
+        "shardId": shard_id,
+        "startSequenceNumber": str(start_sequence_number),
+        "endSequenceNumber": str(end_sequence_number),
+        "approximateArrivalOfFirstRecord": iso_millis(first_arrival),
+        "approximateArrivalOfLastRecord": iso_millis(last_arrival),
+        "batchSize": batch_size,
+        "streamArn": stream_arn,
+    }
+    return document
+
+
+def _kafka_envelope(
+    request_id: str | None, function_arn: str, condition: str, count: int, response: ResponseContext | None,
+    now: float | None,
+) -> dict[str, Any]:
+    return {
+        "requestContext": _request_context(request_id, function_arn, condition, count),
+        "responseContext": None if response is None else response.to_dict(),
+        "version": VERSION,
+        "timestamp": iso_millis(time() if now is None else now),
+    }
+
+
+def _kafka_time(record: Mapping[str, Any]) -> str:
+    return iso_millis(record["timestamp"] / 1000)  # Kafka event timestamps are epoch milliseconds
+
+
+def kafka_records_info(records: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+    """`recordsInfo`: per `<topic>-<partition>` (first seen first), its lowest and highest offsets.
+
+    `records` are Kafka event records (`topic`, `partition`, `offset`, `timestamp` in ms).
+    """
+    ranges: dict[str, list[Mapping[str, Any]]] = {}
+    for record in records:
+        key = f"{record['topic']}-{record['partition']}"
+        bounds = ranges.get(key)
+        if bounds is None:
+            ranges[key] = [record, record]
+        elif record["offset"] < bounds[0]["offset"]:
+            bounds[0] = record
+        elif record["offset"] > bounds[1]["offset"]:
+            bounds[1] = record
+    return {
+        key: {
+            "firstRecordOffset": str(first["offset"]),
+            "lastRecordOffset": str(last["offset"]),
+            "firstRecordTimestamp": _kafka_time(first),
+            "lastRecordTimestamp": _kafka_time(last),
+        }
+        for key, (first, last) in ranges.items()
+    }
+
+
+def kafka_batch_failure_record(
+    *,
+    condition: str,
+    function_arn: str,
+    approximate_invoke_count: int,
+    response: ResponseContext | None,
+    event_source_arn: str | None,
+    bootstrap_servers: str,
+    payload_size: int,
+    records: Iterable[Mapping[str, Any]],
+    request_id: str | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """A Kafka on-failure document for an SQS/SNS/S3 destination (SPEC 4): one per failed batch.
+
+    `records` are the failed batch's Kafka event records; `payload_size` is the invocation payload's
+    size in bytes (`json_size(event)`). `batchSize` is the number of records.
+    """
+    records = list(records)
+    document = _kafka_envelope(request_id, function_arn, condition, approximate_invoke_count, response, now)
+    document["KafkaBatchInfo"] = {
+        "batchSize": len(records),
+        "eventSourceArn": event_source_arn,
+        "bootstrapServers": bootstrap_servers,
+        "payloadSize": payload_size,
+        "recordsInfo": kafka_records_info(records),
+    }
+    return document
+
+
+def kafka_record_failure_record(
+    *,
+    condition: str,
+    function_arn: str,
+    approximate_invoke_count: int,
+    response: ResponseContext | None,
+    event_source_arn: str | None,
+    bootstrap_servers: str,
+    record: Mapping[str, Any],
+    event_source: str = "aws:kafka",
+    request_id: str | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """The message for one failed record sent to a `kafka://` topic (SPEC 4).
+
+    `payload` is an object (not a string): the invocation event cut down to this one record, which
+    is passed through as the event carried it. `payloadSize` is that payload's JSON size in bytes.
+    `eventSourceArn` is left out of the payload when the source has none (self-managed Kafka).
+    """
+    payload: dict[str, Any] = {"bootstrapServers": bootstrap_servers, "eventSource": event_source}
+    if event_source_arn is not None:
+        payload["eventSourceArn"] = event_source_arn
+    payload["records"] = {f"{record['topic']}-{record['partition']}": [dict(record)]}
+    document = _kafka_envelope(request_id, function_arn, condition, approximate_invoke_count, response, now)
+    document["KafkaBatchInfo"] = {
+        "batchSize": 1,
+        "eventSourceArn": event_source_arn,
+        "bootstrapServers": bootstrap_servers,
+        "payloadSize": json_size(payload),
+        "recordInfo": {"offset": str(record["offset"]), "timestamp": _kafka_time(record)},
+    }
+    document["payload"] = payload
+    return document
+
+
+def dumps(document: Any) -> str:
+    """Compact JSON. orjson, or the standard library for what orjson refuses (ints beyond 64 bits)."""
+    try:
+        return orjson.dumps(document).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+
+def json_size(document: Any) -> int:
+    """Bytes of `document` as compact UTF-8 JSON (Kafka `payloadSize`, SNS's 256 KB limit)."""
+    return len(dumps(document).encode())
+
+
+def with_payload(document: Mapping[str, Any], invocation_event: Any) -> dict[str, Any]:
+    """A copy of `document` with `"payload"`: the whole invocation event as a JSON string (S3)."""
+    return {**document, "payload": dumps(invocation_event)}
+
+
+def s3_object_key(mapping_uuid: str, shard_id: str, now: float | None = None) -> str:
+    """`aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<Random UUID>` (UTC)."""
+    moment = datetime.fromtimestamp(time() if now is None else now, tz=timezone.utc)
+    return (
+        f"aws/lambda/{mapping_uuid}/{shard_id}/{moment:%Y/%m/%d}/"
+        f"{moment:%Y-%m-%dT%H.%M.%S}-{uuid.uuid4()}"
+    )
