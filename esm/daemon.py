@@ -17,6 +17,7 @@ import signal
 import sys
 
 from esm.aws import AwsClients
+from esm.checkpoints import make_checkpoint_store
 from esm.errors import EsmError
 from esm.health import HealthServer, Readiness
 from esm.invokers import make_invoker
@@ -24,6 +25,7 @@ from esm.invokers.base import Invoker
 from esm.metrics import Metrics
 from esm.scaling import LAMBDA_SQS_MAX_CONCURRENCY
 from esm.settings import Config
+from esm.sources import Runtime
 from esm.supervisor import MappingSupervisor
 
 log = logging.getLogger("esm.daemon")
@@ -69,9 +71,12 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests)
             pass
     log.info("esm listening on %s:%d (/metrics /healthz /readyz)", server.host, server.port)
-    clients = AwsClients(config.aws)
+    runtime = Runtime(clients=AwsClients(config.aws))
+    if any(m.source == "kinesis" and m.enabled for m in config.mappings):
+        runtime.checkpoints = make_checkpoint_store(config.checkpoints, runtime.clients)
+        await runtime.checkpoints.open()
     invokers = build_invokers(config)
-    supervisors = [MappingSupervisor(m, clients, invokers[m.function.name], metrics, readiness)
+    supervisors = [MappingSupervisor(m, runtime, invokers[m.function.name], metrics, readiness)
                    for m in config.mappings]
     for s in supervisors:
         m = s.mapping
@@ -89,6 +94,8 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
             await s.close()
         for invoker in invokers.values():
             await invoker.close()
+        if runtime.checkpoints is not None:
+            await runtime.checkpoints.close()
         await server.stop()
         log.info("esm stopped")
 

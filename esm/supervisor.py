@@ -12,21 +12,20 @@ import asyncio
 import logging
 from typing import Any
 
-from esm.aws import AwsClients
 from esm.errors import SourceUnavailable
 from esm.health import Readiness
 from esm.invokers.base import Invoker
 from esm.invokers.probe import probe_target
 from esm.metrics import MappingMetrics, Metrics
 from esm.settings import MappingSettings
-from esm.sources import SOURCES
+from esm.sources import SOURCES, Runtime
 
 log = logging.getLogger("esm.supervisor")
 RECONNECT_CAP = 10.0
 
 
 class MappingSupervisor:
-    def __init__(self, mapping: MappingSettings, clients: AwsClients, invoker: Invoker, metrics: Metrics,
+    def __init__(self, mapping: MappingSettings, runtime: Runtime, invoker: Invoker, metrics: Metrics,
                  readiness: Readiness):
         self.mapping = mapping
         self.readiness = readiness
@@ -34,7 +33,7 @@ class MappingSupervisor:
         metrics.info.labels(mapping.uuid, mapping.source, mapping.name, mapping.function.name, mapping.source_id).set(1)
         self.state = ""
         self.set_state("Creating")
-        self.runner: Any = SOURCES[mapping.source](mapping, clients, invoker, self.metrics)
+        self.runner: Any = SOURCES[mapping.source](mapping, runtime, invoker, self.metrics)
         self.log = logging.LoggerAdapter(log, {"mapping": mapping.name})
         self.source_check = f"{mapping.name}/source"
         self.target_check = f"{mapping.name}/target"

@@ -34,7 +34,6 @@ import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
 from esm.arns import is_fifo_queue, parse_arn
-from esm.aws import AwsClients
 from esm.batching import BatchPolicy
 from esm.errors import SourceUnavailable
 from esm.filtering import compile_filters
@@ -45,6 +44,7 @@ from esm.outcomes import FUNCTION_ERROR, INVOCATION_ERROR, PARTIAL, SUCCESS, jud
 from esm.records import Record
 from esm.scaling import LAMBDA_SQS_MAX_CONCURRENCY, ConcurrencyTarget
 from esm.settings import MappingSettings
+from esm.sources import Runtime
 from esm.sources.sqs_records import message_group, sqs_record
 from esm.transform import sqs_transform
 
@@ -75,9 +75,9 @@ class QueueInfo:
 class SqsMapping:
     """Runs one SQS event source mapping."""
 
-    def __init__(self, mapping: MappingSettings, clients: AwsClients, invoker: Invoker, metrics: MappingMetrics):
+    def __init__(self, mapping: MappingSettings, runtime: Runtime, invoker: Invoker, metrics: MappingMetrics):
         self.mapping = mapping
-        self.clients = clients
+        self.clients = runtime.clients
         self.invoker = invoker
         self.metrics = metrics
         self.log = logging.LoggerAdapter(log, {"mapping": mapping.name})

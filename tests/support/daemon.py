@@ -11,6 +11,7 @@ import yaml
 from esm.config import parse_config
 from esm.daemon import run_daemon
 from esm.metrics import Metrics
+from esm.settings import Config
 
 RECORDER = {"recorder": {"handler": "tests.support.recorder:handle", "max_concurrency": 100}}
 
@@ -30,10 +31,19 @@ class RunningDaemon:
     def value(self, name: str, **labels: str) -> float:
         return self.metrics.registry.get_sample_value(name, labels) or 0.0
 
+    def total(self, name: str) -> float:
+        """A metric summed over all its label sets."""
+        return sum(s.value for family in self.metrics.registry.collect() for s in family.samples if s.name == name)
+
 
 @contextlib.asynccontextmanager
 async def running(config_text: str) -> AsyncIterator[RunningDaemon]:
-    config = parse_config(config_text, base_dir=".")
+    async with running_config(parse_config(config_text, base_dir=".")) as daemon:
+        yield daemon
+
+
+@contextlib.asynccontextmanager
+async def running_config(config: Config) -> AsyncIterator[RunningDaemon]:
     metrics = Metrics()
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(run_daemon(config, stop=stop, metrics=metrics, ready=ready))

@@ -1,0 +1,39 @@
+"""The contiguous position of a unit of order: how far a checkpoint or commit may move.
+
+Records are registered in source order; lanes finish them in any order (ParallelizationFactor
+lanes, filtered records, dead-lettered ones). `advance()` releases the position of the last
+record such that it and every record before it is finished, and never moves backwards, so a
+checkpoint can only pass records that are done (SPEC 9.6).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Hashable
+
+
+class OffsetTracker:
+    def __init__(self) -> None:
+        self._order: deque[Hashable] = deque()
+        self._done: set[Hashable] = set()
+        self.position: Hashable | None = None
+
+    def register(self, key: Hashable) -> None:
+        self._order.append(key)
+
+    def finish(self, key: Hashable) -> None:
+        self._done.add(key)
+
+    def advance(self) -> Hashable | None:
+        """The new contiguous position, or None if it did not move."""
+        moved = False
+        while self._order and self._order[0] in self._done:
+            key = self._order.popleft()
+            self._done.discard(key)
+            self.position = key
+            moved = True
+        return self.position if moved else None
+
+    @property
+    def pending(self) -> int:
+        return len(self._order)

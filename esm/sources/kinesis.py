@@ -1,0 +1,402 @@
+"""The Kinesis event source: shards, leases, checkpoints, and Lambda's stream semantics (SPEC 1-7).
+
+A mapping discovers shards with ListShards every couple of seconds, leases the ones whose parents
+are finished (a child never starts before its parent reached SHARD_END), and runs one worker per
+leased shard. A worker reads with GetRecords from its checkpoint (or StartingPosition for a new
+mapping; TRIM_HORIZON for a child shard), filters, and hands records to ParallelizationFactor
+lanes keyed by partition key, so order holds per key. Each lane batches (BatchSize, window from
+the first record, 6 MB) and settles its batch through `StreamBatch` (retries, bisect, record age,
+on-failure destination). The checkpoint is the contiguous position of settled records, written
+through the lease (a lost lease stops the worker without a checkpoint). An expired iterator
+resumes after the last record read, never from the starting position. A closed shard is drained,
+checkpointed as SHARD_END and released so its children can start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from botocore.exceptions import BotoCoreError, ClientError
+
+from esm.arns import parse_arn
+from esm.batching import BatchPolicy
+from esm.destinations import make_destination
+from esm.destinations.records import response_context, stream_failure_record
+from esm.errors import DestinationError, LeaseLost, SourceUnavailable
+from esm.filtering import compile_filters
+from esm.filtering.decode import filter_kinesis
+from esm.invokers.base import Invoker, InvokeResult
+from esm.metrics import MappingMetrics
+from esm.offsets import OffsetTracker
+from esm.records import Disposition, Record
+from esm.settings import MappingSettings
+from esm.sources import Runtime
+from esm.sources.kinesis_records import arrival_epoch, kinesis_record
+from esm.stream_batches import BatchAbandoned, Failure, RetryPolicy, StreamBatch
+
+log = logging.getLogger("esm.kinesis")
+
+DISCOVERY_INTERVAL = 2.0
+IDLE_POLL_INTERVAL = 1.0  # Lambda reads each shard about once a second when it is idle
+GET_RECORDS_LIMIT = 10000
+BACKOFF_CAP = 10.0
+
+
+def function_arn(mapping: MappingSettings) -> str:
+    """SPEC 9.9: the function's ARN as payloads and failure records name it."""
+    target = mapping.function.lambda_arn
+    if target and target.startswith("arn:"):
+        return target
+    arn = parse_arn(mapping.source_id)
+    region = arn.region if arn else "us-east-1"
+    account = arn.account if arn else "000000000000"
+    return f"arn:aws:lambda:{region}:{account}:function:{target or mapping.function.name}"
+
+
+@dataclass
+class ShardRun:
+    shard_id: str
+    lease: Any
+    task: asyncio.Task[None] | None = None
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class KinesisMapping:
+    """Runs one Kinesis event source mapping."""
+
+    def __init__(self, mapping: MappingSettings, runtime: Runtime, invoker: Invoker, metrics: MappingMetrics):
+        self.mapping = mapping
+        self.runtime = runtime
+        self.invoker = invoker
+        self.metrics = metrics
+        self.log = logging.LoggerAdapter(log, {"mapping": mapping.name})
+        arn = parse_arn(mapping.source_id)
+        assert arn is not None
+        self.arn = arn
+        self.stream_arn = mapping.source_id.split("/consumer/")[0]
+        self.stream_name = self.stream_arn.split(":stream/")[1]
+        self.region = arn.region or runtime.clients.region_for() or "us-east-1"
+        self.function_arn = function_arn(mapping)
+        self.batch_size: int = mapping.get("BatchSize")
+        self.window = mapping.batching_window
+        self.lanes = int(mapping.get("ParallelizationFactor", 1))
+        self.policy = RetryPolicy(
+            max_retries=mapping.get("MaximumRetryAttempts", -1),
+            max_age=float(mapping.get("MaximumRecordAgeInSeconds", -1)),
+            bisect=bool(mapping.get("BisectBatchOnFunctionError", False)),
+            report_item_failures="ReportBatchItemFailures" in mapping.get("FunctionResponseTypes", []),
+        )
+        filters = [f["Pattern"] for f in (mapping.get("FilterCriteria") or {}).get("Filters") or []]
+        self.matcher = compile_filters(filters)
+        target = ((mapping.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+        self.destination = make_destination(target, runtime.clients, mapping_uuid=mapping.uuid) if target else None
+        self._client: Any = None
+        self._stack = contextlib.AsyncExitStack()
+        self._stopping = asyncio.Event()
+        self._shards: dict[str, ShardRun] = {}
+        self._finished: set[str] = set()
+
+    @property
+    def store(self) -> Any:
+        return self.runtime.checkpoints
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def connect(self) -> None:
+        if self._client is None:
+            self._client = await self._stack.enter_async_context(self.runtime.clients.client("kinesis", self.arn.region))
+        try:
+            await self._client.describe_stream_summary(StreamName=self.stream_name)
+        except (ClientError, BotoCoreError, OSError) as error:
+            raise SourceUnavailable(f"stream {self.stream_arn} is not reachable: {error}") from error
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def close(self) -> None:
+        if self.destination is not None:
+            await self.destination.close()
+        await self._stack.aclose()
+        self._client = None
+
+    async def run(self) -> None:
+        try:
+            while not self._stopping.is_set():
+                await self._discover()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), DISCOVERY_INTERVAL)
+        finally:
+            for run in self._shards.values():
+                run.stopping.set()
+            tasks = [r.task for r in self._shards.values() if r.task is not None]
+            try:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                for run in list(self._shards.values()):
+                    with contextlib.suppress(Exception):
+                        await self.store.release(run.lease)
+                self._shards.clear()
+
+    # -- shards and leases ---------------------------------------------------------------------
+    async def _list_shards(self) -> list[dict[str, Any]]:
+        shards: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"StreamName": self.stream_name}
+        while True:
+            response = await self._client.list_shards(**kwargs)
+            shards.extend(response.get("Shards") or [])
+            token = response.get("NextToken")
+            if not token:
+                return shards
+            kwargs = {"NextToken": token}
+
+    async def _is_finished(self, shard_id: str) -> bool:
+        if shard_id in self._finished:
+            return True
+        checkpoint = await self.store.get(self.mapping.uuid, shard_id)
+        if checkpoint is not None and checkpoint.shard_end:
+            self._finished.add(shard_id)
+            return True
+        return False
+
+    async def _parents_finished(self, parents: list[str], by_id: dict[str, Any]) -> bool:
+        """A child starts once each parent still in the stream reached SHARD_END (expired parents are gone)."""
+        for parent in parents:
+            if parent in by_id and not await self._is_finished(parent):
+                return False
+        return True
+
+    async def _discover(self) -> None:
+        try:
+            shards = await self._list_shards()
+        except (ClientError, BotoCoreError, OSError) as error:
+            self.metrics.polling_errors.inc()
+            self.log.warning("ListShards failed: %s", error)
+            return
+        by_id = {s["ShardId"]: s for s in shards}
+        # Forget workers that ended (shard end, lost lease, failure).
+        for shard_id, run in list(self._shards.items()):
+            if run.task is not None and run.task.done():
+                del self._shards[shard_id]
+                if not run.task.cancelled() and run.task.exception() is not None:
+                    self.log.error("shard %s worker failed: %r", shard_id, run.task.exception())
+        held = await self.store.renew([r.lease for r in self._shards.values()])
+        held_units = {lease.unit for lease in held}
+        for shard_id, run in list(self._shards.items()):
+            if shard_id not in held_units:
+                self.log.warning("lease on %s lost; stopping its worker without a checkpoint", shard_id)
+                run.stopping.set()
+            else:
+                run.lease = next(lease for lease in held if lease.unit == shard_id)
+        eligible = []
+        for shard_id, shard in by_id.items():
+            if shard_id in self._shards or await self._is_finished(shard_id):
+                continue
+            parents = [p for p in (shard.get("ParentShardId"), shard.get("AdjacentParentShardId")) if p]
+            if await self._parents_finished(parents, by_id):
+                eligible.append(shard_id)
+        if not eligible:
+            return
+        for lease in await self.store.acquire(self.mapping.uuid, eligible, self.runtime.owner):
+            shard = by_id[lease.unit]
+            run = ShardRun(lease.unit, lease)
+            child = any(p in by_id for p in (shard.get("ParentShardId"), shard.get("AdjacentParentShardId")) if p)
+            run.task = asyncio.create_task(self._shard(run, child), name=f"{self.mapping.name}/{lease.unit}")
+            self._shards[lease.unit] = run
+            self.log.info("processing shard %s", lease.unit)
+
+    # -- one shard -------------------------------------------------------------------------------
+    async def _iterator(self, shard_id: str, after: str | None, child: bool) -> str:
+        kwargs: dict[str, Any] = {"StreamName": self.stream_name, "ShardId": shard_id}
+        if after is not None:
+            kwargs |= {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": after}
+        elif child:
+            kwargs["ShardIteratorType"] = "TRIM_HORIZON"  # a child shard is read from its start
+        else:
+            position = self.mapping.get("StartingPosition")
+            kwargs["ShardIteratorType"] = position
+            if position == "AT_TIMESTAMP":
+                kwargs["Timestamp"] = self.mapping.get("StartingPositionTimestamp")
+        return (await self._client.get_shard_iterator(**kwargs))["ShardIterator"]
+
+    async def _shard(self, run: ShardRun, child: bool) -> None:
+        checkpoint = await self.store.get(self.mapping.uuid, run.shard_id)
+        last_read: str | None = checkpoint.position if checkpoint else None
+        tracker = OffsetTracker()
+        queues = [asyncio.Queue[Record | None](maxsize=max(2 * self.batch_size, 100)) for _ in range(self.lanes)]
+        lanes = [asyncio.create_task(self._lane(run, queue, tracker), name=f"{run.shard_id}/lane-{i}")
+                 for i, queue in enumerate(queues)]
+        try:
+            iterator = await self._iterator(run.shard_id, last_read, child)
+            delay = 0.2
+            while not run.stopping.is_set() and not self._stopping.is_set():
+                try:
+                    response = await self._client.get_records(ShardIterator=iterator, Limit=GET_RECORDS_LIMIT)
+                    delay = 0.2
+                except ClientError as error:
+                    code = error.response.get("Error", {}).get("Code", "")
+                    if code == "ExpiredIteratorException":
+                        iterator = await self._iterator(run.shard_id, last_read, child)
+                        continue
+                    self.metrics.polling_errors.inc()
+                    self.log.warning("GetRecords on %s failed (%s); backing off %.1fs", run.shard_id, code, delay)
+                    await self._sleep(run, delay)
+                    delay = min(BACKOFF_CAP, delay * 2 * random.uniform(0.8, 1.2))
+                    continue
+                except (BotoCoreError, OSError) as error:
+                    self.metrics.polling_errors.inc()
+                    self.log.warning("GetRecords on %s failed: %s", run.shard_id, error)
+                    await self._sleep(run, delay)
+                    delay = min(BACKOFF_CAP, delay * 2)
+                    continue
+                records = response.get("Records") or []
+                for raw in records:
+                    record = kinesis_record(raw, run.shard_id, self.stream_arn, self.region, self.function_arn)
+                    tracker.register(record.token)
+                    last_read = record.item_id
+                    self.metrics.polled.inc()
+                    if not self.matcher.is_match_all and not filter_kinesis(self.matcher, record.event):
+                        self.metrics.filtered_out.inc()
+                        tracker.finish(record.token)
+                        continue
+                    lane = zlib.crc32(record.event["kinesis"]["partitionKey"].encode()) % self.lanes
+                    await queues[lane].put(record)
+                if not records and tracker.pending == 0:
+                    await self._checkpoint(run, tracker)  # filtered-only reads still move the checkpoint
+                iterator = response.get("NextShardIterator")
+                if iterator is None:  # the shard is closed and fully read
+                    await self._finish_shard(run, queues, tracker)
+                    return
+                if not records:
+                    await self._sleep(run, IDLE_POLL_INTERVAL)
+        except LeaseLost:
+            self.log.warning("lease on %s lost; stopping without a checkpoint", run.shard_id)
+        finally:
+            run.stopping.set()
+            for queue in queues:
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(None)  # wakes a lane waiting for records; a busy lane sees `stopping`
+            await asyncio.gather(*lanes, return_exceptions=True)
+
+    async def _sleep(self, run: ShardRun, seconds: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(run.stopping.wait(), seconds)
+
+    async def _finish_shard(self, run: ShardRun, queues: list[asyncio.Queue[Record | None]],
+                            tracker: OffsetTracker) -> None:
+        drained = asyncio.ensure_future(asyncio.gather(*(queue.join() for queue in queues)))
+        stopped = asyncio.ensure_future(run.stopping.wait())
+        await asyncio.wait({drained, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        drained.cancel()
+        stopped.cancel()
+        await self._checkpoint(run, tracker)
+        if tracker.pending == 0 and not run.stopping.is_set():
+            position = str(tracker.position) if tracker.position is not None else "SHARD_END"
+            await self.store.put(self.mapping.uuid, run.shard_id, position, shard_end=True, lease=run.lease)
+            self._finished.add(run.shard_id)
+            await self.store.release(run.lease)
+            self.log.info("shard %s finished (SHARD_END)", run.shard_id)
+
+    async def _checkpoint(self, run: ShardRun, tracker: OffsetTracker) -> None:
+        position = tracker.advance()
+        if position is not None:
+            await self.store.put(self.mapping.uuid, run.shard_id, str(position), lease=run.lease)
+
+    # -- one lane ----------------------------------------------------------------------------------
+    async def _lane(self, run: ShardRun, queue: asyncio.Queue[Record | None], tracker: OffsetTracker) -> None:
+        """Batch this lane's records and settle each batch in order; every queue item is marked done once."""
+        policy = BatchPolicy(self.batch_size, self.window)
+
+        async def settle(records: list[Record], disposition: Disposition) -> None:
+            for record in records:
+                tracker.finish(record.token)
+            await self._checkpoint(run, tracker)
+
+        batch = StreamBatch(policy=self.policy, invoke=lambda records: self._invoke(run, records), settle=settle,
+                            dead_letter=lambda failure: self._dead_letter(run, failure),
+                            record_age=lambda record: time.time() - arrival_epoch(record), metrics=self.metrics,
+                            read_identifier=_sequence_identifier, stopping=run.stopping, logger=self.log)
+        carry: Record | None = None
+        while not run.stopping.is_set():
+            item = carry if carry is not None else await queue.get()
+            carry = None
+            if item is None:
+                queue.task_done()
+                return
+            policy.add(item)
+            while policy.room:
+                try:
+                    if self.window > 0 and policy.remaining() > 0:
+                        item = await asyncio.wait_for(queue.get(), policy.remaining())
+                    else:
+                        item = queue.get_nowait()
+                except (asyncio.TimeoutError, asyncio.QueueEmpty):
+                    break
+                if item is None:
+                    queue.task_done()
+                    run.stopping.set()
+                    break
+                if not policy.fits(item):
+                    carry = item  # the 6 MB cut: it opens the next batch
+                    break
+                policy.add(item)
+            records = policy.take()
+            try:
+                await batch.run(records)
+            except (BatchAbandoned, LeaseLost):
+                run.stopping.set()
+                return
+            finally:
+                for _ in records:
+                    queue.task_done()
+
+    async def _invoke(self, run: ShardRun, records: list[Record]) -> InvokeResult:
+        self.metrics.iterator_age(run.shard_id, max(0.0, time.time() - arrival_epoch(records[-1])) * 1000)
+        payload = orjson.dumps({"Records": [r.event for r in records]})
+        return await self.invoker.invoke(payload)
+
+    async def _dead_letter(self, run: ShardRun, failure: Failure) -> None:
+        records = failure.records
+        first, last = records[0], records[-1]
+        positions = f"{run.shard_id} {first.item_id}..{last.item_id}"
+        if self.destination is None:
+            self.metrics.dropped.inc(len(records))
+            self.log.error("%s: dropped %d record(s) at %s (no on-failure destination): %s",
+                           failure.condition, len(records), positions, failure.last_error or "never invoked")
+        else:
+            document = stream_failure_record(
+                kind="kinesis", condition=failure.condition, function_arn=self.function_arn,
+                approximate_invoke_count=failure.invoke_count, response=response_context(failure.last_kind),
+                shard_id=run.shard_id, start_sequence_number=first.item_id, end_sequence_number=last.item_id,
+                first_arrival=arrival_epoch(first), last_arrival=arrival_epoch(last), batch_size=len(records),
+                stream_arn=self.stream_arn)
+            event = {"Records": [r.event for r in records]}
+            delay = 0.5
+            while True:
+                try:
+                    await self.destination.deliver(document, invocation_event=event, shard_id=run.shard_id)
+                    break
+                except DestinationError as error:
+                    # SPEC 9.6: the checkpoint does not move until the records are delivered.
+                    self.metrics.destination_errors.inc()
+                    self.metrics.metrics.destination_delivery_failures.labels(self.mapping.function.name).inc()
+                    self.log.error("on-failure delivery of %s failed, retrying in %.1fs: %s", positions, delay, error)
+                    if run.stopping.is_set():
+                        raise BatchAbandoned() from error
+                    await self._sleep(run, delay)
+                    delay = min(BACKOFF_CAP * 3, delay * 2)
+            self.metrics.destination_delivered.inc(len(records))
+            self.log.warning("%s: %d record(s) at %s sent to %s", failure.condition, len(records), positions,
+                             self.destination.arn)
+
+
+def _sequence_identifier(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
