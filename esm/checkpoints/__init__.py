@@ -1,0 +1,45 @@
+"""Checkpoints and leases for ordered sources: where each unit resumes, and who works it.
+
+`make_checkpoint_store` picks the store the configuration names: the embedded SQLite file (one
+esm process owns every unit) or a DynamoDB table of leases shared by replicas (KCL style).
+"""
+
+from __future__ import annotations
+
+from esm.aws import AwsClients
+from esm.checkpoints.base import (
+    DEFAULT_LEASE_DURATION,
+    Checkpoint,
+    CheckpointStore,
+    Lease,
+    StoreUnavailable,
+    default_owner,
+)
+from esm.errors import LeaseLost
+from esm.settings import CheckpointSettings
+
+__all__ = [
+    "DEFAULT_LEASE_DURATION",
+    "Checkpoint",
+    "CheckpointStore",
+    "Lease",
+    "LeaseLost",
+    "StoreUnavailable",
+    "default_owner",
+    "make_checkpoint_store",
+]
+
+
+def make_checkpoint_store(
+    settings: CheckpointSettings, clients: AwsClients, *, lease_duration: float = DEFAULT_LEASE_DURATION
+) -> CheckpointStore:
+    """The store `checkpoints:` names (not yet open: call `open()`)."""
+    if settings.dynamodb_table:
+        from esm.checkpoints.dynamodb import DynamoDbCheckpointStore
+
+        return DynamoDbCheckpointStore(settings.dynamodb_table, clients, lease_duration=lease_duration)
+    if settings.sqlite:
+        from esm.checkpoints.sqlite import SqliteCheckpointStore
+
+        return SqliteCheckpointStore(settings.sqlite)
+    raise ValueError("checkpoints: one of sqlite, dynamodb must be set")
