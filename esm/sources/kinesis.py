@@ -28,6 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from esm.arns import parse_arn
 from esm.batching import BatchPolicy
+from esm.checkpoints.base import StoreUnavailable
 from esm.destinations import make_destination
 from esm.destinations.records import response_context, stream_failure_record
 from esm.errors import DestinationError, LeaseLost, SourceUnavailable
@@ -66,6 +67,7 @@ class ShardRun:
     shard_id: str
     lease: Any
     task: asyncio.Task[None] | None = None
+    persisted: Any = None  # the last position written to the store
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -188,6 +190,12 @@ class KinesisMapping:
                 del self._shards[shard_id]
                 if not run.task.cancelled() and run.task.exception() is not None:
                     self.log.error("shard %s worker failed: %r", shard_id, run.task.exception())
+        try:
+            await self._balance(by_id)
+        except StoreUnavailable as error:
+            self.log.warning("checkpoint store unavailable; leases unchanged this round: %s", error)
+
+    async def _balance(self, by_id: dict[str, Any]) -> None:
         held = await self.store.renew([r.lease for r in self._shards.values()])
         held_units = {lease.unit for lease in held}
         for shard_id, run in list(self._shards.items()):
@@ -306,9 +314,16 @@ class KinesisMapping:
             self.log.info("shard %s finished (SHARD_END)", run.shard_id)
 
     async def _checkpoint(self, run: ShardRun, tracker: OffsetTracker) -> None:
-        position = tracker.advance()
-        if position is not None:
-            await self.store.put(self.mapping.uuid, run.shard_id, str(position), lease=run.lease)
+        """Write the contiguous position if it moved; a failed write is retried with the next one."""
+        tracker.advance()
+        if tracker.position is None or tracker.position == run.persisted:
+            return
+        try:
+            await self.store.put(self.mapping.uuid, run.shard_id, str(tracker.position), lease=run.lease)
+            run.persisted = tracker.position
+        except StoreUnavailable as error:
+            self.metrics.commit_errors.inc()
+            self.log.warning("checkpoint of %s not written (retried with the next one): %s", run.shard_id, error)
 
     # -- one lane ----------------------------------------------------------------------------------
     async def _lane(self, run: ShardRun, queue: asyncio.Queue[Record | None], tracker: OffsetTracker) -> None:

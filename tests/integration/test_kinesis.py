@@ -13,10 +13,12 @@ from types import MappingProxyType
 import pytest
 import yaml
 
+from esm.checkpoints import make_checkpoint_store
 from esm.config import parse_config
+from esm.settings import CheckpointSettings
 from tests.support import recorder as rec
 from tests.support.daemon import RECORDER, running_config
-from tests.support.kinesis import create_stream, kinesis_client, put
+from tests.support.kinesis import create_stream, kinesis_client, put, wait_active
 from tests.support.sqs import create_queue, receive_all, sqs_client
 
 pytestmark = pytest.mark.usefixtures("backends")
@@ -204,3 +206,99 @@ async def test_parallelization_factor_keeps_order_per_partition_key(tmp_path):
         seen = [data_of(r) for r in recorder.records if r["kinesis"]["partitionKey"] == f"key{k}"]
         assert seen == [f"key{k}-{i}" for i in range(8)]
     assert recorder.max_in_flight > 1
+
+
+async def test_split_and_merge_keep_per_key_order(tmp_path):
+    """Issue 5.1/5.8: a parent shard is finished before its children start; a split and a merge keep per-key order."""
+    recorder = rec.install(rec.Recorder())
+    keys = [f"key{i}" for i in range(6)]
+
+    async def put_round(kinesis, name, round_no):
+        await put(kinesis, name, [(k, f"{k}-{round_no}".encode()) for k in keys])
+
+    async with kinesis_client() as kinesis:
+        name, arn = await create_stream(kinesis)
+        await put_round(kinesis, name, 0)
+        parent = (await kinesis.list_shards(StreamName=name))["Shards"][0]
+        middle = (int(parent["HashKeyRange"]["StartingHashKey"]) + int(parent["HashKeyRange"]["EndingHashKey"])) // 2
+        await kinesis.split_shard(StreamName=name, ShardToSplit=parent["ShardId"], NewStartingHashKey=str(middle))
+        await wait_active(kinesis, name)
+        await put_round(kinesis, name, 1)
+        children = [s for s in (await kinesis.list_shards(StreamName=name))["Shards"]
+                    if s.get("ParentShardId") == parent["ShardId"]]
+        assert len(children) == 2
+        await kinesis.merge_shards(StreamName=name, ShardToMerge=children[0]["ShardId"],
+                                   AdjacentShardToMerge=children[1]["ShardId"])
+        await wait_active(kinesis, name)
+        await put_round(kinesis, name, 2)
+        config = parse_config(config_text(tmp_path, mapping(arn, BatchSize=2)))
+        async with running_config(config):
+            await recorder.wait_for(lambda r: len(r.records) >= 3 * len(keys))
+    for k in keys:
+        assert [data_of(r) for r in recorder.records if r["kinesis"]["partitionKey"] == k] == [f"{k}-{n}" for n in range(3)]
+    assert len({r["eventID"].split(":")[0] for r in recorder.records}) == 4  # parent, two children, merged
+
+
+async def test_sigkill_and_restart_resume_from_the_checkpoint(tmp_path):
+    """Issue 5.8: SIGKILL mid-batch, restart: processing resumes at the checkpoint, no record skipped."""
+    import asyncio
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    record_file = tmp_path / "calls.jsonl"
+    async with kinesis_client() as kinesis:
+        name, arn = await create_stream(kinesis)
+        await put(kinesis, name, [("k", f"r{i:02d}".encode()) for i in range(12)])
+        path = tmp_path / "esm.yaml"
+        path.write_text(config_text(tmp_path, mapping(arn, BatchSize=3),
+                                    functions={"recorder": {"handler": "tests.support.recorder:file_handler"}}))
+
+        def start(sleep: float) -> subprocess.Popen:
+            env = dict(os.environ, ESM_TEST_RECORD_FILE=str(record_file), ESM_TEST_SLEEP=str(sleep))
+            return subprocess.Popen([sys.executable, "-m", "esm", "run", "--config", str(path)], cwd=root, env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        def events():
+            if not record_file.exists():
+                return []
+            return [json.loads(line) for line in record_file.read_text().splitlines() if line.strip()]
+
+        first = start(sleep=1.0)
+        try:
+            for _ in range(300):
+                if sum(e["phase"] == "end" for e in events()) >= 2:
+                    break
+                await asyncio.sleep(0.1)
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=30)
+        finally:
+            if first.poll() is None:
+                first.kill()
+        before = len(events())
+        config = parse_config(path.read_text())
+        store = make_checkpoint_store(CheckpointSettings(sqlite=str(tmp_path / "checkpoints.db")), None)
+        await store.open()
+        shard = (await kinesis.list_shards(StreamName=name))["Shards"][0]["ShardId"]
+        checkpoint = await store.get(config.mappings[0].uuid, shard)
+        await store.close()
+        second = start(sleep=0)
+        try:
+            for _ in range(300):
+                bodies = {b for e in events() if e["phase"] == "start" for b in e["bodies"]}
+                if len(bodies) == 12:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=60)
+    assert {b for e in events() if e["phase"] == "start" for b in e["bodies"]} == {f"r{i:02d}" for i in range(12)}
+    assert checkpoint is not None, "two finished batches must have been checkpointed before the kill"
+    sequences = [i for e in events() if e["phase"] == "start" for i in e["ids"]]
+    resumed = [i for e in events()[before:] if e["phase"] == "start" for i in e["ids"]]
+    # The restart reads exactly from the record after the checkpoint: nothing skipped, nothing before it again.
+    assert resumed[0] == sorted(set(sequences), key=int)[[*sorted(set(sequences), key=int)].index(checkpoint.position) + 1]
+    assert resumed == sorted(resumed, key=int)

@@ -10,6 +10,7 @@ daemons started as separate processes.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import time
@@ -78,12 +79,19 @@ async def handle(event: dict[str, Any], context: Any) -> Any:
     return await CURRENT.handle(event)
 
 
+def _identity(record: dict[str, Any]) -> tuple[str, str]:
+    """(id, body) of an SQS or Kinesis record."""
+    if "kinesis" in record:
+        return record["kinesis"]["sequenceNumber"], base64.b64decode(record["kinesis"]["data"]).decode()
+    return record["messageId"], record["body"]
+
+
 def file_handler(event: dict[str, Any], context: Any) -> Any:
     """For a daemon in another process: append the batch, then sleep ESM_TEST_SLEEP seconds."""
+    ids, bodies = zip(*(_identity(r) for r in event["Records"]))
     with open(os.environ["ESM_TEST_RECORD_FILE"], "a", encoding="utf-8") as out:
-        out.write(json.dumps({"phase": "start", "ids": [r["messageId"] for r in event["Records"]],
-                              "bodies": [r["body"] for r in event["Records"]]}) + "\n")
+        out.write(json.dumps({"phase": "start", "ids": ids, "bodies": bodies, "pid": os.getpid()}) + "\n")
     time.sleep(float(os.environ.get("ESM_TEST_SLEEP", "0")))
     with open(os.environ["ESM_TEST_RECORD_FILE"], "a", encoding="utf-8") as out:
-        out.write(json.dumps({"phase": "end", "ids": [r["messageId"] for r in event["Records"]]}) + "\n")
+        out.write(json.dumps({"phase": "end", "ids": ids}) + "\n")
     return None
