@@ -14,8 +14,10 @@ filters of that kind, in one run:
   is the speed-up of ``matches_json`` over it;
 - ``ls ev/s``: LocalStack's Python engine, when a Python with ``localstack-core`` is found
   (``--localstack-python``, ``$ESM_BENCH_LOCALSTACK_PYTHON`` or /tmp/esm-bench-localstack);
-  install it in a bench-only environment, never the project's:
-  ``python3 -m venv /tmp/esm-bench-localstack && /tmp/esm-bench-localstack/bin/pip install localstack-core``.
+  install it in a bench-only environment, never the project's (localstack-core 2026.3 needs
+  four more packages to import its engine):
+  ``python3 -m venv /tmp/esm-bench-localstack &&
+  /tmp/esm-bench-localstack/bin/pip install localstack-core botocore boto3 rolo jsonpatch``.
 
 The matched counts of all engines are compared on the events each ran. Prints a table and writes
 bench/results/filters.json. Not part of the test suite; one core (the loop is single-threaded).
