@@ -9,7 +9,6 @@ too, never a silent ignore.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -18,6 +17,8 @@ from typing import Any
 
 from esm.arns import NOT_SERVED, is_fifo_queue, parse_arn, source_kind
 from esm.errors import Problem
+from esm.filtering import InvalidPatternError, compile_filters, validate_pattern
+from esm.filtering.decode import check_source_patterns
 
 MAX_FILTERS = 5
 MAX_PATTERN_CHARS = 4096
@@ -148,7 +149,6 @@ def _check_kinesis(check: MappingCheck) -> None:
     req.setdefault("TumblingWindowInSeconds", 0)
     check.batching_window = float(req.get("MaximumBatchingWindowInSeconds", 0) or 0)
     _check_destination(check, allow_kafka=False)
-    _check_data_patterns_are_json(check)
 
 
 def _check_kafka(check: MappingCheck) -> None:
@@ -278,31 +278,13 @@ def _check_common(check: MappingCheck) -> None:
         path = f"FilterCriteria.Filters[{i}].Pattern"
         if len(pattern) > MAX_PATTERN_CHARS:
             continue  # the API shape check reports the length
-        reason = _pattern_problem(pattern)
-        if reason is not None:
-            check.fail(path, f"Invalid filter pattern definition: {reason}")
-
-
-def _pattern_problem(pattern: str) -> str | None:
-    from esm.filtering import InvalidPatternError, validate_pattern
-
-    try:
-        validate_pattern(pattern)
-    except InvalidPatternError as error:
-        return str(error)
-    return None
-
-
-def _check_data_patterns_are_json(check: MappingCheck) -> None:
-    """Kinesis data must be JSON to be filtered on: a plain-text data pattern is a create error (SPEC 5)."""
-    for i, item in enumerate((check.request.get("FilterCriteria") or {}).get("Filters") or []):
         try:
-            pattern = json.loads(item.get("Pattern", "")) if isinstance(item, dict) else None
-        except (ValueError, TypeError):
-            continue  # the pattern validator reports bad JSON
-        if isinstance(pattern, dict) and "data" in pattern and not isinstance(pattern["data"], dict):
-            check.fail(
-                f"FilterCriteria.Filters[{i}].Pattern",
-                "Invalid filter pattern definition: Kinesis data is filtered as JSON; "
-                "the data pattern must be an object",
-            )
+            validate_pattern(pattern)
+        except InvalidPatternError as error:
+            check.fail(path, f"Invalid filter pattern definition: {error}")
+            continue
+        try:
+            # SPEC 5: Kinesis data is filtered as JSON; a plain-text data pattern is a create error.
+            check_source_patterns(compile_filters([pattern]), check.source)
+        except InvalidPatternError as error:
+            check.fail(path, f"Invalid filter pattern definition: {error}")
