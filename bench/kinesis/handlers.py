@@ -1,0 +1,5 @@
+"""Benchmark functions for bench/kinesis."""
+
+
+async def noop(event, context):
+    return None
