@@ -34,13 +34,14 @@ from esm.destinations.records import response_context, stream_failure_record
 from esm.errors import DestinationError, LeaseLost, SourceUnavailable
 from esm.filtering import compile_filters
 from esm.filtering.decode import filter_kinesis
-from esm.invokers.base import Invoker, InvokeResult
+from esm.invokers.base import Invoker, InvokeResult, Succeeded
 from esm.metrics import MappingMetrics
 from esm.offsets import OffsetTracker
 from esm.records import Disposition, Record
 from esm.settings import MappingSettings
 from esm.sources import Runtime
 from esm.sources.kinesis_records import arrival_epoch, kinesis_record
+from esm.sources.tumbling import WindowState, window_of
 from esm.stream_batches import BatchAbandoned, Failure, RetryPolicy, StreamBatch
 
 log = logging.getLogger("esm.kinesis")
@@ -49,6 +50,10 @@ DISCOVERY_INTERVAL = 2.0
 IDLE_POLL_INTERVAL = 1.0  # Lambda reads each shard about once a second when it is idle
 GET_RECORDS_LIMIT = 10000
 BACKOFF_CAP = 10.0
+# An idle tumbling window closes this long after its end (records carry the stream's arrival time).
+WINDOW_IDLE_GRACE = 1.0
+SHARD_END = object()  # queued behind a closed shard's last record
+NOTHING = object()  # no record carried over to the next batch
 
 
 def function_arn(mapping: MappingSettings) -> str:
@@ -89,7 +94,9 @@ class KinesisMapping:
         self.function_arn = function_arn(mapping)
         self.batch_size: int = mapping.get("BatchSize")
         self.window = mapping.batching_window
-        self.lanes = int(mapping.get("ParallelizationFactor", 1))
+        self.window_seconds = int(mapping.get("TumblingWindowInSeconds", 0) or 0)
+        # A tumbling window's state belongs to the shard: one lane per shard when windows are on.
+        self.lanes = 1 if self.window_seconds else int(mapping.get("ParallelizationFactor", 1))
         self.policy = RetryPolicy(
             max_retries=mapping.get("MaximumRetryAttempts", -1),
             max_age=float(mapping.get("MaximumRecordAgeInSeconds", -1)),
@@ -239,8 +246,9 @@ class KinesisMapping:
         checkpoint = await self.store.get(self.mapping.uuid, run.shard_id)
         last_read: str | None = checkpoint.position if checkpoint else None
         tracker = OffsetTracker()
-        queues = [asyncio.Queue[Record | None](maxsize=max(2 * self.batch_size, 100)) for _ in range(self.lanes)]
-        lanes = [asyncio.create_task(self._lane(run, queue, tracker), name=f"{run.shard_id}/lane-{i}")
+        queues = [asyncio.Queue[Any](maxsize=max(2 * self.batch_size, 100)) for _ in range(self.lanes)]
+        lane = self._windowed_lane if self.window_seconds else self._lane
+        lanes = [asyncio.create_task(lane(run, queue, tracker), name=f"{run.shard_id}/lane-{i}")
                  for i, queue in enumerate(queues)]
         try:
             iterator = await self._iterator(run.shard_id, last_read, child)
@@ -298,8 +306,9 @@ class KinesisMapping:
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(run.stopping.wait(), seconds)
 
-    async def _finish_shard(self, run: ShardRun, queues: list[asyncio.Queue[Record | None]],
-                            tracker: OffsetTracker) -> None:
+    async def _finish_shard(self, run: ShardRun, queues: list[asyncio.Queue[Any]], tracker: OffsetTracker) -> None:
+        for queue in queues:
+            await queue.put(SHARD_END)  # lanes close what they hold open (a tumbling window), then drain
         drained = asyncio.ensure_future(asyncio.gather(*(queue.join() for queue in queues)))
         stopped = asyncio.ensure_future(run.stopping.wait())
         await asyncio.wait({drained, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -339,13 +348,16 @@ class KinesisMapping:
                             dead_letter=lambda failure: self._dead_letter(run, failure),
                             record_age=lambda record: time.time() - arrival_epoch(record), metrics=self.metrics,
                             read_identifier=_sequence_identifier, stopping=run.stopping, logger=self.log)
-        carry: Record | None = None
+        carry: Any = NOTHING
         while not run.stopping.is_set():
-            item = carry if carry is not None else await queue.get()
-            carry = None
+            item = carry if carry is not NOTHING else await queue.get()
+            carry = NOTHING
             if item is None:
                 queue.task_done()
                 return
+            if item is SHARD_END:
+                queue.task_done()
+                continue
             policy.add(item)
             while policy.room:
                 try:
@@ -355,9 +367,8 @@ class KinesisMapping:
                         item = queue.get_nowait()
                 except (asyncio.TimeoutError, asyncio.QueueEmpty):
                     break
-                if item is None:
-                    queue.task_done()
-                    run.stopping.set()
+                if item is None or item is SHARD_END:
+                    carry = item  # handled at the top of the loop, after this batch
                     break
                 if not policy.fits(item):
                     carry = item  # the 6 MB cut: it opens the next batch
@@ -372,6 +383,100 @@ class KinesisMapping:
             finally:
                 for _ in records:
                     queue.task_done()
+
+    async def _windowed_lane(self, run: ShardRun, queue: asyncio.Queue[Any], tracker: OffsetTracker) -> None:
+        """Tumbling windows (esm/sources/tumbling.py): batches never cross a window; the checkpoint
+        moves when a window's final invoke succeeded."""
+        windows = WindowState()
+        settled: list[Record] = []
+
+        async def settle(records: list[Record], disposition: Disposition) -> None:
+            settled.extend(records)  # finished in the tracker when the window closes
+
+        batch = StreamBatch(policy=self.policy, invoke=lambda records: self._invoke_window(run, windows, records),
+                            settle=settle, dead_letter=lambda failure: self._dead_letter(run, failure),
+                            record_age=lambda record: time.time() - arrival_epoch(record), metrics=self.metrics,
+                            read_identifier=_sequence_identifier, stopping=run.stopping, logger=self.log)
+        policy = BatchPolicy(self.batch_size, self.window)
+        carry: Any = NOTHING
+        try:
+            while not run.stopping.is_set():
+                if carry is not NOTHING:
+                    item, carry = carry, NOTHING
+                else:
+                    idle = None if windows.window is None else max(0.0, windows.window.end + WINDOW_IDLE_GRACE - time.time())
+                    try:
+                        item = await asyncio.wait_for(queue.get(), idle)
+                    except asyncio.TimeoutError:
+                        await self._close_window(run, windows, settled, tracker)  # idle past its end
+                        continue
+                if item is None:
+                    queue.task_done()
+                    return
+                if item is SHARD_END:
+                    await self._close_window(run, windows, settled, tracker)
+                    queue.task_done()
+                    continue
+                window = window_of(arrival_epoch(item), self.window_seconds)
+                if windows.window is not None and window != windows.window:
+                    await self._close_window(run, windows, settled, tracker)
+                if windows.window is None:
+                    windows.reset(window)
+                policy.add(item)
+                while policy.room:
+                    try:
+                        if self.window > 0 and policy.remaining() > 0:
+                            nxt = await asyncio.wait_for(queue.get(), policy.remaining())
+                        else:
+                            nxt = queue.get_nowait()
+                    except (asyncio.TimeoutError, asyncio.QueueEmpty):
+                        break
+                    if (nxt is None or nxt is SHARD_END or not policy.fits(nxt)
+                            or window_of(arrival_epoch(nxt), self.window_seconds) != window):
+                        carry = nxt
+                        break
+                    policy.add(nxt)
+                records = policy.take()
+                try:
+                    await batch.run(records)
+                finally:
+                    for _ in records:
+                        queue.task_done()
+                if windows.terminated_early:
+                    await self._close_window(run, windows, settled, tracker)
+        except (BatchAbandoned, LeaseLost):
+            run.stopping.set()
+
+    async def _close_window(self, run: ShardRun, windows: WindowState, settled: list[Record],
+                            tracker: OffsetTracker) -> None:
+        """The final invoke of a window (no records, its state); retried until it succeeds (SPEC 2)."""
+        if windows.window is None:
+            return
+        attempt = 0
+        while True:
+            if run.stopping.is_set():
+                raise BatchAbandoned()
+            payload = windows.payload([], shard_id=run.shard_id, stream_arn=self.stream_arn, final=True)
+            result = windows.take_state(await self.invoker.invoke(payload))
+            if isinstance(result, Succeeded):
+                break
+            attempt += 1
+            self.metrics.invoke_errors.inc()
+            delay = min(BACKOFF_CAP, 0.2 * 2 ** attempt) * random.uniform(0.5, 1.0)
+            self.log.warning("final invoke of window %s on %s failed (the shard waits), retrying in %.1fs",
+                             windows.window.iso()["start"], run.shard_id, delay)
+            await self._sleep(run, delay)
+        for record in settled:
+            tracker.finish(record.token)
+        settled.clear()
+        windows.reset(None)
+        await self._checkpoint(run, tracker)
+
+    async def _invoke_window(self, run: ShardRun, windows: WindowState, records: list[Record]) -> InvokeResult:
+        self.metrics.iterator_age(run.shard_id, max(0.0, time.time() - arrival_epoch(records[-1])) * 1000)
+        payload = windows.payload([r.event for r in records], shard_id=run.shard_id, stream_arn=self.stream_arn,
+                                  final=False)
+        return windows.take_state(await self.invoker.invoke(payload))
 
     async def _invoke(self, run: ShardRun, records: list[Record]) -> InvokeResult:
         self.metrics.iterator_age(run.shard_id, max(0.0, time.time() - arrival_epoch(records[-1])) * 1000)

@@ -302,3 +302,43 @@ async def test_sigkill_and_restart_resume_from_the_checkpoint(tmp_path):
     # The restart reads exactly from the record after the checkpoint: nothing skipped, nothing before it again.
     assert resumed[0] == sorted(set(sequences), key=int)[[*sorted(set(sequences), key=int)].index(checkpoint.position) + 1]
     assert resumed == sorted(resumed, key=int)
+
+
+async def test_tumbling_windows_carry_state_and_end_with_a_final_invoke(tmp_path):
+    """SPEC 2 (tumbling window): windows aligned on arrival time; state carried between invokes; each window
+    ends with a final invoke (no records, isFinalInvokeForWindow) holding the accumulated state."""
+    from esm.sources.tumbling import window_of
+
+    finals: list[dict] = []
+    missing_state_once = {"done": False}
+
+    def behaviour(event):
+        if event["isFinalInvokeForWindow"]:
+            finals.append(event)
+            return {"state": event["state"]}
+        if not missing_state_once["done"]:
+            missing_state_once["done"] = True
+            return {}  # no state: a failed invoke, retried (SPEC 2)
+        state = dict(event["state"])
+        state["count"] = state.get("count", 0) + len(event["Records"])
+        return {"state": state}
+
+    recorder = rec.install(rec.Recorder(behaviour))
+    async with kinesis_client() as kinesis:
+        name, arn = await create_stream(kinesis)
+        await put(kinesis, name, [("k", f"w{i}".encode()) for i in range(5)])
+        config = parse_config(config_text(tmp_path, mapping(arn, BatchSize=2, TumblingWindowInSeconds=2)))
+        async with running_config(config):
+            await recorder.wait_for(lambda r: len(r.records) >= 5)
+            windows = {window_of(r["kinesis"]["approximateArrivalTimestamp"], 2) for r in recorder.records}
+            await recorder.wait_for(lambda r: len(finals) >= len(windows), timeout=30)
+    per_window: dict[str, int] = {}
+    for record in {r["kinesis"]["sequenceNumber"]: r for r in recorder.records}.values():
+        start = window_of(record["kinesis"]["approximateArrivalTimestamp"], 2).iso()["start"]
+        per_window[start] = per_window.get(start, 0) + 1
+    assert {f["window"]["start"]: f["state"]["count"] for f in finals} == per_window
+    for final in finals:
+        assert final["Records"] == [] and final["isWindowTerminatedEarly"] is False
+        assert final["shardId"].startswith("shardId-") and final["eventSourceARN"] == arn
+        assert final["window"]["end"] > final["window"]["start"]
+    assert len(recorder.records) > 5, "the invoke without state must have been retried"
