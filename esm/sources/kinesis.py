@@ -40,6 +40,7 @@ from esm.offsets import OffsetTracker
 from esm.records import Disposition, Record
 from esm.settings import MappingSettings
 from esm.sources import Runtime
+from esm.sources.kinesis_efo import tolerate_missing_initial_response
 from esm.sources.kinesis_records import arrival_epoch, kinesis_record
 from esm.sources.tumbling import WindowState, window_of
 from esm.stream_batches import BatchAbandoned, Failure, RetryPolicy, StreamBatch
@@ -72,8 +73,19 @@ class ShardRun:
     shard_id: str
     lease: Any
     task: asyncio.Task[None] | None = None
-    persisted: Any = None  # the last position written to the store
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    persisted: Any = None  # the last position written to the store
+    checkpoint_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass
+class ShardReader:
+    """What a shard's reader shares with the rest of its worker."""
+
+    run: ShardRun
+    tracker: OffsetTracker
+    queues: list[asyncio.Queue[Any]]
+    last_read: str | None  # the last sequence number read; resuming starts after it
 
 
 class KinesisMapping:
@@ -89,6 +101,8 @@ class KinesisMapping:
         assert arn is not None
         self.arn = arn
         self.stream_arn = mapping.source_id.split("/consumer/")[0]
+        # Enhanced fan-out when EventSourceArn names a stream consumer (SPEC 7).
+        self.consumer_arn = mapping.source_id if "/consumer/" in mapping.source_id else None
         self.stream_name = self.stream_arn.split(":stream/")[1]
         self.region = arn.region or runtime.clients.region_for() or "us-east-1"
         self.function_arn = function_arn(mapping)
@@ -121,6 +135,7 @@ class KinesisMapping:
     async def connect(self) -> None:
         if self._client is None:
             self._client = await self._stack.enter_async_context(self.runtime.clients.client("kinesis", self.arn.region))
+            tolerate_missing_initial_response(self._client)
         try:
             await self._client.describe_stream_summary(StreamName=self.stream_name)
         except (ClientError, BotoCoreError, OSError) as error:
@@ -244,55 +259,16 @@ class KinesisMapping:
 
     async def _shard(self, run: ShardRun, child: bool) -> None:
         checkpoint = await self.store.get(self.mapping.uuid, run.shard_id)
-        last_read: str | None = checkpoint.position if checkpoint else None
         tracker = OffsetTracker()
         queues = [asyncio.Queue[Any](maxsize=max(2 * self.batch_size, 100)) for _ in range(self.lanes)]
         lane = self._windowed_lane if self.window_seconds else self._lane
         lanes = [asyncio.create_task(lane(run, queue, tracker), name=f"{run.shard_id}/lane-{i}")
                  for i, queue in enumerate(queues)]
+        reader = ShardReader(run, tracker, queues, checkpoint.position if checkpoint else None)
         try:
-            iterator = await self._iterator(run.shard_id, last_read, child)
-            delay = 0.2
-            while not run.stopping.is_set() and not self._stopping.is_set():
-                try:
-                    response = await self._client.get_records(ShardIterator=iterator, Limit=GET_RECORDS_LIMIT)
-                    delay = 0.2
-                except ClientError as error:
-                    code = error.response.get("Error", {}).get("Code", "")
-                    if code == "ExpiredIteratorException":
-                        iterator = await self._iterator(run.shard_id, last_read, child)
-                        continue
-                    self.metrics.polling_errors.inc()
-                    self.log.warning("GetRecords on %s failed (%s); backing off %.1fs", run.shard_id, code, delay)
-                    await self._sleep(run, delay)
-                    delay = min(BACKOFF_CAP, delay * 2 * random.uniform(0.8, 1.2))
-                    continue
-                except (BotoCoreError, OSError) as error:
-                    self.metrics.polling_errors.inc()
-                    self.log.warning("GetRecords on %s failed: %s", run.shard_id, error)
-                    await self._sleep(run, delay)
-                    delay = min(BACKOFF_CAP, delay * 2)
-                    continue
-                records = response.get("Records") or []
-                for raw in records:
-                    record = kinesis_record(raw, run.shard_id, self.stream_arn, self.region, self.function_arn)
-                    tracker.register(record.token)
-                    last_read = record.item_id
-                    self.metrics.polled.inc()
-                    if not self.matcher.is_match_all and not filter_kinesis(self.matcher, record.event):
-                        self.metrics.filtered_out.inc()
-                        tracker.finish(record.token)
-                        continue
-                    lane = zlib.crc32(record.event["kinesis"]["partitionKey"].encode()) % self.lanes
-                    await queues[lane].put(record)
-                if not records and tracker.pending == 0:
-                    await self._checkpoint(run, tracker)  # filtered-only reads still move the checkpoint
-                iterator = response.get("NextShardIterator")
-                if iterator is None:  # the shard is closed and fully read
-                    await self._finish_shard(run, queues, tracker)
-                    return
-                if not records:
-                    await self._sleep(run, IDLE_POLL_INTERVAL)
+            read = self._read_subscribed if self.consumer_arn else self._read_polling
+            if await read(reader, child):
+                await self._finish_shard(run, queues, tracker)
         except LeaseLost:
             self.log.warning("lease on %s lost; stopping without a checkpoint", run.shard_id)
         finally:
@@ -301,6 +277,125 @@ class KinesisMapping:
                 with contextlib.suppress(asyncio.QueueFull):
                     queue.put_nowait(None)  # wakes a lane waiting for records; a busy lane sees `stopping`
             await asyncio.gather(*lanes, return_exceptions=True)
+
+    def _running(self, run: ShardRun) -> bool:
+        return not run.stopping.is_set() and not self._stopping.is_set()
+
+    async def _take(self, reader: "ShardReader", raw_records: list[dict[str, Any]]) -> None:
+        """Records read from the shard: register them in order, filter, hand the rest to their lane."""
+        run, tracker = reader.run, reader.tracker
+        filtered = False
+        for raw in raw_records:
+            record = kinesis_record(raw, run.shard_id, self.stream_arn, self.region, self.function_arn)
+            tracker.register(record.token)
+            reader.last_read = record.item_id
+            self.metrics.polled.inc()
+            if not self.matcher.is_match_all and not filter_kinesis(self.matcher, record.event):
+                self.metrics.filtered_out.inc()
+                tracker.finish(record.token)
+                filtered = True
+                continue
+            lane = zlib.crc32(record.event["kinesis"]["partitionKey"].encode()) % self.lanes
+            await reader.queues[lane].put(record)
+        if filtered:
+            await self._checkpoint(run, tracker)  # skipped records move the checkpoint too
+
+    async def _read_polling(self, reader: "ShardReader", child: bool) -> bool:
+        """GetRecords about once a second while idle; True when the shard is closed and fully read."""
+        run = reader.run
+        self.log.info("reading %s with GetRecords", run.shard_id)
+        iterator = await self._iterator(run.shard_id, reader.last_read, child)
+        delay = 0.2
+        while self._running(run):
+            try:
+                response = await self._client.get_records(ShardIterator=iterator, Limit=GET_RECORDS_LIMIT)
+                delay = 0.2
+            except ClientError as error:
+                code = error.response.get("Error", {}).get("Code", "")
+                if code == "ExpiredIteratorException":  # resume after the last record read
+                    iterator = await self._iterator(run.shard_id, reader.last_read, child)
+                    continue
+                self.metrics.polling_errors.inc()
+                self.log.warning("GetRecords on %s failed (%s); backing off %.1fs", run.shard_id, code, delay)
+                await self._sleep(run, delay)
+                delay = min(BACKOFF_CAP, delay * 2 * random.uniform(0.8, 1.2))
+                continue
+            except (BotoCoreError, OSError) as error:
+                self.metrics.polling_errors.inc()
+                self.log.warning("GetRecords on %s failed: %s", run.shard_id, error)
+                await self._sleep(run, delay)
+                delay = min(BACKOFF_CAP, delay * 2)
+                continue
+            records = response.get("Records") or []
+            await self._take(reader, records)
+            iterator = response.get("NextShardIterator")
+            if iterator is None:
+                return True
+            if not records:
+                await self._sleep(run, IDLE_POLL_INTERVAL)
+        return False
+
+    async def _read_subscribed(self, reader: "ShardReader", child: bool) -> bool:
+        """Enhanced fan-out: SubscribeToShard pushes records; a subscription ends (5 minutes on AWS) and is
+        renewed after the last sequence number seen. True when the shard is closed and fully read."""
+        run = reader.run
+        self.log.info("reading %s with SubscribeToShard (enhanced fan-out)", run.shard_id)
+        continuation = reader.last_read
+        delay = 0.2
+        while self._running(run):
+            position: dict[str, Any]
+            if continuation is not None:
+                position = {"Type": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": continuation}
+            elif child:
+                position = {"Type": "TRIM_HORIZON"}
+            else:
+                position = {"Type": self.mapping.get("StartingPosition")}
+                if position["Type"] == "AT_TIMESTAMP":
+                    position["Timestamp"] = self.mapping.get("StartingPositionTimestamp")
+            try:
+                response = await self._client.subscribe_to_shard(ConsumerARN=self.consumer_arn,
+                                                                 ShardId=run.shard_id, StartingPosition=position)
+                stream = response["EventStream"]
+                events = stream.__aiter__()
+                try:
+                    while self._running(run):
+                        event = await self._next_or_stop(run, events)
+                        if event is None:
+                            break
+                        shard_event = event.get("SubscribeToShardEvent") or {}
+                        await self._take(reader, shard_event.get("Records") or [])
+                        continuation = shard_event.get("ContinuationSequenceNumber") or reader.last_read
+                        if shard_event.get("ContinuationSequenceNumber") is None and "ContinuationSequenceNumber" in shard_event:
+                            return True
+                        if shard_event.get("ChildShards") and not shard_event.get("Records"):
+                            return True
+                finally:
+                    stream.close()
+                delay = 0.2
+            except (ClientError, BotoCoreError, OSError) as error:
+                self.metrics.polling_errors.inc()
+                self.log.warning("SubscribeToShard on %s failed: %s; retrying in %.1fs", run.shard_id, error, delay)
+                await self._sleep(run, delay)
+                delay = min(BACKOFF_CAP, delay * 2)
+        return False
+
+    async def _next_or_stop(self, run: ShardRun, events: Any) -> Any:
+        """The next pushed event, or None when the shard worker stops or the subscription ends."""
+        following = asyncio.ensure_future(events.__anext__())
+        stopped = asyncio.ensure_future(run.stopping.wait())
+        try:
+            await asyncio.wait({following, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if not following.done():
+            following.cancel()
+            with contextlib.suppress(BaseException):
+                await following
+            return None
+        try:
+            return following.result()
+        except StopAsyncIteration:
+            return None
 
     async def _sleep(self, run: ShardRun, seconds: float) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
@@ -323,16 +418,19 @@ class KinesisMapping:
             self.log.info("shard %s finished (SHARD_END)", run.shard_id)
 
     async def _checkpoint(self, run: ShardRun, tracker: OffsetTracker) -> None:
-        """Write the contiguous position if it moved; a failed write is retried with the next one."""
+        """Write the contiguous position if it moved; a failed write is retried with the next one.
+        Lanes checkpoint concurrently: the lock keeps writes in order, so a checkpoint never goes back."""
         tracker.advance()
-        if tracker.position is None or tracker.position == run.persisted:
-            return
-        try:
-            await self.store.put(self.mapping.uuid, run.shard_id, str(tracker.position), lease=run.lease)
-            run.persisted = tracker.position
-        except StoreUnavailable as error:
-            self.metrics.commit_errors.inc()
-            self.log.warning("checkpoint of %s not written (retried with the next one): %s", run.shard_id, error)
+        async with run.checkpoint_lock:
+            position = tracker.position
+            if position is None or position == run.persisted:
+                return
+            try:
+                await self.store.put(self.mapping.uuid, run.shard_id, str(position), lease=run.lease)
+                run.persisted = position
+            except StoreUnavailable as error:
+                self.metrics.commit_errors.inc()
+                self.log.warning("checkpoint of %s not written (retried with the next one): %s", run.shard_id, error)
 
     # -- one lane ----------------------------------------------------------------------------------
     async def _lane(self, run: ShardRun, queue: asyncio.Queue[Record | None], tracker: OffsetTracker) -> None:

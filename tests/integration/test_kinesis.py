@@ -342,3 +342,33 @@ async def test_tumbling_windows_carry_state_and_end_with_a_final_invoke(tmp_path
         assert final["shardId"].startswith("shardId-") and final["eventSourceARN"] == arn
         assert final["window"]["end"] > final["window"]["start"]
     assert len(recorder.records) > 5, "the invoke without state must have been retried"
+
+
+async def test_enhanced_fan_out_consumer_reads_in_order(tmp_path, caplog):
+    """Issue 5.6 / SPEC 7: a stream consumer ARN reads through SubscribeToShard (pushed records), in order,
+    including records put while subscribed; events name the stream, not the consumer."""
+    import asyncio
+    import logging
+
+    caplog.set_level(logging.INFO, logger="esm.kinesis")
+
+    recorder = rec.install(rec.Recorder())
+    async with kinesis_client() as kinesis:
+        name, arn = await create_stream(kinesis)
+        consumer = (await kinesis.register_stream_consumer(StreamARN=arn, ConsumerName="esm"))["Consumer"]
+        for _ in range(100):
+            status = (await kinesis.describe_stream_consumer(ConsumerARN=consumer["ConsumerARN"]))
+            if status["ConsumerDescription"]["ConsumerStatus"] == "ACTIVE":
+                break
+            await asyncio.sleep(0.05)
+        await put(kinesis, name, [("k", f"e{i}".encode()) for i in range(5)])
+        config = parse_config(config_text(tmp_path, mapping(consumer["ConsumerARN"], BatchSize=2)))
+        async with running_config(config) as daemon:
+            await recorder.wait_for(lambda r: len(r.records) >= 5)
+            await put(kinesis, name, [("k", f"e{i}".encode()) for i in range(5, 8)])
+            await recorder.wait_for(lambda r: len(r.records) >= 8)
+            assert daemon.total("esm_polled_events_total") == 8
+    assert [data_of(r) for r in recorder.records] == [f"e{i}" for i in range(8)]
+    assert {r["eventSourceARN"] for r in recorder.records} == {arn}
+    assert any("with SubscribeToShard (enhanced fan-out)" in m for m in caplog.messages)
+    assert not any("with GetRecords" in m for m in caplog.messages)
