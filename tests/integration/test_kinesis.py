@@ -372,3 +372,24 @@ async def test_enhanced_fan_out_consumer_reads_in_order(tmp_path, caplog):
     assert {r["eventSourceARN"] for r in recorder.records} == {arn}
     assert any("with SubscribeToShard (enhanced fan-out)" in m for m in caplog.messages)
     assert not any("with GetRecords" in m for m in caplog.messages)
+
+
+async def test_at_timestamp_starts_at_the_given_time(tmp_path):
+    """SPEC 1: StartingPosition AT_TIMESTAMP reads the records that arrived at or after StartingPositionTimestamp."""
+    import asyncio
+    import time
+
+    recorder = rec.install(rec.Recorder())
+    async with kinesis_client() as kinesis:
+        name, arn = await create_stream(kinesis)
+        await put(kinesis, name, [("k", b"before-1"), ("k", b"before-2")])
+        await asyncio.sleep(1.5)
+        cut = time.time()
+        await asyncio.sleep(0.5)
+        await put(kinesis, name, [("k", b"after-1"), ("k", b"after-2")])
+        config = parse_config(config_text(tmp_path, mapping(arn, StartingPosition="AT_TIMESTAMP",
+                                                            StartingPositionTimestamp=cut)))
+        async with running_config(config):
+            await recorder.wait_for(lambda r: len(r.records) >= 2)
+            await asyncio.sleep(1)  # nothing older shows up late
+    assert [data_of(r) for r in recorder.records] == ["after-1", "after-2"]
