@@ -393,3 +393,44 @@ async def test_at_timestamp_starts_at_the_given_time(tmp_path):
             await recorder.wait_for(lambda r: len(r.records) >= 2)
             await asyncio.sleep(1)  # nothing older shows up late
     assert [data_of(r) for r in recorder.records] == ["after-1", "after-2"]
+
+
+async def test_s3_destination_gets_document_with_payload_under_lambda_key_layout(tmp_path):
+    """SPEC 4: an S3 on-failure destination stores the document plus the whole invocation payload under
+    aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<uuid>."""
+    import asyncio
+    import os
+    import re
+    import uuid
+
+    from aiobotocore.session import get_session
+
+    def behaviour(event):
+        raise RuntimeError("always")
+
+    rec.install(rec.Recorder(behaviour))
+    bucket = f"esm-failures-{uuid.uuid4().hex[:8]}"
+    async with kinesis_client() as kinesis, get_session().create_client(
+            "s3", region_name="us-east-1", endpoint_url=os.environ["ESM_AWS_ENDPOINT"],
+            aws_access_key_id="test", aws_secret_access_key="test") as s3:
+        await s3.create_bucket(Bucket=bucket)
+        name, arn = await create_stream(kinesis)
+        await put(kinesis, name, [("k", b"lost-1"), ("k", b"lost-2")])
+        config = parse_config(config_text(tmp_path, mapping(
+            arn, MaximumRetryAttempts=0, DestinationConfig={"OnFailure": {"Destination": f"arn:aws:s3:::{bucket}"}})))
+        async with running_config(config):
+            for _ in range(100):
+                listing = await s3.list_objects_v2(Bucket=bucket)
+                if listing.get("KeyCount"):
+                    break
+                await asyncio.sleep(0.2)
+        [entry] = listing["Contents"]
+        uuid_ = config.mappings[0].uuid
+        assert re.fullmatch(rf"aws/lambda/{uuid_}/shardId-\d+/\d{{4}}/\d{{2}}/\d{{2}}/"
+                            r"\d{4}-\d{2}-\d{2}T\d{2}\.\d{2}\.\d{2}-[0-9a-f-]{36}", entry["Key"]), entry["Key"]
+        body = await (await s3.get_object(Bucket=bucket, Key=entry["Key"]))["Body"].read()
+    document = json.loads(body)
+    assert document["KinesisBatchInfo"]["batchSize"] == 2
+    assert document["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    payload = json.loads(document["payload"])
+    assert [data_of(r) for r in payload["Records"]] == ["lost-1", "lost-2"]
