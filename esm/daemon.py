@@ -81,7 +81,8 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
     for s in supervisors:
         m = s.mapping
         log.info("mapping %s (%s): %s %s -> %s %s [%s]", m.name, m.uuid, m.source, m.source_id,
-                 m.function.kind, m.function.name, "enabled" if m.enabled else "disabled")
+                 m.function.kind, m.function.name, "enabled" if m.enabled else "disabled",
+                 extra={"mapping": m.name, "source": m.source, "function": m.function.name})
     try:
         await _start_all(supervisors, config.startup_timeout, stop)
         readiness.set("startup", True)
@@ -117,7 +118,8 @@ async def _start_all(supervisors: list[MappingSupervisor], timeout: float, stop:
 
 
 async def _run_until_stopped(supervisors: list[MappingSupervisor], stop: asyncio.Event, shutdown_timeout: float) -> None:
-    runs = {asyncio.create_task(s.run(), name=f"{s.mapping.name}/run"): s for s in supervisors}
+    # A disabled mapping has nothing to run; only a running mapping ending early stops the daemon.
+    runs = {asyncio.create_task(s.run(), name=f"{s.mapping.name}/run"): s for s in supervisors if s.mapping.enabled}
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait({*runs, stopper}, return_when=asyncio.FIRST_COMPLETED)
     failed = [t for t in done if t is not stopper and not t.cancelled() and t.exception() is not None]

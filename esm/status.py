@@ -1,64 +1,238 @@
-"""`esm status`: a running daemon's /metrics read into a readable table, one row per mapping."""
+"""`esm status`: a running daemon's /metrics and /readyz read into a table, one row per mapping.
+
+The URL is the daemon's metrics endpoint (`http://127.0.0.1:9090/metrics`, the default) or just its
+base (`http://host:9090`). The table shows each mapping by name with its source, state, readiness
+and function, the SPEC 6 record counts, the errors, and how far behind it is (Kinesis iterator age,
+Kafka offset lag). A cell is `-` where the metric does not exist for that source (SPEC 6's table),
+so a `0` always means "counted, none". Mappings with errors get a line each under the table,
+and so does every readiness check that is failing, with its reason.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
+from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
-COLUMNS = (
-    ("state", "esm_mapping_state"),
-    ("polled", "esm_polled_events"),
-    ("filtered", "esm_filtered_out_events"),
-    ("invoked", "esm_invoked_events"),
-    ("failed", "esm_failed_invoke_events"),
-    ("deleted", "esm_deleted_events"),
-    ("committed", "esm_committed_events"),
-    ("dead-lettered", "esm_on_failure_destination_delivered_events"),
-    ("dropped", "esm_dropped_events"),
-)
+# Counter families (without `_total`), by the short key the table uses.
+COUNTERS = {
+    "polled": "esm_polled_events",
+    "filtered": "esm_filtered_out_events",
+    "invoked": "esm_invoked_events",
+    "failed": "esm_failed_invoke_events",
+    "deleted": "esm_deleted_events",
+    "committed": "esm_committed_events",
+    "on_failure": "esm_on_failure_destination_delivered_events",
+    "dropped": "esm_dropped_events",
+}
+# The ErrorCount group plus undecodable records, in the words the detail lines use.
+ERRORS = {
+    "esm_polling_errors": "polling",
+    "esm_invoke_errors": "invoke",
+    "esm_on_failure_destination_delivery_errors": "on-failure delivery",
+    "esm_schema_registry_errors": "schema registry",
+    "esm_commit_errors": "commit/delete",
+    "esm_malformed_records": "malformed records",
+}
+# Which counts exist for which source (SPEC 6); the others print as `-`.
+APPLIES = {
+    "deleted": {"sqs"},
+    "committed": {"kafka"},
+    "on_failure": {"kinesis", "kafka"},
+    "dropped": {"kinesis", "kafka"},
+}
+
+HEADER = ("MAPPING", "SOURCE", "STATE", "READY", "FUNCTION", "POLLED", "FILTERED", "INVOKED", "FAILED",
+          "ACKED", "ON-FAILURE", "DROPPED", "ERRORS", "LAG")
+NUMERIC_FROM = HEADER.index("POLLED")
 
 
-def read_rows(text: str) -> dict[tuple[str, str], dict[str, str]]:
-    rows: dict[tuple[str, str], dict[str, str]] = {}
-    names: dict[str, str] = {}
+@dataclass
+class MappingRow:
+    uuid: str
+    source: str = ""
+    name: str = ""
+    function: str = ""
+    state: str = "?"
+    counts: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, float] = field(default_factory=dict)
+    iterator_age_ms: float | None = None
+    offset_lag: float | None = None
+
+    def count(self, key: str) -> str:
+        if key in APPLIES and self.source not in APPLIES[key]:
+            return "-"
+        return f"{int(self.counts.get(key, 0)):,}"
+
+    @property
+    def acked(self) -> str:
+        """Records acknowledged at the source: SQS deletes, Kafka commits (Kinesis checkpoints are not counted)."""
+        if self.source == "sqs":
+            return self.count("deleted")
+        if self.source == "kafka":
+            return self.count("committed")
+        return "-"
+
+    @property
+    def lag(self) -> str:
+        if self.source == "kinesis":
+            return "-" if self.iterator_age_ms is None else _duration(self.iterator_age_ms)
+        if self.source == "kafka":
+            return "-" if self.offset_lag is None else f"{int(self.offset_lag):,}"
+        return "-"
+
+
+def read_rows(text: str) -> list[MappingRow]:
+    """Prometheus text from esm's /metrics -> one row per mapping, ordered by name."""
+    rows: dict[str, MappingRow] = {}
+
+    def row(labels: dict[str, str]) -> MappingRow:
+        found = rows.setdefault(labels["mapping"], MappingRow(uuid=labels["mapping"]))
+        found.source = found.source or labels.get("source", "")
+        return found
+
+    counter_keys = {family: key for key, family in COUNTERS.items()}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             labels = sample.labels
             if "mapping" not in labels:
                 continue
-            key = (labels["mapping"], labels.get("source", ""))
-            row = rows.setdefault(key, {})
             if family.name == "esm_mapping_info":
-                names[labels["mapping"]] = labels.get("name", "")
+                r = row(labels)
+                r.name, r.function = labels.get("name", ""), labels.get("function", "")
             elif family.name == "esm_mapping_state":
                 if sample.value == 1:
-                    row["state"] = labels["state"]
-            else:
-                for column, metric in COLUMNS:
-                    if family.name == metric and sample.name.endswith("_total"):
-                        row[column] = str(int(float(row.get(column, 0)) + sample.value))
-    for (mapping, _), row in rows.items():
-        row["name"] = names.get(mapping, mapping)
-    return rows
+                    row(labels).state = labels.get("state", "?")
+            elif family.name in counter_keys and sample.name.endswith("_total"):
+                r = row(labels)
+                key = counter_keys[family.name]
+                r.counts[key] = r.counts.get(key, 0) + sample.value
+            elif family.name in ERRORS and sample.name.endswith("_total"):
+                r = row(labels)
+                r.errors[family.name] = r.errors.get(family.name, 0) + sample.value
+            elif family.name == "esm_iterator_age_milliseconds":
+                r = row(labels)
+                r.iterator_age_ms = max(r.iterator_age_ms or 0.0, sample.value)
+            elif family.name == "esm_max_offset_lag":
+                r = row(labels)
+                r.offset_lag = max(r.offset_lag or 0.0, sample.value)
+    for r in rows.values():
+        r.name = r.name or r.uuid
+    return sorted(rows.values(), key=lambda r: (r.name, r.uuid))
+
+
+def readiness_by_mapping(report: dict[str, object] | None) -> dict[str, list[str]]:
+    """/readyz's checks (`<mapping name>/source`, `<mapping name>/target`, `startup`) -> what is
+    failing, keyed by mapping name (or by the check's own name)."""
+    failing: dict[str, list[str]] = {}
+    checks = report.get("checks") if isinstance(report, dict) else None
+    if not isinstance(checks, dict):
+        return failing
+    for check, result in checks.items():
+        name, _, part = str(check).rpartition("/")
+        problems = failing.setdefault(name or part, [])
+        if isinstance(result, dict) and not result.get("ready"):
+            detail = str(result.get("detail") or "not ready")
+            problems.append(f"{part}: {detail}" if name else detail)
+    return failing
+
+
+def render(rows: list[MappingRow], readiness: dict[str, object] | None) -> str:
+    checks = readiness_by_mapping(readiness)
+    table = [list(HEADER)]
+    for r in rows:
+        if readiness is None:
+            ready = "?"
+        elif r.state == "Disabled":
+            ready = "-"
+        else:
+            ready = "no" if checks.get(r.name) else "yes"
+        errors = sum(r.errors.values())
+        table.append([r.name, r.source, r.state, ready, r.function or "?",
+                      r.count("polled"), r.count("filtered"), r.count("invoked"), r.count("failed"),
+                      r.acked, r.count("on_failure"), r.count("dropped"), f"{int(errors):,}", r.lag])
+    widths = [max(len(line[i]) for line in table) for i in range(len(HEADER))]
+    lines = []
+    for line in table:
+        cells = [cell.rjust(w) if i >= NUMERIC_FROM else cell.ljust(w)
+                 for i, (cell, w) in enumerate(zip(line, widths))]
+        lines.append("  ".join(cells).rstrip())
+    if not rows:
+        lines.append("(no mappings reported yet)")
+    for r in rows:
+        detail = [f"{int(v):,} {ERRORS[k]}" for k, v in r.errors.items() if v]
+        if detail:
+            lines.append(f"errors   {r.name}: " + ", ".join(detail))
+    for name, problems in sorted(checks.items()):
+        for problem in problems:
+            lines.append(f"waiting  {name}: {problem}")
+    return "\n".join(lines)
+
+
+def metrics_url(url: str) -> str:
+    """A base URL (no path) means its /metrics."""
+    parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+    if parts.path in ("", "/"):
+        parts = parts._replace(path="/metrics")
+    return urllib.parse.urlunsplit(parts)
+
+
+def _readyz_url(metrics: str) -> str:
+    return urllib.parse.urlunsplit(urllib.parse.urlsplit(metrics)._replace(path="/readyz", query=""))
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:  # /readyz answers 503 with its report while not ready
+        return error.code, error.read().decode()
+
+
+def _readiness(url: str) -> dict[str, object] | None:
+    try:
+        status, body = _get(url)
+        report = json.loads(body)
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    return report if status in (200, 503) and isinstance(report, dict) else None
+
+
+def _duration(milliseconds: float) -> str:
+    if milliseconds < 1000:
+        return f"{milliseconds:.0f}ms"
+    if milliseconds < 120_000:
+        return f"{milliseconds / 1000:.1f}s"
+    if milliseconds < 7_200_000:
+        return f"{milliseconds / 60_000:.0f}m"
+    return f"{milliseconds / 3_600_000:.1f}h"
 
 
 def print_status(url: str) -> int:
+    url = metrics_url(url)
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
+        status, text = _get(url)
+        if status != 200:
+            raise OSError(f"HTTP {status}")
+        rows = read_rows(text)
     except (urllib.error.URLError, OSError) as error:
         print(f"esm status: cannot read {url}: {error}", file=sys.stderr)
         return 1
-    rows = read_rows(text)
-    header = ["mapping", "source"] + [c for c, _ in COLUMNS]
-    table = [header] + [[row.get("name", m), s] + [row.get(c, "0" if c != "state" else "?") for c, _ in COLUMNS]
-                        for (m, s), row in sorted(rows.items())]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    for r in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(r, widths)))
-    if not rows:
-        print("(no mappings reported yet)")
+    except ValueError as error:  # not Prometheus text
+        print(f"esm status: {url} did not answer with Prometheus metrics: {error}", file=sys.stderr)
+        return 1
+    readiness = _readiness(_readyz_url(url))
+    if readiness is None:
+        summary = "readiness unknown (no /readyz)"
+    elif readiness.get("ready"):
+        summary = "ready"
+    else:
+        summary = "not ready"
+    print(f"esm at {url}: {len(rows)} mapping(s), {summary}")
+    print(render(rows, readiness))
     return 0

@@ -287,6 +287,7 @@ async def test_disabled_mapping_does_not_poll():
         await send(sqs, url, ["stay"])
         async with running(mapping_config(mapping(arn, Enabled=False))) as daemon:
             await asyncio.sleep(1.5)
+            assert not daemon.task.done(), "a disabled mapping must not stop the daemon"
             assert metric(daemon, "esm_polled_events_total") == 0
             assert daemon.value("esm_mapping_state", state="Disabled", mapping=daemon_mapping_uuid(daemon),
                                 source="sqs") == 1
