@@ -105,9 +105,9 @@ shutdown_timeout: 10
         stop.set()
         await daemon
     print("\nesm demo: the queue is empty. What the metrics say:")
-    for (_, source), row in read_rows(text).items():
+    for row in read_rows(text):
         for key in ("polled", "filtered", "invoked", "failed", "deleted"):
-            print(f"  {key:<9} {row.get(key, '0'):>4}")
+            print(f"  {key:<9} {int(row.counts.get(key, 0)):>4}")
     print("  (polled counts the retried message twice; filtered-out messages are deleted, as Lambda does)")
     return 0
 

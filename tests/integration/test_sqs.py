@@ -37,9 +37,9 @@ async def test_success_deletes_the_batch_and_counts_it():
             await wait_until_empty(sqs, url)
             assert sorted(recorder.bodies()) == sorted(f"m{i}" for i in range(15))
             assert all(len(batch) <= 10 for batch in recorder.batches)
-            assert metric(daemon, "esm_polled_events_total") == 15
-            assert metric(daemon, "esm_invoked_events_total") == 15
-            assert metric(daemon, "esm_deleted_events_total") == 15
+            await daemon.wait_total("esm_polled_events_total", 15)
+            await daemon.wait_total("esm_invoked_events_total", 15)
+            await daemon.wait_total("esm_deleted_events_total", 15)
             state = daemon.value("esm_mapping_state", state="Enabled", mapping=daemon_mapping_uuid(daemon), source="sqs")
             assert state == 1
 
@@ -84,8 +84,8 @@ async def test_filter_deletes_non_matching_messages():
             await wait_until_empty(sqs, url)
             await recorder.wait_for(lambda r: len(r.records) >= 4)
             assert sorted(json.loads(b)["n"] for b in recorder.bodies()) == [0, 1, 2, 3]
-            assert metric(daemon, "esm_filtered_out_events_total") == 6
-            assert metric(daemon, "esm_polled_events_total") == 10
+            await daemon.wait_total("esm_filtered_out_events_total", 6)
+            await daemon.wait_total("esm_polled_events_total", 10)
 
 
 async def test_plain_text_body_against_json_filter_is_dropped():
@@ -100,7 +100,7 @@ async def test_plain_text_body_against_json_filter_is_dropped():
             await wait_until_empty(sqs, url)
             await recorder.wait_for(lambda r: len(r.records) >= 1)
             assert recorder.bodies() == [json.dumps({"status": "paid"})]
-            assert metric(daemon, "esm_filtered_out_events_total") == 1
+            await daemon.wait_total("esm_filtered_out_events_total", 1)
 
 
 async def test_partial_batch_response_keeps_only_the_failed_message():
@@ -126,7 +126,7 @@ async def test_partial_batch_response_keeps_only_the_failed_message():
             assert recorder.bodies().count("good1") == 1 and recorder.bodies().count("good2") == 1
             retried = [r for r in recorder.records if r["body"] == "bad"]
             assert [r["attributes"]["ApproximateReceiveCount"] for r in retried] == ["1", "2"]
-            assert metric(daemon, "esm_failed_invoke_events_total") == 1
+            await daemon.wait_total("esm_failed_invoke_events_total", 1)
 
 
 @pytest.mark.parametrize("response", [
@@ -165,7 +165,7 @@ async def test_empty_partial_batch_response_is_success(response):
         async with running(config) as daemon:
             await wait_until_empty(sqs, url)
             assert sorted(recorder.bodies()) == ["x", "y"]
-            assert metric(daemon, "esm_deleted_events_total") == 2
+            await daemon.wait_total("esm_deleted_events_total", 2)
 
 
 async def test_function_error_returns_messages_and_redrive_moves_them_to_the_dlq():
@@ -182,7 +182,7 @@ async def test_function_error_returns_messages_and_redrive_moves_them_to_the_dlq
             await recorder.wait_for(lambda r: len(r.records) >= 2)
             await wait_until_empty(sqs, url, timeout=30)
             assert metric(daemon, "esm_failed_invoke_events_total") >= 2
-            assert metric(daemon, "esm_deleted_events_total") == 0
+            await daemon.wait_total("esm_deleted_events_total", 0)
         moved = await receive_all(sqs, dlq_url)
         assert [m["Body"] for m in moved] == ["poison"]
         assert [r["attributes"]["ApproximateReceiveCount"] for r in recorder.records[:2]] == ["1", "2"]
@@ -288,7 +288,7 @@ async def test_disabled_mapping_does_not_poll():
         async with running(mapping_config(mapping(arn, Enabled=False))) as daemon:
             await asyncio.sleep(1.5)
             assert not daemon.task.done(), "a disabled mapping must not stop the daemon"
-            assert metric(daemon, "esm_polled_events_total") == 0
+            await daemon.wait_total("esm_polled_events_total", 0)
             assert daemon.value("esm_mapping_state", state="Disabled", mapping=daemon_mapping_uuid(daemon),
                                 source="sqs") == 1
         assert await queue_counts(sqs, url) == (1, 0)
@@ -304,6 +304,6 @@ async def test_end_to_end_through_the_emulator(backends):
         config = mapping_config({"FunctionName": "rie", "EventSourceArn": arn}, functions=functions)
         async with running(config) as daemon:
             await wait_until_empty(sqs, url)
-            assert metric(daemon, "esm_invoked_events_total") == 12
-            assert metric(daemon, "esm_deleted_events_total") == 12
-            assert metric(daemon, "esm_failed_invoke_events_total") == 0
+            await daemon.wait_total("esm_invoked_events_total", 12)
+            await daemon.wait_total("esm_deleted_events_total", 12)
+            await daemon.wait_total("esm_failed_invoke_events_total", 0)

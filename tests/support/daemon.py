@@ -35,6 +35,14 @@ class RunningDaemon:
         """A metric summed over all its label sets."""
         return sum(s.value for family in self.metrics.registry.collect() for s in family.samples if s.name == name)
 
+    async def wait_total(self, name: str, expected: float, timeout: float = 30.0) -> None:
+        """Wait until a counter reaches `expected` (it moves just after the source sees the effect),
+        then check it does not overshoot."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.total(name) < expected and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        assert self.total(name) == expected, f"{name} is {self.total(name)}, expected {expected}"
+
 
 @contextlib.asynccontextmanager
 async def running(config_text: str) -> AsyncIterator[RunningDaemon]:
