@@ -6,7 +6,7 @@ ARN's service. A delivery either lands or raises `DestinationError` (retriable, 
 error in its message): the caller keeps its checkpoint and tries again (SPEC 9.6), so a failed
 delivery never loses records. Each destination opens its AWS client on first use and keeps it
 until `close()`; the client's region is the ARN's (S3 ARNs have none: the default region).
-`kafka://` topics are the Kafka source's business and are refused here.
+`kafka://` topics are built by `esm.destinations.kafka` with the source's cluster.
 """
 
 from __future__ import annotations
@@ -38,10 +38,13 @@ class Destination(Protocol):
     async def close(self) -> None: ...
 
 
-def make_destination(target: str, clients: AwsClients, *, mapping_uuid: str) -> Destination:
-    """The destination for `DestinationConfig.OnFailure.Destination` (an SQS, SNS or S3 ARN)."""
+def make_destination(target: str, clients: AwsClients, *, mapping_uuid: str, kafka: Any = None) -> Destination:
+    """The destination for `DestinationConfig.OnFailure.Destination` (an SQS, SNS or S3 ARN, or
+    `kafka://<topic>` in the source's cluster, whose `esm.destinations.kafka.KafkaCluster` is `kafka`)."""
     if target.startswith("kafka://"):
-        raise UnsupportedDestination(f"on-failure destination {target}: kafka:// topics are not supported yet")
+        from esm.destinations.kafka import make_kafka_destination
+
+        return make_kafka_destination(target, kafka)
     arn = parse_arn(target)
     if arn is None:
         raise UnsupportedDestination(f"on-failure destination {target!r} is not an ARN")
