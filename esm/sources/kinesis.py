@@ -43,6 +43,7 @@ from esm.sources import Runtime
 from esm.sources.kinesis_efo import tolerate_missing_initial_response
 from esm.sources.kinesis_records import arrival_epoch, kinesis_record
 from esm.sources.tumbling import WindowState, window_of
+from esm.transform import kinesis_transform
 from esm.stream_batches import BatchAbandoned, Failure, RetryPolicy, StreamBatch
 
 log = logging.getLogger("esm.kinesis")
@@ -119,6 +120,7 @@ class KinesisMapping:
         )
         filters = [f["Pattern"] for f in (mapping.get("FilterCriteria") or {}).get("Filters") or []]
         self.matcher = compile_filters(filters)
+        self.transform = kinesis_transform(mapping.extension.transform) if mapping.extension.transform else None
         target = ((mapping.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
         self.destination = make_destination(target, runtime.clients, mapping_uuid=mapping.uuid) if target else None
         self._client: Any = None
@@ -572,14 +574,20 @@ class KinesisMapping:
 
     async def _invoke_window(self, run: ShardRun, windows: WindowState, records: list[Record]) -> InvokeResult:
         self.metrics.iterator_age(run.shard_id, max(0.0, time.time() - arrival_epoch(records[-1])) * 1000)
-        payload = windows.payload([r.event for r in records], shard_id=run.shard_id, stream_arn=self.stream_arn,
+        payload = windows.payload(self._events(records), shard_id=run.shard_id, stream_arn=self.stream_arn,
                                   final=False)
         return windows.take_state(await self.invoker.invoke(payload))
 
     async def _invoke(self, run: ShardRun, records: list[Record]) -> InvokeResult:
         self.metrics.iterator_age(run.shard_id, max(0.0, time.time() - arrival_epoch(records[-1])) * 1000)
-        payload = orjson.dumps({"Records": [r.event for r in records]})
+        payload = orjson.dumps({"Records": self._events(records)})
         return await self.invoker.invoke(payload)
+
+    def _events(self, records: list[Record]) -> list[dict[str, Any]]:
+        """The records as the function sees them: with `esm.transform` applied, if there is one."""
+        if self.transform is None:
+            return [r.event for r in records]
+        return [self.transform.apply(r.event) for r in records]
 
     async def _dead_letter(self, run: ShardRun, failure: Failure) -> None:
         records = failure.records

@@ -434,3 +434,17 @@ async def test_s3_destination_gets_document_with_payload_under_lambda_key_layout
     assert document["requestContext"]["condition"] == "RetryAttemptsExhausted"
     payload = json.loads(document["payload"])
     assert [data_of(r) for r in payload["Records"]] == ["lost-1", "lost-2"]
+
+
+async def test_transform_rewrites_data_and_keeps_sequence_numbers(tmp_path):
+    """SPEC 9.10: esm.transform applies JMESPath to the decoded Kinesis data before invoke."""
+    recorder = rec.install(rec.Recorder())
+    async with kinesis_client() as kinesis:
+        name, arn = await create_stream(kinesis)
+        sequences = await put(kinesis, name, [("k", json.dumps({"order": {"id": i}, "noise": "x"}).encode())
+                                              for i in range(3)])
+        config = parse_config(config_text(tmp_path, mapping(arn, esm={"transform": "data.order"})))
+        async with running_config(config):
+            await recorder.wait_for(lambda r: len(r.records) >= 3)
+    assert [json.loads(data_of(r)) for r in recorder.records] == [{"id": 0}, {"id": 1}, {"id": 2}]
+    assert [r["kinesis"]["sequenceNumber"] for r in recorder.records] == sequences
