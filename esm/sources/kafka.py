@@ -50,6 +50,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStateError, KafkaError
 
+from esm.aio import Stopped, unless_stopped
 from esm.arns import parse_arn
 from esm.batching import BatchPolicy
 from esm.destinations import make_destination
@@ -246,22 +247,16 @@ class KafkaMapping:
         self.log.info("consuming %s from %s as group %s (StartingPosition %s when the group has no offsets)",
                       self.topic, self.servers, self.group_id, self.starting_position)
         lag = asyncio.create_task(self._lag_loop(), name=f"{self.mapping.name}/lag")
-        stopper = asyncio.ensure_future(self._stopping.wait())
         try:
             delay = 0.2
             while not self._stopping.is_set():
-                # getmany waits through a rebalance; a stop must not wait for one to end.
-                poll = asyncio.ensure_future(self._consumer.getmany(timeout_ms=POLL_TIMEOUT_MS,
-                                                                    max_records=MAX_POLL_RECORDS))
-                await asyncio.wait({poll, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                if not poll.done():
-                    poll.cancel()
-                    await asyncio.gather(poll, return_exceptions=True)
-                    break
                 try:
-                    fetched = poll.result()
+                    # getmany waits through a rebalance; a stop must not wait for one to end.
+                    fetched = await unless_stopped(
+                        self._consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_POLL_RECORDS),
+                        self._stopping)
                     delay = 0.2
-                except ConsumerStoppedError:
+                except (Stopped, ConsumerStoppedError):
                     break
                 except KafkaError as error:
                     self.metrics.polling_errors.inc()
@@ -273,7 +268,6 @@ class KafkaMapping:
                     self._accept(tp, messages)
                 self._restart_failed_workers()
         finally:
-            stopper.cancel()
             lag.cancel()
             await asyncio.gather(lag, return_exceptions=True)
             await self._stop_partitions(list(self._partitions.values()), drain=None, reason="shutdown")

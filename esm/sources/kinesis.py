@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
+from esm.aio import Stopped, unless_stopped
 from esm.arns import parse_arn
 from esm.batching import BatchPolicy
 from esm.checkpoints.base import StoreUnavailable
@@ -383,20 +384,9 @@ class KinesisMapping:
 
     async def _next_or_stop(self, run: ShardRun, events: Any) -> Any:
         """The next pushed event, or None when the shard worker stops or the subscription ends."""
-        following = asyncio.ensure_future(events.__anext__())
-        stopped = asyncio.ensure_future(run.stopping.wait())
         try:
-            await asyncio.wait({following, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopped.cancel()
-        if not following.done():
-            following.cancel()
-            with contextlib.suppress(BaseException):
-                await following
-            return None
-        try:
-            return following.result()
-        except StopAsyncIteration:
+            return await unless_stopped(events.__anext__(), run.stopping)
+        except (Stopped, StopAsyncIteration):
             return None
 
     async def _sleep(self, run: ShardRun, seconds: float) -> None:

@@ -28,11 +28,12 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, TypeVar
+from typing import Any
 
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
+from esm.aio import Stopped, unless_stopped
 from esm.arns import is_fifo_queue, parse_arn
 from esm.batching import BatchPolicy
 from esm.errors import SourceUnavailable
@@ -56,11 +57,6 @@ MAX_RECEIVE = 10  # messages per ReceiveMessage call
 LONG_POLL_SECONDS = 5
 BACKOFF_BASE = 0.1
 BACKOFF_CAP = 30.0
-T = TypeVar("T")
-
-
-class Stopped(Exception):
-    """The mapping is stopping: whatever was being waited for is abandoned."""
 
 
 @dataclass(frozen=True)
@@ -189,20 +185,6 @@ class SqsMapping:
         # Gathered but never invoked: visible again at once, for another consumer.
         await self._release(policy.take() + carry)
 
-    async def _until_stopped(self, awaitable: Awaitable[T]) -> T:
-        task = asyncio.ensure_future(awaitable)
-        stopper = asyncio.ensure_future(self._stopping.wait())
-        try:
-            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopper.cancel()
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-            raise Stopped()
-        return task.result()
-
     async def _gather(self, policy: BatchPolicy, carry: list[Record]) -> list[Record]:
         """One batch: until BatchSize, the window (from the first record), or the 6 MB cap."""
         while carry and policy.room:
@@ -246,7 +228,7 @@ class SqsMapping:
             except (ClientError, BotoCoreError, OSError) as error:
                 self.metrics.polling_errors.inc()
                 self.log.warning("ReceiveMessage failed, retrying in %.1fs: %s", delay, error)
-                await self._until_stopped(asyncio.sleep(delay))
+                await unless_stopped(asyncio.sleep(delay), self._stopping)
                 delay = min(BACKOFF_CAP, delay * 2)
 
     async def _admit(self, messages: list[dict[str, Any]]) -> list[Record]:
