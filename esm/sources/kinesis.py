@@ -316,6 +316,8 @@ class KinesisMapping:
             except ClientError as error:
                 code = error.response.get("Error", {}).get("Code", "")
                 if code == "ExpiredIteratorException":  # resume after the last record read
+                    self.log.info("iterator of %s expired; resuming after %s", run.shard_id,
+                                  reader.last_read or "the starting position")
                     iterator = await self._iterator(run.shard_id, reader.last_read, child)
                     continue
                 self.metrics.polling_errors.inc()

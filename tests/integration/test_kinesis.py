@@ -448,3 +448,27 @@ async def test_transform_rewrites_data_and_keeps_sequence_numbers(tmp_path):
             await recorder.wait_for(lambda r: len(r.records) >= 3)
     assert [json.loads(data_of(r)) for r in recorder.records] == [{"id": 0}, {"id": 1}, {"id": 2}]
     assert [r["kinesis"]["sequenceNumber"] for r in recorder.records] == sequences
+
+
+async def test_read_errors_are_counted_and_backed_off_without_crashing(tmp_path):
+    """Issue 5.7: GetRecords failures (kinesis-mock does not throttle reads, so: the stream deleted under a
+    running mapping) are counted in esm_polling_errors_total and retried with backoff; the daemon keeps running."""
+    import asyncio
+
+    recorder = rec.install(rec.Recorder())
+    async with kinesis_client() as kinesis:
+        name, arn = await create_stream(kinesis)
+        await put(kinesis, name, [("k", b"before")])
+        async with running_config(parse_config(config_text(tmp_path, mapping(arn)))) as daemon:
+            await recorder.wait_for(lambda r: r.records)
+            await kinesis.delete_stream(StreamName=name)
+            for _ in range(100):
+                if daemon.total("esm_polling_errors_total") >= 2:
+                    break
+                await asyncio.sleep(0.1)
+            errors = daemon.total("esm_polling_errors_total")
+            await asyncio.sleep(1)
+            assert not daemon.task.done(), "a read error must not stop the daemon"
+            later = daemon.total("esm_polling_errors_total")
+    assert errors >= 2
+    assert later - errors < 20, "retries must back off, not spin"
