@@ -30,3 +30,9 @@ async def unless_stopped(awaitable: Awaitable[T], stop: asyncio.Event) -> T:
             await task
         raise Stopped()
     return task.result()
+
+
+async def sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep `seconds`, returning early when `stop` is set."""
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Hashable, Sequence
 
+from esm.aio import sleep_unless
+from esm.errors import DestinationError
 from esm.invokers.base import InvokeResult
 from esm.metrics import MappingMetrics
 from esm.outcomes import FUNCTION_ERROR, INVOCATION_ERROR, PARTIAL, SUCCESS, Outcome, judge
@@ -182,3 +184,29 @@ def _backoff(attempt: int, retry_after: float | None) -> float:
 
 def epoch_age(arrival_epoch: float) -> float:
     return time.time() - arrival_epoch
+
+
+DELIVERY_BACKOFF_CAP = 30.0
+
+
+async def deliver_until_landed(destination: Any, document: dict[str, Any], *, invocation_event: Any, shard_id: str,
+                               stopping: asyncio.Event, metrics: MappingMetrics, function_name: str, where: str,
+                               logger: logging.LoggerAdapter, **extra: Any) -> None:
+    """Deliver an on-failure document until it lands (SPEC 9.6: the checkpoint or commit waits for it).
+
+    Each failure counts in the destination error metrics and is logged; a stopping worker abandons
+    the batch (BatchAbandoned), leaving its records unacknowledged.
+    """
+    delay = 0.5
+    while True:
+        try:
+            await destination.deliver(document, invocation_event=invocation_event, shard_id=shard_id, **extra)
+            return
+        except DestinationError as error:
+            metrics.destination_errors.inc()
+            metrics.metrics.destination_delivery_failures.labels(function_name).inc()
+            logger.error("on-failure delivery of %s failed, retrying in %.1fs: %s", where, delay, error)
+            if stopping.is_set():
+                raise BatchAbandoned() from error
+            await sleep_unless(stopping, delay)
+            delay = min(DELIVERY_BACKOFF_CAP, delay * 2)

@@ -50,7 +50,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStateError, KafkaError
 
-from esm.aio import Stopped, unless_stopped
+from esm.aio import Stopped, sleep_unless, unless_stopped
 from esm.arns import parse_arn
 from esm.batching import BatchPolicy
 from esm.destinations import make_destination
@@ -63,7 +63,7 @@ from esm.destinations.records import (
     kafka_record_failure_record,
     response_context,
 )
-from esm.errors import DestinationError, SourceUnavailable
+from esm.errors import SourceUnavailable
 from esm.filtering import compile_filters
 from esm.filtering.decode import filter_kafka
 from esm.invokers.base import Invoker, InvokeResult
@@ -83,7 +83,14 @@ from esm.sources.kafka_records import (
     read_identifier,
     record_epoch,
 )
-from esm.stream_batches import RETRY_ATTEMPTS_EXHAUSTED, BatchAbandoned, Failure, RetryPolicy, StreamBatch
+from esm.stream_batches import (
+    RETRY_ATTEMPTS_EXHAUSTED,
+    BatchAbandoned,
+    Failure,
+    RetryPolicy,
+    StreamBatch,
+    deliver_until_landed,
+)
 from esm.transform import kafka_transform
 
 log = logging.getLogger("esm.kafka")
@@ -261,7 +268,7 @@ class KafkaMapping:
                 except KafkaError as error:
                     self.metrics.polling_errors.inc()
                     self.log.warning("polling %s failed (%r); backing off %.1fs", self.topic, error, delay)
-                    await self._sleep(self._stopping, delay)
+                    await sleep_unless(self._stopping, delay)
                     delay = min(BACKOFF_CAP, delay * 2)
                     continue
                 for tp, messages in fetched.items():
@@ -464,7 +471,7 @@ class KafkaMapping:
             except (KafkaError, OSError, asyncio.TimeoutError) as error:
                 self.metrics.polling_errors.inc()
                 run.log.warning("cannot settle the start of %s (%r); retrying in %.1fs", run.key, error, delay)
-                await self._sleep(run.stopping, delay)
+                await sleep_unless(run.stopping, delay)
                 delay = min(BACKOFF_CAP, delay * 2)
         return False
 
@@ -571,25 +578,14 @@ class KafkaMapping:
 
     async def _deliver(self, run: PartitionRun, document: dict[str, Any], event: Any, where: str,
                        **extra: Any) -> None:
-        """Deliver until it lands (SPEC 9.6: the commit waits); a stopping worker abandons the batch."""
-        delay = 0.5
-        while True:
-            try:
-                await self.destination.deliver(document, invocation_event=event, shard_id=run.key, **extra)
-                return
-            except DestinationError as error:
-                self.metrics.destination_errors.inc()
-                self.metrics.metrics.destination_delivery_failures.labels(self.mapping.function.name).inc()
-                run.log.error("on-failure delivery of %s failed, retrying in %.1fs: %s", where, delay, error)
-                if run.stopping.is_set():
-                    raise BatchAbandoned() from error
-                await self._sleep(run.stopping, delay)
-                delay = min(BACKOFF_CAP * 3, delay * 2)
+        await deliver_until_landed(self.destination, document, invocation_event=event, shard_id=run.key,
+                                   stopping=run.stopping, metrics=self.metrics,
+                                   function_name=self.mapping.function.name, where=where, logger=run.log, **extra)
 
     # -- lag -----------------------------------------------------------------------------------------
     async def _lag_loop(self) -> None:
         while not self._stopping.is_set():
-            await self._sleep(self._stopping, LAG_INTERVAL)
+            await sleep_unless(self._stopping, LAG_INTERVAL)
             if self._stopping.is_set():
                 return
             await self.refresh_lag()
@@ -620,7 +616,3 @@ class KafkaMapping:
         gauges.max_offset_lag.labels(*self.metrics.labels).set(max(lags, default=0))
         gauges.sum_offset_lag.labels(*self.metrics.labels).set(sum(lags))
 
-    @staticmethod
-    async def _sleep(event: asyncio.Event, seconds: float) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(event.wait(), seconds)

@@ -26,13 +26,13 @@ from typing import Any
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
-from esm.aio import Stopped, unless_stopped
+from esm.aio import Stopped, sleep_unless, unless_stopped
 from esm.arns import parse_arn
 from esm.batching import BatchPolicy
 from esm.checkpoints.base import StoreUnavailable
 from esm.destinations import make_destination
 from esm.destinations.records import response_context, stream_failure_record
-from esm.errors import DestinationError, LeaseLost, SourceUnavailable
+from esm.errors import LeaseLost, SourceUnavailable
 from esm.filtering import compile_filters
 from esm.filtering.decode import filter_kinesis
 from esm.invokers.base import Invoker, InvokeResult, Succeeded
@@ -45,7 +45,7 @@ from esm.sources.kinesis_efo import tolerate_missing_initial_response
 from esm.sources.kinesis_records import arrival_epoch, kinesis_record
 from esm.sources.tumbling import WindowState, window_of
 from esm.transform import kinesis_transform
-from esm.stream_batches import BatchAbandoned, Failure, RetryPolicy, StreamBatch
+from esm.stream_batches import BatchAbandoned, Failure, RetryPolicy, StreamBatch, deliver_until_landed
 
 log = logging.getLogger("esm.kinesis")
 
@@ -322,13 +322,13 @@ class KinesisMapping:
                     continue
                 self.metrics.polling_errors.inc()
                 self.log.warning("GetRecords on %s failed (%s); backing off %.1fs", run.shard_id, code, delay)
-                await self._sleep(run, delay)
+                await sleep_unless(run.stopping, delay)
                 delay = min(BACKOFF_CAP, delay * 2 * random.uniform(0.8, 1.2))
                 continue
             except (BotoCoreError, OSError) as error:
                 self.metrics.polling_errors.inc()
                 self.log.warning("GetRecords on %s failed: %s", run.shard_id, error)
-                await self._sleep(run, delay)
+                await sleep_unless(run.stopping, delay)
                 delay = min(BACKOFF_CAP, delay * 2)
                 continue
             records = response.get("Records") or []
@@ -337,7 +337,7 @@ class KinesisMapping:
             if iterator is None:
                 return True
             if not records:
-                await self._sleep(run, IDLE_POLL_INTERVAL)
+                await sleep_unless(run.stopping, IDLE_POLL_INTERVAL)
         return False
 
     async def _read_subscribed(self, reader: "ShardReader", child: bool) -> bool:
@@ -380,7 +380,7 @@ class KinesisMapping:
             except (ClientError, BotoCoreError, OSError) as error:
                 self.metrics.polling_errors.inc()
                 self.log.warning("SubscribeToShard on %s failed: %s; retrying in %.1fs", run.shard_id, error, delay)
-                await self._sleep(run, delay)
+                await sleep_unless(run.stopping, delay)
                 delay = min(BACKOFF_CAP, delay * 2)
         return False
 
@@ -390,10 +390,6 @@ class KinesisMapping:
             return await unless_stopped(events.__anext__(), run.stopping)
         except (Stopped, StopAsyncIteration):
             return None
-
-    async def _sleep(self, run: ShardRun, seconds: float) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(run.stopping.wait(), seconds)
 
     async def _finish_shard(self, run: ShardRun, queues: list[asyncio.Queue[Any]], tracker: OffsetTracker) -> None:
         for queue in queues:
@@ -557,7 +553,7 @@ class KinesisMapping:
             delay = min(BACKOFF_CAP, 0.2 * 2 ** attempt) * random.uniform(0.5, 1.0)
             self.log.warning("final invoke of window %s on %s failed (the shard waits), retrying in %.1fs",
                              windows.window.iso()["start"], run.shard_id, delay)
-            await self._sleep(run, delay)
+            await sleep_unless(run.stopping, delay)
         for record in settled:
             tracker.finish(record.token)
         settled.clear()
@@ -597,20 +593,9 @@ class KinesisMapping:
                 first_arrival=arrival_epoch(first), last_arrival=arrival_epoch(last), batch_size=len(records),
                 stream_arn=self.stream_arn)
             event = {"Records": [r.event for r in records]}
-            delay = 0.5
-            while True:
-                try:
-                    await self.destination.deliver(document, invocation_event=event, shard_id=run.shard_id)
-                    break
-                except DestinationError as error:
-                    # SPEC 9.6: the checkpoint does not move until the records are delivered.
-                    self.metrics.destination_errors.inc()
-                    self.metrics.metrics.destination_delivery_failures.labels(self.mapping.function.name).inc()
-                    self.log.error("on-failure delivery of %s failed, retrying in %.1fs: %s", positions, delay, error)
-                    if run.stopping.is_set():
-                        raise BatchAbandoned() from error
-                    await self._sleep(run, delay)
-                    delay = min(BACKOFF_CAP * 3, delay * 2)
+            await deliver_until_landed(self.destination, document, invocation_event=event,
+                                       shard_id=run.shard_id, stopping=run.stopping, metrics=self.metrics,
+                                       function_name=self.mapping.function.name, where=positions, logger=self.log)
             self.metrics.destination_delivered.inc(len(records))
             self.log.warning("%s: %d record(s) at %s sent to %s", failure.condition, len(records), positions,
                              self.destination.arn)
