@@ -4,13 +4,15 @@ Threads of control (all asyncio tasks of one mapping):
 - the **poll loop** (`run`) calls `getmany` on one `AIOKafkaConsumer` in the mapping's consumer
   group (ConsumerGroupId, default the mapping's UUID; auto-commit off), registers every record in
   its partition's offset tracker, applies the filters (a filtered-out record is finished at once)
-  and queues the rest to the partition's worker. A partition whose queue is full is paused, so
-  the loop never blocks and keeps the group membership alive (aiokafka leaves a group whose
-  consumer stops polling);
+  and queues the rest to the partition's worker, one list per fetch. A partition whose backlog is
+  full is paused, so the loop never blocks and keeps the group membership alive (aiokafka leaves
+  a group whose consumer stops polling);
 - one **worker per assigned partition** batches its queue (BatchSize, a window from the first
   record, 6 MB with the Kafka envelope) and settles one batch at a time through `StreamBatch`
   (partial batch responses, bisect, retries, record age, on-failure destination), so records of
   a partition are invoked strictly in order and one batch per partition is in flight;
+- the **committer** commits every partition's finished position in one request whenever a worker
+  or the filters moved one (workers never wait for the broker's round trip);
 - the **lag loop** every few seconds retries commits that did not go through and sets OffsetLag
   (per partition), MaxOffsetLag and SumOffsetLag from the partitions' end offsets;
 - aiokafka's coordinator calls the **rebalance listener**.
@@ -43,6 +45,7 @@ import base64
 import contextlib
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -111,7 +114,6 @@ BACKOFF_CAP = 10.0
 # With MaximumRetryAttempts -1 and an on-failure destination, Lambda stops after 10 retries (SPEC 3).
 DESTINATION_RETRY_CAP = 10
 
-_COMMIT = object()  # queued after filtered-out records: "commit what is finished" once the worker gets there
 
 
 def function_arn(mapping: MappingSettings, region: str, account: str) -> str:
@@ -129,7 +131,8 @@ class PartitionRun:
     tp: TopicPartition
     key: str
     log: logging.LoggerAdapter
-    queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)  # lists of records (one per fetch); None: stop
+    backlog: int = 0  # records queued or gathered but not yet in a batch taken for invoking
     tracker: OffsetTracker = field(default_factory=OffsetTracker)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     owned: bool = True  # False once revoked: never committed again
@@ -203,6 +206,7 @@ class KafkaMapping:
         self._stopping = asyncio.Event()
         self._partitions: dict[TopicPartition, PartitionRun] = {}
         self._lock = asyncio.Lock()  # commits and revocation: a revoked partition is never committed
+        self._dirty = asyncio.Event()  # a finished position may have moved (see _committer)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -253,7 +257,8 @@ class KafkaMapping:
         self._consumer.subscribe([self.topic], listener=_Listener(self))
         self.log.info("consuming %s from %s as group %s (StartingPosition %s when the group has no offsets)",
                       self.topic, self.servers, self.group_id, self.starting_position)
-        lag = asyncio.create_task(self._lag_loop(), name=f"{self.mapping.name}/lag")
+        helpers = [asyncio.create_task(self._lag_loop(), name=f"{self.mapping.name}/lag"),
+                   asyncio.create_task(self._committer(), name=f"{self.mapping.name}/commits")]
         try:
             delay = 0.2
             while not self._stopping.is_set():
@@ -275,8 +280,9 @@ class KafkaMapping:
                     self._accept(tp, messages)
                 self._restart_failed_workers()
         finally:
-            lag.cancel()
-            await asyncio.gather(lag, return_exceptions=True)
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
             await self._stop_partitions(list(self._partitions.values()), drain=None, reason="shutdown")
 
     # -- the poll loop -----------------------------------------------------------------------
@@ -285,31 +291,38 @@ class KafkaMapping:
         if run is None or not run.owned or run.stopping.is_set():
             # Fetched just before a revocation: neither invoked nor committed; the next owner reads them.
             return
-        filtered = False
-        polled_bytes = 0
+        if not messages:
+            return
+        if run.committed is None:
+            run.committed = messages[0].offset  # nothing before the first record read was ours
+        now = time.monotonic()
+        records = [kafka_record(message, run.key, now) for message in messages]
         for message in messages:
-            record = kafka_record(message)
             run.tracker.register(message.offset)
-            if run.committed is None:
-                run.committed = message.offset  # nothing before the first record read was ours
-            polled_bytes += max(0, message.serialized_key_size) + max(0, message.serialized_value_size)
-            if not self.matcher.is_match_all and not filter_kafka(self.matcher, record.event):
-                self.metrics.filtered_out.inc()
-                run.tracker.finish(message.offset)
-                filtered = True
-                continue
-            run.queue.put_nowait(record)
+        if not self.matcher.is_match_all:
+            kept = []
+            for record in records:
+                if filter_kafka(self.matcher, record.event):
+                    kept.append(record)
+                else:
+                    run.tracker.finish(record.token)
+            if len(kept) < len(records):
+                self.metrics.filtered_out.inc(len(records) - len(kept))
+                self._commit_soon()  # once the records before them are finished, they commit too
+            records = kept
+        if records:
+            run.queue.put_nowait(records)
+            run.backlog += len(records)
         self.metrics.polled.inc(len(messages))
-        self.metrics.metrics.poller_throughput.labels(*self.metrics.labels).inc(polled_bytes)
-        if filtered:
-            run.queue.put_nowait(_COMMIT)
-        if run.queue.qsize() >= self.high_water and not run.paused:
+        self.metrics.metrics.poller_throughput.labels(*self.metrics.labels).inc(
+            sum(max(0, m.serialized_key_size) + max(0, m.serialized_value_size) for m in messages))
+        if run.backlog >= self.high_water and not run.paused:
             run.paused = True
             self._consumer.pause(tp)  # type: ignore[union-attr]
 
     def _maybe_resume(self, run: PartitionRun) -> None:
         if run.paused and run.started and run.owned and not run.stopping.is_set() \
-                and run.queue.qsize() <= self.low_water and self._consumer is not None:
+                and run.backlog <= self.low_water and self._consumer is not None:
             try:
                 self._consumer.resume(run.tp)
                 run.paused = False
@@ -378,9 +391,8 @@ class KafkaMapping:
                 if not task.done():
                     task.cancel()
         async with self._lock:
+            await self._commit_locked(runs)
             for run in runs:
-                if run.owned:
-                    await self._commit_locked(run)
                 run.owned = False
                 if self._partitions.get(run.tp) is run:
                     del self._partitions[run.tp]
@@ -391,42 +403,61 @@ class KafkaMapping:
                           ", ".join(f"{r.key}@{r.committed}" for r in runs))
 
     # -- commits ---------------------------------------------------------------------------------
-    async def _commit(self, run: PartitionRun) -> None:
-        async with self._lock:
-            await self._commit_locked(run)
+    def _commit_soon(self) -> None:
+        """Some partition's finished position may have moved: wake the committer."""
+        self._dirty.set()
 
-    async def _commit_locked(self, run: PartitionRun) -> None:
-        """Commit the contiguous position + 1 if it moved forward; the caller holds `_lock`."""
-        if not run.owned or self._consumer is None:
-            return
-        run.tracker.advance()
-        if run.tracker.position is None:
-            return
-        target = int(run.tracker.position) + 1  # type: ignore[call-overload]
-        if run.committed is not None and target <= run.committed:
-            return
-        await self._commit_offset(run, target)
+    async def _committer(self) -> None:
+        """Commits every owned partition's finished position in one request whenever one moved.
 
-    async def _commit_offset(self, run: PartitionRun, offset: int) -> bool:
+        Workers only mark records finished and go on to their next batch: awaiting a commit round
+        trip per batch, serialized under the lock, was what bounded throughput. Positions that
+        move while a commit is in flight go out in the next one."""
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            async with self._lock:
+                await self._commit_locked(list(self._partitions.values()))
+
+    async def _commit_locked(self, runs: list[PartitionRun]) -> None:
+        """Commit each owned run's contiguous position + 1 where it moved forward; the caller holds `_lock`."""
+        if self._consumer is None:
+            return
+        targets: dict[PartitionRun, int] = {}
+        for run in runs:
+            if not run.owned:
+                continue
+            run.tracker.advance()
+            if run.tracker.position is None:
+                continue
+            target = int(run.tracker.position) + 1  # type: ignore[call-overload]
+            if run.committed is None or target > run.committed:
+                targets[run] = target
+        if targets:
+            await self._commit_offsets(targets)
+
+    async def _commit_offsets(self, targets: dict[PartitionRun, int]) -> bool:
         assert self._consumer is not None
+        where = ", ".join(f"{run.key}@{offset}" for run, offset in targets.items())
         try:
             # aiokafka retries retriable commit errors (coordinator away) without end: bound it, so the
             # lock is not held through an outage; the lag loop and the next batch try again.
-            await asyncio.wait_for(self._consumer.commit({run.tp: offset}), COMMIT_TIMEOUT)
+            await asyncio.wait_for(self._consumer.commit({run.tp: offset for run, offset in targets.items()}),
+                                   COMMIT_TIMEOUT)
         except (CommitFailedError, IllegalStateError) as error:
-            # The group moved on without us: the partition may belong to another member now.
+            # The group moved on without us: the partitions may belong to another member now.
             self.metrics.commit_errors.inc()
-            run.log.warning("commit of %s at %d refused, the partition may have a new owner: %s",
-                            run.key, offset, error)
+            self.log.warning("commit of %s refused, the partitions may have a new owner: %s", where, error)
             return False
         except (KafkaError, OSError, asyncio.TimeoutError) as error:
             self.metrics.commit_errors.inc()
-            run.log.warning("commit of %s at %d failed (retried with the next one): %r", run.key, offset, error)
+            self.log.warning("commit of %s failed (retried with the next one): %r", where, error)
             return False
-        previous = offset if run.committed is None else run.committed
-        run.committed = offset
-        self.metrics.committed.inc(max(0, offset - previous))
-        run.log.debug("committed %s at %d", run.key, offset)
+        for run, offset in targets.items():
+            previous = offset if run.committed is None else run.committed
+            run.committed = offset
+            self.metrics.committed.inc(max(0, offset - previous))
+        self.log.debug("committed %s", where)
         return True
 
     # -- one partition ---------------------------------------------------------------------------
@@ -457,7 +488,7 @@ class KafkaMapping:
                         return False
                     if committed is None:
                         # Pin the start: StartingPosition applies once, to a group without offsets.
-                        if not await self._commit_offset(run, position):
+                        if not await self._commit_offsets({run: position}):
                             raise KafkaError("the start position could not be committed")
                         run.log.info("no committed offset for %s: starting at %d (%s)", run.key, position,
                                      self.starting_position)
@@ -485,40 +516,38 @@ class KafkaMapping:
         async def settle(records: list[Record], disposition: Disposition) -> None:
             for record in records:
                 run.tracker.finish(record.token)
-            await self._commit(run)
+            self._commit_soon()
 
         batch = StreamBatch(policy=self.policy, invoke=lambda records: self._invoke(records), settle=settle,
                             dead_letter=lambda failure: self._dead_letter(run, failure),
                             record_age=lambda record: time.time() - record_epoch(record), metrics=self.metrics,
                             read_identifier=read_identifier, stopping=run.stopping, logger=run.log)
-        carry: Record | None = None
+        pending: deque[Record] = deque()  # records of fetched chunks not yet in a batch, in order
         while not run.stopping.is_set():
-            item = carry if carry is not None else await run.queue.get()
-            carry = None
-            if item is None:
-                return
-            if item is _COMMIT:
-                await self._commit(run)  # filtered-out records before this point are finished
-                continue
-            policy.add(item)
+            if not pending:
+                chunk = await run.queue.get()
+                if chunk is None:
+                    return
+                pending.extend(chunk)
+            policy.add(pending.popleft())
             while policy.room:
-                try:
-                    if self.window > 0 and policy.remaining() > 0:
-                        item = await asyncio.wait_for(run.queue.get(), policy.remaining())
-                    else:
-                        item = run.queue.get_nowait()
-                except (asyncio.TimeoutError, asyncio.QueueEmpty):
-                    break
-                if item is None:
-                    return  # stopping: what was gathered is neither invoked nor committed
-                if item is _COMMIT:
-                    continue  # this batch's commit covers it
-                if not policy.fits(item):
-                    carry = item  # the 6 MB cut: it opens the next batch
-                    break
-                policy.add(item)
-            self._maybe_resume(run)
+                if not pending:
+                    try:
+                        if self.window > 0 and policy.remaining() > 0:
+                            chunk = await asyncio.wait_for(run.queue.get(), policy.remaining())
+                        else:
+                            chunk = run.queue.get_nowait()
+                    except (asyncio.TimeoutError, asyncio.QueueEmpty):
+                        break
+                    if chunk is None:
+                        return  # stopping: what was gathered is neither invoked nor committed
+                    pending.extend(chunk)
+                if not policy.fits(pending[0]):
+                    break  # the 6 MB cut: that record opens the next batch
+                policy.add(pending.popleft())
             records = policy.take()
+            run.backlog -= len(records)
+            self._maybe_resume(run)
             try:
                 if len(records) == 1 and not policy.fits(records[0]):
                     await self._too_large(run, records, settle)
@@ -593,8 +622,8 @@ class KafkaMapping:
     async def refresh_lag(self) -> None:
         """Retry commits that did not go through, then set OffsetLag, MaxOffsetLag and SumOffsetLag."""
         runs = [r for r in self._partitions.values() if r.owned and r.started]
-        for run in runs:
-            await self._commit(run)
+        async with self._lock:
+            await self._commit_locked(runs)
         known = [r for r in runs if r.owned and r.committed is not None]
         if not known or self._consumer is None:
             return

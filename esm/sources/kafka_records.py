@@ -14,8 +14,8 @@ fails the whole batch, SPEC 3).
 
 from __future__ import annotations
 
-import base64
 import time
+from binascii import b2a_base64
 from typing import Any, Hashable, Iterable, Mapping, Sequence
 
 import orjson
@@ -40,7 +40,7 @@ def partition_key(topic: str, partition: int) -> str:
 
 
 def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    return b2a_base64(data, newline=False).decode("ascii")
 
 
 def kafka_event_record(message: Any) -> dict[str, Any]:
@@ -55,19 +55,24 @@ def kafka_event_record(message: Any) -> dict[str, Any]:
         "timestamp": message.timestamp,
         "timestampType": TIMESTAMP_TYPES.get(message.timestamp_type, "CREATE_TIME"),
     }
-    if message.key is not None:
-        record["key"] = _b64(message.key)
-    if message.value is not None:
-        record["value"] = _b64(message.value)
-    record["headers"] = [{name: signed_bytes(value)} for name, value in (message.headers or ())]
+    key, value, headers = message.key, message.value, message.headers
+    if key is not None:
+        record["key"] = _b64(key)
+    if value is not None:
+        record["value"] = _b64(value)
+    record["headers"] = [{name: signed_bytes(data)} for name, data in headers] if headers else []
     return record
 
 
-def kafka_record(message: Any) -> Record:
-    """The pipeline's Record: item id `("<topic>-<partition>", offset)`, token the offset."""
+def kafka_record(message: Any, key: str | None = None, arrived_at: float | None = None) -> Record:
+    """The pipeline's Record: item id `("<topic>-<partition>", offset)`, token the offset.
+
+    A poller building a whole fetch passes the partition's `key` and one `arrived_at` for all."""
     event = kafka_event_record(message)
-    return Record(event=event, item_id=(partition_key(message.topic, message.partition), message.offset),
-                  size=len(orjson.dumps(event)), arrived_at=time.monotonic(), token=message.offset)
+    offset = message.offset
+    return Record(event=event, item_id=(key or partition_key(message.topic, message.partition), offset),
+                  size=len(orjson.dumps(event)), arrived_at=time.monotonic() if arrived_at is None else arrived_at,
+                  token=offset)
 
 
 def kafka_event(records: Iterable[Mapping[str, Any]], *, bootstrap_servers: str,
