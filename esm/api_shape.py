@@ -25,9 +25,19 @@ def create_mapping_shape() -> Shape:
     return model.operation_model("CreateEventSourceMapping").input_shape
 
 
+class _Validator(ParamValidator):
+    def _type_check_datetime(self, value: Any) -> bool:
+        try:
+            return bool(super()._type_check_datetime(value))
+        except (RuntimeError, OverflowError, OSError):
+            # dateutil gives up on strings such as "1e400" with RuntimeError, and numbers past the
+            # platform's time_t overflow: not a timestamp either way.
+            return False
+
+
 def check_against_api_shape(request: dict[str, Any]) -> list[Problem]:
     shape = create_mapping_shape()
-    problems = [_from_botocore(e) for e in ParamValidator().validate(request, shape)._errors]
+    problems = [_from_botocore(e) for e in _Validator().validate(request, shape)._errors]
     problems.extend(_check_limits(request, shape, ""))
     return problems
 
@@ -36,8 +46,16 @@ def _path(name: str) -> str:
     return name[1:] if name.startswith(".") else name
 
 
+# botocore names a map's key as `Endpoints (key: 0)`; esm's paths say `Endpoints.0`.
+_MAP_KEY = re.compile(r"(.*) \(key: (.*)\)", re.DOTALL)
+
+
 def _from_botocore(error: tuple[str, str, dict[str, Any]]) -> Problem:
     reason, name, extra = error
+    key = _MAP_KEY.fullmatch(_path(name))
+    if key is not None:
+        problem = _from_botocore((reason, f"{key.group(1)}.{key.group(2)}", extra))
+        return Problem(problem.path, f"the key {problem.message}")
     path = _path(name)
     if reason == "unknown field":
         where = f"{path}." if path else ""

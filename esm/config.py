@@ -9,6 +9,8 @@ so `esm validate` works offline.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import math
 import os
 import re
 import uuid
@@ -22,7 +24,9 @@ import yaml
 
 from esm.api_shape import check_against_api_shape
 from esm.errors import ConfigError, Problem
+from esm.inflight import DEFAULT_MAX_IN_FLIGHT_BYTES, MIN_MAX_IN_FLIGHT_BYTES, parse_size
 from esm.mapping_rules import check_mapping, sam_key_problems
+from esm.sources.kafka_auth import check_destination_cluster, check_kafka_extension, check_secrets_option
 from esm.settings import (
     DEFAULT_FUNCTION_TIMEOUT,
     DEFAULT_SHUTDOWN_TIMEOUT,
@@ -43,7 +47,7 @@ TOP_LEVEL_KEYS = ("functions", "event_source_mappings", "aws", "checkpoints", "m
                   "shutdown_timeout", "startup_timeout")
 TARGET_KEYS = ("url", "lambda", "handler")
 FUNCTION_KEYS = TARGET_KEYS + ("timeout", "max_concurrency")
-EXTENSION_KEYS = ("name", "transform")
+EXTENSION_KEYS = ("name", "transform", "max_in_flight_bytes", "secrets", "kafka_tls", "on_failure_kafka")
 MAX_FUNCTION_TIMEOUT = 900  # Lambda's own ceiling, in seconds
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 LISTEN = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
@@ -64,11 +68,28 @@ def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = N
     return parse_config(text, base_dir=str(file.resolve().parent), environ=environ)
 
 
+class _Loader(yaml.SafeLoader):
+    """yaml.safe_load's loader (no Python tags, no includes), but a value its constructors cannot
+    build (`2019-13-45`, `!!float abc`, a UTC offset past 24 h) is a YAML error with its line,
+    not a ValueError from deep inside PyYAML."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError:
+            raise
+        except Exception as error:  # noqa: BLE001 - ValueError, AttributeError...: whatever a constructor trips on
+            raise yaml.constructor.ConstructorError(None, None, f"cannot read this value: {error}",
+                                                    node.start_mark) from None
+
+
 def parse_config(text: str, *, base_dir: str = ".", environ: dict[str, str] | None = None) -> Config:
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except yaml.YAMLError as error:
         raise ConfigError([Problem("", f"not valid YAML: {error}")]) from None
+    except RecursionError:  # PyYAML composes nested nodes recursively
+        raise ConfigError([Problem("", "not valid YAML: nested too deeply")]) from None
     problems: list[Problem] = []
     raw = _interpolate(raw, "", os.environ if environ is None else environ, problems)
     builder = _Builder(problems, base_dir)
@@ -79,8 +100,32 @@ def parse_config(text: str, *, base_dir: str = ".", environ: dict[str, str] | No
     return config
 
 
-def _interpolate(value: Any, path: str, environ: Any, problems: list[Problem]) -> Any:
-    """`${NAME}` or `${NAME:-default}` in any string value; an unset name without default is an error."""
+_IN_PROGRESS: Any = object()
+
+
+def _interpolate(value: Any, path: str, environ: Any, problems: list[Problem],
+                 done: dict[int, Any] | None = None) -> Any:
+    """`${NAME}` or `${NAME:-default}` in any string value; an unset name without default is an error.
+
+    YAML aliases make one object appear at several places, even inside itself (`&a [*a]`): each
+    object is interpolated once (`done`, by identity), and one that contains itself is an error,
+    so neither an alias bomb nor a cycle can stall or crash the loader.
+    """
+    if isinstance(value, (dict, list)):
+        done = {} if done is None else done
+        seen = done.get(id(value))
+        if seen is _IN_PROGRESS:
+            problems.append(Problem(path, "contains itself (a recursive YAML alias)"))
+            return None
+        if seen is not None:
+            return seen
+        done[id(value)] = _IN_PROGRESS
+        if isinstance(value, dict):
+            result: Any = {k: _interpolate(v, _join(path, str(k)), environ, problems, done) for k, v in value.items()}
+        else:
+            result = [_interpolate(v, f"{path}[{i}]", environ, problems, done) for i, v in enumerate(value)]
+        done[id(value)] = result
+        return result
     if isinstance(value, str):
         def replace(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
@@ -91,10 +136,6 @@ def _interpolate(value: Any, path: str, environ: Any, problems: list[Problem]) -
             problems.append(Problem(path, f"environment variable {name} is not set"))
             return ""
         return ENV_REFERENCE.sub(replace, value)
-    if isinstance(value, dict):
-        return {k: _interpolate(v, _join(path, str(k)), environ, problems) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_interpolate(v, f"{path}[{i}]", environ, problems) for i, v in enumerate(value)]
     return value
 
 
@@ -136,7 +177,7 @@ class _Builder:
 
     def seconds(self, raw: dict[str, Any], key: str, default: float) -> float:
         value = raw.get(key, default)
-        if not _is_number(value) or value <= 0:
+        if not _is_number(value) or not 0 < value < math.inf:
             self.fail(key, f"must be a positive number of seconds (got {value!r})")
             return default
         return float(value)
@@ -226,7 +267,8 @@ class _Builder:
             self.fail(path, "must be a mapping of CreateEventSourceMapping fields")
             return None
         request = copy.deepcopy(spec)
-        extension = self.extension(request.pop("esm", None), f"{path}.esm")
+        extension = self.kafka_extension(self.extension(request.pop("esm", None), f"{path}.esm"), spec.get("esm"),
+                                         f"{path}.esm")
         local: list[Problem] = sam_key_problems(request)
         for problem in local:
             request.pop(problem.path, None)
@@ -235,6 +277,8 @@ class _Builder:
         broken = {re.split(r"[.\[]", p.path, maxsplit=1)[0] for p in local}
         check = check_mapping({k: v for k, v in request.items() if k not in broken}, frozenset(broken))
         local.extend(check.problems)
+        if extension is not None and check.source:
+            local.extend(check_kafka_extension(extension, check.request, check.source))
         name = request.get("FunctionName")
         if isinstance(name, str) and name not in functions:
             known = ", ".join(functions) or "none"
@@ -275,9 +319,35 @@ class _Builder:
                     jmespath.compile(transform)
                 except jmespath.exceptions.JMESPathError as error:
                     self.fail(f"{path}.transform", f"is not a valid JMESPath expression: {error}")
+                except RecursionError:  # jmespath parses nested expressions recursively
+                    self.fail(f"{path}.transform", "is not a valid JMESPath expression: nested too deeply")
+        limit = DEFAULT_MAX_IN_FLIGHT_BYTES
+        if "max_in_flight_bytes" in raw:
+            limit = parse_size(raw["max_in_flight_bytes"])
+            if limit is None or limit < MIN_MAX_IN_FLIGHT_BYTES:
+                self.fail(f"{path}.max_in_flight_bytes",
+                          f"must be a size of at least {MIN_MAX_IN_FLIGHT_BYTES // 1024 ** 2}MiB (bytes, or a number "
+                          "with B, KB, KiB, MB, MiB, GB or GiB), so that a 6 MB batch fits")
         if len(self.problems) > before:
             return None
-        return Extension(name=name, transform=transform, raw=MappingProxyType(dict(raw)))
+        return Extension(name=name, transform=transform, max_in_flight_bytes=limit, raw=MappingProxyType(dict(raw)))
+
+    def kafka_extension(self, extension: Extension | None, raw: Any, path: str) -> Extension | None:
+        """The `esm:` Kafka security options (esm.sources.kafka_auth): secrets, kafka_tls, on_failure_kafka."""
+        if extension is None or not isinstance(raw, dict):
+            return extension
+        before = len(self.problems)
+        secrets, problems = check_secrets_option(raw.get("secrets"), f"{path}.secrets", self.base_dir)
+        self.problems.extend(problems)
+        tls = raw.get("kafka_tls")
+        if tls is not None and not isinstance(tls, bool):
+            self.fail(f"{path}.kafka_tls", f"must be true or false (got {tls!r})")
+        other, problems = check_destination_cluster(raw.get("on_failure_kafka"), f"{path}.on_failure_kafka")
+        self.problems.extend(problems)
+        if len(self.problems) > before:
+            return None
+        return dataclasses.replace(extension, secrets=MappingProxyType(secrets), kafka_tls=tls,
+                                   on_failure_kafka=MappingProxyType(other) if other else None)
 
     def unique(self, mappings: list[MappingSettings]) -> None:
         seen: dict[str, int] = {}
@@ -326,6 +396,8 @@ class _Builder:
                 self.fail("checkpoints.sqlite", "must be a file path")
                 return CheckpointSettings()
             return CheckpointSettings(sqlite=path)
+        if "dynamodb" not in section:  # an unknown key, reported by section()
+            return CheckpointSettings()
         table = self.section(section["dynamodb"], "checkpoints.dynamodb", ("table",)).get("table")
         if not (isinstance(table, str) and re.fullmatch(r"[a-zA-Z0-9_.\-]{3,255}", table)):
             self.fail("checkpoints.dynamodb.table", f"must be a DynamoDB table name (got {table!r})")

@@ -19,6 +19,8 @@ from esm.arns import NOT_SERVED, is_fifo_queue, parse_arn, source_kind
 from esm.errors import Problem
 from esm.filtering import InvalidPatternError, compile_filters, validate_pattern
 from esm.filtering.decode import check_source_patterns
+from esm.sources.kafka_auth import check_access
+from esm.schemas.config import problems as schema_registry_problems
 
 MAX_FILTERS = 5
 MAX_PATTERN_CHARS = 4096
@@ -115,7 +117,8 @@ def _check_sqs(check: MappingCheck) -> None:
     req = check.request
     arn = parse_arn(check.source_id)
     fifo = arn is not None and is_fifo_queue(arn)
-    _not_for(check, STREAM_ONLY + RETRY_CONTROLS + ("StartingPosition", "StartingPositionTimestamp", "Topics"), "SQS")
+    _not_for(check, STREAM_ONLY + RETRY_CONTROLS + ("StartingPosition", "StartingPositionTimestamp", "Topics",
+                                                    "SourceAccessConfigurations"), "SQS")
     if "SelfManagedKafkaEventSourceConfig" in req or "AmazonManagedKafkaEventSourceConfig" in req:
         check.fail("EventSourceArn", "Kafka settings given for an SQS queue")
     if req.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"):
@@ -140,7 +143,7 @@ def _check_sqs(check: MappingCheck) -> None:
 
 def _check_kinesis(check: MappingCheck) -> None:
     req = check.request
-    _not_for(check, ("Topics", "ScalingConfig", "SelfManagedKafkaEventSourceConfig",
+    _not_for(check, ("Topics", "ScalingConfig", "SelfManagedKafkaEventSourceConfig", "SourceAccessConfigurations",
                      "AmazonManagedKafkaEventSourceConfig", "ProvisionedPollerConfig"), "Kinesis")
     req.setdefault("BatchSize", 100)
     _check_starting_position(check)
@@ -172,15 +175,22 @@ def _check_kafka(check: MappingCheck) -> None:
                     check.fail(f"{path}[{i}]", f"must be host:port (got {server!r})")
         if "AmazonManagedKafkaEventSourceConfig" in req:
             check.fail("AmazonManagedKafkaEventSourceConfig", "is for Amazon MSK; use SelfManagedKafkaEventSourceConfig")
-    elif "SelfManagedKafkaEventSourceConfig" in req:
+    elif "SelfManagedKafkaEventSourceConfig" in req and not self_managed:  # not when SelfManagedEventSource is malformed
         check.fail("SelfManagedKafkaEventSourceConfig", "is for self-managed Kafka; use AmazonManagedKafkaEventSourceConfig")
     kafka_config_key = "SelfManagedKafkaEventSourceConfig" if self_managed else "AmazonManagedKafkaEventSourceConfig"
     kafka_config = req.get(kafka_config_key) or {}
     group = kafka_config.get("ConsumerGroupId")
     if group is not None and not CONSUMER_GROUP_ID.fullmatch(str(group)):
         check.fail(f"{kafka_config_key}.ConsumerGroupId", "must be 1 to 200 characters of [a-zA-Z0-9-/*:_+=.@]")
+    # Connection security (esm.sources.kafka_auth): the Types Lambda accepts for this kind of cluster.
+    for problem in check_access(req.get("SourceAccessConfigurations"), msk=not self_managed):
+        check.fail(problem.path, problem.message)
     if kafka_config.get("ConsumptionMode") == "Queue":
         check.fail(f"{kafka_config_key}.ConsumptionMode", "Queue (Kafka share groups) is not served by esm yet; use Stream")
+    if isinstance(kafka_config, dict) and "SchemaRegistryConfig" in kafka_config:
+        for path, message in schema_registry_problems(kafka_config["SchemaRegistryConfig"],
+                                                      f"{kafka_config_key}.SchemaRegistryConfig"):
+            check.fail(path, message)
     _check_starting_position(check)
     _check_retry_controls(check)
     window = req.get("MaximumBatchingWindowInSeconds")

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, disable_created_metrics
+
+from esm.inflight import InFlightBytes
 
 # `*_created` series double the scrape size and say nothing an operator needs.
 disable_created_metrics()
@@ -74,6 +76,18 @@ class Metrics:
         self.batch_size = Histogram(
             "esm_batch_size_records", "Records per invoked batch", LABELS, registry=r,
             buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000))
+        self.in_flight_bytes = Gauge("esm_in_flight_bytes",
+                                     "Bytes of records a mapping holds between reading and finishing them "
+                                     "(capped by esm: max_in_flight_bytes)", LABELS, registry=r)
+        self.in_flight_peak = Gauge("esm_in_flight_bytes_peak", "The most bytes esm_in_flight_bytes has held",
+                                    LABELS, registry=r)
+        self.in_flight_waits = Counter("esm_in_flight_waits", "Reads that waited for room under max_in_flight_bytes",
+                                       LABELS, registry=r)
+        # The process itself: resident memory, open file descriptors, CPU (process_* series), the loop.
+        ProcessCollector(registry=r)
+        self.loop_lag = Gauge("esm_event_loop_lag_seconds", "How late the event loop last woke a 0.5 s sleep",
+                              registry=r)
+        self.tasks = Gauge("esm_asyncio_tasks", "asyncio tasks alive in the daemon", registry=r)
         self.state = Gauge("esm_mapping_state", "1 for the mapping's current state (SPEC 0), 0 for the others",
                            LABELS + ("state",), registry=r)
         self.info = Gauge("esm_mapping_info", "Always 1: a mapping's name, function and source id",
@@ -114,6 +128,13 @@ class MappingMetrics:
     def observe_invoke(self, seconds: float, outcome: str, records: int) -> None:
         self.metrics.invoke_duration.labels(*self.labels, outcome).observe(seconds)
         self.metrics.batch_size.labels(*self.labels).observe(records)
+
+    def in_flight(self, limit: int) -> InFlightBytes:
+        """The mapping's in-flight bytes cap, reporting to its gauges."""
+        waits = self.metrics.in_flight_waits.labels(*self.labels)
+        waits.inc(0)
+        return InFlightBytes(limit, gauge=self.metrics.in_flight_bytes.labels(*self.labels),
+                             peak_gauge=self.metrics.in_flight_peak.labels(*self.labels), waits=waits)
 
     def iterator_age(self, shard: str, milliseconds: float) -> None:
         self.metrics.iterator_age.labels(*self.labels, shard).set(milliseconds)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
+from esm.inflight import DEFAULT_MAX_IN_FLIGHT_BYTES
+
 DEFAULT_FUNCTION_TIMEOUT = 30.0
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9090"
 DEFAULT_SHUTDOWN_TIMEOUT = 25.0
@@ -74,6 +76,12 @@ class Extension:
 
     name: str | None = None
     transform: str | None = None
+    max_in_flight_bytes: int = DEFAULT_MAX_IN_FLIGHT_BYTES
+    # Kafka connection security (esm.sources.kafka_auth): where secrets come from outside AWS (by
+    # URI; absolute paths), TLS on/off against Lambda's default, a kafka:// topic in another cluster.
+    secrets: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    kafka_tls: bool | None = None
+    on_failure_kafka: Mapping[str, Any] | None = None
     raw: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 

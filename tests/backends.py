@@ -26,6 +26,8 @@ REQUIRED = (
     "ESM_KINESIS_ENDPOINT",
     "ESM_AWS_ENDPOINT",
     "ESM_FUNCTION_URL",
+    "KAFKA_SASL_SSL_BOOTSTRAP",
+    "TOXIPROXY_URL",
 )
 
 # Everything `scripts/backends start` exports (returned when reusing the environment).
@@ -44,6 +46,21 @@ EXPORTS = REQUIRED + (
     "AWS_DEFAULT_REGION",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
+    "AWS_ENDPOINT_URL_KAFKA",
+    "KAFKA_SASL_BOOTSTRAP",
+    "KAFKA_SSL_BOOTSTRAP",
+    "KAFKA_MTLS_BOOTSTRAP",
+    "KAFKA_CA_PEM",
+    "KAFKA_CLIENT_CERT_PEM",
+    "KAFKA_CLIENT_KEY_PEM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+    "KAFKA_SCRAM256_USERNAME",
+    "KAFKA_SCRAM256_PASSWORD",
+    "KAFKA_SCRAM512_USERNAME",
+    "KAFKA_SCRAM512_PASSWORD",
+    "KAFKA_PROXIED_UPSTREAM",
+    "KAFKA_PROXIED_BOOTSTRAP",
 )
 
 # A cold start downloads jars, an npm package and a virtualenv: minutes, not hours.

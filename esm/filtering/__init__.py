@@ -48,7 +48,10 @@ def test_pattern(pattern: str, event: str) -> bool:
     parsed: Any = parse_event(event)
     if not isinstance(parsed, dict):
         raise ValueError("Event must be a JSON object")
-    return matcher.matches(parsed)
+    try:
+        return matcher.matches(parsed)
+    except RecursionError:
+        raise ValueError("Event is nested too deeply to match") from None
 
 
 # pytest collects module-level names starting with "test" from modules it imports into tests.

@@ -765,5 +765,5 @@ def parse_event(data: bytes | bytearray | memoryview | str) -> Any:
         try:
             text = data if isinstance(data, str) else bytes(data).decode("utf-8")
             return json.loads(text, parse_float=_fallback_float, parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deeply
             raise ValueError(f"Event is not valid JSON: {error}") from None

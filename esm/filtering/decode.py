@@ -115,7 +115,14 @@ def _decide(
         view.pop(key, None)
     else:
         view[key] = decoded
-    return plan.matches(view)
+    try:
+        return plan.matches(view)
+    except RecursionError:
+        if data_format is DataFormat.UNREADABLE:
+            raise
+        # JSON nested deeper than the matcher can walk (orjson reads 1024 levels): the data is
+        # judged as unreadable, like data that is not JSON, instead of failing the whole poll.
+        return _decide(matcher, base, key, DataFormat.UNREADABLE, None, on_mismatch)
 
 
 def filter_sqs(matcher: Matcher, record: dict[str, Any]) -> bool:

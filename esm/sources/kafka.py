@@ -34,8 +34,12 @@ a restart or a rebalance before the first record cannot skip records LATEST woul
 
 Also: the group is joined in `run()` (not while the target is still awaited); a record whose event
 alone passes 6 MB is never invoked (MaximumPayloadSizeExceeded, SPEC 4); a worker that dies of an
-unexpected error is replaced by one reading from the committed offset; Amazon MSK sources and
-SASL/TLS are not served yet (`connect()` says so as SourceUnavailable).
+unexpected error is replaced by one reading from the committed offset. `connect()` settles how to
+reach the cluster (SASL/TLS from SourceAccessConfigurations, secrets, an MSK cluster ARN's brokers:
+`esm.sources.kafka_cluster`) and says why it cannot, as SourceUnavailable. With a
+SchemaRegistryConfig, each fetch goes through `esm.schemas` before filtering (an unreachable registry
+backs off and re-reads); records that fail it are never invoked but dead-lettered in partition order
+(SCHEMA_NOT_FOUND / DESERIALIZATION_ERROR, SPEC 4/5).
 """
 
 from __future__ import annotations
@@ -73,8 +77,11 @@ from esm.invokers.base import Invoker, InvokeResult
 from esm.metrics import MappingMetrics
 from esm.offsets import OffsetTracker
 from esm.records import Disposition, Record
+from esm.schemas import SchemaDecoder, failure_of, filter_arguments, schema_record, settings_for
 from esm.settings import MappingSettings
 from esm.sources import Runtime
+from esm.sources.kafka_auth import ignored_note
+from esm.sources.kafka_cluster import destination_cluster, source_cluster, why_unreachable
 from esm.sources.kafka_records import (
     MSK,
     SELF_MANAGED,
@@ -113,6 +120,7 @@ COMMIT_TIMEOUT = 15.0
 BACKOFF_CAP = 10.0
 # With MaximumRetryAttempts -1 and an on-failure destination, Lambda stops after 10 retries (SPEC 3).
 DESTINATION_RETRY_CAP = 10
+POLLERS_PER_UNIT = 10  # Lambda's default pollers per event poller unit (SPEC 7)
 
 
 
@@ -133,6 +141,7 @@ class PartitionRun:
     log: logging.LoggerAdapter
     queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)  # lists of records (one per fetch); None: stop
     backlog: int = 0  # records queued or gathered but not yet in a batch taken for invoking
+    held: int = 0  # bytes of its records counted in the mapping's in-flight cap and not yet finished
     tracker: OffsetTracker = field(default_factory=OffsetTracker)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     owned: bool = True  # False once revoked: never committed again
@@ -154,7 +163,7 @@ class _Listener(ConsumerRebalanceListener):
 
 
 class KafkaMapping:
-    """Runs one Kafka event source mapping (self-managed Kafka; Amazon MSK is not served yet)."""
+    """Runs one Kafka event source mapping (self-managed Kafka or an Amazon MSK cluster ARN)."""
 
     def __init__(self, mapping: MappingSettings, runtime: Runtime, invoker: Invoker, metrics: MappingMetrics):
         self.mapping = mapping
@@ -167,8 +176,9 @@ class KafkaMapping:
         self.self_managed = "SelfManagedEventSource" in request
         servers = (((mapping.get("SelfManagedEventSource") or {}).get("Endpoints") or {})
                    .get("KAFKA_BOOTSTRAP_SERVERS") or [])
-        self.cluster = KafkaCluster(tuple(servers)) if self.self_managed else None
-        self.servers = ",".join(servers)
+        # Settled by connect(): secrets are read and MSK brokers looked up then (esm.sources.kafka_cluster).
+        self.cluster: KafkaCluster | None = None
+        self.servers = ",".join(servers)  # for MSK, the chosen broker string once connected
         self.event_source_arn: str | None = None if self.self_managed else mapping.source_id
         self.event_source = SELF_MANAGED if self.self_managed else MSK
         config_key = "SelfManagedKafkaEventSourceConfig" if self.self_managed else "AmazonManagedKafkaEventSourceConfig"
@@ -185,9 +195,10 @@ class KafkaMapping:
         self.transform = kafka_transform(mapping.extension.transform) if mapping.extension.transform else None
         target = ((mapping.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
         self.destination: Any = None
-        if target and (self.self_managed or not target.startswith("kafka://")):
-            self.destination = make_destination(target, runtime.clients, mapping_uuid=mapping.uuid,
-                                                kafka=self.cluster)
+        # A kafka:// topic is built in connect(), with the source's cluster or esm.on_failure_kafka's.
+        self._kafka_target = target if target and target.startswith("kafka://") else None
+        if target and not self._kafka_target:
+            self.destination = make_destination(target, runtime.clients, mapping_uuid=mapping.uuid)
         retries = int(mapping.get("MaximumRetryAttempts", -1))
         if retries == -1 and target:
             retries = DESTINATION_RETRY_CAP
@@ -200,6 +211,8 @@ class KafkaMapping:
         # SPEC 9.7: MaximumPollers bounds how many partitions have a batch in flight at once.
         pollers = (mapping.get("ProvisionedPollerConfig") or {}).get("MaximumPollers")
         self._slots = asyncio.Semaphore(pollers) if pollers else None
+        self.max_pollers: int | None = pollers
+        self.in_flight = metrics.in_flight(mapping.extension.max_in_flight_bytes)
         self.high_water = max(2 * self.batch_size, MAX_POLL_RECORDS)
         self.low_water = self.high_water // 2
         self._consumer: AIOKafkaConsumer | None = None
@@ -207,17 +220,25 @@ class KafkaMapping:
         self._partitions: dict[TopicPartition, PartitionRun] = {}
         self._lock = asyncio.Lock()  # commits and revocation: a revoked partition is never committed
         self._dirty = asyncio.Event()  # a finished position may have moved (see _committer)
+        # SchemaRegistryConfig: records are validated and decoded (esm.schemas) before filtering.
+        registry = settings_for(request)
+        self.schemas = (SchemaDecoder.for_mapping(registry, runtime.clients, mapping.extension.secrets,
+                                                   metrics=metrics, logger=self.log)
+                        if registry is not None else None)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def connect(self) -> None:
-        if not self.self_managed:
-            raise SourceUnavailable(
-                f"Amazon MSK event sources ({self.mapping.source_id}) are not supported yet; use "
-                "SelfManagedEventSource with the cluster's bootstrap servers")
         if self._consumer is not None:
             return
+        clients = self.runtime.clients
+        cluster, plan = await source_cluster(self.mapping, clients)
+        self.cluster, self.servers = cluster, cluster.servers
+        if self._kafka_target and self.destination is None:
+            other = await destination_cluster(self.mapping, clients)
+            self.destination = make_destination(self._kafka_target, clients, mapping_uuid=self.mapping.uuid,
+                                                kafka=other or cluster)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=list(self.cluster.bootstrap_servers) if self.cluster else [],
+            bootstrap_servers=list(cluster.bootstrap_servers),
             client_id=f"esm-{self.mapping.uuid}",
             group_id=self.group_id,
             enable_auto_commit=False,
@@ -228,15 +249,20 @@ class KafkaMapping:
             rebalance_timeout_ms=REBALANCE_TIMEOUT_MS,
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
             max_poll_records=MAX_POLL_RECORDS,
-            **dict(self.cluster.options if self.cluster else {}),
+            **dict(cluster.options),
         )
         try:
             await consumer.start()
         except (KafkaError, OSError, asyncio.TimeoutError) as error:
             with contextlib.suppress(Exception):
                 await consumer.stop()
-            raise SourceUnavailable(f"Kafka cluster {self.servers} is not reachable: {error!r}") from error
+            reason = await why_unreachable(cluster)  # aiokafka only says "Unable to bootstrap"
+            raise SourceUnavailable(f"Kafka cluster {self.servers} ({plan.describe()}) is not reachable: "
+                                    f"{reason or repr(error)}") from error
         self._consumer = consumer
+        self.log.info("connected to %s over %s", self.servers, plan.describe())
+        if note := ignored_note(plan):
+            self.log.info(note)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -250,6 +276,8 @@ class KafkaMapping:
                 await consumer.stop()  # leaves the group, so the others take over at once
         if self.destination is not None:
             await self.destination.close()
+        if self.schemas is not None:
+            await self.schemas.close()
 
     async def run(self) -> None:
         assert self._consumer is not None, "connect() first"
@@ -276,8 +304,14 @@ class KafkaMapping:
                     await sleep_unless(self._stopping, delay)
                     delay = min(BACKOFF_CAP, delay * 2)
                     continue
+                if self.schemas is not None and fetched:
+                    # SPEC 5: validate and deserialize before filtering; an unreachable registry backs off here.
+                    fetched = await self.schemas.decode_fetched(fetched, consumer=self._consumer,
+                                                                stopping=self._stopping)
                 for tp, messages in fetched.items():
                     self._accept(tp, messages)
+                for run in self._partitions.values():
+                    self._maybe_resume(run)  # paused for the in-flight cap by a busier partition
                 self._restart_failed_workers()
         finally:
             for task in helpers:
@@ -297,12 +331,14 @@ class KafkaMapping:
             run.committed = messages[0].offset  # nothing before the first record read was ours
         now = time.monotonic()
         records = [kafka_record(message, run.key, now) for message in messages]
+        if self.schemas is not None:
+            records = [schema_record(record, message) for record, message in zip(records, messages)]
         for message in messages:
             run.tracker.register(message.offset)
         if not self.matcher.is_match_all:
             kept = []
             for record in records:
-                if filter_kafka(self.matcher, record.event):
+                if filter_kafka(self.matcher, record.event) if self.schemas is None else self._schema_keeps(record):
                     kept.append(record)
                 else:
                     run.tracker.finish(record.token)
@@ -313,16 +349,26 @@ class KafkaMapping:
         if records:
             run.queue.put_nowait(records)
             run.backlog += len(records)
+            size = sum(record.size for record in records)
+            run.held += size
+            self.in_flight.hold(size)
         self.metrics.polled.inc(len(messages))
         self.metrics.metrics.poller_throughput.labels(*self.metrics.labels).inc(
             sum(max(0, m.serialized_key_size) + max(0, m.serialized_value_size) for m in messages))
-        if run.backlog >= self.high_water and not run.paused:
+        if (run.backlog >= self.high_water or not self.in_flight.has_room()) and not run.paused:
+            if not self.in_flight.has_room():
+                self.in_flight.record_wait()
             run.paused = True
             self._consumer.pause(tp)  # type: ignore[union-attr]
 
+    def _schema_keeps(self, record: Record) -> bool:
+        """SPEC 5: filters match the decoded key/value; a record that failed its schema is kept, to be
+        dead-lettered (it never reaches the filters)."""
+        return failure_of(record) is not None or filter_kafka(self.matcher, record.event, **filter_arguments(record))
+
     def _maybe_resume(self, run: PartitionRun) -> None:
         if run.paused and run.started and run.owned and not run.stopping.is_set() \
-                and run.backlog <= self.low_water and self._consumer is not None:
+                and run.backlog <= self.low_water and self.in_flight.has_room() and self._consumer is not None:
             try:
                 self._consumer.resume(run.tp)
                 run.paused = False
@@ -343,6 +389,8 @@ class KafkaMapping:
                           run.committed, exc_info=error)
             run.stopping.set()
             run.owned = False  # the old run never commits again; the new one takes over
+            self.in_flight.release(run.held)
+            run.held = 0
             self._start_partition(tp, seek=run.committed)
 
     # -- assignment and revocation -------------------------------------------------------------
@@ -354,6 +402,17 @@ class KafkaMapping:
             self._start_partition(tp)
         if new:
             self.log.info("assigned %s", ", ".join(partition_key(tp.topic, tp.partition) for tp in sorted(new)))
+        self._report_pollers()
+
+    def _report_pollers(self) -> None:
+        """ProvisionedPollers: the partitions this mapping works (one in-order worker each), within
+        MaximumPollers; EventPollerUnit: those pollers at Lambda's default of 10 per unit (SPEC 6, 7)."""
+        pollers = len(self._partitions)
+        if self.max_pollers:
+            pollers = min(pollers, self.max_pollers)
+        gauges = self.metrics.metrics
+        gauges.provisioned_pollers.labels(*self.metrics.labels).set(pollers)
+        gauges.event_poller_units.labels(*self.metrics.labels).set(-(-pollers // POLLERS_PER_UNIT))
 
     def _start_partition(self, tp: TopicPartition, seek: int | None = None) -> None:
         consumer = self._consumer
@@ -394,10 +453,13 @@ class KafkaMapping:
             await self._commit_locked(runs)
             for run in runs:
                 run.owned = False
+                self.in_flight.release(run.held)  # read but never finished: the next owner reads them again
+                run.held = 0
                 if self._partitions.get(run.tp) is run:
                     del self._partitions[run.tp]
                 with contextlib.suppress(KeyError):
                     self.metrics.metrics.offset_lag.remove(*self.metrics.labels, run.tp.topic, str(run.tp.partition))
+            self._report_pollers()
         if runs:
             self.log.info("%s %s (committed %s)", reason, ", ".join(r.key for r in runs),
                           ", ".join(f"{r.key}@{r.committed}" for r in runs))
@@ -514,8 +576,12 @@ class KafkaMapping:
         policy = BatchPolicy(self.batch_size, self.window, max_bytes=cap)
 
         async def settle(records: list[Record], disposition: Disposition) -> None:
+            size = 0
             for record in records:
                 run.tracker.finish(record.token)
+                size += record.size
+            run.held -= size
+            self.in_flight.release(size)
             self._commit_soon()
 
         batch = StreamBatch(policy=self.policy, invoke=lambda records: self._invoke(records), settle=settle,
@@ -529,6 +595,12 @@ class KafkaMapping:
                 if chunk is None:
                     return
                 pending.extend(chunk)
+            if self.schemas is not None and failure_of(pending[0]) is not None:
+                try:
+                    await self._undecodable(run, pending, settle)
+                except BatchAbandoned:
+                    return
+                continue
             policy.add(pending.popleft())
             while policy.room:
                 if not pending:
@@ -544,6 +616,8 @@ class KafkaMapping:
                     pending.extend(chunk)
                 if not policy.fits(pending[0]):
                     break  # the 6 MB cut: that record opens the next batch
+                if self.schemas is not None and failure_of(pending[0]) is not None:
+                    break  # failed its schema: dead-lettered after this batch, in partition order
                 policy.add(pending.popleft())
             records = policy.take()
             run.backlog -= len(records)
@@ -564,6 +638,25 @@ class KafkaMapping:
         destination as MaximumPayloadSizeExceeded (responseContext null), or is dropped without one."""
         await self._dead_letter(run, Failure(records=records, condition=MAXIMUM_PAYLOAD_SIZE_EXCEEDED,
                                              invoke_count=0, last_error=None, last_kind=None))
+        await settle(records, Disposition.DEAD_LETTERED)
+
+    async def _undecodable(self, run: PartitionRun, pending: deque[Record], settle: Any) -> None:
+        """SPEC 4/5: records that failed the schema registry step are never invoked: the run of them at
+        the head of `pending` (one condition, at most BatchSize) goes to the on-failure destination
+        with condition SCHEMA_NOT_FOUND or DESERIALIZATION_ERROR, or is dropped without one."""
+        first = failure_of(pending[0])
+        assert first is not None
+        records = [pending.popleft()]
+        while pending and len(records) < self.batch_size:
+            failure = failure_of(pending[0])
+            if failure is None or failure.condition != first.condition:
+                break
+            records.append(pending.popleft())
+        run.backlog -= len(records)
+        self._maybe_resume(run)
+        reasons = "; ".join(dict.fromkeys(f.reason for f in map(failure_of, records) if f is not None))
+        await self._dead_letter(run, Failure(records=records, condition=first.condition, invoke_count=0,
+                                             last_error=reasons, last_kind=None))
         await settle(records, Disposition.DEAD_LETTERED)
 
     async def _invoke(self, records: list[Record]) -> InvokeResult:

@@ -77,6 +77,7 @@ class ShardRun:
     task: asyncio.Task[None] | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     persisted: Any = None  # the last position written to the store
+    held: int = 0  # bytes of its records counted in the mapping's in-flight cap and not yet settled
     checkpoint_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -124,6 +125,7 @@ class KinesisMapping:
         self.transform = kinesis_transform(mapping.extension.transform) if mapping.extension.transform else None
         target = ((mapping.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
         self.destination = make_destination(target, runtime.clients, mapping_uuid=mapping.uuid) if target else None
+        self.in_flight = metrics.in_flight(mapping.extension.max_in_flight_bytes)
         self._client: Any = None
         self._stack = contextlib.AsyncExitStack()
         self._stopping = asyncio.Event()
@@ -280,6 +282,8 @@ class KinesisMapping:
                 with contextlib.suppress(asyncio.QueueFull):
                     queue.put_nowait(None)  # wakes a lane waiting for records; a busy lane sees `stopping`
             await asyncio.gather(*lanes, return_exceptions=True)
+            self.in_flight.release(run.held)  # read but never settled: read again from the checkpoint
+            run.held = 0
 
     def _running(self, run: ShardRun) -> bool:
         return not run.stopping.is_set() and not self._stopping.is_set()
@@ -287,6 +291,9 @@ class KinesisMapping:
     async def _take(self, reader: "ShardReader", raw_records: list[dict[str, Any]]) -> None:
         """Records read from the shard: register them in order, filter, hand the rest to their lane."""
         run, tracker = reader.run, reader.tracker
+        while not self.in_flight.has_room() and self._running(run):
+            with contextlib.suppress(Stopped):  # the in-flight cap: lanes settle before more is queued
+                await unless_stopped(self.in_flight.room(), run.stopping)
         filtered = False
         for raw in raw_records:
             record = kinesis_record(raw, run.shard_id, self.stream_arn, self.region, self.function_arn)
@@ -299,6 +306,8 @@ class KinesisMapping:
                 filtered = True
                 continue
             lane = zlib.crc32(record.event["kinesis"]["partitionKey"].encode()) % self.lanes
+            run.held += record.size
+            self.in_flight.hold(record.size)
             await reader.queues[lane].put(record)
         if filtered:
             await self._checkpoint(run, tracker)  # skipped records move the checkpoint too
@@ -469,8 +478,15 @@ class KinesisMapping:
                 run.stopping.set()
                 return
             finally:
+                self._settled(run, records)
                 for _ in records:
                     queue.task_done()
+
+    def _settled(self, run: ShardRun, records: list[Record]) -> None:
+        """A batch is done with (settled, or abandoned with its shard): its bytes leave the in-flight cap."""
+        size = sum(record.size for record in records)
+        run.held -= size
+        self.in_flight.release(size)
 
     async def _windowed_lane(self, run: ShardRun, queue: asyncio.Queue[Any], tracker: OffsetTracker) -> None:
         """Tumbling windows (esm/sources/tumbling.py): batches never cross a window; the checkpoint
@@ -528,6 +544,7 @@ class KinesisMapping:
                 try:
                     await batch.run(records)
                 finally:
+                    self._settled(run, records)
                     for _ in records:
                         queue.task_done()
                 if windows.terminated_early:

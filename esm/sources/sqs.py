@@ -55,6 +55,7 @@ MAX_RECEIVE = 10  # messages per ReceiveMessage call
 # A receive is never abandoned (SQS would still hand its messages to the dropped request, stranding
 # them until their visibility timeout), so shutdown waits for the ones in flight: 5 s bounds that.
 LONG_POLL_SECONDS = 5
+RECORD_ENVELOPE_BYTES = 2048  # a record's event around its body: ids, attributes, ARN (at most, roughly)
 BACKOFF_BASE = 0.1
 BACKOFF_CAP = 30.0
 
@@ -66,6 +67,7 @@ class QueueInfo:
     region: str
     fifo: bool
     visibility_timeout: float
+    max_message_size: int = 262144  # the queue's MaximumMessageSize: what one message may add in memory
 
 
 class SqsMapping:
@@ -88,6 +90,7 @@ class SqsMapping:
         self.transform = sqs_transform(mapping.extension.transform) if mapping.extension.transform else None
         cap = (mapping.get("ScalingConfig") or {}).get("MaximumConcurrency") or LAMBDA_SQS_MAX_CONCURRENCY
         self.scaling = ConcurrencyTarget(ceiling=min(cap, invoker.max_concurrency))
+        self.in_flight = metrics.in_flight(mapping.extension.max_in_flight_bytes)
         self.queue: QueueInfo | None = None
         self._client: Any = None
         self._stack = contextlib.AsyncExitStack()
@@ -104,7 +107,7 @@ class SqsMapping:
             url = (await self._client.get_queue_url(QueueName=self.arn.resource,
                                                     QueueOwnerAWSAccountId=self.arn.account))["QueueUrl"]
             attributes = (await self._client.get_queue_attributes(
-                QueueUrl=url, AttributeNames=["VisibilityTimeout", "FifoQueue"]))["Attributes"]
+                QueueUrl=url, AttributeNames=["VisibilityTimeout", "FifoQueue", "MaximumMessageSize"]))["Attributes"]
         except (ClientError, BotoCoreError, OSError) as error:
             raise SourceUnavailable(f"queue {self.arn} is not reachable: {error}") from error
         self.queue = QueueInfo(
@@ -113,6 +116,7 @@ class SqsMapping:
             region=self.arn.region or self.clients.region_for() or "us-east-1",
             fifo=attributes.get("FifoQueue") == "true" or is_fifo_queue(self.arn),
             visibility_timeout=float(attributes.get("VisibilityTimeout", 30)),
+            max_message_size=int(attributes.get("MaximumMessageSize", 262144)),
         )
         if self.mapping.function.timeout > self.queue.visibility_timeout:
             self.log.warning(
@@ -181,9 +185,14 @@ class SqsMapping:
             except Stopped:
                 break
             if batch:
-                await self._process(batch)
+                try:
+                    await self._process(batch)
+                finally:
+                    self.in_flight.release(sum(record.size for record in batch))
         # Gathered but never invoked: visible again at once, for another consumer.
-        await self._release(policy.take() + carry)
+        leftover = policy.take() + carry
+        await self._release(leftover)
+        self.in_flight.release(sum(record.size for record in leftover))
 
     async def _gather(self, policy: BatchPolicy, carry: list[Record]) -> list[Record]:
         """One batch: until BatchSize, the window (from the first record), or the 6 MB cap."""
@@ -196,12 +205,25 @@ class SqsMapping:
                 raise Stopped()
             if policy.records and (self.window <= 0 or policy.remaining() <= 0):
                 break
+            if not self.in_flight.has_room() and policy.records:
+                break  # invoke what this worker holds rather than wait on the others
+            while not self.in_flight.has_room():  # checked again on waking: others may have woken first
+                await unless_stopped(self.in_flight.room(), self._stopping)
             wait = LONG_POLL_SECONDS if not policy.records else min(LONG_POLL_SECONDS, math.ceil(policy.remaining()))
-            messages = await self._receive(min(MAX_RECEIVE, policy.room), wait)
+            count = min(MAX_RECEIVE, policy.room)
+            # What the receive may bring is counted while it is under way, so that pollers receiving at
+            # once cannot together pass the cap by more than one receive.
+            reserved = count * (self.queue.max_message_size + RECORD_ENVELOPE_BYTES)
+            self.in_flight.hold(reserved)
+            try:
+                messages = await self._receive(count, wait)
+            finally:
+                self.in_flight.release(reserved)
             if not messages:
                 self.scaling.poll_empty()
                 continue
             records = await self._admit(messages)
+            self.in_flight.hold(sum(record.size for record in records))
             if self._stopping.is_set():
                 carry.extend(records)  # received during shutdown: released with the rest
                 raise Stopped()

@@ -100,6 +100,58 @@ async def test_kafka_round_trip(backends: dict[str, str]) -> None:
         await consumer.stop()
 
 
+async def test_kafka_secured_listeners(backends: dict[str, str]) -> None:
+    """Kafka's SASL and TLS listeners: each takes its own credentials (PLAIN user on SASL_PLAINTEXT, the
+    SCRAM-SHA-256 and -512 users over SASL_SSL, TLS with the exported CA, mutual TLS with the exported client
+    certificate) and refuses a client certificate's absence; PROXIED advertises KAFKA_PROXIED_BOOTSTRAP."""
+    import os
+    import ssl
+
+    from aiokafka.errors import KafkaConnectionError
+
+    from tests.support.kafka import security
+
+    env = security()
+    trusted = ssl.create_default_context(cafile=env["KAFKA_CA_PEM"])
+    client = ssl.create_default_context(cafile=env["KAFKA_CA_PEM"])
+    client.load_cert_chain(env["KAFKA_CLIENT_CERT_PEM"], env["KAFKA_CLIENT_KEY_PEM"])
+
+    def sasl(mechanism: str, user: str) -> dict[str, str]:
+        return {"sasl_mechanism": mechanism, "sasl_plain_username": env[f"{user}_USERNAME"],
+                "sasl_plain_password": env[f"{user}_PASSWORD"]}
+
+    ways = [
+        dict(bootstrap_servers=env["KAFKA_SASL_BOOTSTRAP"], security_protocol="SASL_PLAINTEXT",
+             **sasl("PLAIN", "KAFKA_SASL")),
+        dict(bootstrap_servers=env["KAFKA_SASL_SSL_BOOTSTRAP"], security_protocol="SASL_SSL", ssl_context=trusted,
+             **sasl("SCRAM-SHA-256", "KAFKA_SCRAM256")),
+        dict(bootstrap_servers=env["KAFKA_SASL_SSL_BOOTSTRAP"], security_protocol="SASL_SSL", ssl_context=trusted,
+             **sasl("SCRAM-SHA-512", "KAFKA_SCRAM512")),
+        dict(bootstrap_servers=env["KAFKA_SSL_BOOTSTRAP"], security_protocol="SSL", ssl_context=trusted),
+        dict(bootstrap_servers=env["KAFKA_MTLS_BOOTSTRAP"], security_protocol="SSL", ssl_context=client),
+    ]
+    topic = unique("smoke-secure")
+    for options in ways:
+        producer = AIOKafkaProducer(request_timeout_ms=15000, **options)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, b"secured")
+        finally:
+            await producer.stop()
+    refused = AIOKafkaProducer(bootstrap_servers=env["KAFKA_MTLS_BOOTSTRAP"], security_protocol="SSL",
+                               ssl_context=trusted, request_timeout_ms=5000)
+    with pytest.raises(KafkaConnectionError):
+        await refused.start()
+    await refused.stop()
+    proxied = AIOKafkaProducer(bootstrap_servers=os.environ["KAFKA_PROXIED_UPSTREAM"])
+    await proxied.start()
+    try:
+        advertised = {f"{b.host}:{b.port}" for b in proxied.client.cluster.brokers()}
+    finally:
+        await proxied.stop()
+    assert advertised == {os.environ["KAFKA_PROXIED_BOOTSTRAP"]}
+
+
 async def test_moto_s3_round_trip(backends: dict[str, str]) -> None:
     """moto server (S3): an object put into a new bucket is read back with the same bytes;
     SNS, DynamoDB, Glue and Secrets Manager clients also resolve to moto from the environment."""

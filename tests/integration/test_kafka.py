@@ -553,7 +553,8 @@ async def test_a_record_over_6_mb_is_never_invoked_and_goes_to_the_destination()
 
 async def test_offset_lag_and_committed_event_count():
     """SPEC 6: OffsetLag per partition and MaxOffsetLag / SumOffsetLag are latest minus committed offsets;
-    CommittedEventCount sums the committed offset deltas."""
+    CommittedEventCount sums the committed offset deltas; ProvisionedPollers and EventPollerUnit count
+    the partitions worked."""
     release = asyncio.Event()
 
     async def behaviour(event):
@@ -576,6 +577,9 @@ async def test_offset_lag_and_committed_event_count():
             await wait_until(lambda: d.value("esm_max_offset_lag", **labels) == 5, what="MaxOffsetLag 5")
             await wait_until(lambda: d.value("esm_sum_offset_lag", **labels) == 8, what="SumOffsetLag 8")
             assert d.value("esm_committed_events_total", **labels) == 0
+            # ProvisionedPollers: one poller per partition worked; EventPollerUnit: 10 pollers per unit.
+            assert d.value("esm_provisioned_pollers", **labels) == 2
+            assert d.value("esm_event_poller_units", **labels) == 1
             release.set()
             await kk.wait_for_offsets(admin, group_of(mapping), lambda o: o == {0: 5, 1: 3})
             await wait_until(lambda: d.value("esm_sum_offset_lag", **labels) == 0, what="SumOffsetLag 0")
@@ -585,7 +589,8 @@ async def test_offset_lag_and_committed_event_count():
 
 async def test_an_unreachable_cluster_and_msk_arns_are_source_unavailable():
     """Source contract / SPEC 1: connect() raises SourceUnavailable while the cluster cannot be reached;
-    Amazon MSK (an EventSourceArn) is refused the same way, clearly, until it is served."""
+    an Amazon MSK cluster ARN whose brokers cannot be looked up (GetBootstrapBrokers) is SourceUnavailable too,
+    naming the cluster (tests/integration/test_kafka_security.py resolves one)."""
     import socket
 
     from esm.aws import AwsClients
@@ -605,7 +610,7 @@ async def test_an_unreachable_cluster_and_msk_arns_are_source_unavailable():
            "EventSourceArn": "arn:aws:kafka:us-east-1:123456789012:cluster/c/0b1a2c3d-4e5f"}
     config = parse_config(config_for(smk, msk))
     runtime = Runtime(clients=AwsClients(AwsSettings()))
-    for settings, message in zip(config.mappings, ("is not reachable", "not supported yet")):
+    for settings, message in zip(config.mappings, ("is not reachable", "Amazon MSK cluster arn:aws:kafka:")):
         invoker = make_invoker(settings.function, config.aws, default_concurrency=1)
         source = KafkaMapping(settings, runtime, invoker, Metrics().for_mapping(settings.uuid, "kafka"))
         with pytest.raises(SourceUnavailable, match=message):

@@ -207,3 +207,32 @@ def file_handler(event: dict[str, Any], context: Any) -> Any:
     with open(os.environ["ESM_TEST_RECORD_FILE"], "a", encoding="utf-8") as out:
         out.write(json.dumps({"phase": "end", "items": items, "pid": os.getpid()}) + "\n")
     return None
+
+
+# ---------------------------------------------------------------- secured listeners (scripts/backends)
+
+SECURITY_EXPORTS = (
+    "KAFKA_SASL_BOOTSTRAP", "KAFKA_SASL_SSL_BOOTSTRAP", "KAFKA_SSL_BOOTSTRAP", "KAFKA_MTLS_BOOTSTRAP",
+    "KAFKA_CA_PEM", "KAFKA_CLIENT_CERT_PEM", "KAFKA_CLIENT_KEY_PEM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD",
+    "KAFKA_SCRAM256_USERNAME", "KAFKA_SCRAM256_PASSWORD", "KAFKA_SCRAM512_USERNAME", "KAFKA_SCRAM512_PASSWORD",
+)
+
+
+def security() -> dict[str, str]:
+    """The SASL/TLS listeners' exports (tests/backends.py requires them before it reuses a shell's
+    environment, so the `backends` fixture has put them there)."""
+    return {name: os.environ[name] for name in SECURITY_EXPORTS}
+
+
+def read_pem(path: str) -> str:
+    with open(path, encoding="utf-8") as source:
+        return source.read()
+
+
+async def create_secret(value: dict[str, Any], prefix: str = "kafka") -> str:
+    """A Secrets Manager secret (moto) holding `value` as JSON; returns its ARN."""
+    from aiobotocore.session import get_session
+
+    async with get_session().create_client("secretsmanager") as client:
+        created = await client.create_secret(Name=unique(prefix), SecretString=json.dumps(value))
+    return str(created["ARN"])

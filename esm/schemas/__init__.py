@@ -1,0 +1,40 @@
+"""Kafka schema registries (SPEC 1 SchemaRegistryConfig, 2, 4, 5): Confluent and AWS Glue wire
+formats, Avro (fastavro) and JSON Schema decoding, a schema cache, and the per-record decoder the
+Kafka source runs before filtering.
+
+Modules: `wire` (framing, pure), `formats` (schema text -> decoder), `registry` (what a client
+answers), `confluent` / `glue` (the clients), `access` (Confluent credentials from Secrets
+Manager), `cache` (fetch once, negative entries briefly), `config` (SchemaRegistryConfig rules
+and settings), `decoder` (the step itself).
+"""
+
+from esm.schemas.config import SchemaRegistrySettings, settings_for
+from esm.schemas.decoder import (
+    DESERIALIZATION_ERROR,
+    SCHEMA_NOT_FOUND,
+    DecodedMessage,
+    DecodedRecord,
+    DecodeFailure,
+    RegistryDown,
+    SchemaDecoder,
+    SchemaRecord,
+    failure_of,
+    filter_arguments,
+    schema_record,
+)
+
+__all__ = [
+    "DESERIALIZATION_ERROR",
+    "SCHEMA_NOT_FOUND",
+    "DecodeFailure",
+    "DecodedMessage",
+    "DecodedRecord",
+    "RegistryDown",
+    "SchemaDecoder",
+    "SchemaRecord",
+    "SchemaRegistrySettings",
+    "failure_of",
+    "filter_arguments",
+    "schema_record",
+    "settings_for",
+]
