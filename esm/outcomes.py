@@ -13,10 +13,15 @@ Sources turn outcomes into deletes, checkpoints and commits.
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterable
 
 from esm.invokers.base import FunctionError, InvocationError, InvokeResult, Succeeded
+
+# How an offending itemIdentifier is quoted in a reason (and so in a log line): short, whatever its size or depth.
+_QUOTE = reprlib.Repr()
+_QUOTE.maxlevel, _QUOTE.maxstring, _QUOTE.maxother, _QUOTE.maxdict, _QUOTE.maxlist = 3, 80, 80, 4, 4
 
 SUCCESS = "success"
 PARTIAL = "partial"
@@ -75,9 +80,9 @@ def _partial_response(body: Any, batch_ids: frozenset[Hashable], read: Callable[
         identifier = read(item["itemIdentifier"])
         if identifier is None:
             return Outcome(FUNCTION_ERROR, reason=f"invalid partial batch response: batchItemFailures[{index}]."
-                           f"itemIdentifier is {item['itemIdentifier']!r}")
+                           f"itemIdentifier is {_QUOTE.repr(item['itemIdentifier'])}")
         if identifier not in batch_ids:
             return Outcome(FUNCTION_ERROR, reason=f"invalid partial batch response: batchItemFailures[{index}]."
-                           f"itemIdentifier {item['itemIdentifier']!r} is not in the batch")
+                           f"itemIdentifier {_QUOTE.repr(item['itemIdentifier'])} is not in the batch")
         failed.add(identifier)
     return Outcome(PARTIAL, failed_ids=frozenset(failed))

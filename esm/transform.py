@@ -5,8 +5,9 @@ is JSON becomes the parsed object; a Kinesis record's `kinesis` object with `dat
 (and parsed when JSON); a Kafka record with `value` decoded the same way. The result replaces the
 data field, encoded back the way the source carries it (JSON text for SQS, base64 of the JSON for
 Kinesis and Kafka), so identifiers such as `messageId` or the sequence number stay and partial
-batch responses keep working. A record whose transform fails is sent unchanged and the failure is
-logged: a transform never loses a record.
+batch responses keep working. A record whose transform fails, or whose data is not base64 UTF-8
+text (binary data the expression cannot see), is sent unchanged and logged: a transform never
+loses or corrupts a record.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ log = logging.getLogger("esm.transform")
 def _json_or_text(text: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to read: the text itself
         return text
 
 
@@ -34,13 +35,32 @@ def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
+# What a decoder returns for data that is not base64 or not UTF-8 (binary data): the expression
+# cannot see it decoded, and re-encoding its result would replace the bytes, so the record is sent
+# unchanged (and logged), as when the expression fails.
+UNDECODABLE: Any = object()
+
+
 def _from_base64(data: Any) -> Any:
     if not isinstance(data, str):
-        return data
+        return UNDECODABLE
     try:
         return _json_or_text(base64.b64decode(data, validate=True).decode("utf-8"))
-    except (binascii.Error, UnicodeDecodeError):
-        return data  # not base64 text: the expression sees it as it is
+    except (binascii.Error, ValueError):  # not base64, or not UTF-8 (UnicodeDecodeError)
+        return UNDECODABLE
+
+
+def _reason(error: Exception) -> str:
+    """Why a transform failed, without the record's data: JMESPath's type errors quote the value
+    they got, and record contents stay out of logs (DESIGN.md "Habits")."""
+    if isinstance(error, jmespath.exceptions.JMESPathTypeError):
+        return (f"in function {error.function_name}(), expected {' or '.join(error.expected_types)}, "
+                f"got {error.actual_type}")
+    if isinstance(error, RecursionError):
+        return "the data is nested too deeply"
+    if isinstance(error, jmespath.exceptions.JMESPathError):  # unknown function, arity: about the expression
+        return str(error)[:200]
+    return type(error).__name__
 
 
 def _to_base64(value: Any) -> str:
@@ -61,15 +81,23 @@ class Transform:
 
     def apply(self, event: dict[str, Any]) -> dict[str, Any]:
         holder = event[self.container] if self.container else event
+        if self.data_key not in holder:
+            return event  # a Kafka tombstone (no value): nothing to transform, and none to invent
         view = dict(holder)
         view[self.data_key] = self.decode(holder.get(self.data_key))
+        if view[self.data_key] is UNDECODABLE:
+            log.warning("transform %r not applied; record sent unchanged: its %s is not base64 UTF-8 text",
+                        self.expression, self.data_key)
+            return event
         try:
             result = self.compiled.search(view)
-        except jmespath.exceptions.JMESPathError as error:
-            log.warning("transform %r failed; record sent unchanged: %s", self.expression, error)
+            encoded = self.encode(result)
+        except (jmespath.exceptions.JMESPathError, ValueError, TypeError, RecursionError) as error:
+            # A runtime type error, or data or a result nested too deeply to walk or write.
+            log.warning("transform %r failed; record sent unchanged: %s", self.expression, _reason(error))
             return event
         changed = dict(holder)
-        changed[self.data_key] = self.encode(result)
+        changed[self.data_key] = encoded
         return dict(event, **{self.container: changed}) if self.container else changed
 
 

@@ -29,8 +29,7 @@ import base64
 import binascii
 from typing import Any
 
-import orjson
-
+from esm.filtering.compiler import parse_event
 from esm.filtering.errors import InvalidPatternError
 from esm.filtering.matcher import DataFormat, DataUsage, Matcher, OnMismatch
 
@@ -54,8 +53,8 @@ def decode_json_or_text(text: str) -> tuple[DataFormat, Any]:
     stripped = text.lstrip(" \t\r\n")
     if stripped[:1] in _JSON_OPENERS:
         try:
-            parsed = orjson.loads(text)
-        except orjson.JSONDecodeError:
+            parsed = parse_event(text)  # orjson, or exact numbers where orjson would round them
+        except ValueError:
             return DataFormat.PLAIN, text
         return DataFormat.JSON, parsed
     return DataFormat.PLAIN, text
