@@ -228,16 +228,19 @@ event_scalars = st.one_of(texts, texts, st.integers(-3, 3), doubles, st.sampled_
                                     st.integers(0, 255)))
 
 
-def _event_values(depth: int) -> st.SearchStrategy[Any]:
+def _event_values(scalars: st.SearchStrategy[Any], keys: list[str], object_lists: int,
+                  depth: int = 0) -> st.SearchStrategy[Any]:
+    """Event values up to three levels deep: scalars, lists of scalars, objects and lists of objects."""
     if depth >= 3:
-        return event_scalars
-    inner = st.deferred(lambda: _event_values(depth + 1))
-    objects = st.dictionaries(st.sampled_from(FIELD_KEYS), inner, min_size=1, max_size=3)
-    return st.one_of(event_scalars, event_scalars, st.lists(event_scalars, max_size=3),
-                     st.lists(objects, min_size=1, max_size=3), objects)
+        return scalars
+    inner = st.deferred(lambda: _event_values(scalars, keys, object_lists, depth + 1))
+    objects = st.dictionaries(st.sampled_from(keys), inner, min_size=1, max_size=3)
+    return st.one_of(scalars, scalars, st.lists(scalars, max_size=3),
+                     st.lists(objects, min_size=1, max_size=object_lists), objects)
 
 
-free_events = st.dictionaries(st.sampled_from(FIELD_KEYS), _event_values(0), min_size=1, max_size=4)
+free_events = st.dictionaries(st.sampled_from(FIELD_KEYS), _event_values(event_scalars, FIELD_KEYS, 3),
+                              min_size=1, max_size=4)
 
 
 @SETTINGS
@@ -285,16 +288,8 @@ def _odd_fields(depth: int) -> st.SearchStrategy[dict[str, Any]]:
 odd_event_scalars = st.one_of(event_scalars, st.sampled_from([1e-320, -0.0, 0.1, 2**53 + 1, 10**30, 5e11, 1.7976931348623157e308]))
 
 
-def _odd_event_values(depth: int) -> st.SearchStrategy[Any]:
-    if depth >= 3:
-        return odd_event_scalars
-    inner = st.deferred(lambda: _odd_event_values(depth + 1))
-    objects = st.dictionaries(st.sampled_from(ODD_KEYS), inner, min_size=1, max_size=3)
-    return st.one_of(odd_event_scalars, odd_event_scalars, st.lists(odd_event_scalars, max_size=3),
-                     st.lists(objects, min_size=1, max_size=2), objects)
-
-
-odd_events = st.dictionaries(st.sampled_from(ODD_KEYS), _odd_event_values(0), min_size=1, max_size=4)
+odd_events = st.dictionaries(st.sampled_from(ODD_KEYS), _event_values(odd_event_scalars, ODD_KEYS, 2),
+                             min_size=1, max_size=4)
 
 
 @SETTINGS
