@@ -397,6 +397,8 @@ class KafkaMapping:
     def _assigned(self, assigned: Iterable[TopicPartition]) -> None:
         """Start a worker per new partition, paused (synchronously, before any fetch returns) until
         its start position is settled."""
+        if self._consumer is None or self._stopping.is_set():
+            return  # an assignment that races the shutdown: the group hands the partitions on again
         new = [tp for tp in assigned if tp not in self._partitions]
         for tp in sorted(new):
             self._start_partition(tp)
