@@ -11,7 +11,6 @@ cancelled unacknowledged, and clients close.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -54,17 +53,6 @@ def build_invokers(config: Config) -> dict[str, Invoker]:
     return invokers
 
 
-def tune_garbage_collector() -> None:
-    """Collect the youngest generation every 50,000 allocations instead of 700.
-
-    Each record is a handful of short-lived objects (an event dict, strings, a Record), so with
-    CPython's default every few records trigger a collection, and one in ten of those walks the
-    objects that survived: about half of the Kafka source's per-record time (bench/kafka). What
-    the daemon built at start-up is moved out of the collector's sight with `gc.freeze()`."""
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-
-
 async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics: Metrics | None = None,
                      ready: asyncio.Event | None = None) -> None:
     """Run until `stop` is set (or SIGTERM/SIGINT). `ready` is set once every mapping is running."""
@@ -85,7 +73,6 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
             pass
     log.info("esm listening on %s:%d (/metrics /healthz /readyz)", server.host, server.port)
     monitor = asyncio.create_task(watch_loop(metrics, stop), name="loop-monitor")
-    tune_garbage_collector()
     runtime = Runtime(clients=AwsClients(config.aws))
     if any(m.source == "kinesis" and m.enabled for m in config.mappings):
         runtime.checkpoints = make_checkpoint_store(config.checkpoints, runtime.clients)
