@@ -30,6 +30,7 @@ from esm.config import parse_config
 from tests.support.daemon import RunningDaemon, running_config
 from tests.support.ledger import Ledger, identity
 from tests.support.toxiproxy import Proxy, Toxiproxy
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,20 +89,6 @@ def run_daemon(doc: dict[str, Any]) -> contextlib.AbstractAsyncContextManager[Ru
 
 
 # ---------------------------------------------------------------- waiting
-
-
-async def wait_until(condition: Callable[[], bool | Awaitable[bool]], timeout: float, what: str,
-                     interval: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
-            value = await value
-        if value:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not met in {timeout:.0f}s")
-        await asyncio.sleep(interval)
 
 
 # ---------------------------------------------------------------- checkpoints and commits

@@ -20,9 +20,10 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 from esm.metrics import ERROR_COUNTS, EVENT_COUNTS
 from tests.fault.function import OK, Decide, FunctionServer
-from tests.fault.harness import DaemonProcess, Proxies, config_doc, proxies, run_daemon, wait_until, watch
+from tests.fault.harness import DaemonProcess, Proxies, config_doc, proxies, run_daemon, watch
 from tests.support.daemon import RunningDaemon
 from tests.support.ledger import Ledger, Row
+from tests.support.waiting import wait_until
 
 # Every SPEC 6 counter esm keeps, by its short name (esm.metrics.EVENT_COUNTS keys: "invoke_errors"...).
 METRICS = {key: f"{name}_total" for key, (name, _) in {**EVENT_COUNTS, **ERROR_COUNTS}.items()}

@@ -12,10 +12,11 @@ import logging
 
 import pytest
 
-import esm.sources.kafka as kafka_source
 from tests.fault.function import every_nth_times_out, garbage_first_then_ok, poison, slow, storm
 from tests.fault.scenario import Run, run_scenario
 from tests.fault.sides import KafkaSide, ids_and_keys
+from tests.support.kafka import quick_group  # noqa: F401  (autouse: the group's quick timings)
+
 
 pytestmark = pytest.mark.usefixtures("backends", "toxiproxy", "kafka_proxied")
 
@@ -24,13 +25,6 @@ pytestmark = pytest.mark.usefixtures("backends", "toxiproxy", "kafka_proxied")
 # duplicates within what two partitions can have in flight, never a loss.
 REREAD = 20
 
-
-@pytest.fixture(autouse=True)
-def quick_group(monkeypatch):
-    """Rebalances in about a second; a member cut off from the broker is evicted after 6 s."""
-    monkeypatch.setattr(kafka_source, "SESSION_TIMEOUT_MS", 6000)
-    monkeypatch.setattr(kafka_source, "HEARTBEAT_INTERVAL_MS", 300)
-    monkeypatch.setattr(kafka_source, "LAG_INTERVAL", 1.0)
 
 
 async def test_kafka_latency_and_connection_resets(tmp_path, matrix, caplog):

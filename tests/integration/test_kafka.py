@@ -30,18 +30,14 @@ from tests.support import kafka as kk
 from tests.support.daemon import running_config
 from tests.support.kafka import Message, create_topic, kafka_admin, produce, smk_mapping, value_of
 from tests.support.sqs import create_queue, receive_all, sqs_client
+from tests.support.kafka import quick_group  # noqa: F401  (autouse: the group's quick timings)
+from tests.support.waiting import wait_until
+
 
 pytestmark = pytest.mark.usefixtures("backends")
 
 ROOT = Path(__file__).resolve().parents[2]
 
-
-@pytest.fixture(autouse=True)
-def quick_group(monkeypatch):
-    """Rebalances in about a second instead of three; a dead member is evicted after 6 s."""
-    monkeypatch.setattr(kafka_source, "SESSION_TIMEOUT_MS", 6000)
-    monkeypatch.setattr(kafka_source, "HEARTBEAT_INTERVAL_MS", 300)
-    monkeypatch.setattr(kafka_source, "LAG_INTERVAL", 1.0)
 
 
 def config_for(*mappings, functions=None) -> str:
@@ -56,14 +52,6 @@ def daemon(*mappings, functions=None):
 
 def group_of(mapping: dict) -> str:
     return mapping["SelfManagedKafkaEventSourceConfig"]["ConsumerGroupId"]
-
-
-async def wait_until(condition, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met in {timeout}s")
-        await asyncio.sleep(0.1)
 
 
 # ---------------------------------------------------------------- payload

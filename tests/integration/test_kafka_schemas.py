@@ -10,11 +10,9 @@ validate -> deserialize -> filter on decoded fields -> invoke), 6 (SchemaRegistr
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import json
-import time
 import uuid
 
 import fastavro
@@ -23,7 +21,6 @@ import pytest
 import yaml
 
 import esm.schemas.decoder as decoder_module
-import esm.sources.kafka as kafka_source
 from esm.aws import AwsClients
 from esm.config import parse_config
 from esm.schemas.glue import GlueRegistry
@@ -35,6 +32,9 @@ from tests.support.confluent_fake import fake_confluent_registry
 from tests.support.daemon import running_config
 from tests.support.kafka import Message, create_topic, kafka_admin, produce, unique
 from tests.support.sqs import create_queue, receive_all, sqs_client
+from tests.support.kafka import quick_group  # noqa: F401  (autouse: the group's quick timings)
+from tests.support.waiting import wait_until
+
 
 pytestmark = pytest.mark.usefixtures("backends")
 
@@ -50,13 +50,6 @@ ORDER_TEXT = json.dumps(ORDER)
 KEY_SCHEMA = {"type": "record", "name": "OrderKey", "fields": [{"name": "customer", "type": "string"}]}
 KEY_TEXT = json.dumps(KEY_SCHEMA)
 
-
-@pytest.fixture(autouse=True)
-def quick_group(monkeypatch):
-    """Rebalances in about a second instead of three (the broker's minimum session timeout is 6 s)."""
-    monkeypatch.setattr(kafka_source, "SESSION_TIMEOUT_MS", 6000)
-    monkeypatch.setattr(kafka_source, "HEARTBEAT_INTERVAL_MS", 300)
-    monkeypatch.setattr(kafka_source, "LAG_INTERVAL", 1.0)
 
 
 def avro(schema: dict, datum: dict) -> bytes:
@@ -92,14 +85,6 @@ def daemon(*mappings):
 
 def decoded_value(record: dict) -> object:
     return orjson.loads(base64.b64decode(record["value"]))
-
-
-async def wait_until(condition, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not met in {timeout}s")
-        await asyncio.sleep(0.1)
 
 
 def aws() -> AwsClients:

@@ -31,7 +31,6 @@ import yaml
 from aiobotocore.session import get_session
 from cryptography.hazmat.primitives import serialization
 
-import esm.sources.kafka as kafka_source
 from esm.aws import AwsClients
 from esm.config import parse_config
 from esm.daemon import StartupTimeout
@@ -44,17 +43,13 @@ from tests.support import kafka as kk
 from tests.support.daemon import running_config
 from tests.support.kafka import Message, create_secret, create_topic, kafka_admin, produce, read_pem, smk_mapping
 from tests.support.msk_fake import FakeMskApi
+from tests.support.kafka import quick_group  # noqa: F401  (autouse: the group's quick timings)
+
 
 pytestmark = pytest.mark.usefixtures("backends")
 
 ROOT = Path(__file__).resolve().parents[2]
 
-
-@pytest.fixture(autouse=True)
-def quick_group(monkeypatch):
-    """Rebalances in about a second instead of three."""
-    monkeypatch.setattr(kafka_source, "SESSION_TIMEOUT_MS", 6000)
-    monkeypatch.setattr(kafka_source, "HEARTBEAT_INTERVAL_MS", 300)
 
 
 @pytest.fixture
