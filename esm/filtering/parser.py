@@ -242,46 +242,38 @@ class _Lexer:
         pos = start
         if source[pos] == "-":
             pos += 1
-            if pos >= len(source) or not source[pos].isdigit():
-                found = source[pos] if pos < len(source) else ""
-                if not found:
-                    self._eof()
-                _fail(
-                    f"Unexpected character ({_describe(found)}) in numeric value: expected digit "
-                    "(0-9) to follow minus sign, for valid numeric value"
-                )
+            self._expect_digit(pos, "expected digit (0-9) to follow minus sign, for valid numeric value")
         if source[pos] == "0" and pos + 1 < len(source) and source[pos + 1].isdigit():
             _fail("Invalid numeric value: Leading zeroes not allowed")
-        while pos < len(source) and source[pos].isdigit():
-            pos += 1
+        pos = self._skip_digits(pos)
         if pos < len(source) and source[pos] == ".":
             pos += 1
-            if pos >= len(source) or not source[pos].isdigit():
-                found = source[pos] if pos < len(source) else ""
-                if not found:
-                    self._eof()
-                _fail(
-                    f"Unexpected character ({_describe(found)}) in numeric value: Decimal point "
-                    "not followed by a digit"
-                )
-            while pos < len(source) and source[pos].isdigit():
-                pos += 1
+            self._expect_digit(pos, "Decimal point not followed by a digit")
+            pos = self._skip_digits(pos)
         if pos < len(source) and source[pos] in "eE":
             pos += 1
             if pos < len(source) and source[pos] in "+-":
                 pos += 1
-            if pos >= len(source) or not source[pos].isdigit():
-                found = source[pos] if pos < len(source) else ""
-                if not found:
-                    self._eof()
-                _fail(
-                    f"Unexpected character ({_describe(found)}) in numeric value: Exponent "
-                    "indicator not followed by a digit"
-                )
-            while pos < len(source) and source[pos].isdigit():
-                pos += 1
+            self._expect_digit(pos, "Exponent indicator not followed by a digit")
+            pos = self._skip_digits(pos)
         self.pos = pos
         return source[start:pos]
+
+    def _expect_digit(self, pos: int, missing: str) -> None:
+        """Fail with `missing` unless a digit is at `pos` (at the end of the text: an EOF error)."""
+        source = self.text_in
+        if pos < len(source) and source[pos].isdigit():
+            return
+        found = source[pos] if pos < len(source) else ""
+        if not found:
+            self._eof()
+        _fail(f"Unexpected character ({_describe(found)}) in numeric value: {missing}")
+
+    def _skip_digits(self, pos: int) -> int:
+        source = self.text_in
+        while pos < len(source) and source[pos].isdigit():
+            pos += 1
+        return pos
 
     def _string_body(self) -> str:
         source = self.text_in
