@@ -12,6 +12,7 @@ FILTERS.md: ``{}`` and ``"a": {}`` are accepted and add no condition.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +84,38 @@ def _describe(char: str) -> str:
     if code > 255:
         return f"'{char}' (code {code} / 0x{code:x})"
     return f"'{char}' (code {code})"
+
+
+# A \uD83D\uDE80 pair of escapes is one character outside the Basic Multilingual Plane (JSON
+# writes such characters as UTF-16 halves). Escapes are decoded one code unit at a time, then the
+# halves of each pair are joined; a half left over stands for no character at all.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_PAIR_OR_HALF = re.compile("([\ud800-\udbff][\udc00-\udfff])|[\ud800-\udfff]")
+
+
+def _join_half(found: re.Match[str]) -> str:
+    if found.group(1):
+        high, low = found.group(1)
+        return chr(0x10000 + ((ord(high) - 0xD800) << 10) + (ord(low) - 0xDC00))
+    code = ord(found.group())
+    if code <= 0xDBFF:
+        _fail(
+            f"Unmatched first part of surrogate pair (0x{code:x}): a \\uD800-\\uDBFF escape must "
+            "be followed by a \\uDC00-\\uDFFF escape"
+        )
+    _fail(
+        f"Unmatched second part of surrogate pair (0x{code:x}): a \\uDC00-\\uDFFF escape must "
+        "follow a \\uD800-\\uDBFF escape"
+    )
+    raise AssertionError("unreachable")
+
+
+def _join_surrogates(text: str) -> str:
+    """The string with each surrogate pair joined into its character; raises InvalidPatternError
+    for a lone or out-of-order half (whether it came from an escape or was in the text raw)."""
+    if _SURROGATE.search(text) is None:
+        return text
+    return _PAIR_OR_HALF.sub(_join_half, text)
 
 
 class _Lexer:
@@ -289,7 +322,7 @@ class _Lexer:
             char = source[end]
             if char == '"':
                 self.pos = end + 1
-                return "".join(out)
+                return _join_surrogates("".join(out))
             if char < " ":
                 _fail(
                     f"Illegal unquoted character ({_describe(char)}): has to be escaped using "

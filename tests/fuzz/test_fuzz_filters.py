@@ -340,3 +340,28 @@ def test_deeply_nested_events_are_answered():
             assert test_pattern('{"a": {"b": ["x"]}}', event) is False
         except ValueError as error:
             assert "nested" in str(error) or "not valid JSON" in str(error)
+
+
+# Any character, astral ones included (json.dumps writes those as surrogate-escape pairs).
+ASTRAL_TEXT = st.text(
+    alphabet=st.one_of(st.characters(min_codepoint=0x10000, max_codepoint=0x10FFFF), st.sampled_from("aé*\\")),
+    min_size=1,
+    max_size=6,
+)
+
+
+@SETTINGS
+@given(key=ASTRAL_TEXT, value=ASTRAL_TEXT, operator=st.sampled_from(["", "prefix", "suffix", "equals-ignore-case", "anything-but"]))
+def test_surrogate_escaped_patterns_match_like_raw_ones(key: str, value: str, operator: str) -> None:
+    """Issue 13 point 4 (FILTERS.md decisions): a pattern written with json.dumps' surrogate
+    escapes is the same filter as the one written with the raw characters, in keys and operands,
+    on events that carry the characters raw or escaped; the reference agrees."""
+    leaf: Any = value if not operator else {operator: value}
+    escaped = json.dumps({key: [leaf]})
+    raw = json.dumps({key: [leaf]}, ensure_ascii=False)
+    both = [compile_filters([escaped]), compile_filters([raw])]
+    for event in ({key: value}, {key: value + "x"}, {key: "x" + value}, {key: value.upper()}):
+        expected = reference_matches([raw], event)
+        for text in (json.dumps(event), json.dumps(event, ensure_ascii=False)):
+            for matcher in both:
+                assert matcher.matches_json(text) is expected, (escaped, text)
