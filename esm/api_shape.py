@@ -20,9 +20,20 @@ from esm.errors import Problem
 
 
 @functools.cache
+def _lambda_model() -> Any:
+    return botocore.session.get_session().get_service_model("lambda")
+
+
+@functools.cache
 def create_mapping_shape() -> Shape:
-    model = botocore.session.get_session().get_service_model("lambda")
-    return model.operation_model("CreateEventSourceMapping").input_shape
+    return _lambda_model().operation_model("CreateEventSourceMapping").input_shape
+
+
+def check_role_arn(value: Any, path: str) -> list[Problem]:
+    """An execution role ARN, checked against the `RoleArn` shape Lambda's CreateFunction takes."""
+    if not isinstance(value, str):
+        return [Problem(path, f"must be an IAM role ARN, arn:aws:iam::<account>:role/<name> (got {value!r})")]
+    return _check_limits(value, _lambda_model().shape_for("RoleArn"), path)
 
 
 class _Validator(ParamValidator):

@@ -22,7 +22,7 @@ import jmespath
 import jmespath.exceptions
 import yaml
 
-from esm.api_shape import check_against_api_shape
+from esm.api_shape import check_against_api_shape, check_role_arn
 from esm.errors import ConfigError, Problem
 from esm.inflight import DEFAULT_MAX_IN_FLIGHT_BYTES, MIN_MAX_IN_FLIGHT_BYTES, parse_size
 from esm.mapping_rules import check_mapping, sam_key_problems
@@ -46,7 +46,7 @@ NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "esm:event-source-mapping")
 TOP_LEVEL_KEYS = ("functions", "event_source_mappings", "aws", "checkpoints", "metrics",
                   "shutdown_timeout", "startup_timeout")
 TARGET_KEYS = ("url", "lambda", "handler")
-FUNCTION_KEYS = TARGET_KEYS + ("timeout", "max_concurrency")
+FUNCTION_KEYS = TARGET_KEYS + ("timeout", "max_concurrency", "role")
 EXTENSION_KEYS = ("name", "transform", "max_in_flight_bytes", "secrets", "kafka_tls", "on_failure_kafka")
 MAX_FUNCTION_TIMEOUT = 900  # Lambda's own ceiling, in seconds
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -238,6 +238,10 @@ class _Builder:
         if concurrency is not None and (not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1):
             self.fail(f"{path}.max_concurrency", f"must be a whole number of at least 1 (got {concurrency!r})")
             ok = False
+        role = spec.get("role")
+        for problem in check_role_arn(role, f"{path}.role") if role is not None else ():
+            self.fail(problem.path, problem.message)
+            ok = False
         if not ok:
             return None
         return FunctionTarget(
@@ -247,6 +251,7 @@ class _Builder:
             handler=value if kind == "handler" else None,
             timeout=float(timeout),
             max_concurrency=concurrency,
+            role=role,
         )
 
     # -- event source mappings -------------------------------------------------------------

@@ -6,7 +6,9 @@
 - partial: ReportBatchItemFailures is on and the response names failed items, each of which is
   in the batch;
 - function_error: the function failed, or its partial response is invalid (an itemIdentifier
-  that is empty, null, under the wrong key, or not in the batch): the whole batch failed;
+  that is empty, null, under the wrong key, or not in the batch): the whole batch failed. An
+  invalid response is retried like a function error but is not one (`invalid_response`): the
+  function answered, so an on-failure document says `functionError: null` (SPEC 4);
 - invocation_error: throttled or unreachable; retried with backoff, never counted as a retry.
 Sources turn outcomes into deletes, checkpoints and commits.
 """
@@ -27,6 +29,8 @@ SUCCESS = "success"
 PARTIAL = "partial"
 FUNCTION_ERROR = "function_error"
 INVOCATION_ERROR = "invocation_error"
+# Not an outcome kind: how `Outcome.answer` names a function_error that was an invalid partial response.
+INVALID_RESPONSE = "invalid_response"
 
 
 @dataclass(frozen=True)
@@ -35,10 +39,17 @@ class Outcome:
     failed_ids: frozenset[Hashable] = frozenset()
     reason: str = ""
     retry_after: float | None = None
+    invalid_response: bool = False  # a function_error because the partial batch response was invalid
 
     @property
     def failed_everything(self) -> bool:
         return self.kind in (FUNCTION_ERROR, INVOCATION_ERROR)
+
+    @property
+    def answer(self) -> str:
+        """What the function answered, as on-failure documents tell it apart (an invalid partial
+        response is no function error there)."""
+        return INVALID_RESPONSE if self.invalid_response else self.kind
 
 
 def judge(
@@ -71,18 +82,20 @@ def _partial_response(body: Any, batch_ids: frozenset[Hashable], read: Callable[
     if failures is None or failures == []:
         return Outcome(SUCCESS)
     if not isinstance(failures, list):
-        return Outcome(FUNCTION_ERROR, reason="invalid partial batch response: batchItemFailures is not a list")
+        return _invalid("batchItemFailures is not a list")
     failed: set[Hashable] = set()
     for index, item in enumerate(failures):
         if not isinstance(item, dict) or "itemIdentifier" not in item:
-            return Outcome(FUNCTION_ERROR, reason=f"invalid partial batch response: batchItemFailures[{index}] "
-                           "has no itemIdentifier")
+            return _invalid(f"batchItemFailures[{index}] has no itemIdentifier")
         identifier = read(item["itemIdentifier"])
         if identifier is None:
-            return Outcome(FUNCTION_ERROR, reason=f"invalid partial batch response: batchItemFailures[{index}]."
-                           f"itemIdentifier is {_QUOTE.repr(item['itemIdentifier'])}")
+            return _invalid(f"batchItemFailures[{index}].itemIdentifier is {_QUOTE.repr(item['itemIdentifier'])}")
         if identifier not in batch_ids:
-            return Outcome(FUNCTION_ERROR, reason=f"invalid partial batch response: batchItemFailures[{index}]."
-                           f"itemIdentifier {_QUOTE.repr(item['itemIdentifier'])} is not in the batch")
+            return _invalid(f"batchItemFailures[{index}].itemIdentifier {_QUOTE.repr(item['itemIdentifier'])} "
+                            "is not in the batch")
         failed.add(identifier)
     return Outcome(PARTIAL, failed_ids=frozenset(failed))
+
+
+def _invalid(why: str) -> Outcome:
+    return Outcome(FUNCTION_ERROR, reason=f"invalid partial batch response: {why}", invalid_response=True)

@@ -30,6 +30,8 @@ class FunctionTarget:
     timeout: float = DEFAULT_FUNCTION_TIMEOUT
     # None means "decide from the target": 1 for an emulator-style URL, else the mapping's concurrency.
     max_concurrency: int | None = None
+    # The execution role ARN stream records name as `invokeIdentityArn` (esm.identity).
+    role: str | None = None
 
     @property
     def kind(self) -> str:

@@ -10,9 +10,9 @@ invokes until every record is settled:
   retry; a batch that cannot be split consumes one retry per failed attempt;
 - an invocation error (throttle, unavailable): retried with backoff and jitter, never counted;
 - MaximumRetryAttempts exhausted: RetryAttemptsExhausted; records older than
-  MaximumRecordAgeInSeconds: RecordAgeExceeded (checked before every invoke; a record never
-  invoked carries no responseContext). Such records go to the on-failure destination, or are
-  dropped (counted, logged) only when there is none.
+  MaximumRecordAgeInSeconds: RecordAgeExceeded (checked before every invoke). Such records go to
+  the on-failure destination with what the last invoke that held them answered (`Failure`), or
+  are dropped (counted, logged) only when there is none.
 Records settle strictly in order, so a checkpoint never passes an unsettled record.
 """
 
@@ -26,16 +26,15 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Hashable, Sequence
 
 from esm.aio import sleep_unless
+from esm.destinations.records import RECORD_AGE_EXCEEDED, RETRY_ATTEMPTS_EXHAUSTED
 from esm.errors import DestinationError
-from esm.invokers.base import InvokeResult
+from esm.invokers.base import LATEST, InvokeResult
 from esm.metrics import MappingMetrics
 from esm.outcomes import FUNCTION_ERROR, INVOCATION_ERROR, PARTIAL, SUCCESS, Outcome, judge
 from esm.records import Disposition, Record
 
 log = logging.getLogger("esm.streams")
 
-RETRY_ATTEMPTS_EXHAUSTED = "RetryAttemptsExhausted"
-RECORD_AGE_EXCEEDED = "RecordAgeExceeded"
 BACKOFF_BASE = 0.1
 BACKOFF_CAP = 30.0
 
@@ -63,7 +62,8 @@ class Failure:
     condition: str
     invoke_count: int
     last_error: str | None
-    last_kind: str | None  # the outcome kind of the last invoke that contained them; None: never invoked
+    last_kind: str | None  # what the last invoke that held them answered (Outcome.answer); None: never invoked
+    executed_version: str = LATEST  # the function version that answered that invoke
 
 
 # The hooks a source provides.
@@ -90,6 +90,7 @@ class StreamBatch:
     async def run(self, records: Sequence[Record]) -> None:
         """Settle every record, in order; raises BatchAbandoned if the mapping stops first."""
         self._last_kind: str | None = None
+        self._last_version = LATEST
         invoke_counts: dict[Hashable, int] = {}
         # A stack of segments still to settle, the next one on top; bisect pushes halves.
         stack: list[list[Record]] = [list(records)]
@@ -119,7 +120,8 @@ class StreamBatch:
                 await asyncio.sleep(delay)
                 continue
             throttles = 0
-            self._last_kind = outcome.kind
+            self._last_kind = outcome.answer
+            self._last_version = result.executed_version
             for record in segment:
                 invoke_counts[record.item_id] = invoke_counts.get(record.item_id, 0) + 1
             self.metrics.invoked.inc(len(segment))
@@ -172,7 +174,8 @@ class StreamBatch:
         count = max((invoke_counts.get(r.item_id, 0) for r in records), default=0)
         await self.dead_letter(Failure(records=records, condition=condition, invoke_count=count,
                                        last_error=last_error if count else None,
-                                       last_kind=self._last_kind if count else None))
+                                       last_kind=self._last_kind if count else None,
+                                       executed_version=self._last_version))
         # Delivered to the destination, or dropped without one: settled, so the checkpoint may pass them.
         await self.settle(records, Disposition.DEAD_LETTERED)
 

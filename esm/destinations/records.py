@@ -4,13 +4,15 @@ Pure functions, no I/O: the stream (Kinesis, DynamoDB) and Kafka failure records
 in the order SPEC 4 shows, the S3 object key, and the `payload` string S3 documents carry.
 Times are epoch seconds in, ISO-8601 UTC with milliseconds and `Z` out.
 
-`responseContext` follows what the function answered on its last invoke (`response_context`):
-- a stream document whose records were never invoked (SPEC 9.3, `RecordAgeExceeded` before a
-  first invoke, or only invocation errors) has **no** `responseContext` key at all;
-- a Kafka document in that case has `"responseContext": null`, as AWS documents for
-  `MaximumPayloadSizeExceeded`;
-- `functionError` mirrors Lambda's Invoke response: present for a function error, absent when the
-  function returned a partial batch response (it did not fail; its records did).
+`responseContext` follows what the function answered on its last invoke (`failure_context`), as
+recorded against real AWS (SPEC 4):
+- whenever the function answered, it has all three keys `statusCode`, `executedVersion` and
+  `functionError`; `functionError` is `"Unhandled"` for a function error and `null` otherwise (a
+  partial batch response, or an invalid one: retried like a failure, but not a function error);
+- records given up on for `RecordAgeExceeded` have no `responseContext` key at all, invoked or not,
+  and an `approximateInvokeCount` of at least 1;
+- records never invoked for another reason (Kafka's `MaximumPayloadSizeExceeded`, schema
+  failures) have none in a stream document, and `"responseContext": null` in a Kafka document.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, Iterable, Mapping
 
 import orjson
 
-from esm.invokers.base import FunctionError, InvocationError, InvokeResult, Succeeded
+from esm.invokers.base import LATEST, FunctionError, InvocationError, InvokeResult, Succeeded
 
 # requestContext.condition values (SPEC 4, 9.3).
 RETRY_ATTEMPTS_EXHAUSTED = "RetryAttemptsExhausted"
@@ -33,13 +35,13 @@ MAXIMUM_PAYLOAD_SIZE_EXCEEDED = "MaximumPayloadSizeExceeded"
 RETRIES_EXHAUSTED = "RetriesExhausted"  # the spelling AWS shows for kafka:// topic records
 
 VERSION = "1.0"
-LATEST = "$LATEST"
 UNHANDLED = "Unhandled"
 
 _BATCH_INFO_KEY = {"kinesis": "KinesisBatchInfo", "dynamodb": "DDBStreamBatchInfo"}
 
 # Outcome kinds (esm.outcomes) accepted by response_context, spelled here to keep this module pure.
 _FUNCTION_ERROR = "function_error"
+_INVALID_RESPONSE = "invalid_response"
 _PARTIAL = "partial"
 _SUCCESS = "success"
 _INVOCATION_ERROR = "invocation_error"
@@ -47,34 +49,46 @@ _INVOCATION_ERROR = "invocation_error"
 
 @dataclass(frozen=True)
 class ResponseContext:
-    """Lambda's Invoke answer as a failure record reports it. `function_error=None` omits the key."""
+    """Lambda's Invoke answer as a failure record reports it. `function_error=None` is `null`."""
 
     status_code: int = 200
     executed_version: str = LATEST
     function_error: str | None = UNHANDLED
 
     def to_dict(self) -> dict[str, Any]:
-        context: dict[str, Any] = {"statusCode": self.status_code, "executedVersion": self.executed_version}
-        if self.function_error is not None:
-            context["functionError"] = self.function_error
-        return context
+        return {"statusCode": self.status_code, "executedVersion": self.executed_version,
+                "functionError": self.function_error}
 
 
 def response_context(last: InvokeResult | str | None, *, executed_version: str = LATEST) -> ResponseContext | None:
     """The responseContext for the last invoke of the failing records.
 
-    `last` is that invoke's result, or its outcome kind (`function_error`, `partial`, `success`,
-    `invocation_error`), or None when the records were never invoked. A function error is Lambda's
-    `200 / Unhandled`; a partial batch response is a 200 without `functionError`; an invocation
-    error (throttled, unreachable) got no answer from the function, so there is no context.
+    `last` is that invoke's result, or what it answered (`Outcome.answer`: `function_error`,
+    `invalid_response`, `partial`, `success`, `invocation_error`), or None when the records were
+    never invoked. A function error is Lambda's `200 / Unhandled`; any other answer is a 200 with
+    `functionError: null`; an invocation error (throttled, unreachable) got no answer from the
+    function, so there is no context.
     """
     if isinstance(last, FunctionError) or last == _FUNCTION_ERROR:
         return ResponseContext(200, executed_version, UNHANDLED)
-    if isinstance(last, Succeeded) or last in (_PARTIAL, _SUCCESS):
+    if isinstance(last, Succeeded) or last in (_PARTIAL, _SUCCESS, _INVALID_RESPONSE):
         return ResponseContext(200, executed_version, None)
     if last is None or isinstance(last, InvocationError) or last == _INVOCATION_ERROR:
         return None
     raise ValueError(f"unknown invoke result {last!r}")
+
+
+def failure_context(condition: str, invoke_count: int, last: InvokeResult | str | None, *,
+                    executed_version: str = LATEST) -> tuple[int, ResponseContext | None]:
+    """`approximateInvokeCount` and `responseContext` for records given up on under `condition`.
+
+    AWS reports a record dropped for its age with no responseContext and a count of at least 1
+    (1 when it expired before its first invoke); every other condition reports what the last
+    invoke answered (`response_context`) and the number of invokes that held the records.
+    """
+    if condition == RECORD_AGE_EXCEEDED:
+        return max(1, invoke_count), None
+    return invoke_count, response_context(last, executed_version=executed_version)
 
 
 def iso_millis(epoch_seconds: float) -> str:
@@ -139,12 +153,12 @@ def _kafka_envelope(
     request_id: str | None, function_arn: str, condition: str, count: int, response: ResponseContext | None,
     now: float | None,
 ) -> dict[str, Any]:
-    return {
-        "requestContext": _request_context(request_id, function_arn, condition, count),
-        "responseContext": None if response is None else response.to_dict(),
-        "version": VERSION,
-        "timestamp": iso_millis(time() if now is None else now),
-    }
+    document: dict[str, Any] = {"requestContext": _request_context(request_id, function_arn, condition, count)}
+    if condition != RECORD_AGE_EXCEEDED:  # recorded against AWS: an expired record has no responseContext key
+        document["responseContext"] = None if response is None else response.to_dict()
+    document["version"] = VERSION
+    document["timestamp"] = iso_millis(time() if now is None else now)
+    return document
 
 
 def _kafka_time(record: Mapping[str, Any]) -> str:
@@ -242,12 +256,12 @@ def kafka_record_failure_record(
     return document
 
 
-def dumps(document: Any) -> str:
+def dumps(document: Any, *, sort_keys: bool = False) -> str:
     """Compact JSON. orjson, or the standard library for what orjson refuses (ints beyond 64 bits)."""
     try:
-        return orjson.dumps(document).decode()
+        return orjson.dumps(document, option=orjson.OPT_SORT_KEYS if sort_keys else None).decode()
     except TypeError:  # orjson.JSONEncodeError
-        return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=False, sort_keys=sort_keys)
 
 
 def json_size(document: Any) -> int:
@@ -260,9 +274,12 @@ def with_payload(document: Mapping[str, Any], invocation_event: Any) -> dict[str
     return {**document, "payload": dumps(invocation_event)}
 
 
-def s3_object_key(mapping_uuid: str, shard_id: str, now: float | None = None) -> str:
-    """`aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<Random UUID>` (UTC)."""
-    moment = datetime.fromtimestamp(time() if now is None else now, tz=timezone.utc)
+def s3_object_key(mapping_uuid: str, shard_id: str, timestamp: str) -> str:
+    """`aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<Random UUID>` (UTC).
+
+    `timestamp` is the document's own (`iso_millis`): the key and the document name one instant.
+    """
+    moment = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
     return (
         f"aws/lambda/{mapping_uuid}/{shard_id}/{moment:%Y/%m/%d}/"
         f"{moment:%Y-%m-%dT%H.%M.%S}-{uuid.uuid4()}"

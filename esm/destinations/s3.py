@@ -1,8 +1,10 @@
 """The S3 on-failure destination: one object per document, with the whole invocation event (SPEC 4).
 
 The object is the metadata document plus `"payload"`, the invocation event as a JSON string,
-under `aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<Random UUID>` in the bucket
-the ARN (`arn:aws:s3:::bucket`) names. S3 ARNs carry no region: the client uses the default one.
+with its keys in alphabetical order at every level as AWS writes it, under
+`aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<Random UUID>` (the time is the
+document's own `timestamp`) in the bucket the ARN (`arn:aws:s3:::bucket`) names. S3 ARNs carry no
+region: the client uses the default one.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class S3Destination(AwsDestination):
         await self._call(
             "put_object",
             Bucket=self.bucket,
-            Key=s3_object_key(self.mapping_uuid, shard_id),
-            Body=dumps(body).encode(),
+            Key=s3_object_key(self.mapping_uuid, shard_id, document["timestamp"]),
+            Body=dumps(body, sort_keys=True).encode(),
             ContentType="application/json",
         )

@@ -37,7 +37,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
 from esm.arns import parse_arn
-from esm.invokers.base import FunctionError, InvocationError, InvokeResult
+from esm.invokers.base import LATEST, FunctionError, InvocationError, InvokeResult
 from esm.invokers.classify import (
     TIMEOUT,
     classify_lambda_error,
@@ -84,6 +84,7 @@ class LambdaInvoker:
         self._client: Any = None
         self._creating: asyncio.Lock | None = None
         self.emulator = False  # decided from the endpoint the client resolved
+        self._role: str | None = None
 
     async def _get_client(self) -> Any:
         if self._client is not None:
@@ -124,17 +125,38 @@ class LambdaInvoker:
         if ran.error is not None:
             result = self._failed(ran.error)
         else:
-            function_error, payload_bytes = ran.value
+            function_error, payload_bytes, executed_version = ran.value
             result = classify_lambda_response(function_error, payload_bytes, detect_error_object=self.emulator)
+            if not isinstance(result, InvocationError):
+                # On-failure documents report the version that ran (a qualified name or alias may pick another).
+                result = replace(result, executed_version=executed_version or LATEST)
         log.debug("%s: Invoke -> %s", self.name, type(result).__name__, extra={"function": self.name})
         return replace(result, duration=ran.duration)
 
-    async def _call(self, body: bytes) -> tuple[str | None, bytes]:
+    async def _call(self, body: bytes) -> tuple[str | None, bytes, str | None]:
         client = await self._get_client()
         response = await client.invoke(FunctionName=self.function_name, Payload=body, InvocationType="RequestResponse")
         async with response["Payload"] as stream:
             data = await stream.read()
-        return response.get("FunctionError"), data
+        return response.get("FunctionError"), data, response.get("ExecutedVersion")
+
+    async def execution_role(self) -> str | None:
+        """The function's execution role ARN (GetFunctionConfiguration's `Role`), or None when the
+        endpoint cannot say (an emulator serves Invoke only). Stream records carry it as `invokeIdentityArn`."""
+        if self._role is not None:
+            return self._role
+        try:
+            client = await self._get_client()
+            configuration = await asyncio.wait_for(
+                client.get_function_configuration(FunctionName=self.function_name), CONNECT_TIMEOUT)
+        except (BotoCoreError, ClientError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+            log.warning("%s: GetFunctionConfiguration failed, so its execution role is not known: %s", self.name,
+                        excerpt(str(error)), extra={"function": self.name})
+            return None
+        role = configuration.get("Role")
+        if isinstance(role, str) and role:
+            self._role = role  # read once: every mapping of this function shares it
+        return self._role
 
     def _failed(self, error: BaseException) -> InvokeResult:
         if isinstance(error, ClientError):

@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+# The version that ran, as Lambda's Invoke response names it (X-Amz-Executed-Version); every target
+# that is not a published Lambda version or alias runs the unpublished one.
+LATEST = "$LATEST"
+
 
 @dataclass(frozen=True)
 class Succeeded:
@@ -17,6 +21,7 @@ class Succeeded:
 
     body: Any
     duration: float = 0.0
+    executed_version: str = LATEST
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,7 @@ class FunctionError:
     message: str
     duration: float = 0.0
     status: int | None = None
+    executed_version: str = LATEST
 
 
 @dataclass(frozen=True)

@@ -64,15 +64,16 @@ from esm.destinations import make_destination
 from esm.destinations.kafka import KafkaCluster
 from esm.destinations.records import (
     MAXIMUM_PAYLOAD_SIZE_EXCEEDED,
+    failure_context,
     RETRIES_EXHAUSTED,
     json_size,
     kafka_batch_failure_record,
     kafka_record_failure_record,
-    response_context,
 )
 from esm.errors import SourceUnavailable
 from esm.filtering import compile_filters
 from esm.filtering.decode import filter_kafka
+from esm.identity import function_arn
 from esm.invokers.base import Invoker, InvokeResult
 from esm.metrics import MappingMetrics
 from esm.offsets import OffsetTracker
@@ -122,14 +123,6 @@ BACKOFF_CAP = 10.0
 DESTINATION_RETRY_CAP = 10
 POLLERS_PER_UNIT = 10  # Lambda's default pollers per event poller unit (SPEC 7)
 
-
-
-def function_arn(mapping: MappingSettings, region: str, account: str) -> str:
-    """SPEC 9.9: the function's ARN as failure records name it."""
-    target = mapping.function.lambda_arn
-    if target and target.startswith("arn:"):
-        return target
-    return f"arn:aws:lambda:{region}:{account}:function:{target or mapping.function.name}"
 
 
 @dataclass(eq=False)
@@ -187,7 +180,7 @@ class KafkaMapping:
         self.starting_timestamp = mapping.get("StartingPositionTimestamp")
         arn = parse_arn(mapping.source_id) if not self.self_managed else None
         region = (arn.region if arn else None) or runtime.clients.region_for() or "us-east-1"
-        self.function_arn = function_arn(mapping, region, (arn.account if arn else None) or "000000000000")
+        self.function_arn = function_arn(mapping.function, region, arn.account if arn else None)
         self.batch_size: int = mapping.get("BatchSize") or 100
         self.window = mapping.batching_window
         filters = [f["Pattern"] for f in (mapping.get("FilterCriteria") or {}).get("Filters") or []]
@@ -675,14 +668,15 @@ class KafkaMapping:
             run.log.error("%s: dropped %d record(s) at %s (no on-failure destination): %s", failure.condition,
                           len(records), where, failure.last_error or "never invoked")
             return
-        response = response_context(failure.last_kind)
+        count, response = failure_context(failure.condition, failure.invoke_count, failure.last_kind,
+                                          executed_version=failure.executed_version)
         if getattr(self.destination, "per_record", False):
             # kafka://topic: one message per record, keyed by the record's own key (SPEC 4).
             condition = RETRIES_EXHAUSTED if failure.condition == RETRY_ATTEMPTS_EXHAUSTED else failure.condition
             for record in records:
                 document = kafka_record_failure_record(
                     condition=condition, function_arn=self.function_arn,
-                    approximate_invoke_count=failure.invoke_count, response=response,
+                    approximate_invoke_count=count, response=response,
                     event_source_arn=self.event_source_arn, bootstrap_servers=self.servers, record=record.event,
                     event_source=self.event_source)
                 key = record.event.get("key")
@@ -692,7 +686,7 @@ class KafkaMapping:
                                 event_source_arn=self.event_source_arn)
             document = kafka_batch_failure_record(
                 condition=failure.condition, function_arn=self.function_arn,
-                approximate_invoke_count=failure.invoke_count, response=response,
+                approximate_invoke_count=count, response=response,
                 event_source_arn=self.event_source_arn, bootstrap_servers=self.servers,
                 payload_size=json_size(event), records=[r.event for r in records])
             await self._deliver(run, document, event, where)

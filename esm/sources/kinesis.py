@@ -31,10 +31,11 @@ from esm.arns import parse_arn
 from esm.batching import BatchPolicy
 from esm.checkpoints.base import StoreUnavailable
 from esm.destinations import make_destination
-from esm.destinations.records import response_context, stream_failure_record
+from esm.destinations.records import failure_context, stream_failure_record
 from esm.errors import LeaseLost, SourceUnavailable
 from esm.filtering import compile_filters
 from esm.filtering.decode import filter_kinesis
+from esm.identity import execution_role_arn, function_arn
 from esm.invokers.base import Invoker, InvokeResult, Succeeded
 from esm.metrics import MappingMetrics
 from esm.offsets import OffsetTracker
@@ -57,17 +58,6 @@ BACKOFF_CAP = 10.0
 WINDOW_IDLE_GRACE = 1.0
 SHARD_END = object()  # queued behind a closed shard's last record
 NOTHING = object()  # no record carried over to the next batch
-
-
-def function_arn(mapping: MappingSettings) -> str:
-    """SPEC 9.9: the function's ARN as payloads and failure records name it."""
-    target = mapping.function.lambda_arn
-    if target and target.startswith("arn:"):
-        return target
-    arn = parse_arn(mapping.source_id)
-    region = arn.region if arn else "us-east-1"
-    account = arn.account if arn else "000000000000"
-    return f"arn:aws:lambda:{region}:{account}:function:{target or mapping.function.name}"
 
 
 @dataclass
@@ -108,7 +98,8 @@ class KinesisMapping:
         self.consumer_arn = mapping.source_id if "/consumer/" in mapping.source_id else None
         self.stream_name = self.stream_arn.split(":stream/")[1]
         self.region = arn.region or runtime.clients.region_for() or "us-east-1"
-        self.function_arn = function_arn(mapping)
+        self.function_arn = function_arn(mapping.function, arn.region or "us-east-1", arn.account)
+        self.identity_arn: str | None = None  # the execution role, read once on connect (esm.identity)
         self.batch_size: int = mapping.get("BatchSize")
         self.window = mapping.batching_window
         self.window_seconds = int(mapping.get("TumblingWindowInSeconds", 0) or 0)
@@ -138,6 +129,8 @@ class KinesisMapping:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def connect(self) -> None:
+        if self.identity_arn is None:
+            self.identity_arn = await execution_role_arn(self.mapping.function, self.invoker, self.arn.account)
         if self._client is None:
             self._client = await self._stack.enter_async_context(self.runtime.clients.client("kinesis", self.arn.region))
             tolerate_missing_initial_response(self._client)
@@ -296,7 +289,7 @@ class KinesisMapping:
                 await unless_stopped(self.in_flight.room(), run.stopping)
         filtered = False
         for raw in raw_records:
-            record = kinesis_record(raw, run.shard_id, self.stream_arn, self.region, self.function_arn)
+            record = kinesis_record(raw, run.shard_id, self.stream_arn, self.region, self.identity_arn or "")
             tracker.register(record.token)
             reader.last_read = record.item_id
             self.metrics.polled.inc()
@@ -603,9 +596,11 @@ class KinesisMapping:
             self.log.error("%s: dropped %d record(s) at %s (no on-failure destination): %s",
                            failure.condition, len(records), positions, failure.last_error or "never invoked")
         else:
+            count, response = failure_context(failure.condition, failure.invoke_count, failure.last_kind,
+                                              executed_version=failure.executed_version)
             document = stream_failure_record(
                 kind="kinesis", condition=failure.condition, function_arn=self.function_arn,
-                approximate_invoke_count=failure.invoke_count, response=response_context(failure.last_kind),
+                approximate_invoke_count=count, response=response,
                 shard_id=run.shard_id, start_sequence_number=first.item_id, end_sequence_number=last.item_id,
                 first_arrival=arrival_epoch(first), last_arrival=arrival_epoch(last), batch_size=len(records),
                 stream_arn=self.stream_arn)

@@ -1,7 +1,9 @@
 """SQS messages as Lambda hands them to a function (SPEC section 2), and their sizes.
 
 Attribute values stay strings, as SQS returns them; binary message attributes are base64.
-Only the system attributes Lambda passes on are kept, in Lambda's order.
+Only the system attributes Lambda passes on are kept. Keys come in the order events recorded
+against AWS show them, `md5OfMessageAttributes` before `md5OfBody` and `null` when the message
+has no attributes.
 """
 
 from __future__ import annotations
@@ -14,16 +16,16 @@ import orjson
 
 from esm.records import Record
 
-# The system attributes Lambda includes, in the order its events show them.
+# The system attributes Lambda includes, in the order its recorded events show them.
 SYSTEM_ATTRIBUTES = (
     "ApproximateReceiveCount",
+    "AWSTraceHeader",
     "SentTimestamp",
     "SequenceNumber",
     "MessageGroupId",
     "SenderId",
     "MessageDeduplicationId",
     "ApproximateFirstReceiveTimestamp",
-    "AWSTraceHeader",
     "DeadLetterQueueSourceArn",
 )
 
@@ -54,13 +56,12 @@ def sqs_event(message: dict[str, Any], queue_arn: str, region: str) -> dict[str,
         "messageAttributes": {
             name: message_attribute(value) for name, value in (message.get("MessageAttributes") or {}).items()
         },
+        "md5OfMessageAttributes": message.get("MD5OfMessageAttributes") or None,
         "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
     }
-    if message.get("MD5OfMessageAttributes"):
-        event["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
-    event["eventSource"] = "aws:sqs"
-    event["eventSourceARN"] = queue_arn
-    event["awsRegion"] = region
     return event
 
 

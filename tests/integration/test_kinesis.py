@@ -56,7 +56,23 @@ async def test_records_in_order_with_lambda_shape(tmp_path):
     assert first["eventID"].endswith(":" + sequences[0]) and first["eventID"].startswith("shardId-")
     assert first["eventSource"] == "aws:kinesis" and first["eventName"] == "aws:kinesis:record"
     assert first["eventSourceARN"] == arn and first["awsRegion"] == "us-east-1"
-    assert first["invokeIdentityArn"] == "arn:aws:lambda:us-east-1:000000000000:function:recorder"
+    # SPEC 4 "Recorded against real AWS": the execution role, never the function ARN; an in-process
+    # handler without `role` gets the documented default role in the stream's account.
+    assert first["invokeIdentityArn"] == "arn:aws:iam::000000000000:role/service-role/recorder-role"
+
+
+async def test_invoke_identity_is_the_configured_execution_role(tmp_path):
+    """SPEC 4 "Recorded against real AWS": Kinesis records carry `functions.<name>.role` as
+    invokeIdentityArn when it is set."""
+    recorder = rec.install(rec.Recorder())
+    role = "arn:aws:iam::123456789012:role/stream-reader"
+    functions = {"recorder": {**RECORDER["recorder"], "role": role}}
+    async with kinesis_client() as kinesis:
+        name, arn = await create_stream(kinesis)
+        await put(kinesis, name, [("k", b"r0")])
+        async with running_config(parse_config(config_text(tmp_path, mapping(arn), functions=functions))):
+            await recorder.wait_for(lambda r: r.records)
+    assert recorder.records[0]["invokeIdentityArn"] == role
 
 
 async def test_restart_resumes_from_the_checkpoint(tmp_path):

@@ -17,6 +17,7 @@ from esm.destinations.records import (
     RETRY_ATTEMPTS_EXHAUSTED,
     ResponseContext,
     dumps,
+    failure_context,
     iso_millis,
     json_size,
     kafka_batch_failure_record,
@@ -68,13 +69,26 @@ def test_kinesis_document_matches_spec_example_byte_for_byte():
     assert dumps(kinesis_document()) == expected
 
 
-def test_never_invoked_stream_records_have_no_response_context():
-    """SPEC 9.3: RecordAgeExceeded before any invoke carries no responseContext key (not even null)."""
-    document = kinesis_document(condition=RECORD_AGE_EXCEEDED, approximate_invoke_count=0,
-                                response=response_context(None))
-    assert list(document) == ["requestContext", "version", "timestamp", "KinesisBatchInfo"]
-    assert document["requestContext"]["condition"] == "RecordAgeExceeded"
-    assert document["requestContext"]["approximateInvokeCount"] == 0
+def test_expired_records_have_no_response_context_and_count_at_least_one():
+    """SPEC 4 "Recorded against real AWS": records dropped for RecordAgeExceeded carry no
+    responseContext key (not even null), whether or not they were ever invoked, and
+    approximateInvokeCount is 1 for a record that expired before its first invoke, else the count."""
+    for invokes, last, reported in ((0, None, 1), (3, "function_error", 3), (2, "partial", 2)):
+        count, response = failure_context(RECORD_AGE_EXCEEDED, invokes, last)
+        assert (count, response) == (reported, None)
+        document = kinesis_document(condition=RECORD_AGE_EXCEEDED, approximate_invoke_count=count, response=response)
+        assert list(document) == ["requestContext", "version", "timestamp", "KinesisBatchInfo"]
+        assert document["requestContext"]["condition"] == "RecordAgeExceeded"
+        assert document["requestContext"]["approximateInvokeCount"] == reported
+
+
+def test_failure_context_reports_the_last_answer_for_other_conditions():
+    """SPEC 4: after retries are exhausted the count is the invokes and responseContext what the
+    function last answered, with the version that answered."""
+    assert failure_context(RETRY_ATTEMPTS_EXHAUSTED, 4, "function_error", executed_version="3") == (
+        4, ResponseContext(200, "3", "Unhandled"))
+    assert failure_context(RETRY_ATTEMPTS_EXHAUSTED, 2, "invalid_response") == (2, ResponseContext(200, "$LATEST", None))
+    assert failure_context(MAXIMUM_PAYLOAD_SIZE_EXCEEDED, 0, None) == (0, None)
 
 
 def test_dynamodb_document_uses_ddb_stream_batch_info():
@@ -107,11 +121,17 @@ def test_iso_millis_truncates_to_milliseconds_in_utc():
 
 
 def test_response_context_follows_the_last_invoke():
-    """SPEC 4 / 9.3: function error → 200/$LATEST/Unhandled; partial → no functionError; never invoked → none."""
+    """SPEC 4 "Recorded against real AWS": whenever the function answered, responseContext has all
+    three keys; functionError is "Unhandled" for a function error and null otherwise (a partial
+    response, or an invalid partial response: not a function error); never invoked → none."""
     assert response_context(FunctionError("Timeout", "late")).to_dict() == {
         "statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"}
     assert response_context("function_error") == ResponseContext()
-    assert response_context("partial").to_dict() == {"statusCode": 200, "executedVersion": "$LATEST"}
+    assert response_context("partial").to_dict() == {"statusCode": 200, "executedVersion": "$LATEST",
+                                                      "functionError": None}
+    assert response_context("invalid_response").to_dict() == {"statusCode": 200, "executedVersion": "$LATEST",
+                                                               "functionError": None}
+    assert list(response_context("success").to_dict()) == ["statusCode", "executedVersion", "functionError"]
     assert response_context(Succeeded({"batchItemFailures": []})).function_error is None
     assert response_context(InvocationError("throttled", 429)) is None
     assert response_context("invocation_error") is None
@@ -159,6 +179,18 @@ def test_kafka_payload_too_large_has_null_response_context():
     assert document["requestContext"]["condition"] == "MaximumPayloadSizeExceeded"
 
 
+def test_kafka_expired_records_have_no_response_context_key():
+    """SPEC 4 "Recorded against real AWS": RecordAgeExceeded documents carry no responseContext key,
+    for Kafka as for streams (null stays for MaximumPayloadSizeExceeded)."""
+    count, response = failure_context(RECORD_AGE_EXCEEDED, 0, None)
+    document = kafka_batch_failure_record(
+        condition=RECORD_AGE_EXCEEDED, function_arn=FUNCTION_ARN, approximate_invoke_count=count,
+        response=response, event_source_arn=MSK_ARN, bootstrap_servers="b-1:9092", payload_size=10,
+        records=[kafka_record()], now=NOW)
+    assert list(document) == ["requestContext", "version", "timestamp", "KafkaBatchInfo"]
+    assert document["requestContext"]["approximateInvokeCount"] == 1
+
+
 def test_kafka_per_record_document_for_a_kafka_topic():
     """SPEC 4 Kafka → kafka://topic: batchSize 1, recordInfo, and `payload` as an object holding the one record."""
     record = kafka_record()
@@ -203,13 +235,33 @@ def test_with_payload_adds_the_event_as_an_escaped_json_string():
 
 
 def test_s3_object_key_layout():
-    """SPEC 4: `aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<Random UUID>`, in UTC."""
+    """SPEC 4: `aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<Random UUID>`, in UTC,
+    the time being the document's own `timestamp` (one instant, not a second clock read)."""
     mapping = "0f8fad5b-d9cb-469f-a165-70867728950e"
-    key = s3_object_key(mapping, "shardId-000000000001", now=NOW)
+    stamp = kinesis_document()["timestamp"]
+    key = s3_object_key(mapping, "shardId-000000000001", stamp)
     assert re.fullmatch(
         r"aws/lambda/0f8fad5b-d9cb-469f-a165-70867728950e/shardId-000000000001/2019/11/14/"
         r"2019-11-14T00\.38\.06-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", key), key
-    assert s3_object_key(mapping, "s", now=NOW) != s3_object_key(mapping, "s", now=NOW)  # random suffix
+    assert s3_object_key(mapping, "s", stamp) != s3_object_key(mapping, "s", stamp)  # random suffix
+    # A document written just before midnight is filed under its own day, whenever the key is made.
+    late = kinesis_document(now=datetime(2019, 12, 31, 23, 59, 59, 999000, tzinfo=timezone.utc).timestamp())
+    assert "/2019/12/31/2019-12-31T23.59.59-" in s3_object_key(mapping, "s", late["timestamp"])
+
+
+def test_s3_body_keys_are_alphabetical_at_every_level():
+    """SPEC 4 "Recorded against real AWS": the S3 object's JSON has its keys in alphabetical order at
+    every level; `payload` stays a string."""
+    stored = json.loads(dumps(with_payload(kinesis_document(), {"Records": [{"b": 1, "a": 2}]}), sort_keys=True))
+
+    def ordered(value):
+        if isinstance(value, dict):
+            assert list(value) == sorted(value), list(value)
+            for inner in value.values():
+                ordered(inner)
+    ordered(stored)
+    assert list(stored) == ["KinesisBatchInfo", "payload", "requestContext", "responseContext", "timestamp", "version"]
+    assert isinstance(stored["payload"], str)
 
 
 def test_sns_message_drops_payload_over_256_kb():

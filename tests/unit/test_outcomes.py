@@ -3,7 +3,7 @@
 import pytest
 
 from esm.invokers.base import FunctionError, InvocationError, Succeeded
-from esm.outcomes import FUNCTION_ERROR, INVOCATION_ERROR, PARTIAL, SUCCESS, judge
+from esm.outcomes import FUNCTION_ERROR, INVALID_RESPONSE, INVOCATION_ERROR, PARTIAL, SUCCESS, judge
 
 IDS = ["a", "b", "c"]
 
@@ -33,6 +33,8 @@ def test_invalid_partial_responses_fail_the_whole_batch(failures):
     """SPEC 3: an itemIdentifier that is "", null, under a wrong key or not in the batch fails everything."""
     outcome = judge(Succeeded(body={"batchItemFailures": failures}), report_item_failures=True, batch_ids=IDS)
     assert outcome.kind == FUNCTION_ERROR and outcome.failed_everything
+    # SPEC 4 "Recorded against real AWS": retried like a failure, but the function did not error.
+    assert outcome.invalid_response and outcome.answer == INVALID_RESPONSE
 
 
 def test_valid_partial_response_names_the_failures():
@@ -52,6 +54,7 @@ def test_function_error_is_complete_failure_even_with_rbif():
     """SPEC 3: a function error fails the whole batch, even with ReportBatchItemFailures."""
     outcome = judge(FunctionError("Unhandled", "boom"), report_item_failures=True, batch_ids=IDS)
     assert outcome.kind == FUNCTION_ERROR and "boom" in outcome.reason
+    assert not outcome.invalid_response and outcome.answer == FUNCTION_ERROR
 
 
 def test_invocation_error_carries_retry_after():
