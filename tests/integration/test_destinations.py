@@ -212,11 +212,14 @@ def expected_key_re(shard: str) -> re.Pattern[str]:
 
 
 async def test_s3_destination_stores_document_with_payload_under_the_documented_key():
-    """SPEC 4 S3: the document plus `payload` (the event as a JSON string) at aws/lambda/<UUID>/<shard>/…"""
+    """SPEC 4 S3: the document plus `payload` (the event as a JSON string) at aws/lambda/<UUID>/<shard>/…,
+    keys in alphabetical order at every level and the key's time the document's own timestamp
+    (SPEC 4 "Recorded against real AWS")."""
     bucket = f"dest-{uuid.uuid4().hex[:10]}"
     async with moto("s3") as s3:
         await s3.create_bucket(Bucket=bucket)
-        doc, event = document(), invocation_event()
+        # A document written at 2019-11-14T00:38:06.021Z: the key must say that instant, not now.
+        doc, event = document(now=1573691886.021), invocation_event()
         async with destination(f"arn:aws:s3:::{bucket}") as dest:
             await dest.deliver(doc, invocation_event=event, shard_id=SHARD)
         [(key, body, content_type)] = await stored_objects(s3, bucket)
@@ -224,7 +227,11 @@ async def test_s3_destination_stores_document_with_payload_under_the_documented_
     assert match, key
     assert match.group(1, 2, 3) == match.group(4, 5, 6)  # the folder date is the file's date
     assert content_type == "application/json"
-    assert list(body) == list(doc) + ["payload"]
+    assert list(body) == sorted([*doc, "payload"])
+    for value in body.values():
+        if isinstance(value, dict):
+            assert list(value) == sorted(value)
+    assert "/2019/11/14/2019-11-14T00.38.06-" in key
     assert isinstance(body["payload"], str) and json.loads(body["payload"]) == event
     assert {k: v for k, v in body.items() if k != "payload"} == doc
 

@@ -258,7 +258,8 @@ async def test_retries_exhausted_go_to_an_sqs_destination_as_kafka_batch_info():
 
 async def test_records_older_than_maximum_record_age_are_never_invoked():
     """SPEC 3 / 9.3: a record older than MaximumRecordAgeInSeconds (by its Kafka timestamp) goes to the
-    destination as RecordAgeExceeded without being invoked (Kafka documents: responseContext null)."""
+    destination as RecordAgeExceeded without being invoked. SPEC 4 "Recorded against real AWS" (issue
+    13.2): such a document has no responseContext key and an approximateInvokeCount of 1."""
     recorder = kk.install(kk.KafkaRecorder())
     now_ms = int(time.time() * 1000)
     async with kafka_admin() as admin, sqs_client() as sqs:
@@ -273,8 +274,8 @@ async def test_records_older_than_maximum_record_age_are_never_invoked():
     assert recorder.values() == ["fresh"]
     document = json.loads(message["Body"])
     assert document["requestContext"]["condition"] == "RecordAgeExceeded"
-    assert document["requestContext"]["approximateInvokeCount"] == 0
-    assert document["responseContext"] is None
+    assert document["requestContext"]["approximateInvokeCount"] == 1
+    assert "responseContext" not in document
     assert document["KafkaBatchInfo"]["recordsInfo"][f"{topic}-0"]["lastRecordOffset"] == "0"
 
 
