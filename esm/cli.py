@@ -21,11 +21,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="esm", description="AWS Lambda event source mappings, anywhere.")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the daemon")
-    run.add_argument("--config", "-c", required=True, help="the YAML configuration file")
+    run.add_argument("--config", "-c", help="the YAML configuration file (with --template: optional overrides)")
     run.add_argument("--log-format", choices=("text", "json"), default="text")
     run.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
-    validate = commands.add_parser("validate", help="check a configuration file offline")
-    validate.add_argument("--config", "-c", required=True)
+    _template_arguments(run, run=True)
+    validate = commands.add_parser("validate", help="check a configuration file or template offline")
+    validate.add_argument("--config", "-c")
+    _template_arguments(validate, run=False)
     pattern = commands.add_parser("test-pattern", help="match one event against one filter pattern")
     pattern.add_argument("--pattern", required=True, help="an EventBridge event pattern (JSON)")
     pattern.add_argument("--event", required=True, help="the event or record (JSON)")
@@ -35,8 +37,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _template_arguments(parser: argparse.ArgumentParser, *, run: bool) -> None:
+    """`--template` and its options (esm.templates, issue 16)."""
+    group = parser.add_argument_group("SAM / CloudFormation templates")
+    group.add_argument("--template", "-t", help="run the event source mappings of this SAM or CloudFormation template")
+    group.add_argument("--parameter-overrides", nargs="+", default=[], metavar="KEY=VALUE",
+                       help="template parameter values (also AWS::Region=..., AWS::AccountId=...)")
+    group.add_argument("--functions-endpoint", metavar="URL",
+                       help="invoke every template function through the Lambda Invoke API at URL, by logical id")
+    group.add_argument("--functions-url", metavar="PATTERN",
+                       help="invoke every template function at this URL; {function} becomes its logical id")
+    group.add_argument("--skip-unsupported", action="store_true",
+                       help="run the other mappings when some use a source esm does not serve yet (a warning each)")
+    if run:
+        group.add_argument("--stack", help="find the template's resources in this deployed stack (DescribeStackResources)")
+        group.add_argument("--create-resources", action="store_true",
+                           help="create the template's queues, streams and tables first (only on endpoint overrides)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("run", "validate") and not (args.config or args.template):
+        _parser().error(f"{args.command}: give --config FILE or --template FILE")
     handler = {
         "run": _run,
         "validate": _validate,
@@ -52,10 +74,39 @@ def _version(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _load_template(args: argparse.Namespace, *, offline: bool):  # -> esm.templates.LoadedTemplate
+    from esm.templates import TemplateOptions, load_template, parse_parameter_overrides
+
+    return load_template(TemplateOptions(
+        template=args.template, parameter_overrides=parse_parameter_overrides(args.parameter_overrides),
+        config=args.config, stack=getattr(args, "stack", None),
+        create_resources=getattr(args, "create_resources", False), functions_endpoint=args.functions_endpoint,
+        functions_url=args.functions_url, skip_unsupported=args.skip_unsupported, offline=offline))
+
+
+def _validate_template(args: argparse.Namespace) -> int:
+    from esm.errors import ConfigError
+    from esm.templates.report import table
+
+    try:
+        loaded = _load_template(args, offline=True)
+    except ConfigError as error:
+        print(f"{args.template}: {len(error.problems)} problem(s)", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_INVALID
+    config = loaded.config
+    print(f"{args.template}: valid ({len(config.mappings)} mapping(s), {len(config.functions)} function(s))")
+    print(table(loaded))
+    return EXIT_OK
+
+
 def _validate(args: argparse.Namespace) -> int:
     from esm.config import load_config
     from esm.errors import ConfigError
 
+    if args.template:
+        return _validate_template(args)
     try:
         config = load_config(args.config)
     except ConfigError as error:
@@ -67,6 +118,9 @@ def _validate(args: argparse.Namespace) -> int:
     for mapping in config.mappings:
         state = "enabled" if mapping.enabled else "disabled"
         print(f"  {mapping.uuid}  {mapping.source:<8} {mapping.name} -> {mapping.function.name} ({state})")
+    if config.api is not None:  # a non-loopback listener without credentials is a config error above
+        auth = "SigV4 with api.credentials" if config.api.credentials else "no credentials: loopback only"
+        print(f"  control API on {config.api.listen} ({auth})")
     return EXIT_OK
 
 
@@ -101,10 +155,18 @@ def _run(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_format, args.log_level)
     try:
-        config = load_config(args.config)
+        if args.template:
+            from esm.templates.report import table
+
+            loaded = _load_template(args, offline=False)
+            print(table(loaded), flush=True)
+            loaded.install()
+            config = loaded.config
+        else:
+            config = load_config(args.config)
     except ConfigError as error:
         for problem in error.problems:
-            print(f"{args.config}: {problem}", file=sys.stderr)
+            print(f"{args.template or args.config}: {problem}", file=sys.stderr)
         return EXIT_INVALID
     try:
         asyncio.run(run_daemon(config))

@@ -84,6 +84,11 @@ class _Loader(yaml.SafeLoader):
 
 
 def parse_config(text: str, *, base_dir: str = ".", environ: dict[str, str] | None = None) -> Config:
+    return build_config(parse_raw(text, environ=environ), base_dir=base_dir)
+
+
+def parse_raw(text: str, *, environ: dict[str, str] | None = None) -> Any:
+    """The YAML document with `${ENV}` substituted, not yet checked (esm.templates merges it with a template)."""
     try:
         raw = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
     except yaml.YAMLError as error:
@@ -92,8 +97,15 @@ def parse_config(text: str, *, base_dir: str = ".", environ: dict[str, str] | No
         raise ConfigError([Problem("", "not valid YAML: nested too deeply")]) from None
     problems: list[Problem] = []
     raw = _interpolate(raw, "", os.environ if environ is None else environ, problems)
-    builder = _Builder(problems, base_dir)
-    config = builder.build(raw)
+    if problems:
+        raise ConfigError(problems)
+    return raw
+
+
+def build_config(raw: Any, *, base_dir: str = ".") -> Config:
+    """Check a parsed configuration document (functions:, event_source_mappings:, ...) into a Config."""
+    problems: list[Problem] = []
+    config = _Builder(problems, base_dir).build(raw)
     if problems:
         raise ConfigError(problems)
     assert config is not None

@@ -1,0 +1,406 @@
+"""A template into the Config `esm run --config` would build (issue 16.1).
+
+`load_template(options)` reads the template, turns SAM into CloudFormation (esm.templates.sam),
+resolves every `AWS::Lambda::EventSourceMapping` whose Condition holds (esm.templates.intrinsics,
+with names and ARNs from esm.templates.resources), places each function (esm.templates.functions),
+merges the optional `--config` file (its `functions:` override single functions; its `aws:`,
+`checkpoints:`, `metrics:` ... apply as in `esm run --config`) and hands the result to
+`esm.config.build_config`, so the mapping properties get exactly the checks a config file gets.
+Every problem comes back as one ConfigError whose paths start with the resource's logical id
+(`OrdersFunction.Properties.Events.Paid.Properties.BatchSize` for a SAM event,
+`OrdersMapping.Properties.BatchSize` for a plain mapping).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from esm.arns import NOT_SERVED, parse_arn, source_kind
+from esm.config import build_config, parse_raw
+from esm.errors import ConfigError, Problem
+from esm.settings import AwsSettings, Config
+from esm.templates import functions as fn
+from esm.templates.intrinsics import Resolver, Unresolvable
+from esm.templates.loader import read_template
+from esm.templates.resources import Resources, endpoint_override, services_to_create
+from esm.templates.sam import SERVERLESS_FUNCTION, is_sam, local_code, to_cloudformation
+
+MAPPING = "AWS::Lambda::EventSourceMapping"
+FUNCTION = "AWS::Lambda::Function"
+DEFAULT_ACCOUNT = "000000000000"  # the local backends' account (ElasticMQ's, kinesis-mock's)
+DEFAULT_STACK_NAME = "esm"
+# SAM event types that become event source mappings, and the SAM name of their EventSourceArn.
+SAM_SOURCE_PROPERTY = {"SQS": "Queue", "Kinesis": "Stream", "DynamoDB": "Stream", "MSK": "Stream",
+                       "SelfManagedKafka": "KafkaBootstrapServers", "MQ": "Broker", "DocumentDB": "Cluster"}
+SKIP_HINT = "(--skip-unsupported runs the template's other mappings and leaves this source's records untouched)"
+
+
+@dataclass(frozen=True)
+class TemplateOptions:
+    template: str
+    parameter_overrides: Mapping[str, str] = field(default_factory=dict)
+    config: str | None = None
+    stack: str | None = None
+    create_resources: bool = False
+    functions_endpoint: str | None = None
+    functions_url: str | None = None
+    skip_unsupported: bool = False
+    offline: bool = False  # `esm validate --template`: no network at all
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the start-up table."""
+
+    mapping: str
+    function: str
+    source: str
+    settings: str
+    runs: str
+
+
+@dataclass(frozen=True)
+class LoadedTemplate:
+    config: Config
+    rows: tuple[Row, ...]
+    skipped: tuple[Problem, ...]
+    placements: Mapping[str, fn.Placement]
+    environment: Mapping[str, str]
+    created: tuple[str, ...] = ()
+
+    def install(self) -> None:
+        """Make in-process functions importable and set their environment variables."""
+        fn.install(self.placements, self.environment)
+
+
+def parse_parameter_overrides(values: list[str]) -> dict[str, str]:
+    """`Key=Value` (as `sam deploy` spells it) or `ParameterKey=K,ParameterValue=V` (as the AWS CLI does)."""
+    result: dict[str, str] = {}
+    for value in values:
+        match = re.fullmatch(r"ParameterKey=([^,]+),ParameterValue=(.*)", value)
+        if match is None:
+            match = re.fullmatch(r"([A-Za-z0-9:]+)=(.*)", value, re.DOTALL)
+        if match is None:
+            raise ConfigError([Problem("--parameter-overrides", f"{value!r} is not Key=Value")])
+        result[match.group(1)] = match.group(2)
+    return result
+
+
+@dataclass
+class _Mapping:
+    logical_id: str
+    label: str  # where the mapping is written: a SAM event, or the mapping resource
+    sam_event_type: str | None
+    request: dict[str, Any]
+    function: str
+    unserved: str | None = None
+
+
+def load_template(options: TemplateOptions, environ: Mapping[str, str] | None = None) -> LoadedTemplate:
+    environ = os.environ if environ is None else environ
+    problems: list[Problem] = []
+    file_raw = _read_config_file(options.config)
+    overrides = file_raw.pop("functions", None) or {}
+    if not isinstance(overrides, dict):
+        raise ConfigError([Problem(f"{options.config}: functions", "must be a mapping of names to function targets")])
+    aws = _aws_settings(file_raw.get("aws"))
+
+    template = read_template(options.template)
+    template_dir = str(Path(options.template).resolve().parent)
+    parameters = {k: v for k, v in options.parameter_overrides.items() if not k.startswith("AWS::")}
+    pseudo: dict[str, Any] = {
+        "AWS::Region": aws.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        "AWS::AccountId": DEFAULT_ACCOUNT, "AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com",
+        "AWS::StackName": options.stack or DEFAULT_STACK_NAME, "AWS::NotificationARNs": [],
+    }
+    pseudo.update({k: v for k, v in options.parameter_overrides.items() if k.startswith("AWS::")})
+    for name in parameters:
+        if name not in (template.get("Parameters") or {}):
+            problems.append(Problem("--parameter-overrides", f"{name} is not a parameter of this template"))
+
+    sam_events: dict[str, tuple[str, str]] = {}  # generated mapping id -> (SAM path, event type)
+    if is_sam(template):
+        sam_events = _sam_events(template)
+        try:
+            template = to_cloudformation(template, {**parameters, **pseudo})
+        except ConfigError as error:  # the translator names a mapping by the id it generates for the event
+            raise ConfigError([Problem(sam_events.get(p.path, (p.path, None))[0], p.message)
+                               for p in error.problems]) from None
+    resources_raw: dict[str, Any] = template.get("Resources") or {}
+
+    mode = "offline" if options.offline else "stack" if options.stack else "endpoints"
+    if options.create_resources:
+        _check_create(options, resources_raw, aws, environ)
+    try:
+        resources = Resources(resources_raw, mode=mode, region=str(pseudo["AWS::Region"]),
+                              account=str(pseudo["AWS::AccountId"]), partition=str(pseudo["AWS::Partition"]),
+                              aws=aws, stack=options.stack, create=options.create_resources)
+    except Unresolvable as error:
+        raise ConfigError([Problem(error.path, error.message)]) from None
+    pseudo["AWS::Region"], pseudo["AWS::AccountId"] = resources.region, resources.account
+    resolver = Resolver(template, parameters, pseudo, resources.attribute)
+    resources.value = resolver.value
+
+    def active(logical_id: str) -> bool:
+        condition = (resources_raw.get(logical_id) or {}).get("Condition")
+        if condition is None:
+            return True
+        try:
+            return resolver.condition(str(condition), f"{logical_id}.Condition")
+        except Unresolvable as error:
+            problems.append(Problem(error.path, error.message))
+            return False
+
+    if options.create_resources:
+        try:
+            resources.create_all(active)
+        except Unresolvable as error:
+            raise ConfigError([Problem(error.path or "--create-resources", error.message)]) from None
+
+    function_ids = {lid for lid, r in resources_raw.items() if isinstance(r, dict) and r.get("Type") == FUNCTION}
+    mappings: list[_Mapping] = []
+    for logical_id, resource in resources_raw.items():
+        if not (isinstance(resource, dict) and resource.get("Type") == MAPPING) or not active(logical_id):
+            continue
+        sam_path, sam_type = sam_events.get(logical_id, (logical_id, None))
+        built = _mapping(logical_id, sam_path, sam_type, resource, resolver, resources, function_ids, problems)
+        if built is not None:
+            mappings.append(built)
+
+    skipped: list[Problem] = []
+    if options.skip_unsupported:
+        for mapping in [m for m in mappings if m.unserved]:
+            skipped.append(Problem(mapping.label, f"skipped: {mapping.unserved} is not served by esm yet"))
+            mappings.remove(mapping)
+
+    function_options = fn.FunctionOptions(endpoint=options.functions_endpoint, url_pattern=options.functions_url,
+                                          overrides=overrides, stack=bool(options.stack))
+    placements: dict[str, fn.Placement] = {}
+    for name in dict.fromkeys(m.function for m in mappings):
+        placement = _place(name, resources_raw, function_ids, resolver, resources, template_dir, function_options,
+                           problems)
+        if placement is not None:
+            placements[name] = placement
+            if options.offline:
+                fn.check_code(name, placement, problems)
+    environment = fn.merged_environment(placements, problems)
+    if not mappings and not problems:
+        problems.append(Problem(options.template, "has no AWS::Lambda::EventSourceMapping (nor SAM event of type "
+                                                  "SQS, Kinesis, DynamoDB, MSK or SelfManagedKafka) to run"))
+
+    raw: dict[str, Any] = dict(file_raw)
+    raw["functions"] = {**{k: dict(p.spec) for k, p in placements.items()}, **overrides}
+    raw["event_source_mappings"] = [{**m.request, "esm": {"name": m.logical_id}} for m in mappings]
+    if options.functions_endpoint:
+        raw["aws"] = {**(raw.get("aws") or {})}
+        raw["aws"]["endpoints"] = {**(raw["aws"].get("endpoints") or {}), "lambda": options.functions_endpoint}
+    base_dir = str(Path(options.config).resolve().parent) if options.config else template_dir
+    config: Config | None = None
+    if mappings and raw["functions"]:  # else esm.config would only add "functions: is required" to the problems
+        try:
+            config = build_config(raw, base_dir=base_dir)
+        except ConfigError as error:
+            problems.extend(_locate(p, mappings, overrides, options.config) for p in error.problems)
+    if problems:
+        raise ConfigError(problems)
+    assert config is not None
+    rows = tuple(_row(m, settings, placements) for m, settings in zip(mappings, config.mappings))
+    return LoadedTemplate(config=config, rows=rows, skipped=tuple(skipped),
+                          placements=MappingProxyType(placements), environment=MappingProxyType(environment),
+                          created=tuple(resources.created))
+
+
+# -- the parts ---------------------------------------------------------------------------------
+def _read_config_file(path: str | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError([Problem(path, f"cannot read: {error.strerror or error}")]) from None
+    try:
+        raw = parse_raw(text)
+    except ConfigError as error:
+        raise ConfigError([Problem(f"{path}: {p.path}" if p.path else path, p.message) for p in error.problems]) from None
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ConfigError([Problem(path, "must be a mapping (functions:, aws:, checkpoints:, metrics: ...)")])
+    if "event_source_mappings" in raw:
+        raise ConfigError([Problem(f"{path}: event_source_mappings",
+                                   "comes from the template with --template; remove it from this file")])
+    return dict(raw)
+
+
+def _aws_settings(raw: Any) -> AwsSettings:
+    """What resource lookups need before esm.config checks the block (it reports any problem)."""
+    if not isinstance(raw, dict):
+        return AwsSettings()
+    region = raw.get("region") if isinstance(raw.get("region"), str) else None
+    endpoints = raw.get("endpoints") if isinstance(raw.get("endpoints"), dict) else {}
+    return AwsSettings(region=region, endpoints=MappingProxyType({str(k): str(v) for k, v in endpoints.items()}))
+
+
+def _sam_events(template: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+    """The mapping ids the translator generates (function id + event id) and where their events are."""
+    events: dict[str, tuple[str, str]] = {}
+    for function_id, resource in (template.get("Resources") or {}).items():
+        if not (isinstance(resource, dict) and resource.get("Type") == SERVERLESS_FUNCTION):
+            continue
+        for event_id, event in ((resource.get("Properties") or {}).get("Events") or {}).items():
+            if isinstance(event, dict) and event.get("Type") in SAM_SOURCE_PROPERTY:
+                events[f"{function_id}{event_id}"] = (f"{function_id}.Properties.Events.{event_id}", event["Type"])
+    return events
+
+
+def _check_create(options: TemplateOptions, resources: Mapping[str, Any], aws: AwsSettings,
+                  environ: Mapping[str, str]) -> None:
+    if options.stack:
+        raise ConfigError([Problem("--create-resources", "cannot be used with --stack (the stack has its resources)")])
+    missing = [s for s in services_to_create(resources) if not endpoint_override(s, aws, environ)]
+    if missing:
+        raise ConfigError([Problem("--create-resources", f"refused: {service} has no endpoint override (aws.endpoints."
+                                   f"{service} in --config, AWS_ENDPOINT_URL_{service.upper()} or AWS_ENDPOINT_URL); "
+                                   "esm never creates resources in a real AWS account") for service in missing])
+
+
+def _sam_property(sam_type: str | None, key: str) -> str:
+    if sam_type and key == "EventSourceArn":
+        return SAM_SOURCE_PROPERTY[sam_type]
+    return key
+
+
+def _property_path(mapping_label: str, sam_type: str | None, rest: str) -> str:
+    """`BatchSize`, `EventSourceArn.Fn::GetAtt` ... as a path in the template file."""
+    if not rest:
+        return mapping_label
+    match = re.match(r"([^.\[]+)(.*)", rest, re.DOTALL)
+    assert match is not None
+    return f"{mapping_label}.Properties.{_sam_property(sam_type, match.group(1))}{match.group(2)}"
+
+
+def _mapping(logical_id: str, label: str, sam_type: str | None, resource: Mapping[str, Any], resolver: Resolver,
+             resources: Resources, function_ids: set[str], problems: list[Problem]) -> _Mapping | None:
+    properties = resource.get("Properties") or {}
+    if not isinstance(properties, dict):
+        problems.append(Problem(f"{label}.Properties", "must be a mapping"))
+        return None
+    request: dict[str, Any] = {}
+    failed = False
+    for key, node in properties.items():
+        try:
+            value = resolver.value(node, f"{logical_id}.Properties.{key}")
+        except Unresolvable as error:
+            path = error.path
+            prefix = f"{logical_id}.Properties."
+            if path.startswith(prefix):
+                path = _property_path(label, sam_type, path[len(prefix):])
+            problems.append(Problem(path, error.message))
+            failed = True
+            continue
+        if value is not None:
+            request[key] = value
+    if failed:
+        return None
+    function = _function_key(properties.get("FunctionName"), request.get("FunctionName"), resources, function_ids)
+    if function is None:
+        problems.append(Problem(_property_path(label, sam_type, "FunctionName"), "is required"))
+        return None
+    request["FunctionName"] = function
+    arn = parse_arn(str(request.get("EventSourceArn", "")))
+    unserved = NOT_SERVED.get(source_kind(arn)) if arn is not None else None
+    return _Mapping(logical_id, label, sam_type, request, function, unserved)
+
+
+def _function_key(node: Any, value: Any, resources: Resources, function_ids: set[str]) -> str | None:
+    """A template function's logical id (by Ref, GetAtt .Arn, or its name or ARN), else the name given."""
+    if isinstance(node, dict) and len(node) == 1:
+        (name, argument), = node.items()
+        target = argument if name == "Ref" else (argument.split(".")[0] if isinstance(argument, str) else
+                                                 argument[0] if isinstance(argument, list) and argument else None)
+        if name in ("Ref", "Fn::GetAtt") and target in function_ids:
+            return str(target)
+    if not isinstance(value, str) or not value:
+        return None
+    for logical_id in function_ids:
+        try:
+            if value in (resources.name(logical_id), resources.attribute(logical_id, "Arn")):
+                return logical_id
+        except Unresolvable:
+            continue
+    return value
+
+
+def _place(name: str, resources_raw: Mapping[str, Any], function_ids: set[str], resolver: Resolver,
+           resources: Resources, template_dir: str, options: fn.FunctionOptions,
+           problems: list[Problem]) -> fn.Placement | None:
+    if name not in function_ids:
+        if name in options.overrides:
+            return fn.Placement(spec=options.overrides[name], where="--config functions:")
+        if options.endpoint:
+            return fn.Placement(spec={"lambda": name}, where=f"Invoke API at {options.endpoint}")
+        if options.url_pattern:
+            url = options.url_pattern.replace("{function}", name)
+            return fn.Placement(spec={"url": url}, where=url)
+        problems.append(Problem(name, "is not a function of this template: give it an entry under functions: in "
+                                      "--config, or pass --functions-endpoint URL"))
+        return None
+    raw = resources_raw[name].get("Properties") or {}
+    properties: dict[str, Any] = {}
+    for key in ("Runtime", "Handler", "Timeout", "Environment"):
+        if key in raw:
+            try:
+                properties[key] = resolver.value(raw[key], f"{name}.Properties.{key}")
+            except Unresolvable as error:
+                problems.append(Problem(error.path, error.message))
+                return None
+    code = raw.get("Code")
+    # SAM's CodeUri comes back as esm's placeholder bucket; a plain template may name a folder, as
+    # `aws cloudformation package` reads `Code: ./src` before uploading it.
+    folder = local_code(code) or (code if isinstance(code, str) else None)
+    code_dir = str((Path(template_dir) / folder).resolve()) if folder is not None else None
+    physical = resources.physical_id(name) if resources.mode == "stack" else None
+    return fn.place(name, properties, code_dir, physical, options, problems)
+
+
+def _locate(problem: Problem, mappings: list[_Mapping], overrides: Mapping[str, Any], config: str | None) -> Problem:
+    """A problem esm.config found, told where it is in the template (or in the --config file)."""
+    match = re.match(r"event_source_mappings\[(\d+)\]\.?(.*)", problem.path)
+    if match:
+        mapping = mappings[int(match.group(1))]
+        path = _property_path(mapping.label, mapping.sam_event_type, match.group(2))
+        message = f"{problem.message} {SKIP_HINT}" if mapping.unserved else problem.message
+        return Problem(path, message)
+    match = re.match(r"functions\.([^.]+)\.?(.*)", problem.path)
+    if match and match.group(1) not in overrides:
+        key = {"timeout": "Timeout", "handler": "Handler"}.get(match.group(2), "")
+        return Problem(f"{match.group(1)}.Properties.{key}" if key else match.group(1), problem.message)
+    return Problem(f"{config}: {problem.path}" if config else problem.path, problem.message)
+
+
+def _row(mapping: _Mapping, settings: Any, placements: Mapping[str, fn.Placement]) -> Row:
+    request = settings.request
+    parts = [f"batch {request.get('BatchSize', '-')}"]
+    if settings.batching_window:
+        parts.append(f"window {settings.batching_window:g}s")
+    filters = (request.get("FilterCriteria") or {}).get("Filters") or []
+    if filters:
+        parts.append(f"{len(filters)} filter(s)")
+    if "ReportBatchItemFailures" in (request.get("FunctionResponseTypes") or []):
+        parts.append("partial batch responses")
+    if request.get("BisectBatchOnFunctionError"):
+        parts.append("bisect")
+    if "MaximumRetryAttempts" in request:
+        parts.append(f"retries {request['MaximumRetryAttempts']}")
+    destination = ((request.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+    if destination:
+        parts.append(f"on failure -> {destination.rsplit(':', 1)[-1]}")
+    placement = placements.get(mapping.function)
+    arn = parse_arn(settings.source_id)
+    source = arn.resource.rsplit("/", 1)[-1] if arn is not None and arn.service != "kafka" else settings.source_id
+    return Row(mapping=mapping.logical_id, function=mapping.function, source=f"{settings.source} {source}",
+               settings=", ".join(parts), runs=placement.where if placement else "--config functions:")

@@ -1,0 +1,146 @@
+"""Where each function of a template runs (issue 16.2), as `functions:` entries of esm's config.
+
+In order: a `functions:` entry of the `--config` file with the function's logical id wins; then
+`--functions-endpoint URL` (the Lambda Invoke API at URL, the function named by its logical id, as
+`sam local start-lambda` names them); then `--functions-url PATTERN` (`{function}` replaced by the
+logical id); then a Python function with local code runs in-process; with `--stack`, any other
+function is invoked where it is deployed (its physical name, through the Invoke API).
+
+In-process code: each function's `CodeUri` folder becomes the package `esm_template_code.<LogicalId>`,
+so two functions that both have an `app.py` (as `sam init` lays them out) stay two modules; the
+folder is also on `sys.path`, as Lambda's /var/task is, for the function's own sibling imports.
+Environment variables are the process's: they are set before the daemon starts, and two in-process
+functions that set one variable to different values are an error rather than a silent mix-up.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from esm.errors import Problem
+
+CODE_PACKAGE = "esm_template_code"
+DEFAULT_TIMEOUT = 3  # CloudFormation's default for AWS::Lambda::Function Timeout
+HANDLER = re.compile(r"^(?P<module>[A-Za-z_][\w/.]*)\.(?P<function>[A-Za-z_]\w*)$")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One function's `functions:` entry and how to say where it runs."""
+
+    spec: Mapping[str, Any]
+    where: str
+    code_dir: str | None = None  # in-process functions: the CodeUri folder
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FunctionOptions:
+    endpoint: str | None = None
+    url_pattern: str | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # the --config file's functions:
+    stack: bool = False
+
+
+def module_name(logical_id: str) -> str:
+    return f"{CODE_PACKAGE}.{logical_id}"
+
+
+def place(logical_id: str, properties: Mapping[str, Any], code_dir: str | None, physical_name: str | None,
+          options: FunctionOptions, problems: list[Problem]) -> Placement | None:
+    """The placement of one template function; problems name `LogicalId.Properties.<field>`."""
+    if logical_id in options.overrides:
+        return Placement(spec=options.overrides[logical_id], where="--config functions:")
+    timeout = properties.get("Timeout", DEFAULT_TIMEOUT)
+    if options.endpoint:
+        return Placement(spec={"lambda": logical_id, "timeout": timeout}, where=f"Invoke API at {options.endpoint}")
+    if options.url_pattern:
+        url = options.url_pattern.replace("{function}", logical_id)
+        return Placement(spec={"url": url, "timeout": timeout}, where=url)
+    runtime = str(properties.get("Runtime", ""))
+    if runtime.startswith("python") and code_dir is not None:
+        handler = str(properties.get("Handler", ""))
+        match = HANDLER.match(handler)
+        if not match:
+            problems.append(Problem(f"{logical_id}.Properties.Handler",
+                                    f"must be module.function, as the Python runtime reads it (got {handler!r})"))
+            return None
+        module = match.group("module").replace("/", ".")
+        variables = (properties.get("Environment") or {}).get("Variables") or {}
+        return Placement(
+            spec={"handler": f"{module_name(logical_id)}.{module}:{match.group('function')}", "timeout": timeout},
+            where=f"in-process {os.path.relpath(os.path.join(code_dir, module.replace('.', '/')))}.py "
+                  f"{match.group('function')}",
+            code_dir=code_dir,
+            environment={str(k): _env_text(v) for k, v in variables.items()},
+        )
+    if options.stack and physical_name:
+        return Placement(spec={"lambda": physical_name, "timeout": timeout}, where=f"deployed function {physical_name}")
+    why = (f"its Runtime is {runtime or 'not set (a container image?)'}" if not runtime.startswith("python")
+           else "its code is not a local folder (CodeUri on S3, InlineCode or an image)")
+    problems.append(Problem(logical_id, f"cannot run inside esm: {why}; pass --functions-endpoint URL or "
+                                        "--functions-url PATTERN, or give it an entry under functions: in --config"))
+    return None
+
+
+def _env_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def check_code(logical_id: str, placement: Placement, problems: list[Problem]) -> None:
+    """Offline: the handler's module file is where the Python runtime would look for it."""
+    if placement.code_dir is None:
+        return
+    folder = Path(placement.code_dir)
+    module = str(placement.spec["handler"]).split(":")[0][len(module_name(logical_id)) + 1:]
+    relative = Path(*module.split("."))
+    if not folder.is_dir():
+        problems.append(Problem(f"{logical_id}.Properties.CodeUri", f"folder {folder} does not exist"))
+    elif not (folder / relative.with_suffix(".py")).is_file() and not (folder / relative / "__init__.py").is_file():
+        problems.append(Problem(f"{logical_id}.Properties.Handler", f"no module {relative}.py in {folder}"))
+
+
+def merged_environment(placements: Mapping[str, Placement], problems: list[Problem]) -> dict[str, str]:
+    """One environment for the process; a variable two functions set differently is a problem."""
+    merged: dict[str, str] = {}
+    owner: dict[str, str] = {}
+    for logical_id, placement in placements.items():
+        for name, value in placement.environment.items():
+            if name in merged and merged[name] != value:
+                problems.append(Problem(f"{logical_id}.Properties.Environment.Variables.{name}",
+                                        f"is {value!r} here and {merged[name]!r} in {owner[name]}; in-process functions "
+                                        "share one environment: run one of them with --functions-endpoint or a "
+                                        "functions: entry in --config"))
+                continue
+            merged[name], owner[name] = value, logical_id
+    return merged
+
+
+def install(placements: Mapping[str, Placement], environment: Mapping[str, str]) -> None:
+    """Make the in-process functions importable and set their environment (before the daemon starts)."""
+    package = sys.modules.get(CODE_PACKAGE)
+    if package is None:
+        package = types.ModuleType(CODE_PACKAGE, "Code folders of a template's functions (esm.templates)")
+        package.__path__ = []
+        sys.modules[CODE_PACKAGE] = package
+    for logical_id, placement in placements.items():
+        if placement.code_dir is None:
+            continue
+        name = module_name(logical_id)
+        for stale in [key for key in sys.modules if key.startswith(name + ".")]:  # code of an earlier load
+            del sys.modules[stale]
+        module = types.ModuleType(name, f"The code folder of {logical_id}")
+        module.__path__ = [placement.code_dir]
+        sys.modules[name] = module
+        setattr(package, logical_id, module)
+        if placement.code_dir not in sys.path:
+            sys.path.insert(0, placement.code_dir)
+    os.environ.update(environment)

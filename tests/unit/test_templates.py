@@ -1,0 +1,347 @@
+"""`esm validate --template` and the offline half of `esm run --template` (issue 16).
+
+Everything here runs without a network: templates are read, SAM is translated, intrinsics are
+resolved with ARNs built from names (offline mode), and the result goes through esm.config's checks.
+The parts that need services (looking resources up, --create-resources, --stack, running) are in
+tests/integration/test_templates.py.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from esm.cli import main
+from esm.errors import ConfigError
+from esm.invokers.python import load_handler
+from esm.templates import TemplateOptions, load_template, parse_parameter_overrides
+from esm.templates.loader import read_template
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sam" / "template.yaml"
+
+PLAIN = """
+AWSTemplateFormatVersion: "2010-09-09"
+Parameters:
+  Env: {Type: String, Default: dev, AllowedValues: [dev, prod]}
+  Size: {Type: Number, Default: 5}
+Conditions:
+  IsProd: !Equals [!Ref Env, prod]
+Mappings:
+  Windows: {dev: {Seconds: 1}, prod: {Seconds: 4}}
+Resources:
+  Orders:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: !Sub "orders-${Env}"
+  Worker:
+    Type: AWS::Lambda::Function
+    Properties:
+      Runtime: python3.12
+      Handler: app.handler
+      Code: code/
+      Timeout: 7
+      Role: arn:aws:iam::000000000000:role/worker
+  Mapping:
+    Type: AWS::Lambda::EventSourceMapping
+    Properties:
+      FunctionName: !Ref Worker
+      EventSourceArn: !GetAtt Orders.Arn
+      BatchSize: !If [IsProd, 100, !Ref Size]
+      MaximumBatchingWindowInSeconds: !FindInMap [Windows, !Ref Env, Seconds]
+      FunctionResponseTypes: !If [IsProd, [ReportBatchItemFailures], !Ref AWS::NoValue]
+      FilterCriteria:
+        Filters:
+          - Pattern: !Sub
+              - '{"body": {"env": ["${Env}"], "tag": ["${Tag}"], "literal": ["${!Kept}"]}}'
+              - Tag: !Join ["-", [!Select [1, !Split [",", "a,b,c"]], !Ref AWS::Region]]
+  ProdOnly:
+    Type: AWS::Lambda::EventSourceMapping
+    Condition: IsProd
+    Properties:
+      FunctionName: !Ref Worker
+      EventSourceArn: !Sub "arn:aws:sqs:${AWS::Region}:${AWS::AccountId}:audit"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "template.yaml", handler: bool = True) -> str:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    if handler:
+        (tmp_path / "code").mkdir(exist_ok=True)
+        (tmp_path / "code" / "app.py").write_text("def handler(event, context):\n    return None\n")
+    return str(path)
+
+
+def problems_of(options: TemplateOptions) -> list[str]:
+    with pytest.raises(ConfigError) as raised:
+        load_template(options)
+    return [str(problem) for problem in raised.value.problems]
+
+
+def offline(path: str, **kwargs) -> TemplateOptions:
+    return TemplateOptions(template=path, offline=True, **kwargs)
+
+
+def test_short_tags_become_long_form(tmp_path):
+    """Issue 16.1: CloudFormation's short tags load as the intrinsic functions they stand for."""
+    path = write(tmp_path, """
+        Resources:
+          A: {Type: T, Properties: {X: !Ref P, Y: !GetAtt Q.Arn, Z: !Sub "a-${P}", W: !If [C, 1, 2],
+                                    V: !Join ["", [a, b]], U: !Condition C}}
+        """, handler=False)
+    properties = read_template(path)["Resources"]["A"]["Properties"]
+    assert properties == {"X": {"Ref": "P"}, "Y": {"Fn::GetAtt": ["Q", "Arn"]}, "Z": {"Fn::Sub": "a-${P}"},
+                          "W": {"Fn::If": ["C", 1, 2]}, "V": {"Fn::Join": ["", ["a", "b"]]}, "U": {"Condition": "C"}}
+
+
+def test_parameters_conditions_and_sub_resolve(tmp_path):
+    """Issue 16.1: parameters (defaults, Number typed), Conditions with Fn::If, Fn::FindInMap,
+    Fn::Sub (both forms, ${!Literal}), Fn::Join/Select/Split, AWS::NoValue and a resource Condition."""
+    config = load_template(offline(write(tmp_path, PLAIN))).config
+    (mapping,) = config.mappings
+    assert mapping.source_id == "arn:aws:sqs:us-east-1:000000000000:orders-dev"
+    assert mapping.get("BatchSize") == 5
+    assert mapping.get("MaximumBatchingWindowInSeconds") == 1
+    assert "FunctionResponseTypes" not in mapping.request or mapping.get("FunctionResponseTypes") == []
+    pattern = mapping.get("FilterCriteria")["Filters"][0]["Pattern"]
+    assert pattern == '{"body": {"env": ["dev"], "tag": ["b-us-east-1"], "literal": ["${Kept}"]}}'
+    assert mapping.name == "Mapping" and mapping.function.name == "Worker"
+    assert mapping.function.timeout == 7
+
+
+def test_parameter_overrides_switch_conditions(tmp_path):
+    """Issue 16.1: --parameter-overrides Env=prod turns IsProd on: the other branch of every Fn::If,
+    and the resource guarded by `Condition: IsProd` appears."""
+    config = load_template(offline(write(tmp_path, PLAIN), parameter_overrides={"Env": "prod"})).config
+    by_name = {m.name: m for m in config.mappings}
+    assert set(by_name) == {"Mapping", "ProdOnly"}
+    assert by_name["Mapping"].get("BatchSize") == 100
+    assert by_name["Mapping"].get("FunctionResponseTypes") == ["ReportBatchItemFailures"]
+    assert by_name["Mapping"].source_id.endswith(":orders-prod")
+    assert by_name["ProdOnly"].source_id == "arn:aws:sqs:us-east-1:000000000000:audit"
+
+
+def test_parameter_override_outside_allowed_values(tmp_path):
+    """Issue 16.1: a parameter value outside AllowedValues is an error naming the property that uses it."""
+    problems = problems_of(offline(write(tmp_path, PLAIN), parameter_overrides={"Env": "qa"}))
+    assert any("parameter Env is 'qa', not one of its AllowedValues" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("value, where, message", [
+    ("!Ref Missing", "Mapping.Properties.EventSourceArn.Ref", "no parameter or resource is named Missing"),
+    ("!GetAtt Orders.Nope", "Mapping.Properties.EventSourceArn.Fn::GetAtt", "Orders.Nope: esm does not resolve"),
+    ("!GetAtt Vpc.Arn", "Mapping.Properties.EventSourceArn.Fn::GetAtt", "Vpc is a AWS::EC2::VPC; esm resolves"),
+    ("!ImportValue shared-queue", "Mapping.Properties.EventSourceArn.Fn::ImportValue",
+     "Fn::ImportValue reads another stack's exports"),
+    ("!Ref NoDefault", "Mapping.Properties.EventSourceArn.Ref",
+     "parameter NoDefault has no Default: give it with --parameter-overrides NoDefault=VALUE"),
+    ("!If [Unknown, a, b]", "Mapping.Properties.EventSourceArn.Fn::If",
+     "condition Unknown is not in the template's Conditions"),
+    ("!Sub '${Missing.Arn}'", "Mapping.Properties.EventSourceArn.Fn::Sub", "no parameter or resource is named Missing"),
+    ("!GetAZs ''", "Mapping.Properties.EventSourceArn.Fn::GetAZs", "Fn::GetAZs needs AWS to answer"),
+])
+def test_each_unresolvable_reference_is_a_clear_error(tmp_path, value, where, message):
+    """Issue 16.1: anything that cannot be resolved offline is an error naming the resource and property."""
+    path = write(tmp_path, f"""
+        Parameters:
+          NoDefault: {{Type: String}}
+        Conditions:
+          Never: !Equals [a, b]
+        Resources:
+          Vpc: {{Type: AWS::EC2::VPC, Properties: {{CidrBlock: 10.0.0.0/16}}}}
+          Orders: {{Type: AWS::SQS::Queue}}
+          Mapping:
+            Type: AWS::Lambda::EventSourceMapping
+            Properties:
+              FunctionName: worker
+              EventSourceArn: {value}
+        """)
+    problems = problems_of(offline(path, functions_url="http://127.0.0.1:9/{function}"))
+    assert len(problems) == 1 and problems[0].startswith(where + ": ") and message in problems[0], problems
+
+
+def test_sam_problems_name_the_event_and_its_property(tmp_path):
+    """Issue 16.4: a bad SAM event property is reported at the function's event, with SAM's own
+    property name (Queue for EventSourceArn), from the same checks as a config file."""
+    path = write(tmp_path, """
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          Q: {Type: AWS::SQS::Queue}
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: code/
+              Handler: app.handler
+              Runtime: python3.12
+              Events:
+                Orders:
+                  Type: SQS
+                  Properties:
+                    Queue: !GetAtt Q.Arn
+                    BatchSize: 20000
+                    FilterCriteria: {Filters: [{Pattern: '{"body": '}]}
+        """)
+    problems = problems_of(offline(path))
+    assert any(p.startswith("Fn.Properties.Events.Orders.Properties.BatchSize: ") for p in problems), problems
+    assert any(p.startswith("Fn.Properties.Events.Orders.Properties.FilterCriteria.Filters[0].Pattern: ")
+               for p in problems), problems
+
+
+def test_sam_translator_errors_name_the_resource(tmp_path):
+    """Issue 16.1: SAM's own translator checks the template; its complaints carry the logical id."""
+    path = write(tmp_path, """
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: code/
+              Handler: app.handler
+              Runtime: python3.12
+              Events:
+                Orders: {Type: SQS, Properties: {BatchSize: 5}}
+        """)
+    problems = problems_of(offline(path))
+    assert problems == ["Fn.Properties.Events.Orders: SAM: Missing required property 'Queue'."]
+
+
+def test_plain_mapping_problem_paths(tmp_path):
+    """Issue 16.4: a plain AWS::Lambda::EventSourceMapping problem is LogicalId.Properties.<path>."""
+    path = write(tmp_path, PLAIN.replace("BatchSize: !If [IsProd, 100, !Ref Size]", "BatchSize: 0"))
+    problems = problems_of(offline(path))
+    assert [p for p in problems if p.startswith("Mapping.Properties.BatchSize: ")], problems
+
+
+def test_example_rejects_dynamodb_by_default_and_names_it(tmp_path):
+    """Issue 16 (known limitation): the example's DynamoDB stream mapping is refused with the existing
+    'not served yet' rejection, at the SAM event that declares it, with the way out."""
+    problems = problems_of(offline(str(EXAMPLE)))
+    assert problems == ["AccountsFunction.Properties.Events.NewAccounts.Properties.Stream: DynamoDB Streams is not "
+                        "served by esm yet (sources: SQS, Kinesis, Kafka) (--skip-unsupported runs the template's "
+                        "other mappings and leaves this source's records untouched)"]
+
+
+def test_example_with_skip_unsupported(tmp_path):
+    """Issue 16.5: with --skip-unsupported the example's SQS and Kinesis mappings load with the template's
+    settings (filter, partial batch responses, bisect, on-failure queue) and the skip is a warning."""
+    loaded = load_template(offline(str(EXAMPLE), skip_unsupported=True, parameter_overrides={"Stage": "qa"}))
+    by_name = {m.name: m for m in loaded.config.mappings}
+    assert set(by_name) == {"OrdersFunctionPaid", "ClicksFunctionClicks"}
+    orders, clicks = by_name["OrdersFunctionPaid"], by_name["ClicksFunctionClicks"]
+    assert orders.source_id == "arn:aws:sqs:us-east-1:000000000000:orders-qa"
+    assert orders.get("FunctionResponseTypes") == ["ReportBatchItemFailures"]
+    assert orders.get("FilterCriteria") == {"Filters": [{"Pattern": '{"body": {"status": ["paid"]}}'}]}
+    assert clicks.get("BisectBatchOnFunctionError") is True
+    assert clicks.get("DestinationConfig") == {
+        "OnFailure": {"Destination": "arn:aws:sqs:us-east-1:000000000000:clicks-failures-qa"}}
+    assert orders.function.handler == "esm_template_code.OrdersFunction.app:handler"
+    assert orders.function.timeout == 10  # Globals.Function.Timeout
+    assert loaded.environment == {"STAGE": "qa"}
+    assert [str(p) for p in loaded.skipped] == [
+        "AccountsFunction.Properties.Events.NewAccounts: skipped: DynamoDB Streams is not served by esm yet"]
+
+
+def test_in_process_functions_keep_their_own_code_folders(tmp_path):
+    """Issue 16.2: two functions whose code folders both hold app.py (sam init's layout) load as two
+    modules, each from its own CodeUri."""
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "app.py").write_text(f"def handler(event, context):\n    return '{name}'\n")
+    path = write(tmp_path, """
+        Transform: AWS::Serverless-2016-10-31
+        Globals: {Function: {Runtime: python3.11, Handler: app.handler}}
+        Resources:
+          Q: {Type: AWS::SQS::Queue}
+          One: {Type: AWS::Serverless::Function, Properties: {CodeUri: one/, Events: {E: {Type: SQS, Properties: {Queue: !GetAtt Q.Arn}}}}}
+          Two: {Type: AWS::Serverless::Function, Properties: {CodeUri: two/, Events: {E: {Type: SQS, Properties: {Queue: !GetAtt Q.Arn}}}}}
+        """, handler=False)
+    loaded = load_template(offline(path))
+    loaded.install()
+    answers = {name: load_handler(target.handler)({}, None) for name, target in loaded.config.functions.items()}
+    assert answers == {"One": "one", "Two": "two"}
+    assert str(tmp_path / "one") in sys.path
+
+
+def test_conflicting_environment_is_an_error(tmp_path):
+    """Issue 16.2: in-process functions share the process environment; two values for one variable
+    are an error naming both functions, never a silent mix-up."""
+    path = write(tmp_path, """
+        Transform: AWS::Serverless-2016-10-31
+        Globals: {Function: {Runtime: python3.12, Handler: app.handler, CodeUri: code/}}
+        Resources:
+          Q: {Type: AWS::SQS::Queue}
+          A: {Type: AWS::Serverless::Function, Properties: {Environment: {Variables: {TABLE: a}},
+              Events: {E: {Type: SQS, Properties: {Queue: !GetAtt Q.Arn}}}}}
+          B: {Type: AWS::Serverless::Function, Properties: {Environment: {Variables: {TABLE: b}},
+              Events: {E: {Type: SQS, Properties: {Queue: !GetAtt Q.Arn}}}}}
+        """)
+    problems = problems_of(offline(path))
+    assert len(problems) == 1 and problems[0].startswith("B.Properties.Environment.Variables.TABLE: is 'b' here "
+                                                         "and 'a' in A"), problems
+    # Either one through an endpoint: no shared environment, no problem.
+    loaded = load_template(offline(path, functions_endpoint="http://127.0.0.1:9001"))
+    assert {t.kind for t in loaded.config.functions.values()} == {"lambda"}
+
+
+def test_where_functions_run(tmp_path):
+    """Issue 16.2: a non-Python function needs an endpoint (clear error otherwise); --functions-url
+    fills in the logical id; a --config functions: entry overrides one function."""
+    text = PLAIN.replace("Runtime: python3.12", "Runtime: nodejs20.x")
+    path = write(tmp_path, text)
+    assert problems_of(offline(path)) == [
+        "Worker: cannot run inside esm: its Runtime is nodejs20.x; pass --functions-endpoint URL or "
+        "--functions-url PATTERN, or give it an entry under functions: in --config"]
+    config = load_template(offline(path, functions_url="http://127.0.0.1:9000/fn/{function}/invoke")).config
+    assert config.functions["Worker"].url == "http://127.0.0.1:9000/fn/Worker/invoke"
+    config = load_template(offline(path, functions_endpoint="http://127.0.0.1:9001")).config
+    assert config.functions["Worker"].lambda_arn == "Worker" and config.aws.endpoint_for("lambda") == "http://127.0.0.1:9001"
+    overrides = tmp_path / "esm.yaml"
+    overrides.write_text("functions:\n  Worker: {url: 'http://127.0.0.1:8080/run', timeout: 12}\n"
+                         "metrics: {listen: '127.0.0.1:9191'}\n")
+    config = load_template(offline(path, config=str(overrides))).config
+    assert config.functions["Worker"].url == "http://127.0.0.1:8080/run" and config.functions["Worker"].timeout == 12
+    assert config.metrics.listen == "127.0.0.1:9191"
+
+
+def test_missing_handler_module_is_reported(tmp_path):
+    """Issue 16.4: validate finds a Handler whose module is not in the code folder."""
+    path = write(tmp_path, PLAIN.replace("Handler: app.handler", "Handler: main.handler"))
+    assert problems_of(offline(path)) == [f"Worker.Properties.Handler: no module main.py in {tmp_path / 'code'}"]
+
+
+def test_create_resources_refused_without_endpoint_overrides(tmp_path, monkeypatch, capsys):
+    """Issue 16.3: --create-resources is refused unless every involved service has an endpoint
+    override, so nothing is ever created in a real AWS account (exit 2, each service named)."""
+    for name in [n for n in list(__import__("os").environ) if n.startswith("AWS_ENDPOINT_URL")]:
+        monkeypatch.delenv(name)
+    code = main(["run", "--template", str(EXAMPLE), "--create-resources", "--skip-unsupported"])
+    err = capsys.readouterr().err
+    assert code == 2
+    for service in ("dynamodb", "kinesis", "sqs"):
+        assert f"--create-resources: refused: {service} has no endpoint override" in err, err
+    # One service overridden is not enough: the others are still named.
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:9")
+    code = main(["run", "--template", str(EXAMPLE), "--create-resources", "--skip-unsupported"])
+    err = capsys.readouterr().err
+    assert code == 2 and "sqs has no endpoint" not in err and "kinesis has no endpoint override" in err
+
+
+def test_validate_command(tmp_path, capsys):
+    """Issue 16.4: `esm validate --template` prints the table of mappings (exit 0) or every problem (exit 2)."""
+    assert main(["validate", "--template", str(EXAMPLE), "--skip-unsupported"]) == 0
+    out = capsys.readouterr().out
+    assert "valid (2 mapping(s), 2 function(s))" in out
+    assert "OrdersFunctionPaid" in out and "ClicksFunctionClicks" in out and "warning: AccountsFunction" in out
+    assert main(["validate", "--template", str(EXAMPLE)]) == 2
+    assert "AccountsFunction.Properties.Events.NewAccounts.Properties.Stream" in capsys.readouterr().err
+
+
+def test_parameter_override_spellings():
+    """Issue 16.1: Key=Value as SAM spells it, ParameterKey=..,ParameterValue=.. as the AWS CLI does."""
+    assert parse_parameter_overrides(["Stage=prod", "ParameterKey=Size,ParameterValue=3", "Empty="]) == {
+        "Stage": "prod", "Size": "3", "Empty": ""}
+    with pytest.raises(ConfigError, match="not Key=Value"):
+        parse_parameter_overrides(["novalue"])
