@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import ipaddress
 import math
 import os
 import re
@@ -31,6 +32,8 @@ from esm.settings import (
     DEFAULT_FUNCTION_TIMEOUT,
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_STARTUP_TIMEOUT,
+    ApiCredentials,
+    ApiSettings,
     AwsSettings,
     CheckpointSettings,
     Config,
@@ -44,7 +47,7 @@ from esm.settings import (
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "esm:event-source-mapping")
 
 TOP_LEVEL_KEYS = ("functions", "event_source_mappings", "aws", "checkpoints", "metrics",
-                  "shutdown_timeout", "startup_timeout")
+                  "shutdown_timeout", "startup_timeout", "api")
 TARGET_KEYS = ("url", "lambda", "handler")
 FUNCTION_KEYS = TARGET_KEYS + ("timeout", "max_concurrency", "role")
 EXTENSION_KEYS = ("name", "transform", "max_in_flight_bytes", "secrets", "kafka_tls", "on_failure_kafka")
@@ -57,6 +60,41 @@ HANDLER = re.compile(r"^[A-Za-z_][\w.]*[:.][A-Za-z_]\w*$")
 
 def mapping_uuid(name: str) -> str:
     return str(uuid.uuid5(NAMESPACE, name))
+
+
+def build_mapping(request: dict[str, Any], functions: dict[str, FunctionTarget], *,
+                  base_dir: str = ".") -> MappingSettings:
+    """One CreateEventSourceMapping request checked by the config file's rules (the control API's
+    entry point); ConfigError with paths relative to the request (`BatchSize`)."""
+    problems: list[Problem] = []
+    built = _Builder(problems, base_dir).mapping(0, request, functions, path="")
+    if problems or built is None:
+        raise ConfigError(problems or [Problem("", "is not a valid event source mapping")])
+    return built
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _secret_reference(spec: Any, path: str, base_dir: str, problems: list[Problem]) -> dict[str, str]:
+    """`{env: VAR}` or `{file: PATH}` (relative to the config's folder); never the secret inline."""
+    if not (isinstance(spec, dict) and len(spec) == 1 and set(spec) <= {"env", "file"}):
+        problems.append(Problem(path, "must be {env: VARIABLE} or {file: PATH}: a secret is never written "
+                                "in the configuration"))
+        return {}
+    (kind, value), = spec.items()
+    if not (isinstance(value, str) and value):
+        problems.append(Problem(f"{path}.{kind}", "must be a non-empty string"))
+        return {}
+    if kind == "file":
+        value = os.path.normpath(os.path.join(base_dir, os.path.expanduser(value)))
+    return {kind: value}
 
 
 def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Config:
@@ -185,6 +223,7 @@ class _Builder:
             shutdown_timeout=self.seconds(raw, "shutdown_timeout", DEFAULT_SHUTDOWN_TIMEOUT),
             startup_timeout=self.seconds(raw, "startup_timeout", DEFAULT_STARTUP_TIMEOUT),
             base_dir=self.base_dir,
+            api=self.api(raw.get("api")),
         )
 
     def seconds(self, raw: dict[str, Any], key: str, default: float) -> float:
@@ -278,8 +317,9 @@ class _Builder:
         self.unique(built)
         return built
 
-    def mapping(self, index: int, spec: Any, functions: dict[str, FunctionTarget]) -> MappingSettings | None:
-        path = f"event_source_mappings[{index}]"
+    def mapping(self, index: int, spec: Any, functions: dict[str, FunctionTarget],
+                path: str | None = None) -> MappingSettings | None:
+        path = f"event_source_mappings[{index}]" if path is None else path
         if not isinstance(spec, dict):
             self.fail(path, "must be a mapping of CreateEventSourceMapping fields")
             return None
@@ -419,6 +459,40 @@ class _Builder:
         if not (isinstance(table, str) and re.fullmatch(r"[a-zA-Z0-9_.\-]{3,255}", table)):
             self.fail("checkpoints.dynamodb.table", f"must be a DynamoDB table name (got {table!r})")
         return CheckpointSettings(sqlite=None, dynamodb_table=table)
+
+    def api(self, raw: Any) -> ApiSettings | None:
+        """`api: {listen, credentials}` (esm.api): off when absent; unauthenticated only on loopback."""
+        if raw is None:
+            return None
+        section = self.section(raw, "api", ("listen", "credentials"))
+        listen = section.get("listen")
+        match = LISTEN.match(listen) if isinstance(listen, str) else None
+        if match is None or not 0 <= int(match.group(2)) <= 65535:
+            self.fail("api.listen", f"must be host:port, for example 127.0.0.1:9091 (got {listen!r})")
+            return None
+        credentials = None
+        if section.get("credentials") is not None:
+            creds = self.section(section["credentials"], "api.credentials", ("access_key_id", "secret_access_key"))
+            before = len(self.problems)
+            refs = {}
+            for key in ("access_key_id", "secret_access_key"):
+                spec = creds.get(key)
+                if spec is None:
+                    self.fail(f"api.credentials.{key}", "is required: {env: VARIABLE} or {file: PATH}")
+                elif key == "access_key_id" and isinstance(spec, str) and spec:
+                    refs[key] = {"value": spec}  # an access key id is not a secret
+                else:
+                    refs[key] = _secret_reference(spec, f"api.credentials.{key}", self.base_dir, self.problems)
+            if len(self.problems) > before:
+                return None
+            credentials = ApiCredentials(MappingProxyType(refs["access_key_id"]),
+                                         MappingProxyType(refs["secret_access_key"]))
+        elif not _is_loopback(match.group(1).strip("[]")):
+            self.fail("api.listen", f"binds {match.group(1)}, which is not a loopback address: without "
+                      "api.credentials the control API may only listen on 127.0.0.1, ::1 or localhost "
+                      "(anyone who reaches it can change mappings)")
+            return None
+        return ApiSettings(listen=listen, credentials=credentials)
 
     def metrics(self, raw: Any) -> MetricsSettings:
         section = self.section(raw, "metrics", ("listen",))

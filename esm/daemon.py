@@ -74,7 +74,8 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
     log.info("esm listening on %s:%d (/metrics /healthz /readyz)", server.host, server.port)
     monitor = asyncio.create_task(watch_loop(metrics, stop), name="loop-monitor")
     runtime = Runtime(clients=AwsClients(config.aws))
-    if any(m.source == "kinesis" and m.enabled for m in config.mappings):
+    # The control API may create Kinesis mappings at any time: it needs the store from the start.
+    if config.api is not None or any(m.source == "kinesis" and m.enabled for m in config.mappings):
         runtime.checkpoints = make_checkpoint_store(config.checkpoints, runtime.clients)
         await runtime.checkpoints.open()
     invokers = build_invokers(config)
@@ -85,7 +86,13 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
         log.info("mapping %s (%s): %s %s -> %s %s [%s]", m.name, m.uuid, m.source, m.source_id,
                  m.function.kind, m.function.name, "enabled" if m.enabled else "disabled",
                  extra={"mapping": m.name, "source": m.source, "function": m.function.name})
+    control = None
     try:
+        if config.api is not None:
+            from esm.api.service import ControlApi
+
+            control = ControlApi(config, runtime, invokers, metrics, supervisors)
+            await control.start()
         await _start_all(supervisors, config.startup_timeout, stop)
         readiness.set("startup", True)
         if ready is not None:
@@ -93,6 +100,8 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
         if not stop.is_set():
             await _run_until_stopped(supervisors, stop, config.shutdown_timeout)
     finally:
+        if control is not None:  # its mappings drain first, while invokers and checkpoints are open
+            await control.close()
         for s in supervisors:
             await s.close()
         for invoker in invokers.values():

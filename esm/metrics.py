@@ -90,6 +90,8 @@ class Metrics:
         self.tasks = Gauge("esm_asyncio_tasks", "asyncio tasks alive in the daemon", registry=r)
         self.state = Gauge("esm_mapping_state", "1 for the mapping's current state (SPEC 0), 0 for the others",
                            LABELS + ("state",), registry=r)
+        self.api_requests = Counter("esm_api_requests", "Control API requests (esm.api) by operation and HTTP status",
+                                    ("operation", "status"), registry=r)
         self.info = Gauge("esm_mapping_info", "Always 1: a mapping's name, function and source id",
                           ("mapping", "source", "name", "function", "source_id"), registry=r)
 
@@ -120,12 +122,15 @@ class MappingMetrics:
     schema_registry_errors: Counter
     commit_errors: Counter
     malformed_records: Counter
+    # The outcome kind (esm.outcomes) of the last invoke: the control API's LastProcessingResult.
+    last_outcome: str | None = None
 
     def set_state(self, state: str) -> None:
         for name in MAPPING_STATES:
             self.metrics.state.labels(*self.labels, name).set(1 if name == state else 0)
 
     def observe_invoke(self, seconds: float, outcome: str, records: int) -> None:
+        self.last_outcome = outcome
         self.metrics.invoke_duration.labels(*self.labels, outcome).observe(seconds)
         self.metrics.batch_size.labels(*self.labels).observe(records)
 

@@ -67,6 +67,31 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class ApiCredentials:
+    """The control API's access key: each part is a reference, `{env: VAR}` or `{file: PATH}`
+    (the key id may also be `{value: ...}`); the secret itself is never in the config."""
+
+    access_key_id: Mapping[str, str]
+    secret_access_key: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """`api:`, the Lambda-compatible control API (esm.api); absent means off."""
+
+    listen: str
+    credentials: ApiCredentials | None = None
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+
+@dataclass(frozen=True)
 class CheckpointSettings:
     sqlite: str | None = "./esm-state/checkpoints.db"
     dynamodb_table: str | None = None
@@ -121,3 +146,4 @@ class Config:
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
     base_dir: str = "."
+    api: ApiSettings | None = None

@@ -26,13 +26,15 @@ RECONNECT_CAP = 10.0
 
 class MappingSupervisor:
     def __init__(self, mapping: MappingSettings, runtime: Runtime, invoker: Invoker, metrics: Metrics,
-                 readiness: Readiness):
+                 readiness: Readiness, initial_state: str = "Creating"):
         self.mapping = mapping
         self.readiness = readiness
         self.metrics: MappingMetrics = metrics.for_mapping(mapping.uuid, mapping.source)
         metrics.info.labels(mapping.uuid, mapping.source, mapping.name, mapping.function.name, mapping.source_id).set(1)
         self.state = ""
-        self.set_state("Creating")
+        # Creating for a new mapping; the control API (esm.api.manager) starts one in Enabling or
+        # Updating when it re-enables or replaces a mapping.
+        self.set_state(initial_state)
         self.runner: Any = SOURCES[mapping.source](mapping, runtime, invoker, self.metrics)
         self.log = logging.LoggerAdapter(log, {"mapping": mapping.name})
         self.source_check = f"{mapping.name}/source"

@@ -1,0 +1,434 @@
+"""The run-time set of event source mappings: {UUID: supervisor}, and how each one changes.
+
+The daemon hands the manager the supervisors it built from the config file; the control API asks
+it to create, update, disable, enable and delete mappings of its own, which it keeps in the
+mapping store (esm.checkpoints.mappings) so they survive restarts. Every change follows SPEC 0:
+
+- create: Creating -> Enabled (or Disabled), in the background; the API answers at once (202);
+- disable: Disabling -> Disabled: polling stops, in-flight batches finish and settle, gathered
+  records go back (the source's own `stop`), checkpoints and commits stay where they are;
+- enable: Enabling -> Enabled: a new supervisor resumes from those checkpoints;
+- update: Updating -> the prior state: the old supervisor drains as above, one with the new
+  settings starts, so the new settings apply from the next batch and no record is lost;
+- delete: Deleting -> gone: drained like a disable, then forgotten (checkpoints are left alone).
+
+Mappings of the config file are listed and readable, never changed here. Replicas sharing a
+DynamoDB store each run every mapping (the sources share the work) and poll the store every
+`SYNC_INTERVAL` seconds to apply what other replicas changed. Transitional states are local to a
+replica: each reports its own supervisor's progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import logging
+import time
+import uuid as uuids
+from dataclasses import dataclass, field
+from typing import Any
+
+from esm.api.protocol import ApiError
+from esm.arns import parse_arn
+from esm.checkpoints.mappings import MappingStore
+from esm.config import build_mapping
+from esm.errors import ConfigError
+from esm.health import Readiness
+from esm.invokers.base import Invoker
+from esm.metrics import MAPPING_STATES, Metrics
+from esm.outcomes import PARTIAL, SUCCESS
+from esm.settings import FunctionTarget, MappingSettings
+from esm.sources import Runtime
+from esm.supervisor import MappingSupervisor
+
+log = logging.getLogger("esm.api")
+
+SYNC_INTERVAL = 2.0
+TRANSITIONAL = ("Creating", "Enabling", "Disabling", "Updating", "Deleting")
+USER_INITIATED = "USER_INITIATED"
+DEFAULT_REGION, DEFAULT_ACCOUNT = "us-east-1", "000000000000"
+
+
+@dataclass
+class Entry:
+    """One mapping as the API sees it; `supervisor` is None while the mapping is disabled."""
+
+    settings: MappingSettings
+    origin: str  # "config" | "api"
+    supervisor: MappingSupervisor | None = None
+    task: asyncio.Task[None] | None = None  # start + run of an API mapping's supervisor
+    transition: str | None = None  # overrides the supervisor's state while a change is applied
+    last_modified: float = field(default_factory=time.time)
+    created: float = field(default_factory=time.time)
+    reason: str = USER_INITIATED
+    revision: int = 0
+    problem: str | None = None
+    # LastProcessingResult of the supervisors this mapping had before its current one.
+    last_result: str = "No records processed"
+
+    @property
+    def uuid(self) -> str:
+        return self.settings.uuid
+
+    @property
+    def state(self) -> str:
+        if self.transition:
+            return self.transition
+        if self.supervisor is not None:
+            return self.supervisor.state
+        return "Disabled"
+
+
+class MappingManager:
+    def __init__(self, functions: dict[str, FunctionTarget], runtime: Runtime, invokers: dict[str, Invoker],
+                 metrics: Metrics, store: MappingStore, *, shutdown_timeout: float, base_dir: str = ".",
+                 config_path: str = "the config file"):
+        self.functions = functions
+        self.runtime = runtime
+        self.invokers = invokers
+        self.metrics = metrics
+        self.store = store
+        self.shutdown_timeout = shutdown_timeout
+        self.base_dir = base_dir
+        self.config_path = config_path
+        self.entries: dict[str, Entry] = {}
+        self._lock = asyncio.Lock()  # one change at a time: check, persist, apply
+        self._background: set[asyncio.Task[None]] = set()
+        # API mappings do not gate /readyz: a mapping whose queue does not exist yet must not take
+        # the replica (and with it the API that could fix the mapping) out of its Service.
+        self._readiness = Readiness()
+
+    # ------------------------------------------------------------------ start-up and shutdown
+
+    def adopt(self, supervisors: list[MappingSupervisor]) -> None:
+        """The config file's mappings, run by the daemon itself."""
+        for supervisor in supervisors:
+            self.entries[supervisor.mapping.uuid] = Entry(supervisor.mapping, "config", supervisor, created=0.0)
+
+    async def load(self) -> None:
+        """Start every mapping the store holds (those made through the API before a restart)."""
+        for document in (await self.store.load()).values():
+            self._apply_stored(document)
+
+    async def sync_forever(self, stop: asyncio.Event) -> None:
+        """Replicas: apply creates, updates and deletes other replicas stored."""
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), SYNC_INTERVAL)
+            if stop.is_set():
+                return
+            try:
+                await self.sync()
+            except Exception as error:  # noqa: BLE001 - the store may be briefly unreachable; try again
+                log.warning("cannot read the mapping store, retrying in %.0fs: %s", SYNC_INTERVAL, error)
+
+    async def sync(self) -> None:
+        documents = await self.store.load()
+        async with self._lock:
+            for uuid, document in documents.items():
+                entry = self.entries.get(uuid)
+                if entry is None:
+                    self._apply_stored(document)
+                elif entry.origin == "api" and document.get("Revision", 0) > entry.revision and not entry.transition:
+                    log.info("mapping %s changed by another replica", uuid, extra={"mapping": entry.settings.name})
+                    settings = self._validated(document["Request"], uuid)
+                    if settings is not None:
+                        self._change(entry, settings, document)
+            for uuid, entry in list(self.entries.items()):
+                if entry.origin == "api" and uuid not in documents and entry.transition != "Deleting":
+                    log.info("mapping %s deleted by another replica", uuid, extra={"mapping": entry.settings.name})
+                    self._delete(entry)
+
+    async def close(self) -> None:
+        """Shutdown: every API mapping drains (within the shutdown timeout), then closes."""
+        if self._background:  # changes under way finish first, so nothing they start is left running
+            _, late = await asyncio.wait(set(self._background), timeout=self.shutdown_timeout)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        entries = [e for e in self.entries.values() if e.origin == "api"]
+        await asyncio.gather(*(self._drain(e, final_state=None) for e in entries), return_exceptions=True)
+
+    # ------------------------------------------------------------------ the operations
+
+    def get(self, uuid: str) -> Entry:
+        entry = self.entries.get(uuid)
+        if entry is None:
+            raise ApiError("ResourceNotFoundException", f"The resource you requested does not exist. (Service: "
+                           f"Lambda, Status Code: 404, Request ID: {uuids.uuid4()}) Event source mapping {uuid}")
+        return entry
+
+    def list(self, function: str | None, source_arn: str | None) -> list[Entry]:
+        key = None
+        if function is not None:
+            key = self._function_key(function)
+        entries = sorted(self.entries.values(), key=lambda e: (e.created, e.uuid))
+        return [e for e in entries if (key is None or e.settings.function.name == key)
+                and (source_arn is None or e.settings.get("EventSourceArn") == source_arn)]
+
+    async def create(self, request: dict[str, Any]) -> Entry:
+        async with self._lock:
+            request = dict(request)
+            request["FunctionName"] = self._function_key(request.get("FunctionName"))
+            new_uuid = str(uuids.uuid4())
+            settings = self._build(request, new_uuid)
+            self._refuse_duplicate(settings, None)
+            entry = Entry(settings, "api", revision=1)
+            await self.store.put(new_uuid, self._document(entry))
+            self.entries[new_uuid] = entry
+            self._start(entry, "Creating")
+            log.info("mapping %s created through the API: %s -> %s", new_uuid, settings.source_id,
+                     settings.function.name, extra={"mapping": settings.name})
+            return entry
+
+    async def update(self, uuid: str, changes: dict[str, Any]) -> Entry:
+        async with self._lock:
+            entry = self._changeable(uuid)
+            request = {**entry.settings.request, **{k: v for k, v in changes.items() if k != "UUID"}}
+            request["FunctionName"] = self._function_key(request.get("FunctionName"))
+            settings = self._build(request, uuid)
+            self._refuse_duplicate(settings, uuid)
+            entry.revision += 1
+            entry.last_modified = time.time()
+            document = self._document(entry, settings)
+            await self.store.put(uuid, document)
+            self._change(entry, settings, document)
+            return entry
+
+    async def delete(self, uuid: str) -> Entry:
+        async with self._lock:
+            entry = self._changeable(uuid, deleting=True)
+            await self.store.delete(uuid)
+            self._delete(entry)
+            return entry
+
+    # ------------------------------------------------------------------ checks
+
+    def _function_key(self, name: Any) -> str:
+        """`FunctionName` as a key of `functions:`: the key itself, or the function name or ARN a
+        `lambda:` target gives, or an ARN whose function name is a key."""
+        if not isinstance(name, str) or not name:
+            raise ApiError("InvalidParameterValueException", "FunctionName is required.")
+        if name in self.functions:
+            return name
+        short = name
+        parts = name.split(":")
+        if name.startswith("arn:") and len(parts) >= 7 and parts[5] == "function":
+            short = parts[6]
+        elif len(parts) >= 3 and parts[1] == "function":  # partial ARN: <account>:function:<name>
+            short = parts[2]
+        if short in self.functions:
+            return short
+        for key, target in self.functions.items():
+            if target.lambda_arn and target.lambda_arn in (name, short):
+                return key
+            if target.lambda_arn and target.lambda_arn.startswith("arn:") and target.lambda_arn.split(":")[6:7] == [short]:
+                return key
+        raise ApiError("ResourceNotFoundException",
+                       f"Function not found: {name} (esm knows the functions: {', '.join(self.functions)})")
+
+    def _build(self, request: dict[str, Any], uuid: str) -> MappingSettings:
+        try:
+            settings = build_mapping(request, dict(self.functions), base_dir=self.base_dir)
+        except ConfigError as error:
+            count = len(error.problems)
+            raise ApiError("InvalidParameterValueException",
+                           f"{count} validation error{'s' if count != 1 else ''} detected: "
+                           + "; ".join(str(p) for p in error.problems)) from None
+        label = f"{settings.source_id}->{settings.function.name}"
+        return _with_uuid(settings, uuid, label)
+
+    def _validated(self, request: dict[str, Any], uuid: str) -> MappingSettings | None:
+        try:
+            return self._build(dict(request), uuid)
+        except ApiError as error:
+            log.error("stored mapping %s is no longer valid with this configuration, not running it: %s",
+                      uuid, error.message)
+            return None
+
+    def _refuse_duplicate(self, settings: MappingSettings, own_uuid: str | None) -> None:
+        for other in self.entries.values():
+            if other.uuid != own_uuid and other.settings.source_id == settings.source_id \
+                    and other.settings.function.name == settings.function.name:
+                raise ApiError("ResourceConflictException",
+                               f"An event source mapping with event source ({settings.source_id}) and function "
+                               f"({settings.function.name}) already exists. Please update or delete the existing "
+                               f"mapping with UUID {other.uuid}")
+
+    def _changeable(self, uuid: str, *, deleting: bool = False) -> Entry:
+        entry = self.get(uuid)
+        if entry.origin == "config":
+            raise ApiError("ResourceConflictException",
+                           f"The event source mapping {uuid} ({entry.settings.name}) is declared in the config file "
+                           f"{self.config_path}; change it there and restart esm.")
+        state = entry.state
+        # A mapping stuck in Creating (its queue does not exist yet) may still be deleted.
+        if state in TRANSITIONAL and not (deleting and state == "Creating"):
+            raise ApiError("ResourceConflictException",
+                           f"The operation cannot be performed at this time. The event source mapping {uuid} "
+                           f"is in state {state}; try again once the change is done.")
+        return entry
+
+    # ------------------------------------------------------------------ applying changes
+
+    def _apply_stored(self, document: dict[str, Any]) -> None:
+        uuid = document["UUID"]
+        settings = self._validated(document["Request"], uuid)
+        if settings is None:
+            return
+        entry = Entry(settings, "api", last_modified=document.get("LastModified", time.time()),
+                      created=document.get("Created", time.time()), reason=document.get("StateTransitionReason",
+                                                                                          USER_INITIATED),
+                      revision=document.get("Revision", 1))
+        self.entries[uuid] = entry
+        self._start(entry, "Creating")
+
+    def _document(self, entry: Entry, settings: MappingSettings | None = None) -> dict[str, Any]:
+        settings = settings or entry.settings
+        return {"UUID": entry.uuid, "Request": dict(settings.request), "LastModified": entry.last_modified,
+                "Created": entry.created, "StateTransitionReason": entry.reason, "Revision": entry.revision}
+
+    def _start(self, entry: Entry, initial_state: str) -> None:
+        """A new supervisor for `entry` (or none if disabled), started and run in the background."""
+        if not entry.settings.enabled:
+            entry.supervisor = None
+            return
+        supervisor = MappingSupervisor(entry.settings, self.runtime, self.invokers[entry.settings.function.name],
+                                       self.metrics, self._readiness, initial_state=initial_state)
+        entry.supervisor = supervisor
+        entry.problem = None
+        entry.task = asyncio.create_task(self._run(entry, supervisor), name=f"{entry.settings.name}/api-run")
+
+    async def _run(self, entry: Entry, supervisor: MappingSupervisor) -> None:
+        try:
+            await supervisor.start()
+            await supervisor.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - one mapping failing must not stop the others
+            log.exception("mapping %s stopped: %s", entry.uuid, error, extra={"mapping": entry.settings.name})
+            entry.problem = f"PROBLEM: {error}"
+            entry.reason = f"PROBLEM: {error}"
+            if entry.supervisor is supervisor:
+                supervisor.set_state("Disabled")
+
+    def _change(self, entry: Entry, settings: MappingSettings, document: dict[str, Any]) -> None:
+        was_enabled = entry.supervisor is not None
+        transition = ("Disabling" if was_enabled and not settings.enabled else
+                      "Enabling" if settings.enabled and not was_enabled else "Updating")
+        entry.transition = transition
+        entry.revision = document.get("Revision", entry.revision)
+        entry.last_modified = document.get("LastModified", entry.last_modified)
+        entry.reason = USER_INITIATED
+        entry.settings = settings  # what the API reports at once; the old supervisor keeps its own
+
+        async def apply() -> None:
+            try:
+                await self._drain(entry, final_state=None)
+                self._start(entry, transition)
+            finally:
+                entry.transition = None
+
+        self._spawn(apply(), f"{settings.name}/{transition.lower()}")
+
+    def _delete(self, entry: Entry) -> None:
+        entry.transition = "Deleting"
+
+        async def apply() -> None:
+            try:
+                await self._drain(entry, final_state="Deleting")
+            finally:
+                self.entries.pop(entry.uuid, None)
+                self._forget_metrics(entry.settings)
+                log.info("mapping %s deleted", entry.uuid, extra={"mapping": entry.settings.name})
+
+        self._spawn(apply(), f"{entry.settings.name}/deleting")
+
+    async def _drain(self, entry: Entry, final_state: str | None) -> None:
+        """Stop the supervisor: in-flight batches finish and settle within the shutdown timeout."""
+        supervisor, task = entry.supervisor, entry.task
+        entry.task = None
+        if supervisor is None:
+            return
+        if task is not None:
+            if supervisor.state in TRANSITIONAL:
+                task.cancel()  # still connecting: nothing was read, nothing is in flight
+            else:
+                supervisor.stop()
+            done, late = await asyncio.wait({task}, timeout=self.shutdown_timeout)
+            if late:
+                log.warning("mapping %s: in-flight batches did not finish in %.0fs, cancelled (their records "
+                            "are not acknowledged and come back)", entry.uuid, self.shutdown_timeout)
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await supervisor.close()
+        entry.last_result = self._last_result(entry)
+        entry.supervisor = None
+        if final_state:
+            supervisor.set_state(final_state)
+
+    def _spawn(self, coroutine: Any, name: str) -> None:
+        task = asyncio.create_task(coroutine, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _forget_metrics(self, settings: MappingSettings) -> None:
+        labels = (settings.uuid, settings.source)
+        for state in MAPPING_STATES:
+            with contextlib.suppress(KeyError):
+                self.metrics.state.remove(*labels, state)
+        with contextlib.suppress(KeyError):
+            self.metrics.info.remove(settings.uuid, settings.source, settings.name, settings.function.name,
+                                     settings.source_id)
+
+    # ------------------------------------------------------------------ what the API answers
+
+    def configuration(self, entry: Entry) -> dict[str, Any]:
+        """The mapping as EventSourceMappingConfiguration (esm.api.protocol.render keeps the
+        members the model declares)."""
+        settings = entry.settings
+        arn = parse_arn(settings.source_id) if settings.source_id.startswith("arn:") else None
+        region = (arn.region if arn else "") or self.runtime.clients.region_for() or DEFAULT_REGION
+        account = (arn.account if arn else "") or DEFAULT_ACCOUNT
+        target = settings.function
+        if target.lambda_arn and target.lambda_arn.startswith("arn:"):
+            function_arn = target.lambda_arn
+        else:  # SPEC 9.9: the source's region and account
+            function_arn = f"arn:aws:lambda:{region}:{account}:function:{target.lambda_arn or target.name}"
+        return {
+            **settings.request,
+            "UUID": entry.uuid,
+            "FunctionArn": function_arn,
+            "EventSourceMappingArn": f"arn:aws:lambda:{region}:{account}:event-source-mapping:{entry.uuid}",
+            "State": entry.state,
+            "StateTransitionReason": entry.reason,
+            "LastModified": entry.last_modified,
+            "LastProcessingResult": entry.problem or self._last_result(entry),
+        }
+
+    @staticmethod
+    def _last_result(entry: Entry) -> str:
+        outcome = entry.supervisor.metrics.last_outcome if entry.supervisor is not None else None
+        if outcome is None:
+            return entry.last_result
+        return "OK" if outcome in (SUCCESS, PARTIAL) else "PROBLEM: Function call failed"
+
+
+def _with_uuid(settings: MappingSettings, uuid: str, name: str) -> MappingSettings:
+    return dataclasses.replace(settings, uuid=uuid, name=name)
+
+
+def encode_marker(entry: Entry) -> str:
+    # repr() of a float reads back exactly: the next page starts right after this entry.
+    return base64.urlsafe_b64encode(f"{entry.created!r}/{entry.uuid}".encode()).decode()
+
+
+def decode_marker(marker: str) -> tuple[float, str]:
+    try:
+        created, _, uuid = base64.urlsafe_b64decode(marker.encode()).decode().partition("/")
+        return float(created), uuid
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError("InvalidParameterValueException", f"Invalid Marker: {marker!r}") from None
+
