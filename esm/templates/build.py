@@ -194,7 +194,8 @@ def load_template(options: TemplateOptions, environ: Mapping[str, str] | None = 
                                                   "SQS, Kinesis, DynamoDB, MSK or SelfManagedKafka) to run"))
 
     raw: dict[str, Any] = dict(file_raw)
-    raw["functions"] = {**{k: dict(p.spec) for k, p in placements.items()}, **overrides}
+    raw["functions"] = {**{k: v for k, v in overrides.items() if k not in placements},
+                        **{k: dict(p.spec) for k, p in placements.items()}}
     raw["event_source_mappings"] = [{**m.request, "esm": {"name": m.logical_id}} for m in mappings]
     if options.functions_endpoint:
         raw["aws"] = {**(raw.get("aws") or {})}
@@ -291,7 +292,11 @@ def _mapping(logical_id: str, label: str, sam_type: str | None, resource: Mappin
         return None
     request: dict[str, Any] = {}
     failed = False
+    # A Ref or GetAtt to a function of the template is that function: nothing to look up.
+    direct = _function_key(properties.get("FunctionName"), None, resources, function_ids)
     for key, node in properties.items():
+        if key == "FunctionName" and direct is not None:
+            continue
         try:
             value = resolver.value(node, f"{logical_id}.Properties.{key}")
         except Unresolvable as error:
@@ -306,7 +311,7 @@ def _mapping(logical_id: str, label: str, sam_type: str | None, resource: Mappin
             request[key] = value
     if failed:
         return None
-    function = _function_key(properties.get("FunctionName"), request.get("FunctionName"), resources, function_ids)
+    function = direct or _function_key(None, request.get("FunctionName"), resources, function_ids)
     if function is None:
         problems.append(Problem(_property_path(label, sam_type, "FunctionName"), "is required"))
         return None
@@ -339,7 +344,7 @@ def _place(name: str, resources_raw: Mapping[str, Any], function_ids: set[str], 
            resources: Resources, template_dir: str, options: fn.FunctionOptions,
            problems: list[Problem]) -> fn.Placement | None:
     if name not in function_ids:
-        if name in options.overrides:
+        if isinstance(options.overrides.get(name), dict) and set(options.overrides[name]) & set(fn.TARGET_KEYS):
             return fn.Placement(spec=options.overrides[name], where="--config functions:")
         if options.endpoint:
             return fn.Placement(spec={"lambda": name}, where=f"Invoke API at {options.endpoint}")

@@ -1,6 +1,7 @@
 """Where each function of a template runs (issue 16.2), as `functions:` entries of esm's config.
 
-In order: a `functions:` entry of the `--config` file with the function's logical id wins; then
+In order: a `functions:` entry of the `--config` file with the function's logical id and a target
+wins (an entry without one only adjusts `timeout` or `max_concurrency`); then
 `--functions-endpoint URL` (the Lambda Invoke API at URL, the function named by its logical id, as
 `sam local start-lambda` names them); then `--functions-url PATTERN` (`{function}` replaced by the
 logical id); then a Python function with local code runs in-process; with `--stack`, any other
@@ -19,7 +20,7 @@ import os
 import re
 import sys
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -27,6 +28,7 @@ from esm.errors import Problem
 
 CODE_PACKAGE = "esm_template_code"
 DEFAULT_TIMEOUT = 3  # CloudFormation's default for AWS::Lambda::Function Timeout
+TARGET_KEYS = ("url", "lambda", "handler")  # esm.config's: one of them names where a function runs
 HANDLER = re.compile(r"^(?P<module>[A-Za-z_][\w/.]*)\.(?P<function>[A-Za-z_]\w*)$")
 
 
@@ -54,9 +56,21 @@ def module_name(logical_id: str) -> str:
 
 def place(logical_id: str, properties: Mapping[str, Any], code_dir: str | None, physical_name: str | None,
           options: FunctionOptions, problems: list[Problem]) -> Placement | None:
-    """The placement of one template function; problems name `LogicalId.Properties.<field>`."""
-    if logical_id in options.overrides:
-        return Placement(spec=options.overrides[logical_id], where="--config functions:")
+    """The placement of one template function; problems name `LogicalId.Properties.<field>`.
+
+    A `--config` entry with a target (url, lambda, handler) replaces the function; one without
+    (`{max_concurrency: 1}`, `{timeout: 60}`) adjusts where the template puts it."""
+    override = options.overrides.get(logical_id)
+    if isinstance(override, dict) and any(key in override for key in TARGET_KEYS):
+        return Placement(spec=override, where="--config functions:")
+    placement = _place(logical_id, properties, code_dir, physical_name, options, problems)
+    if placement is not None and isinstance(override, dict):
+        return replace(placement, spec={**placement.spec, **override})
+    return placement
+
+
+def _place(logical_id: str, properties: Mapping[str, Any], code_dir: str | None, physical_name: str | None,
+           options: FunctionOptions, problems: list[Problem]) -> Placement | None:
     timeout = properties.get("Timeout", DEFAULT_TIMEOUT)
     if options.endpoint:
         return Placement(spec={"lambda": logical_id, "timeout": timeout}, where=f"Invoke API at {options.endpoint}")

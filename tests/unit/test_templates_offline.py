@@ -288,7 +288,8 @@ def test_conflicting_environment_is_an_error(tmp_path):
 
 def test_where_functions_run(tmp_path):
     """Issue 16.2: a non-Python function needs an endpoint (clear error otherwise); --functions-url
-    fills in the logical id; a --config functions: entry overrides one function."""
+    fills in the logical id; a --config functions: entry overrides one function (with a target) or
+    adjusts it (without one)."""
     text = PLAIN.replace("Runtime: python3.12", "Runtime: nodejs20.x")
     path = write(tmp_path, text)
     assert problems_of(offline(path)) == [
@@ -304,6 +305,11 @@ def test_where_functions_run(tmp_path):
     config = load_template(offline(path, config=str(overrides))).config
     assert config.functions["Worker"].url == "http://127.0.0.1:8080/run" and config.functions["Worker"].timeout == 12
     assert config.metrics.listen == "127.0.0.1:9191"
+    # An entry without a target adjusts the template's placement instead of replacing it.
+    overrides.write_text("functions:\n  Worker: {max_concurrency: 1, timeout: 12}\n")
+    config = load_template(offline(path, config=str(overrides), functions_url="http://127.0.0.1:9000/{function}")).config
+    worker = config.functions["Worker"]
+    assert (worker.url, worker.max_concurrency, worker.timeout) == ("http://127.0.0.1:9000/Worker", 1, 12)
 
 
 def test_missing_handler_module_is_reported(tmp_path):

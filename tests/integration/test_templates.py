@@ -1,0 +1,251 @@
+"""`esm run --template` against the real backends (issue 16 "Tests").
+
+The example SAM template end to end with --create-resources (ElasticMQ, kinesis-mock, moto's
+DynamoDB); a plain CloudFormation mapping whose queue is found by name; --stack against moto's
+CloudFormation; a function reached through the Lambda Invoke API served by the Runtime Interface
+Emulator (it answers to the function name `function`, so the test template names its function so).
+The daemon runs in the test's loop from the Config that `load_template` builds, as `esm run` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+from aiobotocore.session import get_session
+
+from esm.errors import ConfigError
+from esm.templates import TemplateOptions, load_template
+from tests.support import recorder as rec
+from tests.support.daemon import running_config
+from tests.support.kinesis import kinesis_client, put
+from tests.support.sqs import create_queue, queue_counts, receive_all, send, sqs_client
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.usefixtures("backends")
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sam" / "template.yaml"
+MOTO_ACCOUNT = "123456789012"
+
+
+def overrides(tmp_path: Path, **extra) -> str:
+    """The --config file: what `esm run --config` would take besides the mappings."""
+    doc = {"metrics": {"listen": "127.0.0.1:0"}, "shutdown_timeout": 10, "startup_timeout": 30,
+           "checkpoints": {"sqlite": str(tmp_path / "checkpoints.db")}, **extra}
+    path = tmp_path / "esm.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+async def load(options: TemplateOptions):
+    return await asyncio.to_thread(load_template, options)  # botocore's clients block
+
+
+def client(service: str, endpoint: str):
+    return get_session().create_client(service, region_name="us-east-1", endpoint_url=endpoint,
+                                       aws_access_key_id="test", aws_secret_access_key="test")
+
+
+async def test_example_template_end_to_end(tmp_path):
+    """Issue 16.3/16.5: --create-resources creates the example's queues (with redrive), stream and
+    table (with its stream); the SQS mapping filters (an unpaid order never reaches the function)
+    and honours the partial batch response (only the order without an id stays on the queue); the
+    Kinesis mapping bisects a failing batch down to the bad record and sends only that one to the
+    on-failure queue, while the good records are processed."""
+    stage = f"t{uuid.uuid4().hex[:8]}"
+    loaded = await load(TemplateOptions(str(EXAMPLE), parameter_overrides={"Stage": stage}, config=overrides(tmp_path),
+                                        create_resources=True, skip_unsupported=True))
+    assert sorted(loaded.created) == ["AccountsTable", "ClicksFailures", "ClicksStream", "OrdersDeadLetters",
+                                      "OrdersQueue"]
+    async with client("dynamodb", os.environ["AWS_ENDPOINT_URL_DYNAMODB"]) as dynamodb:
+        table = (await dynamodb.describe_table(TableName=f"accounts-{stage}"))["Table"]
+    assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    loaded.install()
+    paid = {"mapping": next(m.uuid for m in loaded.config.mappings if m.name == "OrdersFunctionPaid"), "source": "sqs"}
+    async with sqs_client() as sqs, kinesis_client() as kinesis:
+        orders = (await sqs.get_queue_url(QueueName=f"orders-{stage}"))["QueueUrl"]
+        redrive = json.loads((await sqs.get_queue_attributes(QueueUrl=orders, AttributeNames=["RedrivePolicy"]))
+                             ["Attributes"]["RedrivePolicy"])
+        assert redrive["deadLetterTargetArn"].endswith(f":orders-dlq-{stage}") and int(redrive["maxReceiveCount"]) == 3
+        failures = (await sqs.get_queue_url(QueueName=f"clicks-failures-{stage}"))["QueueUrl"]
+        async with running_config(loaded.config) as daemon:
+            await send(sqs, orders, [json.dumps({"status": "paid", "id": 1}), json.dumps({"status": "new", "id": 2}),
+                                     json.dumps({"status": "paid"})])
+            clicks = [json.dumps(c).encode() for c in ({"page": "a"}, {"page": "b"}, {"nopage": 1}, {"page": "d"})]
+            sequences = await put(kinesis, f"clicks-{stage}", [("k", data) for data in clicks])
+            await daemon.wait_total("esm_filtered_out_events_total", 1)
+            await wait_until(lambda: daemon.value("esm_invoked_events_total", **paid) >= 2, what="both paid orders invoked")
+            await wait_until(lambda: _sum(queue_counts(sqs, orders)), what="orders queue settled")
+            dead = []
+            await wait_until(lambda: _received(sqs, failures, dead), what="a record on the on-failure queue")
+            assert await queue_counts(sqs, orders) == (0, 1)  # the order without an id, waiting to come back
+            assert daemon.value("esm_invoked_events_total", **paid) == 2
+    (document,) = [json.loads(m["Body"]) for m in dead]
+    info = document["KinesisBatchInfo"]
+    assert info["batchSize"] == 1 and info["startSequenceNumber"] == sequences[2]
+    assert document["requestContext"]["functionArn"].endswith(":function:ClicksFunction")
+
+
+async def _sum(counts) -> bool:
+    visible, in_flight = await counts
+    return visible + in_flight == 1
+
+
+async def _received(sqs, url: str, into: list) -> bool:
+    into.extend(await receive_all(sqs, url, wait=0))
+    return bool(into)
+
+
+PLAIN = """
+AWSTemplateFormatVersion: "2010-09-09"
+Parameters:
+  QueueName: {Type: String}
+  Mode: {Type: String, Default: batch}
+Conditions:
+  Batched: !Equals [!Ref Mode, batch]
+Resources:
+  Jobs:
+    Type: AWS::SQS::Queue
+    Properties:
+      QueueName: !Ref QueueName
+  Worker:
+    Type: AWS::Lambda::Function
+    Properties:
+      FunctionName: !Sub "${AWS::StackName}-worker"
+      Runtime: java21
+      Handler: example.Handler
+      Code: {S3Bucket: artifacts, S3Key: worker.jar}
+      Role: arn:aws:iam::000000000000:role/worker
+  JobsMapping:
+    Type: AWS::Lambda::EventSourceMapping
+    Properties:
+      FunctionName: !GetAtt Worker.Arn
+      EventSourceArn: !GetAtt Jobs.Arn
+      BatchSize: !If [Batched, 5, 1]
+      FilterCriteria:
+        Filters:
+          - Pattern: !Sub '{"body": {"queue": ["${QueueName}"]}}'
+"""
+
+
+async def test_plain_cloudformation_mapping_runs(tmp_path):
+    """Issue 16.1/16.3: a plain AWS::Lambda::EventSourceMapping (no SAM) with a parameter, a
+    condition and Fn::Sub; its queue, defined in the template, is found by its QueueName on the
+    configured SQS endpoint; the Java function is overridden by the --config file's functions:."""
+    recorder = rec.install(rec.Recorder())
+    template = tmp_path / "template.yaml"
+    template.write_text(textwrap.dedent(PLAIN))
+    async with sqs_client() as sqs:
+        url, arn = await create_queue(sqs, "jobs")
+        name = arn.rsplit(":", 1)[-1]
+        config = overrides(tmp_path, functions={"Worker": {"handler": "tests.support.recorder:handle"}})
+        loaded = await load(TemplateOptions(str(template), parameter_overrides={"QueueName": name}, config=config))
+        (mapping,) = loaded.config.mappings
+        assert mapping.source_id == arn and mapping.get("BatchSize") == 5
+        assert loaded.rows[0].runs == "--config functions:"
+        async with running_config(loaded.config) as daemon:
+            await send(sqs, url, [json.dumps({"queue": name, "n": i}) for i in range(6)] + [json.dumps({"queue": "x"})])
+            await recorder.wait_for(lambda r: len(r.records) >= 6)
+            await daemon.wait_total("esm_filtered_out_events_total", 1)
+    assert sorted(json.loads(b)["n"] for b in recorder.bodies()) == list(range(6))
+    assert all(len(batch) <= 5 for batch in recorder.batches)
+    assert recorder.records[0]["eventSourceARN"] == arn
+
+
+async def test_missing_queue_is_a_clear_error(tmp_path):
+    """Issue 16.3: a queue the template names that does not exist on the endpoint is an error at the
+    property that needs it, saying how to get it created."""
+    template = tmp_path / "template.yaml"
+    template.write_text(textwrap.dedent(PLAIN))
+    with pytest.raises(ConfigError) as raised:
+        await load(TemplateOptions(str(template), parameter_overrides={"QueueName": f"absent-{uuid.uuid4().hex[:8]}"},
+                                   functions_url="http://127.0.0.1:9/{function}"))
+    (problem,) = raised.value.problems
+    assert problem.path == "JobsMapping.Properties.EventSourceArn.Fn::GetAtt"
+    assert problem.message.startswith("Jobs: get_queue_url at ") and problem.message.endswith(
+        "; create it, or pass --create-resources"), problem.message
+
+
+async def test_stack_resources_from_moto_cloudformation(tmp_path):
+    """Issue 16.3: with --stack, the template's queue is the deployed stack's (moto's CloudFormation,
+    DescribeStackResources): its physical queue, in the stack's account, is the one esm polls."""
+    recorder = rec.install(rec.Recorder())
+    stack = f"esm-{uuid.uuid4().hex[:8]}"
+    name = f"stackq-{uuid.uuid4().hex[:8]}"
+    deployed = {"Resources": {"Jobs": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": name}}}}
+    moto = os.environ["ESM_AWS_ENDPOINT"]
+    async with client("cloudformation", moto) as cloudformation:
+        await cloudformation.create_stack(StackName=stack, TemplateBody=json.dumps(deployed))
+    template = tmp_path / "template.yaml"
+    template.write_text(textwrap.dedent(PLAIN))
+    config = overrides(tmp_path, functions={"Worker": {"handler": "tests.support.recorder:handle"}},
+                       aws={"endpoints": {"cloudformation": moto, "sqs": moto}})
+    # QueueName is given but not used: the stack says which queue Jobs is.
+    loaded = await load(TemplateOptions(str(template), parameter_overrides={"QueueName": name}, config=config,
+                                        stack=stack))
+    (mapping,) = loaded.config.mappings
+    assert mapping.source_id == f"arn:aws:sqs:us-east-1:{MOTO_ACCOUNT}:{name}"
+    async with client("sqs", moto) as sqs:
+        url = (await sqs.get_queue_url(QueueName=name))["QueueUrl"]
+        async with running_config(loaded.config):
+            await sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"queue": name}))
+            await recorder.wait_for(lambda r: len(r.records) >= 1)
+    assert recorder.records[0]["eventSourceARN"] == mapping.source_id
+
+
+async def test_unknown_stack_is_a_clear_error(tmp_path):
+    """Issue 16.3: a --stack that CloudFormation does not know is an error naming it."""
+    template = tmp_path / "template.yaml"
+    template.write_text(textwrap.dedent(PLAIN))
+    config = overrides(tmp_path, aws={"endpoints": {"cloudformation": os.environ["ESM_AWS_ENDPOINT"]}})
+    with pytest.raises(ConfigError) as raised:
+        await load(TemplateOptions(str(template), config=config, stack="no-such-stack"))
+    (problem,) = raised.value.problems
+    assert problem.path == "--stack" and problem.message.startswith("cannot read stack 'no-such-stack'")
+
+
+async def test_function_through_the_invoke_api_at_an_endpoint(tmp_path):
+    """Issue 16.2: --functions-endpoint reaches the template's function by its logical id through the
+    Lambda Invoke API (the Runtime Interface Emulator's, which serves the name `function`); the
+    template's Timeout is the function's, and a --config entry without a target adjusts it (one invoke
+    at a time); a message is deleted only after the invoke succeeded."""
+    template = tmp_path / "template.yaml"
+    template.write_text(textwrap.dedent("""
+        Transform: AWS::Serverless-2016-10-31
+        Parameters:
+          Queue: {Type: String}
+        Resources:
+          function:
+            Type: AWS::Serverless::Function
+            Properties:
+              Runtime: nodejs20.x
+              Handler: index.handler
+              CodeUri: ./
+              Timeout: 20
+              Events:
+                Jobs:
+                  Type: SQS
+                  Properties: {Queue: !Sub "arn:aws:sqs:${AWS::Region}:${AWS::AccountId}:${Queue}", BatchSize: 2}
+        """))
+    endpoint = os.environ["AWS_ENDPOINT_URL_LAMBDA"]
+    async with sqs_client() as sqs:
+        url, arn = await create_queue(sqs, "rie")
+        loaded = await load(TemplateOptions(str(template), parameter_overrides={"Queue": arn.rsplit(":", 1)[-1]},
+                                            functions_endpoint=endpoint,
+                                            # The emulator serves one invoke at a time (SPEC 9.1).
+                                            config=overrides(tmp_path, functions={"function": {"max_concurrency": 1}})))
+        target = loaded.config.functions["function"]
+        assert (target.kind, target.lambda_arn, target.timeout, target.max_concurrency) == ("lambda", "function", 20, 1)
+        assert loaded.rows[0].runs == f"Invoke API at {endpoint}"
+        async with running_config(loaded.config) as daemon:
+            await send(sqs, url, ["one", "two", "three"])
+            await daemon.wait_total("esm_deleted_events_total", 3)
+            assert daemon.total("esm_invoke_errors_total") == 0
+        assert await queue_counts(sqs, url) == (0, 0)
