@@ -92,7 +92,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
             from esm.api.service import ControlApi
 
             control = ControlApi(config, runtime, invokers, metrics, supervisors)
-            await control.start()
+            await control.start(stop)
         await _start_all(supervisors, config.startup_timeout, stop)
         readiness.set("startup", True)
         if ready is not None:

@@ -125,8 +125,8 @@ class MappingManager:
                 log.warning("cannot read the mapping store, retrying in %.0fs: %s", SYNC_INTERVAL, error)
 
     async def sync(self) -> None:
-        documents = await self.store.load()
-        async with self._lock:
+        async with self._lock:  # read under the lock: a snapshot older than a local create would delete it
+            documents = await self.store.load()
             for uuid, document in documents.items():
                 entry = self.entries.get(uuid)
                 if entry is None:
@@ -156,8 +156,8 @@ class MappingManager:
     def get(self, uuid: str) -> Entry:
         entry = self.entries.get(uuid)
         if entry is None:
-            raise ApiError("ResourceNotFoundException", f"The resource you requested does not exist. (Service: "
-                           f"Lambda, Status Code: 404, Request ID: {uuids.uuid4()}) Event source mapping {uuid}")
+            raise ApiError("ResourceNotFoundException",
+                           f"The resource you requested does not exist: event source mapping {uuid}")
         return entry
 
     def list(self, function: str | None, source_arn: str | None) -> list[Entry]:
@@ -190,7 +190,12 @@ class MappingManager:
             request["FunctionName"] = self._function_key(request.get("FunctionName"))
             settings = self._build(request, uuid)
             self._refuse_duplicate(settings, uuid)
-            entry.revision += 1
+            # Another replica may have changed it since this one last looked: count on from the
+            # stored revision, so every replica (that one included) sees this change as newer.
+            stored = (await self.store.load()).get(uuid)
+            if stored is None:
+                raise ApiError("ResourceNotFoundException", f"Event source mapping {uuid} was deleted.")
+            entry.revision = max(entry.revision, stored.get("Revision", 0)) + 1
             entry.last_modified = time.time()
             document = self._document(entry, settings)
             await self.store.put(uuid, document)

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from esm.api import sigv4
 from esm.api.manager import MappingManager, decode_marker, encode_marker
-from esm.api.protocol import ApiError, Route, configuration_shape, match_route, allowed_methods, parse, render
+from esm.api.protocol import ApiError, Route, allowed_methods, match_route, parse, render
 from esm.errors import EsmError
 from esm.metrics import Metrics
 from esm.settings import ApiCredentials, ApiSettings

@@ -2,14 +2,15 @@
 
 `ControlApi.start` opens the store, adopts the config file's supervisors, starts the mappings the
 store holds (in the background: they do not delay start-up), the listener and, for a shared store,
-the loop that applies other replicas' changes. `close` stops the listener first (no change can
-arrive while mappings drain), then drains the API's mappings and closes the store.
+the loop that applies other replicas' changes. When the daemon's `stop` is set it stops the
+listener (no change can arrive while mappings drain) and drains the API's mappings at the same
+time as the daemon drains the config file's, so shutdown takes one `shutdown_timeout`, not two;
+`close` waits for that and closes the store.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from esm.api.manager import MappingManager
 from esm.api.server import ApiServer
@@ -31,20 +32,35 @@ class ControlApi:
         self.manager.adopt(supervisors)
         self.server = ApiServer(config.api, self.manager, metrics)  # reads the credentials: fails early
         self._stop = asyncio.Event()
-        self._sync: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._shutdown: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
+    async def start(self, stop: asyncio.Event) -> None:
         await self.store.open()
         await self.manager.load()
         await self.server.start()
         if self.store.shared:
-            self._sync = asyncio.create_task(self.manager.sync_forever(self._stop), name="api/sync")
+            self._tasks.append(asyncio.create_task(self.manager.sync_forever(self._stop), name="api/sync"))
+        self._tasks.append(asyncio.create_task(self._stop_with(stop), name="api/stop"))
+
+    async def _stop_with(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._begin_shutdown()
+
+    def _begin_shutdown(self) -> None:
+        if self._shutdown is None:
+            self._stop.set()
+            self._shutdown = asyncio.create_task(self._drain(), name="api/shutdown")
+
+    async def _drain(self) -> None:
+        await self.server.stop()
+        await self.manager.close()
 
     async def close(self) -> None:
-        self._stop.set()
-        await self.server.stop()
-        if self._sync is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sync
-        await self.manager.close()
+        self._begin_shutdown()
+        assert self._shutdown is not None
+        await self._shutdown
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.store.close()

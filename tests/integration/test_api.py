@@ -23,6 +23,7 @@ import yaml
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
+from tests.support.kinesis import create_stream, kinesis_client, put
 from tests.support.sqs import create_queue, queue_counts, send, sqs_client
 from tests.support.waiting import wait_until
 
@@ -30,21 +31,25 @@ ESM = Path(sys.executable).parent / "esm"
 AWS = Path(sys.executable).parent / "aws"
 ACCESS_KEY = "AKIAESMTESTKEY000001"
 
-# Appends one JSON line per record: queue, body, and the size of the batch it came in. A body of
-# "block" waits until the file `<folder>/release` exists (to hold a batch in flight).
+# Appends one JSON line per record: source ARN, body (an SQS body or decoded Kinesis data), and
+# the size of the batch it came in. A body of "block" waits until the file `<folder>/release`
+# exists (to hold a batch in flight).
 HANDLER = textwrap.dedent('''
-    import json, os, time
+    import base64, json, os, time
     HERE = os.path.dirname(os.path.abspath(__file__))
+
+    def body(record):
+        return record["body"] if "body" in record else base64.b64decode(record["kinesis"]["data"]).decode()
 
     def handle(event, context):
         records = event["Records"]
         for record in records:
-            if record["body"] == "block":
+            if body(record) == "block":
                 while not os.path.exists(os.path.join(HERE, "release")):
                     time.sleep(0.05)
         with open(os.path.join(HERE, "delivered.jsonl"), "a") as out:
             for record in records:
-                out.write(json.dumps({"queue": record["eventSourceARN"], "body": record["body"],
+                out.write(json.dumps({"queue": record["eventSourceARN"], "body": body(record),
                                       "batch": len(records)}) + "\\n")
         return {}
 ''')
@@ -414,3 +419,29 @@ async def test_a_wrong_secret_or_no_signature_is_refused(backends: dict[str, str
     finally:
         daemon.stop()
     assert secret not in daemon.log.read_text()
+
+
+async def test_a_kinesis_mapping_resumes_from_its_checkpoint_after_disable_update_and_enable(esm_api: EsmProcess):
+    """Issue 15.3: for a stream, disable keeps the checkpoint: records put while disabled are
+    delivered after enable (an update of BatchSize in between), and none before them again."""
+    await esm_api.ready()
+    lam = esm_api.client()
+    async with kinesis_client() as kinesis:
+        name, arn = await create_stream(kinesis)
+        mapping = lam.create_event_source_mapping(FunctionName="orders", EventSourceArn=arn,
+                                                  StartingPosition="TRIM_HORIZON")["UUID"]
+        await put(kinesis, name, [("k", b"k1"), ("k", b"k2"), ("k", b"k3")])
+        await wait_until(lambda: len(esm_api.delivered(arn)) == 3, what="the first records delivered")
+        await wait_state(lam, mapping, "Enabled")
+        lam.update_event_source_mapping(UUID=mapping, Enabled=False)
+        await wait_state(lam, mapping, "Disabled")
+        await put(kinesis, name, [("k", b"k4"), ("k", b"k5")])
+        assert lam.update_event_source_mapping(UUID=mapping, BatchSize=2)["State"] == "Updating"
+        await wait_state(lam, mapping, "Disabled")
+        assert len(esm_api.delivered(arn)) == 3
+        assert lam.update_event_source_mapping(UUID=mapping, Enabled=True)["State"] == "Enabling"
+        await wait_until(lambda: len(esm_api.delivered(arn)) >= 5, what="records put while disabled delivered")
+        await wait_state(lam, mapping, "Enabled")
+    assert [r["body"] for r in esm_api.delivered(arn)] == ["k1", "k2", "k3", "k4", "k5"]
+    assert lam.get_event_source_mapping(UUID=mapping)["BatchSize"] == 2
+    lam.delete_event_source_mapping(UUID=mapping)
