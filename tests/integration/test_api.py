@@ -245,6 +245,16 @@ async def test_each_error_type(esm_api: EsmProcess):
     body = json.loads(raw.value.read())
     assert "Colour" in body["message"] and body["Type"] == "User"
 
+    # Bodies are bounded (15.5); other paths are no operation of this API.
+    huge = urllib.request.Request(esm_api.endpoint + "/2015-03-31/event-source-mappings/", method="POST",
+                                  data=b"{" + b" " * (300 * 1024) + b"}")
+    with pytest.raises(urllib.error.HTTPError) as raw:
+        urllib.request.urlopen(huge, timeout=10)
+    assert raw.value.code == 413 and raw.value.headers["x-amzn-ErrorType"] == "RequestTooLargeException"
+    with pytest.raises(urllib.error.HTTPError) as raw:
+        urllib.request.urlopen(esm_api.endpoint + "/2015-03-31/functions/orders/invocations", timeout=10)
+    assert raw.value.code == 404 and raw.value.headers["x-amzn-ErrorType"] == "UnknownOperationException"
+
     first = lam.create_event_source_mapping(FunctionName="orders", EventSourceArn=arn)["UUID"]
     code, status, message = error_code(lambda: lam.create_event_source_mapping(FunctionName="orders", EventSourceArn=arn))
     assert (code, status) == ("ResourceConflictException", 409) and first in message
