@@ -179,6 +179,9 @@ class MappingManager:
             await self.store.put(new_uuid, self._document(entry))
             self.entries[new_uuid] = entry
             self._start(entry, "Creating")
+            if entry.supervisor is None:  # created disabled: Creating (as answered), then Disabled
+                entry.transition = "Creating"
+                self._spawn(self._created(entry), f"{settings.name}/creating")
             log.info("mapping %s created through the API: %s -> %s", new_uuid, settings.source_id,
                      settings.function.name, extra={"mapping": settings.name})
             return entry
@@ -299,6 +302,10 @@ class MappingManager:
         """A new supervisor for `entry` (or none if disabled), started and run in the background."""
         if not entry.settings.enabled:
             entry.supervisor = None
+            settings = entry.settings  # no supervisor to report it: esm_mapping_state and _info say so here
+            self.metrics.for_mapping(settings.uuid, settings.source).set_state("Disabled")
+            self.metrics.info.labels(settings.uuid, settings.source, settings.name, settings.function.name,
+                                     settings.source_id).set(1)
             return
         supervisor = MappingSupervisor(entry.settings, self.runtime, self.invokers[entry.settings.function.name],
                                        self.metrics, self._readiness, initial_state=initial_state)
@@ -318,6 +325,10 @@ class MappingManager:
             entry.reason = f"PROBLEM: {error}"
             if entry.supervisor is supervisor:
                 supervisor.set_state("Disabled")
+
+    @staticmethod
+    async def _created(entry: Entry) -> None:
+        entry.transition = None
 
     def _change(self, entry: Entry, settings: MappingSettings, document: dict[str, Any]) -> None:
         was_enabled = entry.supervisor is not None

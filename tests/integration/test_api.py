@@ -455,3 +455,17 @@ async def test_a_kinesis_mapping_resumes_from_its_checkpoint_after_disable_updat
     assert [r["body"] for r in esm_api.delivered(arn)] == ["k1", "k2", "k3", "k4", "k5"]
     assert lam.get_event_source_mapping(UUID=mapping)["BatchSize"] == 2
     lam.delete_event_source_mapping(UUID=mapping)
+
+
+async def test_a_mapping_created_disabled_never_polls(esm_api: EsmProcess):
+    """Issue 15.3: Enabled=false on create goes Creating -> Disabled; its queue is left alone."""
+    await esm_api.ready()
+    lam = esm_api.client()
+    async with sqs_client() as sqs:
+        url, arn = await create_queue(sqs, "api-created-disabled")
+        await send(sqs, url, ["waiting"])
+        created = lam.create_event_source_mapping(FunctionName="orders", EventSourceArn=arn, Enabled=False)
+        assert created["State"] == "Creating"
+        await wait_state(lam, created["UUID"], "Disabled")
+        assert await queue_counts(sqs, url) == (1, 0) and esm_api.delivered(arn) == []
+    lam.delete_event_source_mapping(UUID=created["UUID"])
