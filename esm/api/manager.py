@@ -96,6 +96,7 @@ class MappingManager:
         self.entries: dict[str, Entry] = {}
         self._lock = asyncio.Lock()  # one change at a time: check, persist, apply
         self._background: set[asyncio.Task[None]] = set()
+        self._invalid: dict[str, str] = {}  # stored mappings this configuration cannot run: uuid -> why
         # API mappings do not gate /readyz: a mapping whose queue does not exist yet must not take
         # the replica (and with it the API that could fix the mapping) out of its Service.
         self._readiness = Readiness()
@@ -252,8 +253,11 @@ class MappingManager:
         try:
             return self._build(dict(request), uuid)
         except ApiError as error:
-            log.error("stored mapping %s is no longer valid with this configuration, not running it: %s",
-                      uuid, error.message)
+            # Said once per stored version, not at every poll of the store.
+            if self._invalid.get(uuid) != error.message:
+                self._invalid[uuid] = error.message
+                log.error("stored mapping %s is not valid with this configuration (a function removed from "
+                          "functions:?), not running it: %s", uuid, error.message)
             return None
 
     def _refuse_duplicate(self, settings: MappingSettings, own_uuid: str | None) -> None:
