@@ -323,6 +323,11 @@ async def test_update_batch_size_applies_to_the_next_batch_without_losing_record
         await wait_until(lambda: _in_flight(sqs, url), what="the blocking message in flight")
         assert lam.update_event_source_mapping(UUID=mapping, BatchSize=5, MaximumBatchingWindowInSeconds=2)["State"] \
             == "Updating"
+        # While the batch in flight holds the update (15.2): no second change, no delete.
+        for call in (lambda: lam.update_event_source_mapping(UUID=mapping, BatchSize=3),
+                     lambda: lam.delete_event_source_mapping(UUID=mapping)):
+            code, status, message = error_code(call)
+            assert (code, status) == ("ResourceConflictException", 409) and "Updating" in message
         (esm_api.folder / "release").write_text("")
         await wait_state(lam, mapping, "Enabled")
         await send(sqs, url, [f"m{i}" for i in range(5)])
