@@ -13,6 +13,7 @@ Every problem comes back as one ConfigError whose paths start with the resource'
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
@@ -103,6 +104,10 @@ class _Mapping:
 
 def load_template(options: TemplateOptions, environ: Mapping[str, str] | None = None) -> LoadedTemplate:
     environ = os.environ if environ is None else environ
+    if not options.offline:
+        # Every problem that needs no service first: nothing is looked up or created for a template
+        # that would be refused anyway.
+        load_template(dataclasses.replace(options, offline=True, create_resources=False), environ)
     problems: list[Problem] = []
     file_raw = _read_config_file(options.config)
     overrides = file_raw.pop("functions", None) or {}

@@ -94,8 +94,9 @@ def _place(logical_id: str, properties: Mapping[str, Any], code_dir: str | None,
             code_dir=code_dir,
             environment={str(k): _env_text(v) for k, v in variables.items()},
         )
-    if options.stack and physical_name:
-        return Placement(spec={"lambda": physical_name, "timeout": timeout}, where=f"deployed function {physical_name}")
+    if options.stack:  # without the stack at hand (validating), the logical id stands in for its name
+        name = physical_name or logical_id
+        return Placement(spec={"lambda": name, "timeout": timeout}, where=f"deployed function {name}")
     why = (f"its Runtime is {runtime or 'not set (a container image?)'}" if not runtime.startswith("python")
            else "its code is not a local folder (CodeUri on S3, InlineCode or an image)")
     problems.append(Problem(logical_id, f"cannot run inside esm: {why}; pass --functions-endpoint URL or "

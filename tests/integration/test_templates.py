@@ -12,10 +12,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import socket
+import subprocess
+import sys
 import textwrap
 import uuid
 from pathlib import Path
 
+import aiohttp
 import pytest
 import yaml
 from aiobotocore.session import get_session
@@ -30,7 +35,8 @@ from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.usefixtures("backends")
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "sam" / "template.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "sam" / "template.yaml"
 MOTO_ACCOUNT = "123456789012"
 
 
@@ -206,7 +212,8 @@ async def test_unknown_stack_is_a_clear_error(tmp_path):
     template.write_text(textwrap.dedent(PLAIN))
     config = overrides(tmp_path, aws={"endpoints": {"cloudformation": os.environ["ESM_AWS_ENDPOINT"]}})
     with pytest.raises(ConfigError) as raised:
-        await load(TemplateOptions(str(template), config=config, stack="no-such-stack"))
+        await load(TemplateOptions(str(template), config=config, stack="no-such-stack",
+                                   parameter_overrides={"QueueName": "jobs"}))
     (problem,) = raised.value.problems
     assert problem.path == "--stack" and problem.message.startswith("cannot read stack 'no-such-stack'")
 
@@ -249,3 +256,68 @@ async def test_function_through_the_invoke_api_at_an_endpoint(tmp_path):
             await daemon.wait_total("esm_deleted_events_total", 3)
             assert daemon.total("esm_invoke_errors_total") == 0
         assert await queue_counts(sqs, url) == (0, 0)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def http_status(url: str) -> int:
+    async with aiohttp.ClientSession() as session:
+        try:
+            async with session.get(url) as response:
+                await response.read()
+                return response.status
+        except aiohttp.ClientError:
+            return 0
+
+
+async def test_esm_run_template_command(tmp_path):
+    """Issue 16.4/16.5: `esm run --template` as a user runs it (the README walk-through): the table of
+    what was found, the same /readyz and /metrics as `esm run --config`, the example's handler at
+    work, exit 0 on SIGTERM. Without --skip-unsupported the DynamoDB mapping stops it with exit 2
+    before anything is created."""
+    stage = f"c{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    config = overrides(tmp_path, metrics={"listen": f"127.0.0.1:{port}"})
+    command = [sys.executable, "-m", "esm", "run", "--template", str(EXAMPLE), "--create-resources",
+               "--parameter-overrides", f"Stage={stage}", "--config", config]
+    refused = await asyncio.to_thread(subprocess.run, command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2, refused.stderr
+    assert "AccountsFunction.Properties.Events.NewAccounts.Properties.Stream: DynamoDB Streams is not served" \
+        in refused.stderr
+    async with sqs_client() as sqs:
+        with pytest.raises(Exception, match="NonExistentQueue|does not exist"):
+            await sqs.get_queue_url(QueueName=f"orders-{stage}")
+    process = subprocess.Popen(command + ["--skip-unsupported"], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        await wait_until(lambda: _ready(f"http://127.0.0.1:{port}/readyz"), what="/readyz 200", timeout=120)
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
+                metrics = await response.text()
+        assert 'name="OrdersFunctionPaid"' in metrics and 'name="ClicksFunctionClicks"' in metrics
+        async with sqs_client() as sqs:
+            url = (await sqs.get_queue_url(QueueName=f"orders-{stage}"))["QueueUrl"]
+            await send(sqs, url, [json.dumps({"status": "paid", "id": 7, "total": 12})])
+            await wait_until(lambda: _empty(queue_counts(sqs, url)), what="the order processed")
+        process.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.to_thread(process.communicate, timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, output
+    header = next(line for line in output.splitlines() if line.startswith("MAPPING"))
+    assert header.split() == ["MAPPING", "FUNCTION", "SOURCE", "SETTINGS", "RUNS"]
+    assert f"[{stage}] order 7 paid: 12" in output
+    assert "warning: AccountsFunction.Properties.Events.NewAccounts: skipped" in output
+
+
+async def _ready(url: str) -> bool:
+    return await http_status(url) == 200
+
+
+async def _empty(counts) -> bool:
+    return await counts == (0, 0)
