@@ -1,13 +1,17 @@
 """bench/filters: esm's compiled filter matcher against a plain reference interpreter.
 
     .venv/bin/python -m bench.filters.run [--events 100000] [--counts 1,5,20,100] [--kinds exact,prefix]
+                                          [--event-kinds citylots,orders]
     python bench/filters/run.py ...        (same thing)
 
-Events are generated (bench/filters/citylots.py: San Francisco city-lot GeoJSON features, the
-shape event-ruler's own benchmark uses). For each operator kind and for 1, 5, 20 and 100
-filters of that kind, in one run:
+Events are generated, of two kinds: ``citylots`` (bench/filters/citylots.py: San Francisco
+city-lot GeoJSON features, the shape event-ruler's own benchmark uses, about 0.5 KB) and
+``orders`` (bench/filters/orders.py: EventBridge-style order events of 0.35 to 1 KB with nested
+objects, an array of objects and arrays of numbers the filters never name). For each event kind,
+each operator kind and 1, 5, 20 and 100 filters of that kind, in one run:
 
-- ``json ev/s``: events per second through ``Matcher.matches_json`` (orjson parse included);
+- ``json ev/s`` and ``json us``: events per second and microseconds per event through
+  ``Matcher.matches_json`` (orjson parse included);
 - ``us/ev``: microseconds per event through ``Matcher.matches`` (event already parsed);
 - ``ref ev/s``: the reference interpreter kept with the tests (tests/unit/filtering), which parses
   and flattens the event again for every filter, on the first ``--ref-events`` events; ``x ref``
@@ -46,6 +50,7 @@ sys.path.insert(0, str(ROOT / "tests" / "unit" / "filtering"))
 import orjson  # noqa: E402
 
 from bench.filters.citylots import STREETS, features  # noqa: E402
+from bench.filters.orders import CITIES, orders  # noqa: E402
 from esm.filtering import compile_filters  # noqa: E402
 from filter_reference import reference_matches_json  # noqa: E402
 
@@ -57,8 +62,54 @@ def _props(field: str, values: list[Any]) -> str:
     return json.dumps({"properties": {field: values}})
 
 
-def make_patterns(kind: str, count: int) -> list[str]:
+def _at(path: str, values: list[Any]) -> str:
+    """A pattern naming the dotted ``path`` as nested objects."""
+    pattern: Any = values
+    for key in reversed(path.split(".")):
+        pattern = {key: pattern}
+    return json.dumps(pattern)
+
+
+ORDER_FIELDS = ["orderId", "status", "customer", "items", "totals", "metrics", "client", "coupon", "gift"]
+
+
+def make_order_patterns(kind: str, count: int) -> list[str]:
+    """``count`` filters of one operator kind on the order events (bench/filters/orders.py)."""
+    made: list[str] = []
+    city, order_id = "detail.customer.address.city", "detail.orderId"
+    for i in range(count):
+        name = CITIES[i % len(CITIES)]
+        if kind == "exact":
+            made.append(_at(city, [name]))
+        elif kind == "prefix":
+            made.append(_at(order_id, [{"prefix": f"ord-{(i * 37) % 1000:03d}"}]))
+        elif kind == "suffix":
+            made.append(_at(order_id, [{"suffix": f"{i:02d}"}]))
+        elif kind == "equals-ignore-case":
+            made.append(_at(city, [{"equals-ignore-case": name.lower()}]))
+        elif kind == "wildcard":
+            made.append(_at(order_id, [{"wildcard": f"ord-{i % 100:02d}*{i % 7}"}]))
+        elif kind == "numeric":
+            made.append(_at("detail.totals.amount", [{"numeric": [">", i * 5, "<", i * 5 + 5]}]))
+        elif kind == "anything-but":
+            made.append(_at(city, [{"anything-but": [name]}]))
+        elif kind == "exists":
+            field = ORDER_FIELDS[i % len(ORDER_FIELDS)] if i < len(ORDER_FIELDS) else f"extra{i}"
+            made.append(_at(f"detail.{field}", [{"exists": i % 2 == 0}]))
+        elif kind == "cidr":
+            made.append(_at("detail.client.ip", [{"cidr": f"10.{i}.0.0/16"}]))
+        elif kind == "and-or":
+            made.append(json.dumps({"detail": {"status": ["paid"], "$or": [
+                {"customer": {"address": {"city": [name]}}}, {"orderId": [{"prefix": f"ord-{i:03d}"}]}]}}))
+        else:
+            raise ValueError(kind)
+    return made
+
+
+def make_patterns(kind: str, count: int, event_kind: str = "citylots") -> list[str]:
     """``count`` filters of one operator kind, each a separate pattern (a separate filter)."""
+    if event_kind == "orders":
+        return make_order_patterns(kind, count)
     streets = list(dict.fromkeys(STREETS))
     made: list[str] = []
     for i in range(count):
@@ -90,6 +141,7 @@ def make_patterns(kind: str, count: int) -> list[str]:
     return made
 
 
+EVENT_KINDS = {"citylots": features, "orders": orders}
 KINDS = ["exact", "prefix", "suffix", "equals-ignore-case", "wildcard", "numeric", "anything-but", "exists", "cidr", "and-or"]
 
 
@@ -126,77 +178,90 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--localstack-python", default=os.environ.get("ESM_BENCH_LOCALSTACK_PYTHON", str(DEFAULT_LOCALSTACK)))
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "filters.json"))
+    parser.add_argument("--event-kinds", default=",".join(EVENT_KINDS), help="event kinds (comma-separated): citylots, orders")
     args = parser.parse_args(argv)
     counts = [int(part) for part in args.counts.split(",")]
     kinds = args.kinds.split(",")
-
-    events = list(features(args.events, seed=args.seed))
-    blobs = [orjson.dumps(event) for event in events]
-    ref_n = min(args.ref_events, len(blobs))
+    event_kinds = args.event_kinds.split(",")
     localstack = Path(args.localstack_python)
     has_localstack = localstack.exists()
-    events_file = tempfile.NamedTemporaryFile("wb", suffix=".jsonl", delete=False)
-    with events_file:
-        for blob in blobs[:ref_n]:
-            events_file.write(blob + b"\n")
-
-    print(f"bench/filters: {len(blobs)} city-lot events ({sum(map(len, blobs)) / len(blobs):.0f} bytes each), "
-          f"reference and LocalStack on the first {ref_n}; Python {platform.python_version()}")
+    print(f"bench/filters: {args.events} events of each kind, reference and LocalStack on the first "
+          f"{min(args.ref_events, args.events)}; Python {platform.python_version()}; one core")
     if not has_localstack:
         print(f"LocalStack engine: not found at {localstack} (see the module docstring); column left empty")
-    header = f"{'kind':<19}{'filters':>8}{'json ev/s':>12}{'us/ev':>8}{'matched':>9}{'ref ev/s':>10}{'x ref':>8}{'ls ev/s':>10}{'x ls':>7}"
-    print(header)
-    print("-" * len(header))
+    header = (f"{'events':<10}{'kind':<19}{'filters':>8}{'json ev/s':>12}{'json us':>8}{'us/ev':>8}{'matched':>9}"
+              f"{'ref ev/s':>10}{'x ref':>8}{'ls ev/s':>10}{'x ls':>7}")
     rows: list[dict[str, Any]] = []
-    for kind in kinds:
-        for count in counts:
-            patterns = make_patterns(kind, count)
-            matcher = compile_filters(patterns)
-            json_time, matched = timed(lambda: sum(1 for blob in blobs if matcher.matches_json(blob)))
-            dict_time, matched_dicts = timed(lambda: sum(1 for event in events if matcher.matches(event)))
-            assert matched == matched_dicts
-            subset = blobs[:ref_n]
-            ref_time, ref_matched = timed(lambda: sum(1 for blob in subset if reference_matches_json(patterns, blob)))
-            own_on_subset = sum(1 for blob in subset if matcher.matches_json(blob))
-            if own_on_subset != ref_matched:
-                raise SystemExit(f"{kind}/{count}: esm matched {own_on_subset}, the reference {ref_matched}")
-            row: dict[str, Any] = {
-                "kind": kind,
-                "filters": count,
-                "events": len(blobs),
-                "matched": matched,
-                "matches_json_events_per_s": len(blobs) / json_time,
-                "matches_us_per_event": dict_time / len(events) * 1e6,
-                "reference_events_per_s": ref_n / ref_time,
-            }
-            row["speedup_vs_reference"] = row["matches_json_events_per_s"] / row["reference_events_per_s"]
-            if has_localstack:
-                outcome = run_localstack(localstack, patterns, events_file.name, ref_n)
-                if "error" in outcome:
-                    row["localstack_error"] = outcome["error"]
-                else:
-                    row["localstack_events_per_s"] = outcome["events_per_s"]
-                    row["speedup_vs_localstack"] = row["matches_json_events_per_s"] / outcome["events_per_s"]
-                    row["localstack_matched_agrees"] = outcome["matched"] == own_on_subset
-            rows.append(row)
-            ls = f"{row['localstack_events_per_s']:>10,.0f}{row['speedup_vs_localstack']:>6.0f}x" if "localstack_events_per_s" in row else (
-                f"{'error':>10}{'':>7}" if "localstack_error" in row else f"{'-':>10}{'':>7}")
-            print(f"{kind:<19}{count:>8}{row['matches_json_events_per_s']:>12,.0f}{row['matches_us_per_event']:>8.2f}"
-                  f"{matched:>9}{row['reference_events_per_s']:>10,.0f}{row['speedup_vs_reference']:>7.0f}x{ls}", flush=True)
-    os.unlink(events_file.name)
+    sizes: dict[str, float] = {}
+    for event_kind in event_kinds:
+        events = list(EVENT_KINDS[event_kind](args.events, seed=args.seed))
+        blobs = [orjson.dumps(event) for event in events]
+        sizes[event_kind] = sum(map(len, blobs)) / len(blobs)
+        ref_n = min(args.ref_events, len(blobs))
+        events_file = tempfile.NamedTemporaryFile("wb", suffix=".jsonl", delete=False)
+        with events_file:
+            for blob in blobs[:ref_n]:
+                events_file.write(blob + b"\n")
+        print(f"\n{event_kind}: {min(map(len, blobs))} to {max(map(len, blobs))} bytes, {sizes[event_kind]:.0f} on average")
+        print(header)
+        print("-" * len(header))
+        for kind in kinds:
+            for count in counts:
+                patterns = make_patterns(kind, count, event_kind)
+                matcher = compile_filters(patterns)
+                json_time, matched = timed(lambda: sum(1 for blob in blobs if matcher.matches_json(blob)))
+                dict_time, matched_dicts = timed(lambda: sum(1 for event in events if matcher.matches(event)))
+                assert matched == matched_dicts
+                subset = blobs[:ref_n]
+                ref_time, ref_matched = timed(lambda: sum(1 for blob in subset if reference_matches_json(patterns, blob)))
+                own_on_subset = sum(1 for blob in subset if matcher.matches_json(blob))
+                if own_on_subset != ref_matched:
+                    raise SystemExit(f"{event_kind}/{kind}/{count}: esm matched {own_on_subset}, the reference {ref_matched}")
+                row: dict[str, Any] = {
+                    "event_kind": event_kind,
+                    "kind": kind,
+                    "filters": count,
+                    "events": len(blobs),
+                    "event_bytes": sizes[event_kind],
+                    "matched": matched,
+                    "matches_json_events_per_s": len(blobs) / json_time,
+                    "matches_json_us_per_event": json_time / len(blobs) * 1e6,
+                    "matches_us_per_event": dict_time / len(events) * 1e6,
+                    "reference_events_per_s": ref_n / ref_time,
+                }
+                row["speedup_vs_reference"] = row["matches_json_events_per_s"] / row["reference_events_per_s"]
+                if has_localstack:
+                    outcome = run_localstack(localstack, patterns, events_file.name, ref_n)
+                    if "error" in outcome:
+                        row["localstack_error"] = outcome["error"]
+                    else:
+                        row["localstack_events_per_s"] = outcome["events_per_s"]
+                        row["speedup_vs_localstack"] = row["matches_json_events_per_s"] / outcome["events_per_s"]
+                        row["localstack_matched_agrees"] = outcome["matched"] == own_on_subset
+                rows.append(row)
+                ls = f"{row['localstack_events_per_s']:>10,.0f}{row['speedup_vs_localstack']:>6.0f}x" if "localstack_events_per_s" in row else (
+                    f"{'error':>10}{'':>7}" if "localstack_error" in row else f"{'-':>10}{'':>7}")
+                print(f"{event_kind:<10}{kind:<19}{count:>8}{row['matches_json_events_per_s']:>12,.0f}"
+                      f"{row['matches_json_us_per_event']:>8.2f}{row['matches_us_per_event']:>8.2f}"
+                      f"{matched:>9}{row['reference_events_per_s']:>10,.0f}{row['speedup_vs_reference']:>7.0f}x{ls}", flush=True)
+        os.unlink(events_file.name)
 
-    by_kind: dict[str, dict[int, dict[str, Any]]] = {}
+    by_kind: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
     for row in rows:
-        by_kind.setdefault(row["kind"], {})[row["filters"]] = row
-    summary = {}
-    for kind, per_count in by_kind.items():
-        if 1 in per_count and max(per_count) != 1:
-            top = max(per_count)
-            summary[kind] = {"cost_ratio_max_vs_1": per_count[top]["matches_us_per_event"] / per_count[1]["matches_us_per_event"],
-                             "filters": top}
+        by_kind.setdefault((row["event_kind"], row["kind"]), {})[row["filters"]] = row
+    summary: dict[str, dict[str, Any]] = {}
     print()
-    for kind, item in summary.items():
-        print(f"{kind:<19} {item['filters']} filters cost {item['cost_ratio_max_vs_1']:.2f}x one filter (matches, parse excluded)")
+    for (event_kind, kind), per_count in by_kind.items():
+        if 1 in per_count and max(per_count) != 1:
+            top, one = per_count[max(per_count)], per_count[1]
+            item = {
+                "filters": top["filters"],
+                "cost_ratio_max_vs_1": top["matches_us_per_event"] / one["matches_us_per_event"],
+                "json_cost_ratio_max_vs_1": top["matches_json_us_per_event"] / one["matches_json_us_per_event"],
+            }
+            summary.setdefault(event_kind, {})[kind] = item
+            print(f"{event_kind:<10}{kind:<19} {item['filters']} filters cost {item['cost_ratio_max_vs_1']:.2f}x one filter "
+                  f"(parse excluded), {item['json_cost_ratio_max_vs_1']:.2f}x (parse included)")
     errors = {row.get("localstack_error") for row in rows if "localstack_error" in row}
     for error in errors:
         print(f"LocalStack: {error}")
@@ -208,8 +273,9 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join([Path(sys.executable).name, "-m", "bench.filters.run", *(argv if argv is not None else sys.argv[1:])]),
         "python": platform.python_version(),
         "machine": platform.machine(),
-        "events": len(blobs),
-        "reference_events": ref_n,
+        "events": args.events,
+        "event_bytes": sizes,
+        "reference_events": min(args.ref_events, args.events),
         "localstack": str(localstack) if has_localstack else None,
         "rows": rows,
         "cost_ratio": summary,

@@ -2,11 +2,12 @@
 
 How a match is decided (FILTERS.md section 3, "How to make it fast"):
 
-1. *Extraction.* The paths used by any filter form a small tree. The event is walked along that
-   tree only (dict look-ups by key, never a scan of the event's keys), and each leaf value found
-   is appended to its path's list. Arrays are entered element by element; values found inside
-   objects that are elements of an array remember which element they came from, because fields
-   from different elements of one array must not be combined (array consistency).
+1. *Extraction* (walk.py). The paths used by any filter form a small tree. The event is walked
+   along that tree only (dict look-ups by key, never a scan of the event's keys; the walk of a
+   plan's tree is written out as straight-line code), and each leaf value found is appended to
+   its path's list. Values found inside objects that are elements of an array remember which
+   element they came from, because fields from different elements of one array must not be
+   combined (array consistency).
 2. *Tests per path.* Every distinct operand of every filter on a path gets a test id. Each path
    has one index answering "which test ids does this value satisfy": exact values in a dict
    (strings, numbers by value, true/false/null), prefixes and suffixes in dicts keyed by length,
@@ -27,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -64,8 +65,8 @@ from esm.filtering.values import (
     parse_ip,
     wildcard_matcher,
 )
+from esm.filtering.walk import Extraction, build_tree, compile_walker, consistent
 
-_MISSING = object()
 _EMPTY: tuple[int, ...] = ()
 
 
@@ -313,6 +314,40 @@ class _PathIndex:
                 return lookup(number)
 
             self.tests_for = numbers_only  # type: ignore[method-assign]
+        only_affixes = (self.prefixes or self.suffixes) and not (
+            self.fold_exact or self.fold_prefix or self.fold_suffix or self.string_checks
+            or self.any_string or self.ranges or self.ips or self.exists or self.all_but
+            or self.but_checks or self.wild_heads or self.wild_tails
+        )
+        if only_affixes:
+            self.tests_for = self._affix_tests()  # type: ignore[method-assign]
+
+    def _affix_tests(self) -> Callable[[Any], list[int] | tuple[int, ...]]:
+        """``tests_for`` when a path has only exact values, prefixes and suffixes (the most
+        common filters): the tables are bound once instead of read per value."""
+        exact, prefixes, suffixes = self.exact, tuple(self.prefixes), tuple(self.suffixes)
+
+        def affix_tests(value: Any) -> list[int] | tuple[int, ...]:
+            if type(value) is not str:
+                key = value_key(value)
+                return exact.get(key, _EMPTY) if key is not None else _EMPTY
+            out: list[int] | tuple[int, ...] = exact.get(value, _EMPTY)
+            length = len(value)
+            for size, table in prefixes:
+                if size > length:
+                    break
+                hit = table.get(value[:size])
+                if hit:
+                    out = hit if not out else [*out, *hit]
+            for size, table in suffixes:
+                if size > length:
+                    break
+                hit = table.get(value[length - size :])
+                if hit:
+                    out = hit if not out else [*out, *hit]
+            return out
+
+        return affix_tests
 
     def tests_for(self, value: Any) -> list[int] | tuple[int, ...]:
         """Test ids satisfied by one leaf value."""
@@ -439,131 +474,6 @@ def _exclusion_check(operand: Operand) -> Callable[[Any], bool]:
 
 
 # --------------------------------------------------------------------------------------------
-# The path tree used to pull values out of an event
-# --------------------------------------------------------------------------------------------
-
-
-class _Node:
-    """A point in the tree of used paths. ``edges`` are (event key, child) pairs: a key may span
-    several dotted steps, because an event key may itself contain dots."""
-
-    __slots__ = ("edges", "edge_map", "edge_keys", "leaf")
-
-    def __init__(self) -> None:
-        self.edges: tuple[tuple[str, _Node], ...] = ()
-        self.edge_map: dict[str, _Node] = {}
-        self.edge_keys: frozenset[str] = frozenset()  # set only when there are many edges
-        self.leaf = -1  # path id when a used path ends here
-
-
-def _build_tree(paths: Sequence[str]) -> _Node:
-    nodes: dict[tuple[str, ...], _Node] = {(): _Node()}
-    split = [tuple(path.split(".")) for path in paths]
-    for atoms in split:
-        for end in range(1, len(atoms) + 1):
-            nodes.setdefault(atoms[:end], _Node())
-    edges: dict[tuple[str, ...], dict[str, _Node]] = {}
-    for prefix in nodes:
-        for atoms in split:
-            if atoms[: len(prefix)] != prefix or len(atoms) == len(prefix):
-                continue
-            for end in range(len(prefix) + 1, len(atoms) + 1):
-                key = ".".join(atoms[len(prefix) : end])
-                edges.setdefault(prefix, {})[key] = nodes[atoms[:end]]
-    for prefix, node in nodes.items():
-        node.edges = tuple(edges.get(prefix, {}).items())
-        node.edge_map = dict(node.edges)
-        if len(node.edges) > 8:
-            node.edge_keys = frozenset(node.edge_map)
-    for path_id, atoms in enumerate(split):
-        nodes[atoms].leaf = path_id
-    return nodes[()]
-
-
-class _Extraction:
-    """Leaf values found in one event, per path id, with array positions where they matter."""
-
-    __slots__ = ("values", "positions", "arrays")
-
-    def __init__(self) -> None:
-        self.values: dict[int, list[Any]] = {}
-        # path id -> {index in values: ((array id, element index), ...)}; only for values found
-        # inside an object or array that is itself an element of an array.
-        self.positions: dict[int, dict[int, tuple[tuple[int, int], ...]]] | None = None
-        self.arrays = 0
-
-
-def _extract(event: dict[str, Any], root: _Node, track_arrays: bool = True) -> _Extraction:
-    """Pull the values of the used paths out of an event. With ``track_arrays`` false (every
-    sub-rule has one field, so array consistency cannot matter) array positions are not kept."""
-    found = _Extraction()
-    values = found.values
-
-    def visit(node: _Node, value: Any, where: tuple[tuple[int, int], ...]) -> None:
-        kind = type(value)
-        if kind is dict:
-            if node.edge_keys and len(value) < len(node.edges):
-                # Many used keys here and a small object: look only at the keys it has.
-                for key in node.edge_keys.intersection(value):
-                    visit(node.edge_map[key], value[key], where)
-                return
-            for key, child in node.edges:
-                inner = value.get(key, _MISSING)
-                if inner is _MISSING:
-                    continue
-                inner_kind = type(inner)
-                if inner_kind is dict or inner_kind is list or where:
-                    visit(child, inner, where)
-                elif child.leaf >= 0:
-                    bucket = values.get(child.leaf)
-                    if bucket is None:
-                        values[child.leaf] = [inner]
-                    else:
-                        bucket.append(inner)
-        elif kind is list:
-            array_id = found.arrays
-            found.arrays += 1
-            leaf = node.leaf
-            for index, element in enumerate(value):
-                element_kind = type(element)
-                if element_kind is dict or element_kind is list:
-                    visit(node, element, where + ((array_id, index),) if track_arrays else where)
-                elif leaf >= 0:
-                    bucket = values.get(leaf)
-                    if bucket is None:
-                        bucket = values[leaf] = []
-                    if where:
-                        if found.positions is None:
-                            found.positions = {}
-                        found.positions.setdefault(leaf, {})[len(bucket)] = where
-                    bucket.append(element)
-        elif node.leaf >= 0:
-            bucket = values.get(node.leaf)
-            if bucket is None:
-                bucket = values[node.leaf] = []
-            if where:
-                if found.positions is None:
-                    found.positions = {}
-                found.positions.setdefault(node.leaf, {})[len(bucket)] = where
-            bucket.append(value)
-
-    visit(root, event, ())
-    return found
-
-
-def _consistent(first: tuple[tuple[int, int], ...], second: tuple[tuple[int, int], ...]) -> bool:
-    """Two array positions agree when every array they share is entered at the same element."""
-    if not first or not second:
-        return True
-    shared = dict(first)
-    for array_id, index in second:
-        seen = shared.get(array_id)
-        if seen is not None and seen != index:
-            return False
-    return True
-
-
-# --------------------------------------------------------------------------------------------
 # Plans: one compiled set of sub-rules
 # --------------------------------------------------------------------------------------------
 
@@ -610,7 +520,8 @@ class Plan:
         self.indexes = [
             _PathIndex(per_path.get(path_id, [])) for path_id in range(len(paths))
         ]
-        self.tree = _build_tree(self.paths)
+        self.tree = build_tree(self.paths)
+        self._walk = compile_walker(self.tree)
 
         # Sub-rules whose fields all need a present value. A one-field sub-rule is complete as
         # soon as one of its tests fires. A longer one is filed under one *anchor* field, the
@@ -650,6 +561,8 @@ class Plan:
         for tid, numbers in anchored.items():
             self.anchored[tid] = tuple(numbers)
         self.has_counted = bool(self.counted)
+        # Every sub-rule is one field with no exists:false: any test that fires is a match.
+        self.any_test_matches = not (self.counted or self.direct or self.absent_alone)
         self.track_arrays = bool(self.counted or self.direct)
 
     def matches(self, event: Any) -> bool:
@@ -657,7 +570,45 @@ class Plan:
             return True
         if type(event) is not dict:
             return False
-        found = _extract(event, self.tree, self.track_arrays)
+        found = Extraction()
+        self._walk(found, event, self.track_arrays)
+        return self._decide(found)
+
+    def matches_json(self, data: bytes | bytearray | memoryview | str) -> bool:
+        """Parse JSON text and match it. Raises ValueError when it is not valid JSON.
+
+        orjson reads the event. Its one silent difference from ``parse_event`` (a number with a
+        run of 19 or more digits read as a rounded double) can only show in a float the patterns
+        reach, so the digit scan runs only when the walk found a float, not on every event.
+        """
+        if self.match_all:
+            return True
+        try:
+            event = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return self.matches(parse_event(data))  # the standard library's reading, or ValueError
+        if type(event) is not dict:
+            return False
+        found = Extraction()
+        self._walk(found, event, self.track_arrays)
+        for values in found.values.values():
+            for value in values:
+                if type(value) is float:
+                    if _has_long_digit_run(data):
+                        return self.matches(parse_event(data))
+                    return self._decide(found)
+        return self._decide(found)
+
+    def _decide(self, found: Extraction) -> bool:
+        """Whether the values pulled out of one event satisfy any sub-rule."""
+        if self.any_test_matches:
+            indexes = self.indexes
+            for path_id, values in found.values.items():
+                tests_for = indexes[path_id].tests_for
+                for value in values:
+                    if tests_for(value):
+                        return True
+            return False
         single = self.single
         indexes = self.indexes
         counting = self.has_counted
@@ -709,7 +660,7 @@ class Plan:
                 return False
         return True
 
-    def _holds(self, fields: tuple[_Field, ...], found: _Extraction) -> bool:
+    def _holds(self, fields: tuple[_Field, ...], found: Extraction) -> bool:
         """Whether one sub-rule matches, honouring array consistency and exists:false.
 
         Fields are taken in path order, as event-ruler does. A field is met by a value that
@@ -729,7 +680,7 @@ class Plan:
             any_agreeing = False
             for number, value in enumerate(here):
                 where = where_of.get(number, ())
-                if not all(_consistent(where, other) for other in chosen):
+                if not all(consistent(where, other) for other in chosen):
                     continue
                 any_agreeing = True
                 if field.tests and not field.tests.isdisjoint(indexes[field.path_id].tests_for(value)):

@@ -14,7 +14,7 @@ import enum
 from collections.abc import Sequence
 from typing import Any
 
-from esm.filtering.compiler import Plan, parse_event
+from esm.filtering.compiler import Plan
 from esm.filtering.parser import ParsedPattern, SubRule, parse_pattern
 
 
@@ -104,7 +104,7 @@ class Matcher:
         that matches everything answers True without parsing."""
         if self.is_match_all:
             return True
-        return self._plan.matches(parse_event(data))
+        return self._plan.matches_json(data)
 
     # -- data keys --------------------------------------------------------------------------
 

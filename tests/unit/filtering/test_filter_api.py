@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from esm.filtering import InvalidPatternError, compile_filters, test_pattern
+from esm.filtering.compiler import parse_event
+from filter_reference import reference_matches_json
 
 
 def test_an_empty_filter_list_matches_everything() -> None:
@@ -81,3 +83,27 @@ def test_repeated_use_gives_the_same_answers() -> None:
     for _ in range(3):
         for event, expected in events:
             assert matcher.matches(event) is expected
+
+
+NUMBER_CASES = [
+    ('{"a":[0.1234567890123456789]}', '{"a":0.1234567890123456789,"b":[1.5,2]}'),
+    ('{"a":[0.1234567890123456789]}', '{"b":0.1234567890123456789,"a":0.1234567890123456789}'),
+    ('{"a":[12345678901234567890123]}', '{"a":12345678901234567890123}'),
+    ('{"a":[1.2345678901234568e22]}', '{"a":12345678901234567890123}'),
+    ('{"a":[{"numeric":[">",1]}]}', '{"a":12345678901234567890123}'),
+    ('{"a":[{"anything-but":[1.2345678901234568e22]}]}', '{"a":12345678901234567890123}'),
+    ('{"a":["x"]}', '{"a":"x","b":12345678901234567890123}'),
+    ('{"a":[1.5]}', '{"a":1.5,"b":12345678901234567890123}'),
+]
+
+
+@pytest.mark.parametrize(("pattern", "event"), NUMBER_CASES)
+def test_matches_json_reads_long_numbers_as_parse_event_does(pattern: str, event: str) -> None:
+    """Issue 13 point 5 reads events with orjson and scans for 19-digit runs only when a float
+    reached by the patterns could be one; the answer must be the one ``parse_event`` (which
+    keeps such numbers by their literal, FILTERS.md numeric precision) gives."""
+    matcher = compile_filters([pattern])
+    expected = matcher.matches(parse_event(event))
+    assert matcher.matches_json(event) is expected
+    assert matcher.matches_json(event.encode()) is expected
+    assert matcher.matches_json(event) is reference_matches_json([pattern], event)
