@@ -321,9 +321,20 @@ def _mapping(logical_id: str, label: str, sam_type: str | None, resource: Mappin
         problems.append(Problem(_property_path(label, sam_type, "FunctionName"), "is required"))
         return None
     request["FunctionName"] = function
+    _to_api_spelling(request)
     arn = parse_arn(str(request.get("EventSourceArn", "")))
     unserved = NOT_SERVED.get(source_kind(arn)) if arn is not None else None
     return _Mapping(logical_id, label, sam_type, request, function, unserved)
+
+
+def _to_api_spelling(request: dict[str, Any]) -> None:
+    """The two properties CloudFormation spells differently from CreateEventSourceMapping."""
+    endpoints = (request.get("SelfManagedEventSource") or {}).get("Endpoints")
+    if isinstance(endpoints, dict) and "KafkaBootstrapServers" in endpoints:
+        endpoints["KAFKA_BOOTSTRAP_SERVERS"] = endpoints.pop("KafkaBootstrapServers")
+    tags = request.get("Tags")
+    if isinstance(tags, list) and all(isinstance(t, dict) and set(t) == {"Key", "Value"} for t in tags):
+        request["Tags"] = {t["Key"]: t["Value"] for t in tags}
 
 
 def _function_key(node: Any, value: Any, resources: Resources, function_ids: set[str]) -> str | None:

@@ -321,3 +321,40 @@ async def _ready(url: str) -> bool:
 
 async def _empty(counts) -> bool:
     return await counts == (0, 0)
+
+
+async def test_create_resources_fifo_queue_with_redrive(tmp_path):
+    """Issue 16.3: --create-resources creates a FIFO queue (named by its logical id + .fifo, with
+    content-based deduplication) whose RedrivePolicy points at a dead-letter queue created first,
+    and the mapping reads from it; a second run finds them as they are."""
+    suffix = uuid.uuid4().hex[:8]
+    template = tmp_path / "template.yaml"
+    template.write_text(textwrap.dedent(f"""
+        Resources:
+          Jobs{suffix}:
+            Type: AWS::SQS::Queue
+            Properties:
+              FifoQueue: true
+              ContentBasedDeduplication: true
+              VisibilityTimeout: 45
+              RedrivePolicy: {{deadLetterTargetArn: !GetAtt Dead{suffix}.Arn, maxReceiveCount: 2}}
+          Dead{suffix}: {{Type: AWS::SQS::Queue, Properties: {{FifoQueue: true}}}}
+          Fn: {{Type: AWS::Lambda::Function, Properties: {{Runtime: java21, Handler: x, Code: {{S3Bucket: b, S3Key: k}}}}}}
+          Mapping:
+            Type: AWS::Lambda::EventSourceMapping
+            Properties: {{FunctionName: !Ref Fn, EventSourceArn: !GetAtt Jobs{suffix}.Arn}}
+        """))
+    options = TemplateOptions(str(template), config=overrides(tmp_path), create_resources=True,
+                              functions_url="http://127.0.0.1:9/{{function}}")
+    loaded = await load(options)
+    assert loaded.created == (f"Dead{suffix}", f"Jobs{suffix}")  # the dead-letter queue first
+    async with sqs_client() as sqs:
+        url = (await sqs.get_queue_url(QueueName=f"Jobs{suffix}.fifo"))["QueueUrl"]
+        attributes = (await sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"]))["Attributes"]
+    assert attributes["FifoQueue"] == "true" and attributes["ContentBasedDeduplication"] == "true"
+    assert attributes["VisibilityTimeout"] == "45"
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert redrive["deadLetterTargetArn"].endswith(f":Dead{suffix}.fifo") and int(redrive["maxReceiveCount"]) == 2
+    assert loaded.config.mappings[0].source_id.endswith(f":Jobs{suffix}.fifo")
+    again = await load(options)
+    assert again.config.mappings[0].source_id == loaded.config.mappings[0].source_id

@@ -351,3 +351,64 @@ def test_parameter_override_spellings():
         "Stage": "prod", "Size": "3", "Empty": ""}
     with pytest.raises(ConfigError, match="not Key=Value"):
         parse_parameter_overrides(["novalue"])
+
+
+def test_kafka_events_and_cloudformation_spellings(tmp_path):
+    """Issue 16.1: SAM's SelfManagedKafka and MSK events become Kafka mappings; CloudFormation's
+    `Endpoints.KafkaBootstrapServers` and list-of-{Key, Value} `Tags` take the API's spelling
+    (`KAFKA_BOOTSTRAP_SERVERS`, a map) before the API-shape checks."""
+    path = write(tmp_path, """
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: code/
+              Handler: app.handler
+              Runtime: python3.12
+              Events:
+                Self:
+                  Type: SelfManagedKafka
+                  Properties:
+                    KafkaBootstrapServers: ["127.0.0.1:9092"]
+                    Topics: [orders]
+                    ConsumerGroupId: orders-group
+                    StartingPosition: TRIM_HORIZON
+                    SourceAccessConfigurations:
+                      - {Type: VPC_SUBNET, URI: "subnet:subnet-1"}
+                      - {Type: VPC_SECURITY_GROUP, URI: "security_group:sg-1"}
+                Msk:
+                  Type: MSK
+                  Properties:
+                    Stream: arn:aws:kafka:us-east-1:000000000000:cluster/c1/abc
+                    Topics: [clicks]
+                    StartingPosition: LATEST
+          Tagged:
+            Type: AWS::Lambda::EventSourceMapping
+            Properties:
+              FunctionName: !Ref Fn
+              EventSourceArn: arn:aws:kafka:us-east-1:000000000000:cluster/c2/def
+              Topics: [audit]
+              StartingPosition: LATEST
+              Tags: [{Key: team, Value: payments}]
+        """)
+    by_name = {m.name: m for m in load_template(offline(path)).config.mappings}
+    assert by_name["FnSelf"].source_id == "kafka://127.0.0.1:9092/orders"
+    assert by_name["FnSelf"].get("SelfManagedEventSource") == {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["127.0.0.1:9092"]}}
+    assert by_name["FnMsk"].source == "kafka" and by_name["FnMsk"].get("Topics") == ["clicks"]
+    assert by_name["Tagged"].get("Tags") == {"team": "payments"}
+
+
+def test_fifo_queue_without_a_name_is_its_logical_id(tmp_path):
+    """Issue 16.3: a queue without QueueName is named by its logical id, with `.fifo` for a FIFO queue
+    (the name SQS requires), as esm looks it up or creates it."""
+    path = write(tmp_path, """
+        Resources:
+          Jobs: {Type: AWS::SQS::Queue, Properties: {FifoQueue: true}}
+          Fn: {Type: AWS::Lambda::Function, Properties: {Runtime: python3.12, Handler: app.handler, Code: code/}}
+          Mapping:
+            Type: AWS::Lambda::EventSourceMapping
+            Properties: {FunctionName: !Ref Fn, EventSourceArn: !GetAtt Jobs.Arn}
+        """)
+    (mapping,) = load_template(offline(path)).config.mappings
+    assert mapping.source_id == "arn:aws:sqs:us-east-1:000000000000:Jobs.fifo"
