@@ -156,10 +156,15 @@ def _run(args: argparse.Namespace) -> int:
     configure_logging(args.log_format, args.log_level)
     try:
         if args.template:
-            from esm.templates.report import table
+            from esm.templates import report
 
             loaded = _load_template(args, offline=False)
-            print(table(loaded), flush=True)
+            if args.log_format == "json":
+                import logging
+
+                report.log(loaded, logging.getLogger("esm.templates"))
+            else:
+                print(report.table(loaded), flush=True)
             loaded.install()
             config = loaded.config
         else:

@@ -1,6 +1,12 @@
-"""The start-up table of `esm run --template` and the listing of `esm validate --template` (issue 16.4)."""
+"""The start-up table of `esm run --template` and the listing of `esm validate --template` (issue 16.4).
+
+`table()` is for people (text logs, `esm validate`); `log()` says the same as one log record per
+line, for `--log-format json`, where a table would be the only lines that are not JSON.
+"""
 
 from __future__ import annotations
+
+import logging
 
 from esm.templates.build import LoadedTemplate
 
@@ -13,6 +19,16 @@ def table(loaded: LoadedTemplate) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     if loaded.created:
-        lines.append("created: " + ", ".join(loaded.created))
+        lines.append("created (or already there): " + ", ".join(loaded.created))
     lines.extend(f"warning: {problem}" for problem in loaded.skipped)
     return "\n".join(lines)
+
+
+def log(loaded: LoadedTemplate, logger: logging.Logger) -> None:
+    for row in loaded.rows:
+        logger.info("template mapping %s: %s (%s) runs %s", row.mapping, row.source, row.settings, row.runs,
+                    extra={"mapping": row.mapping, "function": row.function, "source": row.source})
+    if loaded.created:
+        logger.info("created (or already there): %s", ", ".join(loaded.created))
+    for problem in loaded.skipped:
+        logger.warning("%s", problem)

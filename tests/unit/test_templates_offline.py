@@ -412,3 +412,20 @@ def test_fifo_queue_without_a_name_is_its_logical_id(tmp_path):
         """)
     (mapping,) = load_template(offline(path)).config.mappings
     assert mapping.source_id == "arn:aws:sqs:us-east-1:000000000000:Jobs.fifo"
+
+
+def test_json_logs_carry_the_table(caplog):
+    """Issue 16.4 with --log-format json: each row of the start-up table is a log record with the
+    mapping, function and source as context fields (no non-JSON table lines), the skip a warning."""
+    import logging
+
+    from esm.templates import report
+
+    loaded = load_template(offline(str(EXAMPLE), skip_unsupported=True))
+    with caplog.at_level(logging.INFO, logger="esm.templates"):
+        report.log(loaded, logging.getLogger("esm.templates"))
+    rows = [r for r in caplog.records if r.levelno == logging.INFO]
+    assert [(r.mapping, r.function, r.source) for r in rows] == [
+        ("OrdersFunctionPaid", "OrdersFunction", "sqs orders-dev"), ("ClicksFunctionClicks", "ClicksFunction", "kinesis clicks-dev")]
+    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.getMessage().startswith("AccountsFunction.Properties.Events.NewAccounts: skipped")
