@@ -15,16 +15,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from esm.api_shape import create_mapping_shape
 from esm.arns import NOT_SERVED, is_fifo_queue, parse_arn, source_kind
 from esm.errors import Problem
 from esm.filtering import InvalidPatternError, compile_filters, validate_pattern
 from esm.filtering.decode import check_source_patterns
 from esm.sources.kafka_auth import check_access
 from esm.schemas.config import problems as schema_registry_problems
+from esm.scaling import SQS_DEFAULT_MAXIMUM_POLLERS, SQS_DEFAULT_MINIMUM_POLLERS
 
 MAX_FILTERS = 5
 MAX_PATTERN_CHARS = 4096
 SQS_FIFO_MAX_BATCH = 10
+SQS_MIN_POLLERS = 2  # ProvisionedPollerConfig for SQS (the API shape allows 1, for Kafka)
 KAFKA_DEFAULT_WINDOW = 0.5
 MAX_BOOTSTRAP_SERVERS = 10
 CONSUMER_GROUP_ID = re.compile(r"[a-zA-Z0-9\-/*:_+=.@]{1,200}")
@@ -139,6 +142,33 @@ def _check_sqs(check: MappingCheck) -> None:
             f"must be at least 1 when BatchSize is greater than 10 on a standard queue (BatchSize is {batch})",
         )
     check.batching_window = float(window or 0)
+    _check_sqs_provisioned(check)
+
+
+def _check_sqs_provisioned(check: MappingCheck) -> None:
+    """SQS provisioned mode (SPEC 1, 7): pollers 2 to the API's maximums, defaults 2 and 200, no
+    poller groups, and never together with ScalingConfig.MaximumConcurrency (AWS: mutually exclusive)."""
+    provisioned = check.request.get("ProvisionedPollerConfig")
+    if not isinstance(provisioned, dict):
+        return
+    provisioned = check.request["ProvisionedPollerConfig"] = dict(provisioned)  # defaults go in a copy
+    if (check.request.get("ScalingConfig") or {}).get("MaximumConcurrency") is not None:
+        check.fail("ScalingConfig.MaximumConcurrency",
+                   "cannot be used together with ProvisionedPollerConfig: maximum concurrency and provisioned mode "
+                   "are mutually exclusive scaling options for SQS; in provisioned mode MaximumPollers bounds "
+                   "concurrency (up to 10 concurrent invokes per poller)")
+    if "PollerGroupName" in provisioned:
+        check.fail("ProvisionedPollerConfig.PollerGroupName", "is only supported for Kafka event sources, not SQS")
+    members = create_mapping_shape().members["ProvisionedPollerConfig"].members
+    for key, default in (("MinimumPollers", SQS_DEFAULT_MINIMUM_POLLERS), ("MaximumPollers", SQS_DEFAULT_MAXIMUM_POLLERS)):
+        value = provisioned.setdefault(key, default)
+        highest = members[key].metadata["max"]
+        if isinstance(value, int) and not isinstance(value, bool) and value < SQS_MIN_POLLERS:
+            check.fail(f"ProvisionedPollerConfig.{key}",
+                       f"must be between {SQS_MIN_POLLERS} and {highest} for SQS event sources (got {value})")
+    low, high = provisioned["MinimumPollers"], provisioned["MaximumPollers"]
+    if isinstance(low, int) and isinstance(high, int) and SQS_MIN_POLLERS <= low and high < low:
+        check.fail("ProvisionedPollerConfig.MaximumPollers", f"must be at least MinimumPollers ({low}), got {high}")
 
 
 def _check_kinesis(check: MappingCheck) -> None:

@@ -4,7 +4,9 @@ A mapping runs a pool of workers; each worker long-polls the queue, gathers one 
 a window that starts at its first record, the 6 MB cap), invokes the function and settles the
 batch, one batch at a time. `ConcurrencyTarget` sizes the pool (5 to start, up to
 MaximumConcurrency, backing off on throttles and on function errors without
-ReportBatchItemFailures).
+ReportBatchItemFailures; with ProvisionedPollerConfig, 10 invokes per poller between
+MinimumPollers and MaximumPollers, scaling faster). The ProvisionedPollers gauge follows the
+worker tasks that actually run.
 
 Settling follows SPEC 3: success deletes the batch; a partial batch response deletes all but the
 reported failures; a function error deletes nothing, so the batch returns after the visibility
@@ -43,7 +45,12 @@ from esm.invokers.base import Invoker
 from esm.metrics import MappingMetrics
 from esm.outcomes import FUNCTION_ERROR, INVOCATION_ERROR, PARTIAL, SUCCESS, judge
 from esm.records import Record
-from esm.scaling import LAMBDA_SQS_MAX_CONCURRENCY, ConcurrencyTarget
+from esm.scaling import (
+    SQS_DEFAULT_MAXIMUM_POLLERS,
+    SQS_DEFAULT_MINIMUM_POLLERS,
+    ConcurrencyTarget,
+    concurrency_ceiling,
+)
 from esm.settings import MappingSettings
 from esm.sources import Runtime
 from esm.sources.sqs_records import message_group, sqs_record
@@ -88,8 +95,7 @@ class SqsMapping:
         filters = [f["Pattern"] for f in (mapping.get("FilterCriteria") or {}).get("Filters") or []]
         self.matcher = compile_filters(filters)
         self.transform = sqs_transform(mapping.extension.transform) if mapping.extension.transform else None
-        cap = (mapping.get("ScalingConfig") or {}).get("MaximumConcurrency") or LAMBDA_SQS_MAX_CONCURRENCY
-        self.scaling = ConcurrencyTarget(ceiling=min(cap, invoker.max_concurrency))
+        self.scaling = scaling_for(mapping, invoker.max_concurrency)
         self.in_flight = metrics.in_flight(mapping.extension.max_in_flight_bytes)
         self.queue: QueueInfo | None = None
         self._client: Any = None
@@ -130,7 +136,6 @@ class SqsMapping:
         """Poll until `stop()`; returns when every worker has settled or released its batch."""
         assert self.queue is not None, "connect() first"
         self.metrics.set_state("Enabled")
-        self.metrics.metrics.provisioned_pollers.labels(*self.metrics.labels).set(self.scaling.target)
         scaler = asyncio.create_task(self._scale(), name=f"{self.mapping.name}/scaler")
         try:
             self._resize()
@@ -143,6 +148,7 @@ class SqsMapping:
                             raise task.exception()  # type: ignore[misc]
                 if not self._stopping.is_set():
                     self._resize()
+                self._report_pollers()
         finally:
             scaler.cancel()
             for task in self._workers.values():
@@ -162,7 +168,6 @@ class SqsMapping:
         while not self._stopping.is_set():
             await asyncio.sleep(1)
             self.scaling.tick()
-            self.metrics.metrics.provisioned_pollers.labels(*self.metrics.labels).set(self.scaling.target)
             self._resize()
 
     def _resize(self) -> None:
@@ -170,6 +175,12 @@ class SqsMapping:
             wid = self._next_worker
             self._next_worker += 1
             self._workers[wid] = asyncio.create_task(self._worker(wid), name=f"{self.mapping.name}/poller-{wid}")
+        self._report_pollers()
+
+    def _report_pollers(self) -> None:
+        """ProvisionedPollers (SPEC 6): the pollers the running lanes stand for, not the target."""
+        lanes = sum(not task.done() for task in self._workers.values())
+        self.metrics.metrics.provisioned_pollers.labels(*self.metrics.labels).set(self.scaling.pollers(lanes))
 
     def _surplus(self, wid: int) -> bool:
         """Workers beyond the target retire, the newest first."""
@@ -181,7 +192,7 @@ class SqsMapping:
         carry: list[Record] = []
         while not self._stopping.is_set() and not self._surplus(wid):
             try:
-                batch = await self._gather(policy, carry)
+                batch = await self._gather(policy, carry, wid)
             except Stopped:
                 break
             if batch:
@@ -194,8 +205,11 @@ class SqsMapping:
         await self._release(leftover)
         self.in_flight.release(sum(record.size for record in leftover))
 
-    async def _gather(self, policy: BatchPolicy, carry: list[Record]) -> list[Record]:
-        """One batch: until BatchSize, the window (from the first record), or the 6 MB cap."""
+    async def _gather(self, policy: BatchPolicy, carry: list[Record], wid: int) -> list[Record]:
+        """One batch: until BatchSize, the window (from the first record), or the 6 MB cap.
+
+        Raises Stopped on shutdown, and when this worker is surplus and holds nothing: an idle
+        queue never ends a gather, so scaling down happens here."""
         while carry and policy.room:
             if policy.records and not policy.fits(carry[0]):
                 return policy.take()
@@ -221,7 +235,10 @@ class SqsMapping:
                 self.in_flight.release(reserved)
             if not messages:
                 self.scaling.poll_empty()
+                if not policy.records and not carry and self._surplus(wid):
+                    raise Stopped()
                 continue
+            self.scaling.polled(len(messages))
             records = await self._admit(messages)
             self.in_flight.hold(sum(record.size for record in records))
             if self._stopping.is_set():
@@ -362,6 +379,20 @@ class SqsMapping:
                 self.metrics.commit_errors.inc(len(pending))
                 self.log.error("%s: %d message(s) could not be settled and will be redelivered: %s",
                                operation, len(pending), ", ".join(r.item_id for r in pending.values()))
+
+
+def scaling_for(mapping: MappingSettings, invoker_cap: int) -> ConcurrencyTarget:
+    """Provisioned mode when the mapping has ProvisionedPollerConfig, else on-demand (SPEC 7).
+
+    Either way the function target's own concurrency cap bounds the lanes."""
+    cap = min(concurrency_ceiling(mapping.request), invoker_cap)
+    provisioned = mapping.get("ProvisionedPollerConfig")
+    if provisioned is None:
+        return ConcurrencyTarget(ceiling=cap)
+    return ConcurrencyTarget.provisioned(
+        min_pollers=provisioned.get("MinimumPollers", SQS_DEFAULT_MINIMUM_POLLERS),
+        max_pollers=provisioned.get("MaximumPollers", SQS_DEFAULT_MAXIMUM_POLLERS),
+        cap=cap)
 
 
 def _backoff(attempt: int, retry_after: float | None) -> float:
