@@ -194,6 +194,8 @@ def load_template(options: TemplateOptions, environ: Mapping[str, str] | None = 
             if options.offline:
                 fn.check_code(name, placement, problems)
     environment = fn.merged_environment(placements, problems)
+    # A mapping whose function has no place was reported with the function; esm.config need not repeat it.
+    mappings = [m for m in mappings if m.function in placements]
     if not mappings and not problems:
         problems.append(Problem(options.template, "has no AWS::Lambda::EventSourceMapping (nor SAM event of type "
                                                   "SQS, Kinesis, DynamoDB, MSK or SelfManagedKafka) to run"))
@@ -298,7 +300,7 @@ def _mapping(logical_id: str, label: str, sam_type: str | None, resource: Mappin
     request: dict[str, Any] = {}
     failed = False
     # A Ref or GetAtt to a function of the template is that function: nothing to look up.
-    direct = _function_key(properties.get("FunctionName"), None, resources, function_ids)
+    direct = _referenced_function(properties.get("FunctionName"), function_ids)
     for key, node in properties.items():
         if key == "FunctionName" and direct is not None:
             continue
@@ -316,7 +318,7 @@ def _mapping(logical_id: str, label: str, sam_type: str | None, resource: Mappin
             request[key] = value
     if failed:
         return None
-    function = direct or _function_key(None, request.get("FunctionName"), resources, function_ids)
+    function = direct or _function_by_name(request.get("FunctionName"), resources, function_ids)
     if function is None:
         problems.append(Problem(_property_path(label, sam_type, "FunctionName"), "is required"))
         return None
@@ -337,14 +339,22 @@ def _to_api_spelling(request: dict[str, Any]) -> None:
         request["Tags"] = {t["Key"]: t["Value"] for t in tags}
 
 
-def _function_key(node: Any, value: Any, resources: Resources, function_ids: set[str]) -> str | None:
-    """A template function's logical id (by Ref, GetAtt .Arn, or its name or ARN), else the name given."""
-    if isinstance(node, dict) and len(node) == 1:
-        (name, argument), = node.items()
-        target = argument if name == "Ref" else (argument.split(".")[0] if isinstance(argument, str) else
-                                                 argument[0] if isinstance(argument, list) and argument else None)
-        if name in ("Ref", "Fn::GetAtt") and target in function_ids:
-            return str(target)
+def _referenced_function(node: Any, function_ids: set[str]) -> str | None:
+    """The logical id of a template function named by `Ref` or `Fn::GetAtt [Id, Arn]`, else None."""
+    if not (isinstance(node, dict) and len(node) == 1):
+        return None
+    (name, argument), = node.items()
+    if name == "Fn::GetAtt":
+        argument = argument.split(".")[0] if isinstance(argument, str) else \
+            argument[0] if isinstance(argument, list) and argument else None
+    elif name != "Ref":
+        return None
+    return str(argument) if argument in function_ids else None
+
+
+def _function_by_name(value: Any, resources: Resources, function_ids: set[str]) -> str | None:
+    """A template function's logical id from its name or ARN, else the name as given (a function
+    outside the template, which --config or --functions-endpoint must place)."""
     if not isinstance(value, str) or not value:
         return None
     for logical_id in function_ids:

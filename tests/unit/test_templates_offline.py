@@ -429,3 +429,28 @@ def test_json_logs_carry_the_table(caplog):
         ("OrdersFunctionPaid", "OrdersFunction", "sqs orders-dev"), ("ClicksFunctionClicks", "ClicksFunction", "kinesis clicks-dev")]
     (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert warning.getMessage().startswith("AccountsFunction.Properties.Events.NewAccounts: skipped")
+
+
+def test_function_names_resolve_to_template_functions_or_need_a_place(tmp_path):
+    """Issue 16.2: a mapping's FunctionName written as the function's name (or ARN) is that template
+    function; a name outside the template is an error until --config (or an endpoint) places it."""
+    text = """
+        Resources:
+          Q: {Type: AWS::SQS::Queue}
+          Worker: {Type: AWS::Lambda::Function, Properties: {FunctionName: orders-worker, Runtime: python3.12,
+                                                            Handler: app.handler, Code: code/}}
+          ByName: {Type: AWS::Lambda::EventSourceMapping, Properties: {FunctionName: orders-worker, EventSourceArn: !GetAtt Q.Arn}}
+          ByArn:
+            Type: AWS::Lambda::EventSourceMapping
+            Properties: {FunctionName: "arn:aws:lambda:us-east-1:000000000000:function:orders-worker",
+                         EventSourceArn: !GetAtt Q.Arn, BatchSize: 5}
+          Outside: {Type: AWS::Lambda::EventSourceMapping, Properties: {FunctionName: billing, EventSourceArn: !GetAtt Q.Arn, BatchSize: 7}}
+        """
+    path = write(tmp_path, text)
+    assert problems_of(offline(path)) == ["billing: is not a function of this template: give it an entry under "
+                                          "functions: in --config, or pass --functions-endpoint URL"]
+    overrides = tmp_path / "esm.yaml"
+    overrides.write_text("functions:\n  billing: {url: 'http://127.0.0.1:8080/billing'}\n")
+    config = load_template(offline(path, config=str(overrides))).config
+    assert {m.name: m.function.name for m in config.mappings} == {"ByName": "Worker", "ByArn": "Worker",
+                                                                  "Outside": "billing"}
