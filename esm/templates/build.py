@@ -300,7 +300,7 @@ def _mapping(logical_id: str, label: str, sam_type: str | None, resource: Mappin
     request: dict[str, Any] = {}
     failed = False
     # A Ref or GetAtt to a function of the template is that function: nothing to look up.
-    direct = _referenced_function(properties.get("FunctionName"), function_ids)
+    direct = _referenced_function(properties.get("FunctionName"), resources.resources)
     for key, node in properties.items():
         if key == "FunctionName" and direct is not None:
             continue
@@ -339,9 +339,10 @@ def _to_api_spelling(request: dict[str, Any]) -> None:
         request["Tags"] = {t["Key"]: t["Value"] for t in tags}
 
 
-def _referenced_function(node: Any, function_ids: set[str]) -> str | None:
-    """The logical id of a template function named by `Ref` or `Fn::GetAtt [Id, Arn]`, else None."""
-    if not (isinstance(node, dict) and len(node) == 1):
+def _referenced_function(node: Any, resources: Mapping[str, Any], depth: int = 0) -> str | None:
+    """The logical id of a template function named by `Ref` or `Fn::GetAtt [Id, Arn]`, through an
+    alias or version of it (SAM's AutoPublishAlias points mappings at one), else None."""
+    if not (isinstance(node, dict) and len(node) == 1) or depth > 3:
         return None
     (name, argument), = node.items()
     if name == "Fn::GetAtt":
@@ -349,7 +350,13 @@ def _referenced_function(node: Any, function_ids: set[str]) -> str | None:
             argument[0] if isinstance(argument, list) and argument else None
     elif name != "Ref":
         return None
-    return str(argument) if argument in function_ids else None
+    resource = resources.get(argument) if isinstance(argument, str) else None
+    kind = resource.get("Type") if isinstance(resource, dict) else None
+    if kind == FUNCTION:
+        return str(argument)
+    if kind in ("AWS::Lambda::Alias", "AWS::Lambda::Version"):
+        return _referenced_function((resource.get("Properties") or {}).get("FunctionName"), resources, depth + 1)
+    return None
 
 
 def _function_by_name(value: Any, resources: Resources, function_ids: set[str]) -> str | None:

@@ -454,3 +454,24 @@ def test_function_names_resolve_to_template_functions_or_need_a_place(tmp_path):
     config = load_template(offline(path, config=str(overrides))).config
     assert {m.name: m.function.name for m in config.mappings} == {"ByName": "Worker", "ByArn": "Worker",
                                                                   "Outside": "billing"}
+
+
+def test_auto_publish_alias_points_at_the_function(tmp_path):
+    """Issue 16.1: with SAM's AutoPublishAlias the generated mapping names the alias (Ref FnAliaslive);
+    esm follows alias and version back to the function it runs."""
+    path = write(tmp_path, """
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          Q: {Type: AWS::SQS::Queue}
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: code/
+              Handler: app.handler
+              Runtime: python3.12
+              AutoPublishAlias: live
+              Events:
+                E: {Type: SQS, Properties: {Queue: !GetAtt Q.Arn}}
+        """)
+    (mapping,) = load_template(offline(path)).config.mappings
+    assert mapping.function.name == "Fn" and mapping.function.handler == "esm_template_code.Fn.app:handler"
