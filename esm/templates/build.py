@@ -114,9 +114,28 @@ def load_template(options: TemplateOptions, environ: Mapping[str, str] | None = 
     if not isinstance(overrides, dict):
         raise ConfigError([Problem(f"{options.config}: functions", "must be a mapping of names to function targets")])
     aws = _aws_settings(file_raw.get("aws"))
+    template, sam_events, parameters, pseudo = _cloudformation(options, aws, environ, problems)
+    resources_raw: dict[str, Any] = template.get("Resources") or {}
+    mode = "offline" if options.offline else "stack" if options.stack else "endpoints"
+    if options.create_resources:
+        _check_create(options, resources_raw, aws, environ)
+    try:
+        resources = Resources(resources_raw, mode=mode, region=str(pseudo["AWS::Region"]),
+                              account=str(pseudo["AWS::AccountId"]), partition=str(pseudo["AWS::Partition"]),
+                              aws=aws, stack=options.stack, create=options.create_resources)
+    except Unresolvable as error:
+        raise ConfigError([Problem(error.path, error.message)]) from None
+    try:
+        return _build(options, template, sam_events, parameters, pseudo, resources, file_raw, overrides, problems)
+    finally:
+        resources.close()
 
+
+def _cloudformation(options: TemplateOptions, aws: AwsSettings, environ: Mapping[str, str],
+                    problems: list[Problem]) -> tuple[dict[str, Any], dict[str, tuple[str, str]], dict[str, Any],
+                                                      dict[str, Any]]:
+    """The template as CloudFormation, where SAM events are in it, parameter values and pseudo parameters."""
     template = read_template(options.template)
-    template_dir = str(Path(options.template).resolve().parent)
     parameters = {k: v for k, v in options.parameter_overrides.items() if not k.startswith("AWS::")}
     pseudo: dict[str, Any] = {
         "AWS::Region": aws.region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
@@ -136,17 +155,15 @@ def load_template(options: TemplateOptions, environ: Mapping[str, str] | None = 
         except ConfigError as error:  # the translator names a mapping by the id it generates for the event
             raise ConfigError([Problem(sam_events.get(p.path, (p.path, None))[0], p.message)
                                for p in error.problems]) from None
-    resources_raw: dict[str, Any] = template.get("Resources") or {}
+    return template, sam_events, parameters, pseudo
 
-    mode = "offline" if options.offline else "stack" if options.stack else "endpoints"
-    if options.create_resources:
-        _check_create(options, resources_raw, aws, environ)
-    try:
-        resources = Resources(resources_raw, mode=mode, region=str(pseudo["AWS::Region"]),
-                              account=str(pseudo["AWS::AccountId"]), partition=str(pseudo["AWS::Partition"]),
-                              aws=aws, stack=options.stack, create=options.create_resources)
-    except Unresolvable as error:
-        raise ConfigError([Problem(error.path, error.message)]) from None
+
+def _build(options: TemplateOptions, template: dict[str, Any], sam_events: dict[str, tuple[str, str]],
+           parameters: dict[str, Any], pseudo: dict[str, Any], resources: Resources, file_raw: dict[str, Any],
+           overrides: dict[str, Any], problems: list[Problem]) -> LoadedTemplate:
+    """Resolve the mappings and functions and check them as esm.config checks a file."""
+    resources_raw = resources.resources
+    template_dir = str(Path(options.template).resolve().parent)
     pseudo["AWS::Region"], pseudo["AWS::AccountId"] = resources.region, resources.account
     resolver = Resolver(template, parameters, pseudo, resources.attribute)
     resources.value = resolver.value

@@ -81,6 +81,11 @@ class Resources:
             self._read_stack()
 
     # -- clients and the stack ---------------------------------------------------------------
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
     def client(self, service: str) -> Any:
         if service not in self._clients:
             import botocore.session
