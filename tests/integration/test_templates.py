@@ -358,3 +358,38 @@ async def test_create_resources_fifo_queue_with_redrive(tmp_path):
     assert loaded.config.mappings[0].source_id.endswith(f":Jobs{suffix}.fifo")
     again = await load(options)
     assert again.config.mappings[0].source_id == loaded.config.mappings[0].source_id
+
+
+async def test_stack_names_every_kind_of_source(tmp_path):
+    """Issue 16.3: from a deployed stack (moto's CloudFormation) a stream's ARN is built from its
+    physical name in the stack's account, and a table's StreamArn is the table's latest stream as
+    DynamoDB reports it (esm.templates.resources in `stack` mode)."""
+    from esm.settings import AwsSettings
+    from esm.templates.resources import Resources
+
+    stack = f"esm-{uuid.uuid4().hex[:8]}"
+    table = f"accounts-{uuid.uuid4().hex[:8]}"
+    deployed = {"Resources": {
+        "Clicks": {"Type": "AWS::Kinesis::Stream", "Properties": {"ShardCount": 1}},
+        "Accounts": {"Type": "AWS::DynamoDB::Table", "Properties": {
+            "TableName": table, "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+            "StreamSpecification": {"StreamViewType": "NEW_IMAGE"}}}}}
+    moto = os.environ["ESM_AWS_ENDPOINT"]
+    async with client("cloudformation", moto) as cloudformation:
+        await cloudformation.create_stack(StackName=stack, TemplateBody=json.dumps(deployed))
+        physical = {r["LogicalResourceId"]: r["PhysicalResourceId"]
+                    for r in (await cloudformation.describe_stack_resources(StackName=stack))["StackResources"]}
+    aws = AwsSettings(endpoints={"cloudformation": moto, "dynamodb": moto})
+    resources = Resources(deployed["Resources"], mode="stack", region="us-east-1", account="000000000000",
+                          partition="aws", aws=aws, stack=stack)
+    try:
+        stream_arn = await asyncio.to_thread(resources.attribute, "Clicks", "Arn")
+        table_stream = await asyncio.to_thread(resources.attribute, "Accounts", "StreamArn")
+    finally:
+        resources.close()
+    assert stream_arn == f"arn:aws:kinesis:us-east-1:{MOTO_ACCOUNT}:stream/{physical['Clicks']}"
+    async with client("dynamodb", moto) as dynamodb:
+        described = (await dynamodb.describe_table(TableName=table))["Table"]
+    assert table_stream == described["LatestStreamArn"] and f":table/{table}/stream/" in table_stream
