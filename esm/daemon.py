@@ -24,7 +24,7 @@ from esm.invokers import make_invoker
 from esm.invokers.base import Invoker
 from esm.loop_monitor import watch_loop
 from esm.metrics import Metrics
-from esm.scaling import LAMBDA_SQS_MAX_CONCURRENCY
+from esm.scaling import concurrency_ceiling
 from esm.settings import Config
 from esm.sources import Runtime
 from esm.supervisor import MappingSupervisor
@@ -44,11 +44,15 @@ def _import_paths(config: Config) -> None:
 
 
 def build_invokers(config: Config) -> dict[str, Invoker]:
-    """One invoker per function, shared by the mappings that call it (its concurrency cap is per target)."""
+    """One invoker per function, shared by the mappings that call it (its concurrency cap is per target).
+
+    A target without its own `max_concurrency` allows what its busiest mapping may run at once
+    (`ScalingConfig.MaximumConcurrency`, 10 per poller in provisioned mode, else Lambda's 1,250).
+    """
     invokers: dict[str, Invoker] = {}
     for name, target in config.functions.items():
         users = [m for m in config.mappings if m.function.name == name]
-        caps = [(m.get("ScalingConfig") or {}).get("MaximumConcurrency") or LAMBDA_SQS_MAX_CONCURRENCY for m in users]
+        caps = [concurrency_ceiling(m.request) for m in users]
         invokers[name] = make_invoker(target, config.aws, default_concurrency=max(caps, default=1))
     return invokers
 

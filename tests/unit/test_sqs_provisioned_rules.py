@@ -156,3 +156,14 @@ def test_concurrency_ceiling_of_a_mapping():
     assert concurrency_ceiling({"ProvisionedPollerConfig": {"MinimumPollers": 2, "MaximumPollers": 7}}) == 70
     assert concurrency_ceiling({"ProvisionedPollerConfig": {}}) == 2000
     assert concurrency_ceiling({"ProvisionedPollerConfig": {"MaximumPollers": 10000}}) == 20000
+
+
+def test_a_shared_target_allows_what_a_provisioned_mapping_may_run():
+    """SPEC 7 / issue 13.6: each poller carries up to 10 invokes, so a target without its own
+    max_concurrency is not capped at on-demand's 1,250 behind a provisioned mapping of 200 pollers."""
+    from esm.daemon import build_invokers
+
+    provisioned = build_invokers(parse(ProvisionedPollerConfig={"MinimumPollers": 2, "MaximumPollers": 200}))
+    assert provisioned["fn"].max_concurrency == 2000
+    on_demand = build_invokers(parse(ScalingConfig={"MaximumConcurrency": 40}))
+    assert on_demand["fn"].max_concurrency == 40
