@@ -23,6 +23,7 @@ import yaml
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
+from tests.support.kafka import Message, create_topic, kafka_admin, produce, smk_mapping
 from tests.support.kinesis import create_stream, kinesis_client, put
 from tests.support.sqs import create_queue, queue_counts, send, sqs_client
 from tests.support.waiting import wait_until
@@ -31,7 +32,8 @@ ESM = Path(sys.executable).parent / "esm"
 AWS = Path(sys.executable).parent / "aws"
 ACCESS_KEY = "AKIAESMTESTKEY000001"
 
-# Appends one JSON line per record: source ARN, body (an SQS body or decoded Kinesis data), and
+# Appends one JSON line per record: source ARN (or Kafka topic), body (an SQS body, decoded
+# Kinesis data or Kafka value), and
 # the size of the batch it came in. A body of "block" waits until the file `<folder>/release`
 # exists (to hold a batch in flight).
 HANDLER = textwrap.dedent('''
@@ -39,17 +41,22 @@ HANDLER = textwrap.dedent('''
     HERE = os.path.dirname(os.path.abspath(__file__))
 
     def body(record):
-        return record["body"] if "body" in record else base64.b64decode(record["kinesis"]["data"]).decode()
+        if "body" in record:
+            return record["body"]
+        data = record["kinesis"]["data"] if "kinesis" in record else record["value"]
+        return base64.b64decode(data).decode()
 
     def handle(event, context):
-        records = event["Records"]
+        # SQS and Kinesis: Records; Kafka: records by topic-partition.
+        records = event.get("Records") or [r for batch in event["records"].values() for r in batch]
         for record in records:
             if body(record) == "block":
                 while not os.path.exists(os.path.join(HERE, "release")):
                     time.sleep(0.05)
         with open(os.path.join(HERE, "delivered.jsonl"), "a") as out:
             for record in records:
-                out.write(json.dumps({"queue": record["eventSourceARN"], "body": body(record),
+                source = record.get("eventSourceARN") or record["topic"]
+                out.write(json.dumps({"queue": source, "body": body(record),
                                       "batch": len(records)}) + "\\n")
         return {}
 ''')
@@ -474,3 +481,28 @@ async def test_a_mapping_created_disabled_never_polls(esm_api: EsmProcess):
         await wait_state(lam, created["UUID"], "Disabled")
         assert await queue_counts(sqs, url) == (1, 0) and esm_api.delivered(arn) == []
     lam.delete_event_source_mapping(UUID=created["UUID"])
+
+
+async def test_a_kafka_mapping_keeps_its_commits_across_disable_update_and_enable(esm_api: EsmProcess):
+    """Issue 15.3: for Kafka, disable commits what was processed and leaves the group; records
+    produced while disabled are delivered after enable (an update in between), none again."""
+    await esm_api.ready()
+    lam = esm_api.client()
+    async with kafka_admin() as admin:
+        topic = await create_topic(admin, prefix="api")
+    request = smk_mapping(topic) | {"FunctionName": "orders"}
+    mapping = lam.create_event_source_mapping(**request)["UUID"]
+    await produce(topic, [Message(b"v1"), Message(b"v2"), Message(b"v3")])
+    await wait_until(lambda: len(esm_api.delivered(topic)) == 3, what="the first records delivered")
+    await wait_state(lam, mapping, "Enabled")
+    lam.update_event_source_mapping(UUID=mapping, Enabled=False)
+    await wait_state(lam, mapping, "Disabled")
+    await produce(topic, [Message(b"v4"), Message(b"v5")])
+    assert lam.update_event_source_mapping(UUID=mapping, BatchSize=2)["State"] == "Updating"
+    await wait_state(lam, mapping, "Disabled")
+    assert len(esm_api.delivered(topic)) == 3
+    assert lam.update_event_source_mapping(UUID=mapping, Enabled=True)["State"] == "Enabling"
+    await wait_until(lambda: len(esm_api.delivered(topic)) >= 5, what="records produced while disabled delivered")
+    await wait_state(lam, mapping, "Enabled")
+    assert [r["body"] for r in esm_api.delivered(topic)] == ["v1", "v2", "v3", "v4", "v5"]
+    lam.delete_event_source_mapping(UUID=mapping)
