@@ -27,6 +27,7 @@ import dataclasses
 import logging
 import time
 import uuid as uuids
+from types import MappingProxyType
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +40,7 @@ from esm.health import Readiness
 from esm.invokers.base import Invoker
 from esm.metrics import MAPPING_STATES, Metrics
 from esm.outcomes import PARTIAL, SUCCESS
-from esm.settings import FunctionTarget, MappingSettings
+from esm.settings import Extension, FunctionTarget, MappingSettings
 from esm.sources import Runtime
 from esm.supervisor import MappingSupervisor
 
@@ -288,14 +289,19 @@ class MappingManager:
     def _apply_stored(self, document: dict[str, Any]) -> None:
         uuid = document["UUID"]
         settings = self._validated(document["Request"], uuid)
+        runnable = settings is not None
         if settings is None:
-            return
+            # Still listed (Disabled, with the reason), so it can be fixed by an update or deleted.
+            settings = _unrunnable(document["Request"], uuid)
         entry = Entry(settings, "api", last_modified=document.get("LastModified", time.time()),
                       created=document.get("Created", time.time()), reason=document.get("StateTransitionReason",
                                                                                           USER_INITIATED),
                       revision=document.get("Revision", 1))
         self.entries[uuid] = entry
-        self._start(entry, "Creating")
+        if runnable:
+            self._start(entry, "Creating")
+        else:
+            entry.problem = entry.reason = f"PROBLEM: {self._invalid[uuid]}"
 
     def _document(self, entry: Entry, settings: MappingSettings | None = None) -> dict[str, Any]:
         settings = settings or entry.settings
@@ -342,6 +348,7 @@ class MappingManager:
         entry.revision = document.get("Revision", entry.revision)
         entry.last_modified = document.get("LastModified", entry.last_modified)
         entry.reason = USER_INITIATED
+        entry.problem = None
         entry.settings = settings  # what the API reports at once; the old supervisor keeps its own
 
         async def apply() -> None:
@@ -434,6 +441,13 @@ class MappingManager:
         if outcome is None:
             return entry.last_result
         return "OK" if outcome in (SUCCESS, PARTIAL) else "PROBLEM: Function call failed"
+
+
+def _unrunnable(request: dict[str, Any], uuid: str) -> MappingSettings:
+    """A stored mapping this configuration cannot run, as far as the API needs to show it."""
+    return MappingSettings(index=0, uuid=uuid, name=uuid, source="", function=FunctionTarget(str(request.get(
+        "FunctionName", ""))), request=MappingProxyType(dict(request)), extension=Extension(),
+        source_id=str(request.get("EventSourceArn") or ""))
 
 
 def _with_uuid(settings: MappingSettings, uuid: str, name: str) -> MappingSettings:

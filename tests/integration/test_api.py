@@ -506,3 +506,34 @@ async def test_a_kafka_mapping_keeps_its_commits_across_disable_update_and_enabl
     await wait_state(lam, mapping, "Enabled")
     assert [r["body"] for r in esm_api.delivered(topic)] == ["v1", "v2", "v3", "v4", "v5"]
     lam.delete_event_source_mapping(UUID=mapping)
+
+
+async def test_a_stored_mapping_whose_function_left_the_config_is_listed_and_can_be_fixed(backends: dict[str, str],
+                                                                                        tmp_path: Path):
+    """Issue 15.4, and nothing dropped silently: after a restart without its function, an API
+    mapping is listed Disabled with the problem as StateTransitionReason; an update naming another
+    function runs it again."""
+    daemon = EsmProcess(tmp_path).start()
+    try:
+        await daemon.ready()
+        lam = daemon.client()
+        async with sqs_client() as sqs:
+            url, arn = await create_queue(sqs, "api-orphan")
+            mapping = lam.create_event_source_mapping(FunctionName="billing", EventSourceArn=arn)["UUID"]
+            await wait_state(lam, mapping, "Enabled")
+            assert daemon.stop() == 0
+            config = yaml.safe_load(daemon.config.read_text())
+            del config["functions"]["billing"]
+            daemon.config.write_text(yaml.safe_dump(config))
+            daemon.start()
+            await daemon.ready()
+            got = lam.get_event_source_mapping(UUID=mapping)
+            assert got["State"] == "Disabled" and got["StateTransitionReason"].startswith("PROBLEM:")
+            assert "billing" in got["StateTransitionReason"]
+            assert lam.update_event_source_mapping(UUID=mapping, FunctionName="orders")["State"] == "Enabling"
+            await wait_state(lam, mapping, "Enabled")
+            assert lam.get_event_source_mapping(UUID=mapping)["StateTransitionReason"] == "USER_INITIATED"
+            await send(sqs, url, ["fixed"])
+            await wait_until(lambda: [r["body"] for r in daemon.delivered(arn)] == ["fixed"], what="delivered again")
+    finally:
+        daemon.stop()
