@@ -84,8 +84,7 @@ class Entry:
 
 class MappingManager:
     def __init__(self, functions: dict[str, FunctionTarget], runtime: Runtime, invokers: dict[str, Invoker],
-                 metrics: Metrics, store: MappingStore, *, shutdown_timeout: float, base_dir: str = ".",
-                 config_path: str = "the config file"):
+                 metrics: Metrics, store: MappingStore, *, shutdown_timeout: float, base_dir: str = "."):
         self.functions = functions
         self.runtime = runtime
         self.invokers = invokers
@@ -93,7 +92,6 @@ class MappingManager:
         self.store = store
         self.shutdown_timeout = shutdown_timeout
         self.base_dir = base_dir
-        self.config_path = config_path
         self.entries: dict[str, Entry] = {}
         self._lock = asyncio.Lock()  # one change at a time: check, persist, apply
         self._background: set[asyncio.Task[None]] = set()
@@ -274,8 +272,8 @@ class MappingManager:
         entry = self.get(uuid)
         if entry.origin == "config":
             raise ApiError("ResourceConflictException",
-                           f"The event source mapping {uuid} ({entry.settings.name}) is declared in the config file "
-                           f"{self.config_path}; change it there and restart esm.")
+                           f"The event source mapping {uuid} ({entry.settings.name}) is declared in the config file; "
+                           "change it there and restart esm.")
         state = entry.state
         # A mapping stuck in Creating (its queue does not exist yet) may still be deleted.
         if state in TRANSITIONAL and not (deleting and state == "Creating"):
