@@ -25,8 +25,10 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
+from tests.support.fake_server import LoopbackApi
 
-class FakeConfluentRegistry:
+
+class FakeConfluentRegistry(LoopbackApi):
     """A fake of the Confluent Schema Registry REST API (see the module docstring)."""
 
     def __init__(self, users: dict[str, str] | None = None, first_id: int = 1,
@@ -37,8 +39,6 @@ class FakeConfluentRegistry:
         self.next_id = first_id
         self.down = False
         self.requests: Counter[str] = Counter()
-        self.url = ""
-        self._runner: web.AppRunner | None = None
 
     def register(self, schema: str, schema_type: str = "AVRO", subject: str = "test-value") -> int:
         """Store a schema directly (as a producer's serializer would via the API); returns its id."""
@@ -86,22 +86,9 @@ class FakeConfluentRegistry:
         schema_id = self.register(body["schema"], body.get("schemaType", "AVRO"), request.match_info["subject"])
         return web.json_response({"id": schema_id}, content_type="application/vnd.schemaregistry.v1+json")
 
-    async def start(self) -> "FakeConfluentRegistry":
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/schemas/ids/{id}", self._get_by_id)
         app.router.add_post("/subjects/{subject}/versions", self._post_version)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.tls)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"{'https' if self.tls else 'http'}://127.0.0.1:{port}"
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
 
 @contextlib.asynccontextmanager

@@ -20,15 +20,15 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
+from tests.support.fake_server import LoopbackApi
 
-class FakeLambda:
+
+class FakeLambda(LoopbackApi):
     def __init__(self, *, version: str, role: str):
         self.version = version
         self.role = role
         self.events: list[dict[str, Any]] = []
         self.configuration_reads = 0
-        self.url = ""
-        self._runner: web.AppRunner | None = None
 
     async def _invoke(self, request: web.Request) -> web.Response:
         self.events.append(json.loads(await request.read()))
@@ -42,22 +42,9 @@ class FakeLambda:
         return web.json_response({"FunctionName": name.split(":")[-1], "FunctionArn": name, "Role": self.role,
                                   "Version": "$LATEST"})
 
-    async def start(self) -> "FakeLambda":
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/2015-03-31/functions/{name}/invocations", self._invoke)
         app.router.add_get("/2015-03-31/functions/{name}/configuration", self._configuration)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
 
 @contextlib.asynccontextmanager

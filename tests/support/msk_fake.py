@@ -16,6 +16,8 @@ from typing import Any
 from aiobotocore.session import get_session
 from aiohttp import web
 
+from tests.support.fake_server import LoopbackApi
+
 # GetBootstrapBrokers' response members and their JSON names (the Kafka API's model).
 JSON_NAMES = {
     "BootstrapBrokerString": "bootstrapBrokerString",
@@ -25,29 +27,18 @@ JSON_NAMES = {
 }
 
 
-class FakeMskApi:
+class FakeMskApi(LoopbackApi):
     """GetBootstrapBrokers for clusters moto knows; `brokers[arn]` = {BootstrapBrokerString...: "h:p,..."}."""
 
     def __init__(self) -> None:
         self.brokers: dict[str, dict[str, str]] = {}
         self.requests: list[dict[str, Any]] = []
-        self._runner: web.AppRunner | None = None
-        self.url = ""
 
-    async def start(self) -> "FakeMskApi":
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/v1/clusters/{arn:.+}/bootstrap-brokers", self._bootstrap_brokers)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
 
     async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self.stop()
 
     async def _bootstrap_brokers(self, request: web.Request) -> web.Response:
         arn = request.match_info["arn"]
