@@ -37,6 +37,7 @@ from esm.checkpoints.mappings import MappingStore
 from esm.config import build_mapping
 from esm.errors import ConfigError
 from esm.health import Readiness
+from esm.identity import function_arn
 from esm.invokers.base import Invoker
 from esm.metrics import MAPPING_STATES, Metrics
 from esm.outcomes import PARTIAL, SUCCESS
@@ -417,15 +418,10 @@ class MappingManager:
         arn = parse_arn(settings.source_id) if settings.source_id.startswith("arn:") else None
         region = (arn.region if arn else "") or self.runtime.clients.region_for() or DEFAULT_REGION
         account = (arn.account if arn else "") or DEFAULT_ACCOUNT
-        target = settings.function
-        if target.lambda_arn and target.lambda_arn.startswith("arn:"):
-            function_arn = target.lambda_arn
-        else:  # SPEC 9.9: the source's region and account
-            function_arn = f"arn:aws:lambda:{region}:{account}:function:{target.lambda_arn or target.name}"
         return {
             **settings.request,
             "UUID": entry.uuid,
-            "FunctionArn": function_arn,
+            "FunctionArn": function_arn(settings.function, region, account),  # SPEC 9.9
             "EventSourceMappingArn": f"arn:aws:lambda:{region}:{account}:event-source-mapping:{entry.uuid}",
             "State": entry.state,
             "StateTransitionReason": entry.reason,
