@@ -321,6 +321,10 @@ class _PathIndex:
         )
         if only_affixes:
             self.tests_for = self._affix_tests()  # type: ignore[method-assign]
+        if self.exists and not self.exact and _only_exact_or_exists(self):
+            # exists:true alone: every value satisfies the same tests.
+            satisfied = self.exists
+            self.tests_for = lambda value: satisfied  # type: ignore[method-assign]
 
     def _affix_tests(self) -> Callable[[Any], list[int] | tuple[int, ...]]:
         """``tests_for`` when a path has only exact values, prefixes and suffixes (the most
@@ -443,6 +447,15 @@ class _PathIndex:
                 out.append(tid)
 
 
+def _only_exact_or_exists(index: _PathIndex) -> bool:
+    """True when a path index has no tests besides exact values and exists:true."""
+    return not (
+        index.prefixes or index.suffixes or index.fold_exact or index.fold_prefix
+        or index.fold_suffix or index.string_checks or index.any_string or index.ranges
+        or index.ips or index.all_but or index.but_checks or index.wild_heads or index.wild_tails
+    )
+
+
 def _freeze(table: dict[str, list[int]]) -> dict[str, tuple[int, ...]]:
     return {key: tuple(tids) for key, tids in table.items()}
 
@@ -561,8 +574,9 @@ class Plan:
         for tid, numbers in anchored.items():
             self.anchored[tid] = tuple(numbers)
         self.has_counted = bool(self.counted)
-        # Every sub-rule is one field with no exists:false: any test that fires is a match.
-        self.any_test_matches = not (self.counted or self.direct or self.absent_alone)
+        # Every sub-rule is one field (a lone exists:false, or tests any of which is a match):
+        # the event matches when a path of the first kind is missing or any test fires.
+        self.any_test_matches = not (self.counted or self.direct)
         self.track_arrays = bool(self.counted or self.direct)
 
     def matches(self, event: Any) -> bool:
@@ -602,8 +616,12 @@ class Plan:
     def _decide(self, found: Extraction) -> bool:
         """Whether the values pulled out of one event satisfy any sub-rule."""
         if self.any_test_matches:
+            present = found.values
+            for path_id in self.absent_alone:
+                if path_id not in present:
+                    return True
             indexes = self.indexes
-            for path_id, values in found.values.items():
+            for path_id, values in present.items():
                 tests_for = indexes[path_id].tests_for
                 for value in values:
                     if tests_for(value):
