@@ -579,39 +579,36 @@ class Plan:
         self.any_test_matches = not (self.counted or self.direct)
         self.track_arrays = bool(self.counted or self.direct)
 
-    def matches(self, event: Any) -> bool:
+    def matches(self, event: Any, exact_numbers: Callable[[], Any] | None = None) -> bool:
+        """Whether any sub-rule matches the parsed event.
+
+        ``exact_numbers`` is for an event read by orjson without ``parse_event``'s digit scan:
+        orjson's one silent difference (a number with a run of 19 or more digits read as a
+        rounded double) can only show in a float the patterns reach, so only when the walk
+        finds one is ``exact_numbers()`` asked for the event as ``parse_event`` reads it (None
+        when that reading is the same) and matched instead.
+        """
         if self.match_all:
             return True
         if type(event) is not dict:
             return False
         found = Extraction()
         self._walk(found, event, self.track_arrays)
+        if exact_numbers is not None and _reaches_float(found):
+            exact = exact_numbers()
+            if exact is not None:
+                return self.matches(exact)
         return self._decide(found)
 
     def matches_json(self, data: bytes | bytearray | memoryview | str) -> bool:
-        """Parse JSON text and match it. Raises ValueError when it is not valid JSON.
-
-        orjson reads the event. Its one silent difference from ``parse_event`` (a number with a
-        run of 19 or more digits read as a rounded double) can only show in a float the patterns
-        reach, so the digit scan runs only when the walk found a float, not on every event.
-        """
+        """Parse JSON text and match it. Raises ValueError when it is not valid JSON."""
         if self.match_all:
             return True
         try:
             event = orjson.loads(data)
         except orjson.JSONDecodeError:
             return self.matches(parse_event(data))  # the standard library's reading, or ValueError
-        if type(event) is not dict:
-            return False
-        found = Extraction()
-        self._walk(found, event, self.track_arrays)
-        for values in found.values.values():
-            for value in values:
-                if type(value) is float:
-                    if _has_long_digit_run(data):
-                        return self.matches(parse_event(data))
-                    return self._decide(found)
-        return self._decide(found)
+        return self.matches(event, lambda: exact_reading(data))
 
     def _decide(self, found: Extraction) -> bool:
         """Whether the values pulled out of one event satisfy any sub-rule."""
@@ -735,6 +732,20 @@ _LONG_DIGIT_RUN = b"0" * 19
 def _has_long_digit_run(data: bytes | bytearray | memoryview | str) -> bool:
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
     return _LONG_DIGIT_RUN in raw.translate(_DIGITS_AS_ZERO)
+
+
+def _reaches_float(found: Extraction) -> bool:
+    for values in found.values.values():
+        for value in values:
+            if type(value) is float:
+                return True
+    return False
+
+
+def exact_reading(data: bytes | bytearray | memoryview | str) -> Any:
+    """``parse_event(data)`` for JSON that orjson read without error, when the two readings can
+    differ (a run of 19 or more digits); None when orjson's reading is already the exact one."""
+    return parse_event(data) if _has_long_digit_run(data) else None
 
 
 def parse_event(data: bytes | bytearray | memoryview | str) -> Any:

@@ -27,9 +27,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from typing import Any
 
-from esm.filtering.compiler import parse_event
+import orjson
+
+from esm.filtering.compiler import exact_reading, parse_event
 from esm.filtering.errors import InvalidPatternError
 from esm.filtering.matcher import DataFormat, DataUsage, Matcher, OnMismatch
 
@@ -68,6 +71,35 @@ def _decode_bytes(raw: bytes) -> tuple[DataFormat, Any]:
     return decode_json_or_text(text)
 
 
+# What filtering reads: the data's format, its value, and for JSON that orjson read without
+# parse_event's digit scan, the function giving parse_event's reading when it differs (see
+# Plan.matches), so that the scan runs only for records whose matched values include a float.
+_Read = tuple[DataFormat, Any, Callable[[], Any] | None]
+
+
+def _read_json_or_text(text: str) -> _Read:
+    """decode_json_or_text, with the digit scan left until a float is reached."""
+    stripped = text.lstrip(" \t\r\n")
+    if stripped[:1] in _JSON_OPENERS:
+        try:
+            parsed = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            data_format, decoded = decode_json_or_text(text)
+            return data_format, decoded, None
+        return DataFormat.JSON, parsed, lambda: exact_reading(text)
+    return DataFormat.PLAIN, text, None
+
+
+def _read_bytes(raw: bytes | None) -> _Read:
+    if raw is None:
+        return DataFormat.UNREADABLE, None, None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return DataFormat.UNREADABLE, None, None
+    return _read_json_or_text(text)
+
+
 def _b64(data: Any) -> bytes | None:
     if isinstance(data, (bytes, bytearray)):
         return bytes(data)
@@ -98,6 +130,16 @@ def decode_kafka_value(value: Any) -> tuple[DataFormat, Any]:
     return _decode_bytes(raw)
 
 
+def _with_exact(view: dict[str, Any], key: str, exact_decoded: Callable[[], Any]) -> Callable[[], Any]:
+    """The view with the data read as parse_event reads it, or None when that reading is the same."""
+
+    def exact_view() -> Any:
+        exact = exact_decoded()
+        return None if exact is None else {**view, key: exact}
+
+    return exact_view
+
+
 def _decide(
     matcher: Matcher,
     base: dict[str, Any],
@@ -105,6 +147,7 @@ def _decide(
     data_format: DataFormat,
     decoded: Any,
     on_mismatch: OnMismatch,
+    exact_decoded: Callable[[], Any] | None = None,
 ) -> bool:
     plan = matcher.for_data(key, data_format, on_mismatch)
     if plan.match_all:
@@ -114,8 +157,9 @@ def _decide(
         view.pop(key, None)
     else:
         view[key] = decoded
+    exact_view = None if exact_decoded is None else _with_exact(view, key, exact_decoded)
     try:
-        return plan.matches(view)
+        return plan.matches(view, exact_view)
     except RecursionError:
         if data_format is DataFormat.UNREADABLE:
             raise
@@ -132,10 +176,10 @@ def filter_sqs(matcher: Matcher, record: dict[str, Any]) -> bool:
         return matcher.matches(record)
     body = record.get("body")
     if isinstance(body, str):
-        data_format, decoded = decode_json_or_text(body)
+        data_format, decoded, exact = _read_json_or_text(body)
     else:
-        data_format, decoded = DataFormat.UNREADABLE, None
-    return _decide(matcher, record, "body", data_format, decoded, OnMismatch.NO_MATCH)
+        data_format, decoded, exact = DataFormat.UNREADABLE, None, None
+    return _decide(matcher, record, "body", data_format, decoded, OnMismatch.NO_MATCH, exact)
 
 
 def filter_kinesis(matcher: Matcher, record: dict[str, Any]) -> bool:
@@ -147,8 +191,8 @@ def filter_kinesis(matcher: Matcher, record: dict[str, Any]) -> bool:
     fields = record.get("kinesis", {})
     if not matcher.uses_key("data"):
         return matcher.matches(fields)
-    data_format, decoded = decode_kinesis_data(fields.get("data"))
-    return _decide(matcher, fields, "data", data_format, decoded, OnMismatch.NO_MATCH)
+    data_format, decoded, exact = _read_bytes(_b64(fields.get("data")))
+    return _decide(matcher, fields, "data", data_format, decoded, OnMismatch.NO_MATCH, exact)
 
 
 def filter_dynamodb(matcher: Matcher, record: dict[str, Any]) -> bool:
@@ -178,6 +222,7 @@ def filter_kafka(
     if decoded_key is not _UNSET:
         base = dict(record)
         base["key"] = decoded_key
+    exact: Callable[[], Any] | None = None
     if decoded_value is not _UNSET:
         if isinstance(decoded_value, (dict, list)):
             data_format, decoded = DataFormat.JSON, decoded_value
@@ -188,8 +233,9 @@ def filter_kafka(
     elif not matcher.uses_key("value"):
         return matcher.matches(base)
     else:
-        data_format, decoded = decode_kafka_value(record.get("value"))
-    return _decide(matcher, base, "value", data_format, decoded, OnMismatch.IGNORE_DATA)
+        value = record.get("value")
+        data_format, decoded, exact = _read_bytes(None if value is None else _b64(value))
+    return _decide(matcher, base, "value", data_format, decoded, OnMismatch.IGNORE_DATA, exact)
 
 
 _DATA_KEYS = {"kinesis": "data", "dynamodb": "dynamodb"}

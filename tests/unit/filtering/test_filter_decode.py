@@ -184,3 +184,34 @@ def test_data_usage_tells_each_filters_use_of_the_data_key() -> None:
                                '{"$or":[{"body":["x"]},{"body":{"a":[1]}}]}'])
     assert matcher.data_usage("body") == (DataUsage.PLAIN, DataUsage.JSON, DataUsage.NONE, DataUsage.MIXED)
     assert matcher.uses_key("body") and not matcher.uses_key("data")
+
+
+LONG_NUMBERS = [
+    # (pattern on the data, JSON data): the data's numbers as parse_event reads them decide.
+    ('{"a":[0.1234567890123456789]}', '{"a":0.1234567890123456789,"b":[1.5]}'),
+    ('{"a":[12345678901234567890123]}', '{"a":12345678901234567890123}'),
+    ('{"a":[1.2345678901234568e22]}', '{"a":12345678901234567890123}'),
+    ('{"a":[{"numeric":[">",1]}]}', '{"a":12345678901234567890123}'),
+    ('{"a":[1.5]}', '{"a":1.5,"b":12345678901234567890123}'),
+    ('{"a":["x"]}', '{"a":"x","b":0.1234567890123456789}'),
+]
+
+
+@pytest.mark.parametrize(("pattern", "data"), LONG_NUMBERS)
+def test_sources_read_long_numbers_as_parse_event_does(pattern: str, data: str) -> None:
+    """Issue 13 point 5 reads record data with orjson and scans it for 19-digit runs only when
+    a float reached by the filters could be one; every source must still answer as if the data
+    had been read by ``decode_json_or_text`` (numbers a double cannot hold kept by their literal,
+    FILTERS.md numeric precision)."""
+    _, exact = decode_json_or_text(data)
+    for key, keep, record in (
+        ("body", filter_sqs, sqs(data)),
+        ("data", filter_kinesis, kinesis(data.encode())),
+        ("value", filter_kafka, kafka(data.encode())),
+    ):
+        matcher = compile_filters(['{"%s": %s}' % (key, pattern)])
+        expected = matcher.matches({key: exact})
+        assert keep(matcher, record) is expected, (key, pattern, data)
+    assert compile_filters(['{"body": %s}' % pattern]).matches({"body": exact}) is (
+        compile_filters([pattern]).matches_json(data)
+    )
