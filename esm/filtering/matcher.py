@@ -85,8 +85,9 @@ class Matcher:
         #: True when every event matches (no filters, or a filter such as ``{}``); callers can
         #: then skip decoding records entirely.
         self.is_match_all: bool = not patterns or self._plan.match_all
-        self._variants: dict[tuple[str, DataFormat, OnMismatch], Plan] = {}
+        self._variants: dict[tuple[str, int, int], Plan] = {}
         self._usage: dict[str, tuple[DataUsage, ...]] = {}
+        self._uses: dict[str, bool] = {}
 
     def __repr__(self) -> str:
         return f"Matcher({list(self.patterns)!r})"
@@ -121,7 +122,10 @@ class Matcher:
 
     def uses_key(self, key: str) -> bool:
         """True when some filter has a condition on ``key`` or on a path under it."""
-        return any(usage is not DataUsage.NONE for usage in self.data_usage(key))
+        uses = self._uses.get(key)
+        if uses is None:
+            uses = self._uses[key] = any(usage is not DataUsage.NONE for usage in self.data_usage(key))
+        return uses
 
     def for_data(self, key: str, data_format: DataFormat, on_mismatch: OnMismatch) -> Plan:
         """The plan to use for a record whose data under ``key`` has ``data_format``.
@@ -129,7 +133,8 @@ class Matcher:
         Sub-rules whose use of the key fits the format are kept as they are. The others are
         dropped (``NO_MATCH``) or kept without their conditions on the key (``IGNORE_DATA``).
         """
-        cache_key = (key, data_format, on_mismatch)
+        # Enum members hash in Python code; they are singletons, so their ids key the cache.
+        cache_key = (key, id(data_format), id(on_mismatch))
         plan = self._variants.get(cache_key)
         if plan is not None:
             return plan
