@@ -24,7 +24,7 @@ from esm.invokers import make_invoker
 from esm.invokers.base import Invoker
 from esm.loop_monitor import watch_loop
 from esm.metrics import Metrics
-from esm.scaling import concurrency_ceiling
+from esm.scaling import LAMBDA_SQS_MAX_CONCURRENCY, PROVISIONED_MAX_CONCURRENCY, concurrency_ceiling
 from esm.settings import Config
 from esm.sources import Runtime
 from esm.supervisor import MappingSupervisor
@@ -46,13 +46,17 @@ def _import_paths(config: Config) -> None:
 def build_invokers(config: Config) -> dict[str, Invoker]:
     """One invoker per function, shared by the mappings that call it (its concurrency cap is per target).
 
-    A target without its own `max_concurrency` allows what its busiest mapping may run at once
-    (`ScalingConfig.MaximumConcurrency`, 10 per poller in provisioned mode, else Lambda's 1,250).
+    A target without its own `max_concurrency` allows what its busiest mapping may run at once:
+    for SQS `ScalingConfig.MaximumConcurrency` or 10 invokes per provisioned poller, else Lambda's
+    1,250. With the control API on, a mapping of any function may appear at run time, so every
+    such target allows the most any SQS mapping may ask for.
     """
     invokers: dict[str, Invoker] = {}
     for name, target in config.functions.items():
-        users = [m for m in config.mappings if m.function.name == name]
-        caps = [concurrency_ceiling(m.request) for m in users]
+        caps = [concurrency_ceiling(m.request) if m.source == "sqs" else LAMBDA_SQS_MAX_CONCURRENCY
+                for m in config.mappings if m.function.name == name]
+        if config.api is not None:
+            caps.append(PROVISIONED_MAX_CONCURRENCY)
         invokers[name] = make_invoker(target, config.aws, default_concurrency=max(caps, default=1))
     return invokers
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import itertools
 import math
 import random
 import time
@@ -103,6 +104,7 @@ class SqsMapping:
         self._stopping = asyncio.Event()
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._next_worker = 0
+        self._retire_from: float = math.inf  # workers with this id or a higher one are surplus
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def connect(self) -> QueueInfo:
@@ -175,6 +177,10 @@ class SqsMapping:
             wid = self._next_worker
             self._next_worker += 1
             self._workers[wid] = asyncio.create_task(self._worker(wid), name=f"{self.mapping.name}/poller-{wid}")
+        # Workers beyond the target retire, the newest first: ids only grow, and the dict keeps them
+        # in order, so the surplus are those from the target-th on. Worked out here, once per change
+        # of the pool or the target, not by each worker on each loop.
+        self._retire_from = next(itertools.islice(self._workers, self.scaling.target, None), math.inf)
         self._report_pollers()
 
     def _report_pollers(self) -> None:
@@ -183,8 +189,8 @@ class SqsMapping:
         self.metrics.metrics.provisioned_pollers.labels(*self.metrics.labels).set(self.scaling.pollers(lanes))
 
     def _surplus(self, wid: int) -> bool:
-        """Workers beyond the target retire, the newest first."""
-        return sorted(self._workers).index(wid) >= self.scaling.target if wid in self._workers else False
+        """Workers beyond the target retire, the newest first (see `_resize`)."""
+        return wid >= self._retire_from
 
     # -- one worker ----------------------------------------------------------------------------
     async def _worker(self, wid: int) -> None:
@@ -300,6 +306,7 @@ class SqsMapping:
                 break
             self.metrics.invoke_errors.inc()
             self.scaling.back_off()
+            self._resize()
             attempt += 1
             delay = _backoff(attempt, outcome.retry_after)
             # Keep retrying while the messages are still ours; then let them return to the queue.
@@ -327,6 +334,7 @@ class SqsMapping:
         self.metrics.invoke_errors.inc()
         if not self.report_failures:
             self.scaling.back_off()
+            self._resize()
         self.log.warning("function error (%s); %d message(s) return after the visibility timeout",
                          outcome.reason, len(records))
 

@@ -167,3 +167,18 @@ def test_a_shared_target_allows_what_a_provisioned_mapping_may_run():
     assert provisioned["fn"].max_concurrency == 2000
     on_demand = build_invokers(parse(ScalingConfig={"MaximumConcurrency": 40}))
     assert on_demand["fn"].max_concurrency == 40
+
+
+def test_with_the_control_api_a_target_is_not_capped_by_the_config_file_alone():
+    """Issue 15 / SPEC 7: mappings created through the API use the same invokers, so a target
+    without max_concurrency must not be capped at one invoke because no config mapping uses it."""
+    from esm.daemon import build_invokers
+
+    doc = {"functions": {**FUNCTIONS, "spare": {"handler": "tests.support.recorder:handle"}},
+           "event_source_mappings": [{"FunctionName": "fn", "EventSourceArn": SQS}],
+           "api": {"listen": "127.0.0.1:0"}}
+    invokers = build_invokers(parse_config(yaml.safe_dump(doc, sort_keys=False), environ={}))
+    assert invokers["spare"].max_concurrency == 20_000
+    assert invokers["fn"].max_concurrency == 20_000
+    without_api = build_invokers(parse(BatchSize=5))
+    assert without_api["fn"].max_concurrency == 1250
