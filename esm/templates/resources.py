@@ -78,7 +78,11 @@ class Resources:
         self._ensuring: set[str] = set()
         self.created: list[str] = []
         if mode == "stack":
-            self._read_stack()
+            try:
+                self._read_stack()
+            except BaseException:
+                self.close()  # the caller never gets an object to close
+                raise
 
     # -- clients and the stack ---------------------------------------------------------------
     def close(self) -> None:
