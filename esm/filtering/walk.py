@@ -14,7 +14,7 @@ level); arrays, and trees too large to write out, go through the general ``_visi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 _MISSING = object()
@@ -82,8 +82,8 @@ def _from_object(found: Extraction, node: Node, value: dict[str, Any], track_arr
     """The common case, kept cheap: an object that is not inside an array, so the leaves found
     under it need no array positions. Only keys the patterns use are looked up; an array on the
     way hands over to ``_visit``, which keeps positions."""
-    edges: Iterable[tuple[str, Node]] = node.edges
-    if node.edge_keys and len(value) < len(edges):  # type: ignore[arg-type]
+    edges: Sequence[tuple[str, Node]] = node.edges
+    if node.edge_keys and len(value) < len(edges):
         # Many used keys here and a small object: look only at the keys it has.
         edge_map = node.edge_map
         edges = [(key, edge_map[key]) for key in node.edge_keys.intersection(value)]
