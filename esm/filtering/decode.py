@@ -134,7 +134,12 @@ def _with_exact(view: dict[str, Any], key: str, exact_decoded: Callable[[], Any]
     """The view with the data read as parse_event reads it, or None when that reading is the same."""
 
     def exact_view() -> Any:
-        exact = exact_decoded()
+        try:
+            exact = exact_decoded()
+        except ValueError:
+            # Nested deeper than the standard library reads (orjson reads 1024 levels): keep
+            # orjson's reading rather than failing the poll.
+            return None
         return None if exact is None else {**view, key: exact}
 
     return exact_view

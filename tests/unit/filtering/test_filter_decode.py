@@ -215,3 +215,13 @@ def test_sources_read_long_numbers_as_parse_event_does(pattern: str, data: str) 
     assert compile_filters(['{"body": %s}' % pattern]).matches({"body": exact}) is (
         compile_filters([pattern]).matches_json(data)
     )
+
+
+def test_a_record_too_deep_for_the_exact_reading_is_still_answered() -> None:
+    """The exact reading is the standard library's, which stops near 1,000 levels where orjson
+    reads 1,024: a record between the two is answered from orjson's reading, never an error
+    that would fail the whole poll (SPEC.md section 5: filtering decides, it does not raise)."""
+    body = '{"a":0.1234567890123456789,"d":' + "[" * 1000 + "]" * 1000 + "}"
+    matcher = compile_filters(['{"body":{"a":[0.1234567890123456789]}}'])
+    assert filter_sqs(matcher, sqs(body)) is False
+    assert filter_sqs(compile_filters(['{"body":{"a":[{"exists":true}]}}']), sqs(body)) is True
