@@ -92,47 +92,8 @@ def test_other_escapes_beside_a_pair_still_decode() -> None:
     assert matcher.matches({"a": "A\ud83d\ude80\n\u00e9"}) is False  # the unjoined halves are not the character
 
 
-HIGH = "Unmatched first part of surrogate pair (0xd83d): a \\uD800-\\uDBFF escape must be followed by a \\uDC00-\\uDFFF escape"
-LOW = "Unmatched second part of surrogate pair (0xde80): a \\uDC00-\\uDFFF escape must follow a \\uD800-\\uDBFF escape"
-
-LONE: list[tuple[str, str, str]] = [
-    ("a lone first part at the end of a value", '{"a":["x\\ud83d"]}', HIGH),
-    ("a lone first part before a plain character", '{"a":["\\ud83dx"]}', HIGH),
-    ("a first part before a plain escape", '{"a":["\\ud83d\\u0041"]}', HIGH),
-    ("two first parts", '{"a":["\\ud83d\\ud83d\\ude80"]}', HIGH),
-    ("a lone second part", '{"a":["\\ude80"]}', LOW),
-    ("a lone second part after a plain character", '{"a":["x\\ude80"]}', LOW),
-    ("a reversed pair", '{"a":["\\ude80\\ud83d"]}', LOW),
-    ("a lone first part in a key", '{"\\ud83d":["x"]}', HIGH),
-    ("a lone second part in a nested key", '{"a":{"\\ude80":["x"]}}', LOW),
-    ("a lone first part in exactly", '{"a":[{"exactly":"\\ud83d"}]}', HIGH),
-    ("a lone first part in prefix", '{"a":[{"prefix":"\\ud83d"}]}', HIGH),
-    ("a lone second part in suffix", '{"a":[{"suffix":"\\ude80"}]}', LOW),
-    ("a lone first part in equals-ignore-case", '{"a":[{"equals-ignore-case":"\\ud83d"}]}', HIGH),
-    ("a lone first part in prefix equals-ignore-case", '{"a":[{"prefix":{"equals-ignore-case":"\\ud83d"}}]}', HIGH),
-    ("a lone first part in a wildcard", '{"a":[{"wildcard":"\\ud83d*"}]}', HIGH),
-    ("a reversed pair in anything-but", '{"a":[{"anything-but":"\\ude80\\ud83d"}]}', LOW),
-    ("a lone first part in an anything-but list", '{"a":[{"anything-but":["x","\\ud83d"]}]}', HIGH),
-    ("a lone second part in anything-but prefix", '{"a":[{"anything-but":{"prefix":"\\ude80"}}]}', LOW),
-    ("a lone first part in anything-but wildcard", '{"a":[{"anything-but":{"wildcard":["\\ud83d*"]}}]}', HIGH),
-    ("a lone first part in anything-but equals-ignore-case", '{"a":[{"anything-but":{"equals-ignore-case":"\\ud83d"}}]}', HIGH),
-    ("a lone first part in a cidr", '{"a":[{"cidr":"\\ud83d"}]}', HIGH),
-    ("a lone first part in a numeric operator", '{"a":[{"numeric":["\\ud83d", 1]}]}', HIGH),
-    ("a lone first part in an operator name", '{"a":[{"\\ud83d":"x"}]}', HIGH),
-    ("a raw lone first part (a Python string holding the code unit)", '{"a":["\ud83d"]}', HIGH),
-]
-
-
-@pytest.mark.parametrize(("case", "pattern", "reason"), LONE, ids=[case[0] for case in LONE])
-def test_a_lone_or_reversed_surrogate_is_an_invalid_pattern(case: str, pattern: str, reason: str) -> None:
-    """Issue 13 point 4: half a pair stands for no character, so the pattern is rejected with a
-    reason naming the code unit, wherever the escape appears (never a UnicodeEncodeError)."""
-    with pytest.raises(InvalidPatternError) as raised:
-        validate_pattern(pattern)
-    assert str(raised.value) == reason
-    with pytest.raises(InvalidPatternError) as again:
-        compile_filters(['{"ok":["x"]}', pattern])
-    assert str(again.value) == reason
+# Lone and reversed halves are rejected patterns: their cases are in test_filter_validation.py's
+# INVALID table (issue 13 point 4), checked by the same test as every other invalid pattern.
 
 
 def test_a_malformed_escape_after_a_first_part_reports_the_escape() -> None:

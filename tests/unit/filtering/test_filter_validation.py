@@ -158,6 +158,39 @@ INVALID: list[tuple[str, str, str]] = [
     ("a list's element types are checked before its wildcards", '{"a":[{"anything-but":{"wildcard":["a**", 5]}}]}', "wildcard match pattern must be a string"),
 ]
 
+HIGH = "Unmatched first part of surrogate pair (0xd83d): a \\uD800-\\uDBFF escape must be followed by a \\uDC00-\\uDFFF escape"
+LOW = "Unmatched second part of surrogate pair (0xde80): a \\uDC00-\\uDFFF escape must follow a \\uD800-\\uDBFF escape"
+
+# Issue 13 point 4: half a surrogate pair stands for no character, so the pattern is rejected with a
+# reason naming the code unit, wherever the escape appears (never a UnicodeEncodeError).
+INVALID += [
+    ("a lone first part at the end of a value", '{"a":["x\\ud83d"]}', HIGH),
+    ("a lone first part before a plain character", '{"a":["\\ud83dx"]}', HIGH),
+    ("a first part before a plain escape", '{"a":["\\ud83d\\u0041"]}', HIGH),
+    ("two first parts", '{"a":["\\ud83d\\ud83d\\ude80"]}', HIGH),
+    ("a lone second part", '{"a":["\\ude80"]}', LOW),
+    ("a lone second part after a plain character", '{"a":["x\\ude80"]}', LOW),
+    ("a reversed pair", '{"a":["\\ude80\\ud83d"]}', LOW),
+    ("a lone first part in a key", '{"\\ud83d":["x"]}', HIGH),
+    ("a lone second part in a nested key", '{"a":{"\\ude80":["x"]}}', LOW),
+    ("a lone first part in exactly", '{"a":[{"exactly":"\\ud83d"}]}', HIGH),
+    ("a lone first part in prefix", '{"a":[{"prefix":"\\ud83d"}]}', HIGH),
+    ("a lone second part in suffix", '{"a":[{"suffix":"\\ude80"}]}', LOW),
+    ("a lone first part in equals-ignore-case", '{"a":[{"equals-ignore-case":"\\ud83d"}]}', HIGH),
+    ("a lone first part in prefix equals-ignore-case", '{"a":[{"prefix":{"equals-ignore-case":"\\ud83d"}}]}', HIGH),
+    ("a lone first part in a wildcard", '{"a":[{"wildcard":"\\ud83d*"}]}', HIGH),
+    ("a reversed pair in anything-but", '{"a":[{"anything-but":"\\ude80\\ud83d"}]}', LOW),
+    ("a lone first part in an anything-but list", '{"a":[{"anything-but":["x","\\ud83d"]}]}', HIGH),
+    ("a lone second part in anything-but prefix", '{"a":[{"anything-but":{"prefix":"\\ude80"}}]}', LOW),
+    ("a lone first part in anything-but wildcard", '{"a":[{"anything-but":{"wildcard":["\\ud83d*"]}}]}', HIGH),
+    ("a lone first part in anything-but equals-ignore-case", '{"a":[{"anything-but":{"equals-ignore-case":"\\ud83d"}}]}', HIGH),
+    ("a lone first part in a cidr", '{"a":[{"cidr":"\\ud83d"}]}', HIGH),
+    ("a lone first part in a numeric operator", '{"a":[{"numeric":["\\ud83d", 1]}]}', HIGH),
+    ("a lone first part in an operator name", '{"a":[{"\\ud83d":"x"}]}', HIGH),
+    ("a raw lone first part (a Python string holding the code unit)", '{"a":["\ud83d"]}', HIGH),
+]
+
+
 VALID: list[tuple[str, str]] = [
     ("the empty pattern (AWS accepts it)", "{}"),
     ("an empty object value", '{"a":{}}'),
