@@ -13,27 +13,28 @@ import re
 from typing import Any
 
 import botocore.session
-from botocore.model import Shape
+from botocore.model import ServiceModel, Shape
 from botocore.validate import ParamValidator
 
 from esm.errors import Problem
 
 
 @functools.cache
-def _lambda_model() -> Any:
+def lambda_model() -> ServiceModel:
+    """botocore's Lambda service model, loaded once (config checks and the control API share it)."""
     return botocore.session.get_session().get_service_model("lambda")
 
 
 @functools.cache
 def create_mapping_shape() -> Shape:
-    return _lambda_model().operation_model("CreateEventSourceMapping").input_shape
+    return lambda_model().operation_model("CreateEventSourceMapping").input_shape
 
 
 def check_role_arn(value: Any, path: str) -> list[Problem]:
     """An execution role ARN, checked against the `RoleArn` shape Lambda's CreateFunction takes."""
     if not isinstance(value, str):
         return [Problem(path, f"must be an IAM role ARN, arn:aws:iam::<account>:role/<name> (got {value!r})")]
-    return _check_limits(value, _lambda_model().shape_for("RoleArn"), path)
+    return _check_limits(value, lambda_model().shape_for("RoleArn"), path)
 
 
 class _Validator(ParamValidator):

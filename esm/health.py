@@ -40,6 +40,23 @@ class Readiness:
         return {name: {"ready": ok, "detail": detail} for name, (ok, detail) in sorted(self._checks.items())}
 
 
+async def start_site(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Serve `app` on host:port; returns its runner (`cleanup()` stops it) and the port it got
+    (port 0 asks the OS for a free one). The control API's listener (esm.api.server) uses it too."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    server = site._server  # aiohttp names the bound port nowhere public
+    if server is not None and server.sockets:
+        port = server.sockets[0].getsockname()[1]
+    return runner, port
+
+
 class HealthServer:
     def __init__(self, metrics: Metrics, readiness: Readiness, host: str, port: int):
         self.metrics = metrics
@@ -56,14 +73,7 @@ class HealthServer:
         return app
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        # Port 0 asks the OS for a free port; report the one we got.
-        server = site._server
-        if server is not None and server.sockets:
-            self.port = server.sockets[0].getsockname()[1]
+        self._runner, self.port = await start_site(self.app(), self.host, self.port)
 
     async def stop(self) -> None:
         if self._runner is not None:

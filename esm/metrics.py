@@ -8,9 +8,11 @@ never looks labels up.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, disable_created_metrics
+from prometheus_client.metrics import MetricWrapperBase
 
 from esm.inflight import InFlightBytes
 
@@ -94,6 +96,20 @@ class Metrics:
                                     ("operation", "status"), registry=r)
         self.info = Gauge("esm_mapping_info", "Always 1: a mapping's name, function and source id",
                           ("mapping", "source", "name", "function", "source_id"), registry=r)
+
+    def forget_mapping(self, labels: tuple[str, str]) -> None:
+        """Remove every series of the mapping with these (mapping, source) labels, in every family
+        whose labels start with them (a mapping deleted through the control API leaves none behind)."""
+        families = [*self.counters.values(), *(v for v in vars(self).values() if isinstance(v, MetricWrapperBase))]
+        for family in families:
+            # prometheus_client lists a family's children only through these (stable) attributes.
+            if tuple(family._labelnames[:2]) != LABELS:  # noqa: SLF001
+                continue
+            with family._lock:  # noqa: SLF001
+                keys = [key for key in family._metrics if key[:2] == labels]  # noqa: SLF001
+            for key in keys:
+                with contextlib.suppress(KeyError):
+                    family.remove(*key)
 
     def for_mapping(self, uuid: str, source: str) -> "MappingMetrics":
         labels = (uuid, source)

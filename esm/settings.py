@@ -53,9 +53,10 @@ class AwsSettings:
         return self.endpoints.get(service)
 
 
-@dataclass(frozen=True)
-class MetricsSettings:
-    listen: str = DEFAULT_METRICS_LISTEN
+class ListenAddress:
+    """A `listen: "host:port"` setting (an IPv6 host in brackets), read as host and port."""
+
+    listen: str
 
     @property
     def host(self) -> str:
@@ -64,6 +65,11 @@ class MetricsSettings:
     @property
     def port(self) -> int:
         return int(self.listen.rsplit(":", 1)[1])
+
+
+@dataclass(frozen=True)
+class MetricsSettings(ListenAddress):
+    listen: str = DEFAULT_METRICS_LISTEN
 
 
 @dataclass(frozen=True)
@@ -76,19 +82,11 @@ class ApiCredentials:
 
 
 @dataclass(frozen=True)
-class ApiSettings:
+class ApiSettings(ListenAddress):
     """`api:`, the Lambda-compatible control API (esm.api); absent means off."""
 
     listen: str
     credentials: ApiCredentials | None = None
-
-    @property
-    def host(self) -> str:
-        return self.listen.rsplit(":", 1)[0].strip("[]")
-
-    @property
-    def port(self) -> int:
-        return int(self.listen.rsplit(":", 1)[1])
 
 
 @dataclass(frozen=True)

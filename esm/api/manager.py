@@ -14,7 +14,9 @@ mapping store (esm.checkpoints.mappings) so they survive restarts. Every change 
 
 Mappings of the config file are listed and readable, never changed here. Replicas sharing a
 DynamoDB store each run every mapping (the sources share the work) and poll the store every
-`SYNC_INTERVAL` seconds to apply what other replicas changed. Transitional states are local to a
+`SYNC_INTERVAL` seconds to apply what other replicas changed. Every stored change is conditional
+on the revision it was based on: of two replicas changing one mapping at once, one wins and the
+other answers ResourceConflictException (as Lambda does for a mapping in the middle of a change). Transitional states are local to a
 replica: each reports its own supervisor's progress.
 """
 
@@ -33,13 +35,14 @@ from typing import Any
 
 from esm.api.protocol import ApiError
 from esm.arns import parse_arn
-from esm.checkpoints.mappings import MappingStore
+from esm.checkpoints.base import StoreUnavailable
+from esm.checkpoints.mappings import MappingStore, RevisionConflict
 from esm.config import build_mapping
 from esm.errors import ConfigError
 from esm.health import Readiness
-from esm.identity import function_arn
+from esm.identity import DEFAULT_ACCOUNT, function_arn, function_name
 from esm.invokers.base import Invoker
-from esm.metrics import MAPPING_STATES, Metrics
+from esm.metrics import Metrics
 from esm.outcomes import PARTIAL, SUCCESS
 from esm.settings import Extension, FunctionTarget, MappingSettings
 from esm.sources import Runtime
@@ -50,7 +53,7 @@ log = logging.getLogger("esm.api")
 SYNC_INTERVAL = 2.0
 TRANSITIONAL = ("Creating", "Enabling", "Disabling", "Updating", "Deleting")
 USER_INITIATED = "USER_INITIATED"
-DEFAULT_REGION, DEFAULT_ACCOUNT = "us-east-1", "000000000000"
+DEFAULT_REGION = "us-east-1"
 
 
 @dataclass
@@ -97,6 +100,7 @@ class MappingManager:
         self._lock = asyncio.Lock()  # one change at a time: check, persist, apply
         self._background: set[asyncio.Task[None]] = set()
         self._invalid: dict[str, str] = {}  # stored mappings this configuration cannot run: uuid -> why
+        self._closing = False  # once set, no change starts a supervisor
         # API mappings do not gate /readyz: a mapping whose queue does not exist yet must not take
         # the replica (and with it the API that could fix the mapping) out of its Service.
         self._readiness = Readiness()
@@ -111,10 +115,14 @@ class MappingManager:
     async def load(self) -> None:
         """Start every mapping the store holds (those made through the API before a restart)."""
         for document in (await self.store.load()).values():
-            self._apply_stored(document)
+            if document is not None:  # an unreadable one was reported by the store
+                self._apply_stored(document)
 
     async def sync_forever(self, stop: asyncio.Event) -> None:
-        """Replicas: apply creates, updates and deletes other replicas stored."""
+        """Replicas: apply creates, updates and deletes other replicas stored. Only the store being
+        out of reach is retried (said once, and once more when it answers again); anything else is
+        a fault retrying cannot fix and ends the loop with its error."""
+        unavailable = False
         while not stop.is_set():
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), SYNC_INTERVAL)
@@ -122,14 +130,22 @@ class MappingManager:
                 return
             try:
                 await self.sync()
-            except Exception as error:  # noqa: BLE001 - the store may be briefly unreachable; try again
-                log.warning("cannot read the mapping store, retrying in %.0fs: %s", SYNC_INTERVAL, error)
+            except StoreUnavailable as error:
+                if not unavailable:
+                    log.warning("cannot read the mapping store, retrying every %.0fs: %s", SYNC_INTERVAL, error)
+                unavailable = True
+                continue
+            if unavailable:
+                log.info("the mapping store answers again")
+                unavailable = False
 
     async def sync(self) -> None:
         async with self._lock:  # read under the lock: a snapshot older than a local create would delete it
             documents = await self.store.load()
             for uuid, document in documents.items():
                 entry = self.entries.get(uuid)
+                if document is None:  # unreadable (reported by the store): left as it runs, not deleted
+                    continue
                 if entry is None:
                     self._apply_stored(document)
                 elif entry.origin == "api" and document.get("Revision", 0) > entry.revision and not entry.transition:
@@ -143,14 +159,22 @@ class MappingManager:
                     self._delete(entry)
 
     async def close(self) -> None:
-        """Shutdown: every API mapping drains (within the shutdown timeout), then closes."""
-        if self._background:  # changes under way finish first, so nothing they start is left running
+        """Shutdown: every API mapping drains, then closes, all within one shutdown timeout.
+
+        Changes under way finish their drain first (from now on none starts a supervisor), then
+        the remaining mappings drain in what is left of the same deadline."""
+        self._closing = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.shutdown_timeout
+        if self._background:
             _, late = await asyncio.wait(set(self._background), timeout=self.shutdown_timeout)
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
         entries = [e for e in self.entries.values() if e.origin == "api"]
-        await asyncio.gather(*(self._drain(e, final_state=None) for e in entries), return_exceptions=True)
+        left = max(0.0, deadline - loop.time())
+        await asyncio.gather(*(self._drain(e, final_state=None, timeout=left) for e in entries),
+                             return_exceptions=True)
 
     # ------------------------------------------------------------------ the operations
 
@@ -177,7 +201,7 @@ class MappingManager:
             settings = self._build(request, new_uuid)
             self._refuse_duplicate(settings, None)
             entry = Entry(settings, "api", revision=1)
-            await self.store.put(new_uuid, self._document(entry))
+            await self.store.put(new_uuid, self._document(entry), expected=None)
             self.entries[new_uuid] = entry
             self._start(entry, "Creating")
             if entry.supervisor is None:  # created disabled: Creating (as answered), then Disabled
@@ -194,15 +218,18 @@ class MappingManager:
             request["FunctionName"] = self._function_key(request.get("FunctionName"))
             settings = self._build(request, uuid)
             self._refuse_duplicate(settings, uuid)
-            # Another replica may have changed it since this one last looked: count on from the
-            # stored revision, so every replica (that one included) sees this change as newer.
-            stored = (await self.store.load()).get(uuid)
-            if stored is None:
-                raise ApiError("ResourceNotFoundException", f"Event source mapping {uuid} was deleted.")
-            entry.revision = max(entry.revision, stored.get("Revision", 0)) + 1
-            entry.last_modified = time.time()
-            document = self._document(entry, settings)
-            await self.store.put(uuid, document)
+            # The change is based on the revision this replica last saw: stored only if no other
+            # request or replica changed the mapping since (else both would run their own version).
+            document = {**self._document(entry, settings), "Revision": entry.revision + 1,
+                        "LastModified": time.time(), "StateTransitionReason": USER_INITIATED}
+            try:
+                await self.store.put(uuid, document, expected=entry.revision)
+            except RevisionConflict:
+                if await self.store.get(uuid) is None:
+                    raise ApiError("ResourceNotFoundException", f"Event source mapping {uuid} was deleted.") from None
+                raise ApiError("ResourceConflictException",
+                               f"The event source mapping {uuid} was changed by another request at the same time; "
+                               "get it again and retry the update.") from None
             self._change(entry, settings, document)
             return entry
 
@@ -222,18 +249,13 @@ class MappingManager:
             raise ApiError("InvalidParameterValueException", "FunctionName is required.")
         if name in self.functions:
             return name
-        short = name
         parts = name.split(":")
-        if name.startswith("arn:") and len(parts) >= 7 and parts[5] == "function":
-            short = parts[6]
-        elif len(parts) >= 3 and parts[1] == "function":  # partial ARN: <account>:function:<name>
-            short = parts[2]
+        partial = len(parts) >= 3 and parts[1] == "function"  # <account>:function:<name>
+        short = function_name(FunctionTarget("", lambda_arn="arn:aws:lambda::" + name if partial else name))
         if short in self.functions:
             return short
         for key, target in self.functions.items():
-            if target.lambda_arn and target.lambda_arn in (name, short):
-                return key
-            if target.lambda_arn and target.lambda_arn.startswith("arn:") and target.lambda_arn.split(":")[6:7] == [short]:
+            if target.lambda_arn and (target.lambda_arn in (name, short) or function_name(target) == short):
                 return key
         raise ApiError("ResourceNotFoundException",
                        f"Function not found: {name} (esm knows the functions: {', '.join(self.functions)})")
@@ -308,7 +330,11 @@ class MappingManager:
                 "Created": entry.created, "StateTransitionReason": entry.reason, "Revision": entry.revision}
 
     def _start(self, entry: Entry, initial_state: str) -> None:
-        """A new supervisor for `entry` (or none if disabled), started and run in the background."""
+        """A new supervisor for `entry` (or none if disabled), started and run in the background;
+        none at all once shutting down (a change that finishes its drain then leaves it stopped)."""
+        if self._closing:
+            entry.supervisor = None
+            return
         if not entry.settings.enabled:
             entry.supervisor = None
             settings = entry.settings  # no supervisor to report it: esm_mapping_state and _info say so here
@@ -372,8 +398,10 @@ class MappingManager:
 
         self._spawn(apply(), f"{entry.settings.name}/deleting")
 
-    async def _drain(self, entry: Entry, final_state: str | None) -> None:
-        """Stop the supervisor: in-flight batches finish and settle within the shutdown timeout."""
+    async def _drain(self, entry: Entry, final_state: str | None, timeout: float | None = None) -> None:
+        """Stop the supervisor: in-flight batches finish and settle within `timeout` (by default
+        the shutdown timeout)."""
+        timeout = self.shutdown_timeout if timeout is None else timeout
         supervisor, task = entry.supervisor, entry.task
         entry.task = None
         if supervisor is None:
@@ -383,10 +411,10 @@ class MappingManager:
                 task.cancel()  # still connecting: nothing was read, nothing is in flight
             else:
                 supervisor.stop()
-            done, late = await asyncio.wait({task}, timeout=self.shutdown_timeout)
+            done, late = await asyncio.wait({task}, timeout=timeout)
             if late:
                 log.warning("mapping %s: in-flight batches did not finish in %.0fs, cancelled (their records "
-                            "are not acknowledged and come back)", entry.uuid, self.shutdown_timeout)
+                            "are not acknowledged and come back)", entry.uuid, timeout)
                 task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         await supervisor.close()
@@ -401,13 +429,7 @@ class MappingManager:
         task.add_done_callback(self._background.discard)
 
     def _forget_metrics(self, settings: MappingSettings) -> None:
-        labels = (settings.uuid, settings.source)
-        for state in MAPPING_STATES:
-            with contextlib.suppress(KeyError):
-                self.metrics.state.remove(*labels, state)
-        with contextlib.suppress(KeyError):
-            self.metrics.info.remove(settings.uuid, settings.source, settings.name, settings.function.name,
-                                     settings.source_id)
+        self.metrics.forget_mapping((settings.uuid, settings.source))
 
     # ------------------------------------------------------------------ what the API answers
 

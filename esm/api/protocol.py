@@ -16,17 +16,13 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-import botocore.session
-from botocore.model import OperationModel, ServiceModel, Shape
+from botocore.model import OperationModel, Shape
 from botocore.validate import ParamValidator
+
+from esm.api_shape import lambda_model
 
 OPERATIONS = ("CreateEventSourceMapping", "GetEventSourceMapping", "UpdateEventSourceMapping",
               "DeleteEventSourceMapping", "ListEventSourceMappings")
-
-
-@functools.cache
-def model() -> ServiceModel:
-    return botocore.session.get_session().get_service_model("lambda")
 
 
 @dataclass(frozen=True)
@@ -40,7 +36,7 @@ class Route:
 def routes() -> tuple[Route, ...]:
     found = []
     for name in OPERATIONS:
-        operation = model().operation_model(name)
+        operation = lambda_model().operation_model(name)
         template = operation.http["requestUri"].rstrip("/")
         # `{UUID}` is one path segment; clients may add a trailing slash (the CLI posts to `.../`).
         regex = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
@@ -66,7 +62,7 @@ class ApiError(Exception):
 
 def _error_shape(code: str) -> Shape | None:
     try:
-        return model().shape_for(code)
+        return lambda_model().shape_for(code)
     except Exception:  # noqa: BLE001 - not a modeled error (the SigV4 ones): plain message
         return None
 
@@ -161,4 +157,4 @@ def output_shape(route: Route) -> Shape:
 
 
 def configuration_shape() -> Shape:
-    return model().shape_for("EventSourceMappingConfiguration")
+    return lambda_model().shape_for("EventSourceMappingConfiguration")

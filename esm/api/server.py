@@ -20,6 +20,7 @@ from esm.api import sigv4
 from esm.api.manager import MappingManager, decode_marker, encode_marker
 from esm.api.protocol import ApiError, Route, allowed_methods, match_route, parse, render
 from esm.errors import EsmError
+from esm.health import start_site
 from esm.metrics import Metrics
 from esm.settings import ApiCredentials, ApiSettings
 
@@ -82,13 +83,7 @@ class ApiServer:
         return app
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
-        server = site._server
-        if server is not None and server.sockets:
-            self.port = server.sockets[0].getsockname()[1]
+        self._runner, self.port = await start_site(self.app(), self.host, self.port)
         log.info("control API listening on %s:%d (%s)", self.host, self.port,
                  "SigV4 with api.credentials" if self.credentials else "no credentials: loopback only")
 

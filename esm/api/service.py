@@ -1,32 +1,38 @@
 """The control API as one part of the daemon: the mapping store, the manager and the listener.
 
-`ControlApi.start` opens the store, adopts the config file's supervisors, starts the mappings the
+The mapping store lives in the checkpoint store the daemon opened for the API
+(`runtime.checkpoints`, closed by the daemon after `close`). `ControlApi.start` prepares it, adopts the config file's supervisors, starts the mappings the
 store holds (in the background: they do not delay start-up), the listener and, for a shared store,
 the loop that applies other replicas' changes. When the daemon's `stop` is set it stops the
 listener (no change can arrive while mappings drain) and drains the API's mappings at the same
 time as the daemon drains the config file's, so shutdown takes one `shutdown_timeout`, not two;
-`close` waits for that and closes the store.
+`close` waits for that.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from esm.api.manager import MappingManager
 from esm.api.server import ApiServer
-from esm.checkpoints.mappings import make_mapping_store
+from esm.checkpoints.mappings import mapping_store_for
 from esm.invokers.base import Invoker
 from esm.metrics import Metrics
 from esm.settings import Config
 from esm.sources import Runtime
 from esm.supervisor import MappingSupervisor
 
+log = logging.getLogger("esm.api")
+
 
 class ControlApi:
     def __init__(self, config: Config, runtime: Runtime, invokers: dict[str, Invoker], metrics: Metrics,
                  supervisors: list[MappingSupervisor]):
         assert config.api is not None
-        self.store = make_mapping_store(config.checkpoints, runtime.clients)
+        if runtime.checkpoints is None:
+            raise RuntimeError("the control API needs the checkpoint store open (runtime.checkpoints)")
+        self.store = mapping_store_for(runtime.checkpoints)
         self.manager = MappingManager(dict(config.functions), runtime, invokers, metrics, self.store,
                                       shutdown_timeout=config.shutdown_timeout, base_dir=config.base_dir)
         self.manager.adopt(supervisors)
@@ -40,7 +46,9 @@ class ControlApi:
         await self.manager.load()
         await self.server.start()
         if self.store.shared:
-            self._tasks.append(asyncio.create_task(self.manager.sync_forever(self._stop), name="api/sync"))
+            sync = asyncio.create_task(self.manager.sync_forever(self._stop), name="api/sync")
+            sync.add_done_callback(_report_end)
+            self._tasks.append(sync)
         self._tasks.append(asyncio.create_task(self._stop_with(stop), name="api/stop"))
 
     async def _stop_with(self, stop: asyncio.Event) -> None:
@@ -63,4 +71,10 @@ class ControlApi:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.store.close()
+
+
+def _report_end(task: asyncio.Task[None]) -> None:
+    """Replica sync stops only on an error that retrying cannot fix (esm.api.manager.sync_forever)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("stopped applying other replicas' mapping changes: %s", task.exception(),
+                  exc_info=task.exception())

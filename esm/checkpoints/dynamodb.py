@@ -164,6 +164,13 @@ class DynamoDbCheckpointStore:
         except BotoCoreError as error:
             raise StoreUnavailable(f"DynamoDB table {self.table}: {error}") from error
 
+    async def call(self, operation: str, **kwargs: Any) -> Any:
+        """One DynamoDB `operation` on this table through `_call` (the control API's mapping
+        store, esm.checkpoints.mappings, keeps one item here on this client)."""
+        if self._client is None:
+            raise RuntimeError("checkpoint store is not open")
+        return await self._call(getattr(self._client, operation), TableName=self.table, **kwargs)
+
     async def _update(self, key: str, update: str, values: dict[str, Any], condition: str | None = None) -> bool:
         """One UpdateItem; False when `condition` did not hold."""
         kwargs: dict[str, Any] = {

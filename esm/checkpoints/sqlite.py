@@ -96,6 +96,11 @@ class SqliteCheckpointStore:
             raise RuntimeError("checkpoint store is not open")
         return self._conn
 
+    async def execute(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` on the store's one thread: the control API's mapping table
+        (esm.checkpoints.mappings) lives in this file on this connection, not a second one."""
+        return await self._run(lambda: fn(self._db()))
+
     # ------------------------------------------------------------------ checkpoints
 
     async def get(self, mapping_uuid: str, unit: str) -> Checkpoint | None:
