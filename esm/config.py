@@ -27,6 +27,7 @@ from esm.api_shape import check_against_api_shape, check_role_arn
 from esm.errors import ConfigError, Problem
 from esm.inflight import DEFAULT_MAX_IN_FLIGHT_BYTES, MIN_MAX_IN_FLIGHT_BYTES, parse_size
 from esm.mapping_rules import check_mapping, sam_key_problems
+from esm.references import check_reference
 from esm.sources.kafka_auth import check_destination_cluster, check_kafka_extension, check_secrets_option
 from esm.settings import (
     DEFAULT_FUNCTION_TIMEOUT,
@@ -84,17 +85,8 @@ def _is_loopback(host: str) -> bool:
 
 def _secret_reference(spec: Any, path: str, base_dir: str, problems: list[Problem]) -> dict[str, str]:
     """`{env: VAR}` or `{file: PATH}` (relative to the config's folder); never the secret inline."""
-    if not (isinstance(spec, dict) and len(spec) == 1 and set(spec) <= {"env", "file"}):
-        problems.append(Problem(path, "must be {env: VARIABLE} or {file: PATH}: a secret is never written "
-                                "in the configuration"))
-        return {}
-    (kind, value), = spec.items()
-    if not (isinstance(value, str) and value):
-        problems.append(Problem(f"{path}.{kind}", "must be a non-empty string"))
-        return {}
-    if kind == "file":
-        value = os.path.normpath(os.path.join(base_dir, os.path.expanduser(value)))
-    return {kind: value}
+    return check_reference(spec, path, base_dir, problems,
+                           why=": a secret is never written in the configuration") or {}
 
 
 def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Config:

@@ -22,6 +22,7 @@ from esm.api.protocol import ApiError, Route, allowed_methods, match_route, pars
 from esm.errors import EsmError
 from esm.health import start_site
 from esm.metrics import Metrics
+from esm.references import ReferenceUnreadable, read_reference
 from esm.settings import ApiCredentials, ApiSettings
 
 log = logging.getLogger("esm.api")
@@ -37,22 +38,10 @@ class CredentialsUnavailable(EsmError):
 
 def read_credentials(credentials: ApiCredentials) -> tuple[str, str]:
     def read(ref: Any, what: str) -> str:
-        if "value" in ref:
-            return str(ref["value"])
-        if "env" in ref:
-            value = os.environ.get(ref["env"])
-            if not value:
-                raise CredentialsUnavailable(f"api.credentials.{what}: environment variable {ref['env']} is not set")
-            return value
         try:
-            with open(ref["file"], encoding="utf-8") as source:
-                value = source.read().strip()
-        except OSError as error:
-            raise CredentialsUnavailable(f"api.credentials.{what}: cannot read {ref['file']}: "
-                                         f"{error.strerror or error}") from None
-        if not value:
-            raise CredentialsUnavailable(f"api.credentials.{what}: {ref['file']} is empty")
-        return value
+            return read_reference(ref, one_line=True)
+        except ReferenceUnreadable as error:
+            raise CredentialsUnavailable(f"api.credentials.{what}: {error}") from None
 
     return read(credentials.access_key_id, "access_key_id"), read(credentials.secret_access_key, "secret_access_key")
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 from esm.errors import Problem, SourceUnavailable
+from esm.references import check_reference
 
 BASIC_AUTH = "BASIC_AUTH"
 SCRAM_256 = "SASL_SCRAM_256_AUTH"
@@ -252,7 +253,7 @@ def check_secrets_option(raw: Any, path: str, base_dir: str) -> tuple[dict[str, 
     for uri, spec in raw.items():
         at = f"{path}.{uri}"
         if isinstance(spec, dict) and set(spec) in ({"env"}, {"file"}):
-            ref = _reference(spec, at, base_dir, problems)
+            ref = check_reference(spec, at, base_dir, problems)
             if ref is not None:
                 normalized[str(uri)] = {"whole": ref}
             continue
@@ -269,24 +270,11 @@ def check_secrets_option(raw: Any, path: str, base_dir: str) -> tuple[dict[str, 
             if isinstance(value, str):
                 fields[name] = {"value": value}
                 continue
-            ref = _reference(value, f"{at}.{name}", base_dir, problems)
+            ref = check_reference(value, f"{at}.{name}", base_dir, problems)
             if ref is not None:
                 fields[name] = ref
         normalized[str(uri)] = {"fields": fields}
     return normalized, problems
-
-
-def _reference(spec: Any, path: str, base_dir: str, problems: list[Problem]) -> dict[str, str] | None:
-    if not (isinstance(spec, dict) and len(spec) == 1 and set(spec) <= {"env", "file"}):
-        problems.append(Problem(path, "must be {env: VARIABLE} or {file: PATH}"))
-        return None
-    (kind, value), = spec.items()
-    if not (isinstance(value, str) and value):
-        problems.append(Problem(f"{path}.{kind}", "must be a non-empty string"))
-        return None
-    if kind == "file":
-        value = os.path.normpath(os.path.join(base_dir, os.path.expanduser(value)))
-    return {kind: value}
 
 
 def check_destination_cluster(raw: Any, path: str) -> tuple[dict[str, Any] | None, list[Problem]]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from typing import Any, Mapping
 
 import aiohttp
@@ -26,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from esm.arns import parse_arn
 from esm.aws import AwsClients
 from esm.errors import SourceUnavailable
+from esm.references import ReferenceUnreadable, read_reference
 from esm.sources.kafka_auth import SECRET_FIELDS
 
 
@@ -113,18 +113,7 @@ def _local(spec: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 def _dereference(ref: Mapping[str, str], where: str) -> str:
-    if "value" in ref:
-        return ref["value"]
-    if "env" in ref:
-        value = os.environ.get(ref["env"])
-        if value is None:
-            raise SourceUnavailable(f"{where}: environment variable {ref['env']} is not set (esm.secrets)")
-        return value
     try:
-        with open(ref["file"], encoding="utf-8") as source:
-            return source.read()
-    except OSError as error:
-        raise SourceUnavailable(f"{where}: cannot read {ref['file']} (esm.secrets): "
-                                f"{error.strerror or error}") from None
-    except UnicodeDecodeError:
-        raise SourceUnavailable(f"{where}: {ref['file']} is not UTF-8 text (esm.secrets)") from None
+        return read_reference(ref, note=" (esm.secrets)")
+    except ReferenceUnreadable as error:
+        raise SourceUnavailable(f"{where}: {error}") from None
