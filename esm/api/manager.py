@@ -140,6 +140,8 @@ class MappingManager:
                 unavailable = False
 
     async def sync(self) -> None:
+        if self._closing:  # shutting down: nothing new starts, nothing is drained twice
+            return
         async with self._lock:  # read under the lock: a snapshot older than a local create would delete it
             documents = await self.store.load()
             for uuid, document in documents.items():
@@ -166,8 +168,8 @@ class MappingManager:
         self._closing = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.shutdown_timeout
-        if self._background:
-            _, late = await asyncio.wait(set(self._background), timeout=self.shutdown_timeout)
+        while self._background:  # again if a request or sync under way when closing began spawned one
+            _, late = await asyncio.wait(set(self._background), timeout=max(0.0, deadline - loop.time()))
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
