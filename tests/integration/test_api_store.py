@@ -93,22 +93,26 @@ async def test_a_write_based_on_an_old_revision_is_refused(backends: dict[str, s
 
 
 async def test_two_replicas_updating_one_mapping_at_once_agree(backends: dict[str, str]):
-    """Review point 1: replicas A and B both at revision 1 update the same mapping; A's update is
-    stored, B's is answered ResourceConflictException (a concurrent change), and once B syncs both
-    report A's BatchSize (before the fix both were stored as revision 2 and each replica kept its own)."""
+    """Review point 1: replicas A and B, both at revision 1, update the same mapping at the same
+    time: exactly one update is stored, the other is answered ResourceConflictException (a
+    concurrent change), and once both sync they report the same BatchSize and revision. Before
+    the fix both read revision 1, both stored revision 2, and neither applied the other's (sync
+    applies only a higher revision): each ran its own version for good."""
     async with dynamodb_store(f"esm-api-{uuid.uuid4().hex[:8]}") as checkpoints:
         a, b = make_manager(checkpoints), make_manager(checkpoints)
         created = await a.create({"FunctionName": "orders", "EventSourceArn": QUEUE, "Enabled": False})
         await b.sync()
         assert b.get(created.uuid).revision == 1
-        await a.update(created.uuid, {"BatchSize": 5})
-        with pytest.raises(ApiError) as caught:
-            await b.update(created.uuid, {"BatchSize": 7})
-        assert caught.value.code == "ResourceConflictException"
-        await b.sync()
+        results = await asyncio.gather(a.update(created.uuid, {"BatchSize": 5}),
+                                       b.update(created.uuid, {"BatchSize": 7}), return_exceptions=True)
+        conflicts = [r for r in results if isinstance(r, ApiError)]
+        assert len(conflicts) == 1 and conflicts[0].code == "ResourceConflictException", results
+        won = 5 if conflicts[0] is results[1] else 7
+        for manager in (a, b):
+            await manager.sync()
         for manager in (a, b):
             await manager.close()
-        assert [m.get(created.uuid).settings.request["BatchSize"] for m in (a, b)] == [5, 5]
+        assert [m.get(created.uuid).settings.request["BatchSize"] for m in (a, b)] == [won, won]
         assert a.get(created.uuid).revision == b.get(created.uuid).revision == 2
 
 
