@@ -16,8 +16,8 @@ Mappings of the config file are listed and readable, never changed here. Replica
 DynamoDB store each run every mapping (the sources share the work) and poll the store every
 `SYNC_INTERVAL` seconds to apply what other replicas changed. Every stored change is conditional
 on the revision it was based on: of two replicas changing one mapping at once, one wins and the
-other answers ResourceConflictException (as Lambda does for a mapping in the middle of a change). Transitional states are local to a
-replica: each reports its own supervisor's progress.
+other answers ResourceConflictException. Transitional states are local to a replica: each reports
+its own supervisor's progress.
 """
 
 from __future__ import annotations
