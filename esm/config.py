@@ -83,12 +83,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _secret_reference(spec: Any, path: str, base_dir: str, problems: list[Problem]) -> dict[str, str]:
-    """`{env: VAR}` or `{file: PATH}` (relative to the config's folder); never the secret inline."""
-    return check_reference(spec, path, base_dir, problems,
-                           why=": a secret is never written in the configuration") or {}
-
-
 def load_config(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Config:
     file = Path(path)
     try:
@@ -474,7 +468,8 @@ class _Builder:
                 elif key == "access_key_id" and isinstance(spec, str) and spec:
                     refs[key] = {"value": spec}  # an access key id is not a secret
                 else:
-                    refs[key] = _secret_reference(spec, f"api.credentials.{key}", self.base_dir, self.problems)
+                    refs[key] = check_reference(spec, f"api.credentials.{key}", self.base_dir, self.problems,
+                                                why=": a secret is never written in the configuration") or {}
             if len(self.problems) > before:
                 return None
             credentials = ApiCredentials(MappingProxyType(refs["access_key_id"]),

@@ -27,6 +27,7 @@ from typing import Any, Iterable, Mapping
 import orjson
 
 from esm.invokers.base import LATEST, FunctionError, InvocationError, InvokeResult, Succeeded
+from esm.outcomes import FUNCTION_ERROR, INVALID_RESPONSE, INVOCATION_ERROR, PARTIAL, SUCCESS
 
 # requestContext.condition values (SPEC 4, 9.3).
 RETRY_ATTEMPTS_EXHAUSTED = "RetryAttemptsExhausted"
@@ -39,12 +40,6 @@ UNHANDLED = "Unhandled"
 
 _BATCH_INFO_KEY = {"kinesis": "KinesisBatchInfo", "dynamodb": "DDBStreamBatchInfo"}
 
-# Outcome kinds (esm.outcomes) accepted by response_context, spelled here to keep this module pure.
-_FUNCTION_ERROR = "function_error"
-_INVALID_RESPONSE = "invalid_response"
-_PARTIAL = "partial"
-_SUCCESS = "success"
-_INVOCATION_ERROR = "invocation_error"
 
 
 @dataclass(frozen=True)
@@ -69,11 +64,11 @@ def response_context(last: InvokeResult | str | None, *, executed_version: str =
     `functionError: null`; an invocation error (throttled, unreachable) got no answer from the
     function, so there is no context.
     """
-    if isinstance(last, FunctionError) or last == _FUNCTION_ERROR:
+    if isinstance(last, FunctionError) or last == FUNCTION_ERROR:
         return ResponseContext(200, executed_version, UNHANDLED)
-    if isinstance(last, Succeeded) or last in (_PARTIAL, _SUCCESS, _INVALID_RESPONSE):
+    if isinstance(last, Succeeded) or last in (PARTIAL, SUCCESS, INVALID_RESPONSE):
         return ResponseContext(200, executed_version, None)
-    if last is None or isinstance(last, InvocationError) or last == _INVOCATION_ERROR:
+    if last is None or isinstance(last, InvocationError) or last == INVOCATION_ERROR:
         return None
     raise ValueError(f"unknown invoke result {last!r}")
 
