@@ -64,8 +64,8 @@ from esm.destinations import make_destination
 from esm.destinations.kafka import KafkaCluster
 from esm.destinations.records import (
     MAXIMUM_PAYLOAD_SIZE_EXCEEDED,
-    failure_context,
     RETRIES_EXHAUSTED,
+    failure_context,
     json_size,
     kafka_batch_failure_record,
     kafka_record_failure_record,

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import itertools
+import logging
 import math
 import random
 import time
