@@ -13,7 +13,7 @@ from typing import Any, AsyncIterator
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 
-from esm.settings import AwsSettings
+from esm.config.settings import AwsSettings
 
 # Retries are ours to decide (backoff on throttles, no retry on function errors); botocore's
 # standard mode still absorbs transient network faults on control calls.

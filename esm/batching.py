@@ -23,7 +23,9 @@ class FlushReason(enum.Enum):
     BATCH_SIZE = "batch_size"
     WINDOW = "window"
     PAYLOAD_SIZE = "payload_size"
-    SHUTDOWN = "shutdown"
+    BOUNDARY = "boundary"  # the next record may not share this batch (another tumbling window, a pre-failure)
+    IDLE = "idle"  # nothing more is ready (a window of 0), or the poller must not wait (in-flight cap)
+    END = "end"  # the unit ended: what is held is the last batch
 
 
 @dataclass
@@ -34,6 +36,9 @@ class BatchPolicy:
     records: list[Record] = field(default_factory=list)
     payload_bytes: int = ENVELOPE_BYTES
     started_at: float | None = None
+
+    def window_over(self, now: float | None = None) -> bool:
+        return self.window <= 0 or self.remaining(now) <= 0
 
     def fits(self, record: Record) -> bool:
         """Whether `record` can join without crossing the payload cap (commas between records count)."""

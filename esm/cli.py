@@ -102,7 +102,7 @@ def _validate_template(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from esm.config import load_config
+    from esm.config.loading import load_config
     from esm.errors import ConfigError
 
     if args.template:
@@ -140,7 +140,7 @@ def _test_pattern(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from esm.status import print_status
+    from esm.observability.status import print_status
 
     return print_status(args.url)
 
@@ -148,10 +148,10 @@ def _status(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
-    from esm.config import load_config
+    from esm.config.loading import load_config
     from esm.daemon import StartupTimeout, run_daemon
     from esm.errors import ConfigError
-    from esm.logs import configure_logging
+    from esm.observability.logs import configure_logging
 
     configure_logging(args.log_format, args.log_level)
     try:

@@ -18,14 +18,14 @@ import sys
 
 from esm.aws import AwsClients
 from esm.checkpoints import make_checkpoint_store
+from esm.config.settings import Config
 from esm.errors import EsmError
-from esm.health import HealthServer, Readiness
 from esm.invokers import make_invoker
 from esm.invokers.base import Invoker
-from esm.loop_monitor import watch_loop
-from esm.metrics import Metrics
+from esm.observability.health import HealthServer, Readiness
+from esm.observability.loop_monitor import watch_loop
+from esm.observability.metrics import Metrics
 from esm.scaling import LAMBDA_SQS_MAX_CONCURRENCY, PROVISIONED_MAX_CONCURRENCY, concurrency_ceiling
-from esm.settings import Config
 from esm.sources import Runtime
 from esm.supervisor import MappingSupervisor
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from esm.settings import FunctionTarget
+from esm.config.settings import FunctionTarget
 
 DEFAULT_ACCOUNT = "000000000000"
 

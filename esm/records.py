@@ -16,7 +16,8 @@ class Disposition(enum.Enum):
     SUCCEEDED = "succeeded"
     FILTERED = "filtered"
     DEAD_LETTERED = "dead_lettered"
-    FAILED = "failed"
+    FAILED = "failed"  # processed and failed: comes back as the source brings failures back
+    RELEASED = "released"  # never processed (gathered when the mapping stopped): hand it back at once
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from esm.aio import sleep_unless
 from esm.destinations.records import RECORD_AGE_EXCEEDED, RETRY_ATTEMPTS_EXHAUSTED
 from esm.errors import DestinationError
 from esm.invokers.base import LATEST, InvokeResult
-from esm.metrics import MappingMetrics
+from esm.observability.metrics import MappingMetrics
 from esm.outcomes import FUNCTION_ERROR, INVOCATION_ERROR, PARTIAL, SUCCESS, Outcome, judge
 from esm.records import Disposition, Record
 

@@ -12,12 +12,12 @@ import asyncio
 import logging
 from typing import Any
 
+from esm.config.settings import MappingSettings
 from esm.errors import SourceUnavailable
-from esm.health import Readiness
 from esm.invokers.base import Invoker
 from esm.invokers.probe import probe_target
-from esm.metrics import MappingMetrics, Metrics
-from esm.settings import MappingSettings
+from esm.observability.health import Readiness
+from esm.observability.metrics import MappingMetrics, Metrics
 from esm.sources import SOURCES, Runtime
 
 log = logging.getLogger("esm.supervisor")

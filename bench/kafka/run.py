@@ -1,21 +1,34 @@
-"""bench/kafka: records per second through esm against a raw aiokafka getmany loop, and latency.
+"""bench/kafka: records per second through esm against two baselines measured in the same run, and latency.
 
-    eval "$(scripts/backends start)"
-    .venv/bin/python -m bench.kafka.run [--records 40000] [--partitions 4] [--batch-size 100]
+    eval "$(scripts/backends start)"      # or: eval "$(cat /tmp/esm-backends.env)"
+    .venv/bin/python -m bench.kafka.run [--records 200000] [--partitions 4] [--batch-size 100]
+                                        [--latency-seconds 15] [--profile /tmp/kafka-profile.txt]
 
-Both read the same backlog (TRIM_HORIZON, each in its own consumer group): the raw loop calls
-getmany and commits after each call, decoding nothing; esm builds Lambda's Kafka records, batches
-per partition, invokes an in-process no-op handler and commits after every batch. The ratio
-esm/raw is printed. A second run produces at a steady rate with MaximumBatchingWindowInSeconds 0
-and reports end-to-end latency percentiles (produce to handler). Peak RSS of the process is
-printed too. Prints a table and writes JSON (bench/results/kafka.json unless --out). Not part of
-the test suite.
+All three read the same backlog (a new topic with --partitions partitions, TRIM_HORIZON, each in
+its own consumer group):
+- raw: getmany and a commit after each call, decoding nothing (the speed of aiokafka itself);
+- floor (`bench.kafka.floor`): the least a Python ESM must do: getmany, each record built as
+  Lambda's Kafka event record, 100 per batch per partition in the event envelope, `orjson.dumps`,
+  an in-process no-op handler that `orjson.loads` it, a commit after each fetch;
+- esm: the daemon with one mapping (BatchSize --batch-size, window 0) invoking an in-process
+  no-op handler, timed until its committed-events counter reaches the backlog.
+The ratios esm/floor and esm/raw are printed (raw and floor: best of --repeat runs; esm: one run).
+With --profile, esm reads the backlog once more under cProfile (untimed) and the summary (top
+functions by cumulative and own time, esm's own functions, own time per file) goes to that path.
+A second run produces at a steady rate with MaximumBatchingWindowInSeconds 0 and reports
+end-to-end latency percentiles (produce to handler; --latency-seconds 0 skips it). Peak RSS of
+the process is printed too. Prints a table and writes JSON (bench/results/kafka.json unless
+--out). Not part of the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import io
+import pstats
+import re
 import json
 import os
 import resource
@@ -30,9 +43,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.kafka import handlers
-from esm.config import parse_config
+from bench.kafka.floor import floor_loop, same_as_esm
+from esm.config.loading import parse_config
 from esm.daemon import run_daemon
-from esm.metrics import Metrics
+from esm.observability.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -139,38 +153,100 @@ async def latency(partitions: int, rate: float, seconds: float, batch_size: int)
             "p99_ms": round(pct(0.99), 1), "mean_ms": round(statistics.fmean(samples), 1) if samples else 0.0}
 
 
+def profile_summary(profile: cProfile.Profile, records: int) -> str:
+    """Top functions by cumulative and own time, the same for esm's own code, and own time per file."""
+    out = io.StringIO()
+    own = re.escape(str(ROOT / "esm")) + "/"
+    stats = pstats.Stats(profile, stream=out)
+    total = sum(row[2] for row in stats.stats.values())  # type: ignore[attr-defined]
+    out.write(f"esm reading {records} records under cProfile: {total:.2f} s of own time in all functions\n")
+    out.write("(coroutines: cumulative time counts each resumption separately; own time is exact)\n\n")
+    per_file: dict[str, float] = {}
+    for (filename, _line, name), row in stats.stats.items():  # type: ignore[attr-defined]
+        if filename == "~":  # a builtin (orjson.dumps, list.append...): its own row
+            per_file[name] = per_file.get(name, 0.0) + row[2]
+            continue
+        where = filename.replace(str(ROOT) + "/", "")
+        where = re.sub(r"^.*site-packages/", "", where)
+        where = re.sub(r"^.*lib/python3\.\d+/", "stdlib/", where)
+        per_file[where] = per_file.get(where, 0.0) + row[2]
+    out.write("== own time per file, builtins each on their own (top 30)\n")
+    for where, seconds in sorted(per_file.items(), key=lambda item: -item[1])[:30]:
+        out.write(f"{seconds:8.3f} s {100 * seconds / total:5.1f}%  {where}\n")
+    for title, key, restrict in (("esm's functions by own time", "tottime", own),
+                                 ("esm's functions by cumulative time", "cumulative", own),
+                                 ("all functions by own time", "tottime", None),
+                                 ("all functions by cumulative time", "cumulative", None)):
+        out.write(f"\n== {title}\n")
+        stats.sort_stats(key)
+        if restrict:
+            stats.print_stats(restrict, 25)
+        else:
+            stats.print_stats(40)
+    return out.getvalue()
+
+
+async def profiled_esm(topic: str, total: int, batch_size: int, path: str) -> float:
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        rate = await through_esm(topic, total, batch_size)
+    finally:
+        profile.disable()
+    Path(path).write_text(profile_summary(profile, total))
+    return rate
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     topic = await new_topic(args.partitions)
     await fill(topic, args.records, args.partitions)
+    await same_as_esm(topic, servers())
     await raw_loop(topic, args.records)  # warm-up, untimed
-    raw = max([await raw_loop(topic, args.records) for _ in range(2)])
+    raw = max([await raw_loop(topic, args.records) for _ in range(args.repeat)])
+    floor = max([await floor_loop(topic, args.records, servers(), args.batch_size) for _ in range(args.repeat)])
     esm = await through_esm(topic, args.records, args.batch_size)
-    lat = await latency(args.partitions, args.rate, args.latency_seconds, args.batch_size)
-    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"records": args.records, "partitions": args.partitions, "batch_size": args.batch_size,
-            "raw_getmany_records_per_s": round(raw), "esm_records_per_s": round(esm), "ratio": round(esm / raw, 3),
-            "latency": lat, "peak_rss_mb": round(peak_rss_mb, 1)}
+    result: dict[str, Any] = {
+        "records": args.records, "partitions": args.partitions, "batch_size": args.batch_size,
+        "raw_getmany_records_per_s": round(raw), "floor_records_per_s": round(floor), "esm_records_per_s": round(esm),
+        "ratio": round(esm / raw, 3), "ratio_esm_raw": round(esm / raw, 3), "ratio_esm_floor": round(esm / floor, 3),
+        "ratio_floor_raw": round(floor / raw, 3)}
+    if args.profile:
+        result["profiled_esm_records_per_s"] = round(await profiled_esm(topic, args.records, args.batch_size,
+                                                                         args.profile))
+        result["profile"] = args.profile
+    if args.latency_seconds > 0:
+        result["latency"] = await latency(args.partitions, args.rate, args.latency_seconds, args.batch_size)
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    return result
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=40000)
+    parser.add_argument("--records", type=int, default=200000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=2, help="runs of raw and of floor (the best counts)")
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--latency-seconds", type=float, default=15.0)
+    parser.add_argument("--profile", default="", help="profile one more esm run with cProfile, summary to this path")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "kafka.json"))
-    result = asyncio.run(main(parser.parse_args()))
-    print(f"\nKafka 3.9, {result['partitions']} partitions, {result['records']} records, "
-          f"BatchSize {result['batch_size']}")
-    print(f"{'path':<40}{'records/s':>10}{'vs raw':>8}")
-    print(f"{'raw getmany + commit loop (no decoding)':<40}{result['raw_getmany_records_per_s']:>10}{1.0:>8.2f}")
-    print(f"{'esm -> in-process no-op handler':<40}{result['esm_records_per_s']:>10}{result['ratio']:>8.2f}")
-    lat = result["latency"]
-    print(f"\nproduce -> handler at {lat['rate_per_s']:.0f} records/s, window 0: p50 {lat['p50_ms']} ms, "
-          f"p90 {lat['p90_ms']} ms, p99 {lat['p99_ms']} ms ({lat['samples']} samples)")
+    args = parser.parse_args()
+    result = asyncio.run(main(args))
+    print(f"\nKafka, {result['partitions']} partitions, {result['records']} records, BatchSize {result['batch_size']}")
+    print(f"{'path':<58}{'records/s':>10}{'vs floor':>10}{'vs raw':>8}")
+    floor, raw = result["floor_records_per_s"], result["raw_getmany_records_per_s"]
+    for name, rate in (("raw: getmany + commit loop (no decoding)", raw),
+                       ("floor: getmany, Lambda events, dumps, loads, commit", floor),
+                       ("esm -> in-process no-op handler", result["esm_records_per_s"])):
+        print(f"{name:<58}{rate:>10}{rate / floor:>10.2f}{rate / raw:>8.2f}")
+    if "profile" in result:
+        print(f"\nesm under cProfile: {result['profiled_esm_records_per_s']} records/s; summary in {result['profile']}")
+    if "latency" in result:
+        lat = result["latency"]
+        print(f"\nproduce -> handler at {lat['rate_per_s']:.0f} records/s, window 0: p50 {lat['p50_ms']} ms, "
+              f"p90 {lat['p90_ms']} ms, p99 {lat['p99_ms']} ms ({lat['samples']} samples)")
     print(f"peak RSS {result['peak_rss_mb']} MB")
-    out = Path(parser.parse_args().out)
+    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")

@@ -26,9 +26,9 @@ from typing import Any
 import yaml
 from aiobotocore.session import get_session
 
-from esm.config import parse_config
+from esm.config.loading import parse_config
 from esm.daemon import run_daemon
-from esm.metrics import Metrics
+from esm.observability.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ Runs `esm run` as its own process with three mappings (an SQS queue, a 2-shard K
 4-partition Kafka topic) to one in-process handler, produces `--rate` records per second to each
 source, and scrapes the daemon's /metrics every `--interval` seconds: resident memory and open
 file descriptors (prometheus_client's process collector), asyncio tasks and event-loop lag
-(esm/loop_monitor.py), and the invoked-event counts. At the end it stops producing, waits for the
+(esm/observability/loop_monitor.py), and the invoked-event counts. At the end it stops producing, waits for the
 backlog to drain, stops the daemon with SIGTERM and checks every record was invoked.
 
 "Flat" is judged by comparing the median of the second quarter of the run (after warm-up) with the

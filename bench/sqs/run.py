@@ -33,9 +33,9 @@ import yaml
 from aiobotocore.session import get_session
 
 from bench.sqs import handlers
-from esm.config import parse_config
+from esm.config.loading import parse_config
 from esm.daemon import run_daemon
-from esm.metrics import Metrics
+from esm.observability.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION, ACCOUNT = "us-east-1", "000000000000"

@@ -37,14 +37,14 @@ from esm.api.protocol import ApiError
 from esm.arns import parse_arn
 from esm.checkpoints.base import StoreUnavailable
 from esm.checkpoints.mappings import MappingStore, RevisionConflict
-from esm.config import build_mapping
+from esm.config.loading import build_mapping
+from esm.config.settings import Extension, FunctionTarget, MappingSettings
 from esm.errors import ConfigError
-from esm.health import Readiness
 from esm.identity import DEFAULT_ACCOUNT, function_arn, function_name
 from esm.invokers.base import Invoker
-from esm.metrics import Metrics
+from esm.observability.health import Readiness
+from esm.observability.metrics import Metrics
 from esm.outcomes import PARTIAL, SUCCESS
-from esm.settings import Extension, FunctionTarget, MappingSettings
 from esm.sources import Runtime
 from esm.supervisor import MappingSupervisor
 

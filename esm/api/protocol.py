@@ -19,7 +19,7 @@ from typing import Any, Mapping
 from botocore.model import OperationModel, Shape
 from botocore.validate import ParamValidator
 
-from esm.api_shape import lambda_model
+from esm.config.api_shape import lambda_model
 
 OPERATIONS = ("CreateEventSourceMapping", "GetEventSourceMapping", "UpdateEventSourceMapping",
               "DeleteEventSourceMapping", "ListEventSourceMappings")

@@ -19,11 +19,11 @@ from aiohttp import web
 from esm.api import sigv4
 from esm.api.manager import MappingManager, decode_marker, encode_marker
 from esm.api.protocol import ApiError, Route, allowed_methods, match_route, parse, render
+from esm.config.references import ReferenceUnreadable, read_reference
+from esm.config.settings import ApiCredentials, ApiSettings
 from esm.errors import EsmError
-from esm.health import start_site
-from esm.metrics import Metrics
-from esm.references import ReferenceUnreadable, read_reference
-from esm.settings import ApiCredentials, ApiSettings
+from esm.observability.health import start_site
+from esm.observability.metrics import Metrics
 
 log = logging.getLogger("esm.api")
 

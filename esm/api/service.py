@@ -17,9 +17,9 @@ import logging
 from esm.api.manager import MappingManager
 from esm.api.server import ApiServer
 from esm.checkpoints.mappings import mapping_store_for
+from esm.config.settings import Config
 from esm.invokers.base import Invoker
-from esm.metrics import Metrics
-from esm.settings import Config
+from esm.observability.metrics import Metrics
 from esm.sources import Runtime
 from esm.supervisor import MappingSupervisor
 

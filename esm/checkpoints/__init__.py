@@ -15,8 +15,8 @@ from esm.checkpoints.base import (
     StoreUnavailable,
     default_owner,
 )
+from esm.config.settings import CheckpointSettings
 from esm.errors import LeaseLost
-from esm.settings import CheckpointSettings
 
 __all__ = [
     "DEFAULT_LEASE_DURATION",

@@ -13,8 +13,8 @@ import importlib
 from types import MappingProxyType
 from typing import Mapping
 
+from esm.config.settings import AwsSettings, FunctionTarget
 from esm.invokers.base import FunctionError, InvocationError, Invoker, InvokeResult, Succeeded
-from esm.settings import AwsSettings, FunctionTarget
 
 # kind -> module whose `make(target, aws, *, default_concurrency, region, account)` builds it
 KINDS: Mapping[str, str] = MappingProxyType(

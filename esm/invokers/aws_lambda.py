@@ -37,6 +37,7 @@ from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError, ReadTimeoutError
 
 from esm.arns import parse_arn
+from esm.config.settings import AwsSettings, FunctionTarget
 from esm.invokers.base import LATEST, FunctionError, InvocationError, InvokeResult
 from esm.invokers.classify import (
     TIMEOUT,
@@ -47,7 +48,6 @@ from esm.invokers.classify import (
 )
 from esm.invokers.http import encode_payload
 from esm.invokers.limits import Slots
-from esm.settings import AwsSettings, FunctionTarget
 
 log = logging.getLogger(__name__)
 

@@ -28,10 +28,10 @@ from typing import Any, Mapping
 import aiohttp
 import orjson
 
+from esm.config.settings import AwsSettings, FunctionTarget
 from esm.invokers.base import FunctionError, InvocationError, InvokeResult
 from esm.invokers.classify import MAX_RESPONSE_BYTES, TIMEOUT, TOO_LARGE, classify_http, is_emulator_url
 from esm.invokers.limits import Slots
-from esm.settings import AwsSettings, FunctionTarget
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from esm.settings import FunctionTarget
+from esm.config.settings import FunctionTarget
 
 
 async def probe_target(target: FunctionTarget, timeout: float = 5.0) -> str | None:

@@ -43,10 +43,10 @@ from typing import Any, Callable
 
 import orjson
 
+from esm.config.settings import AwsSettings, FunctionTarget
 from esm.invokers.base import FunctionError, InvocationError, InvokeResult
 from esm.invokers.classify import MARSHAL_ERROR, RUNTIME_EXIT, TIMEOUT, classify_body
 from esm.invokers.limits import Slots
-from esm.settings import AwsSettings, FunctionTarget
 
 log = logging.getLogger(__name__)
 

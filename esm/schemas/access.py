@@ -5,9 +5,9 @@ names, in the formats Lambda documents:
 - CLIENT_CERTIFICATE_TLS_AUTH: `{"certificate": PEM chain, "privateKey": PEM, "privateKeyPassword"?}`;
 - SERVER_ROOT_CA_CERTIFICATE: `{"certificate": PEM}`, trusted beside the system's CAs.
 
-Secrets are read as the Kafka connection's are (`esm.sources.kafka_secrets.SecretSource`: Secrets
+Secrets are read as the Kafka connection's are (`esm.security.secrets.SecretSource`: Secrets
 Manager, or the mapping's `esm.secrets` outside AWS), and the TLS context is built the same way
-(`esm.sources.kafka_auth.ssl_context`). A secret that cannot be read or lacks a field is
+(`esm.security.kafka_auth.ssl_context`). A secret that cannot be read or lacks a field is
 `RegistryUnavailable`, retried like an unreachable registry, with a message naming the secret.
 """
 
@@ -22,8 +22,8 @@ from esm.aws import AwsClients
 from esm.errors import SourceUnavailable
 from esm.schemas.config import BASIC_AUTH, CLIENT_CERTIFICATE_TLS_AUTH, SERVER_ROOT_CA_CERTIFICATE
 from esm.schemas.registry import RegistryUnavailable
-from esm.sources.kafka_auth import ssl_context
-from esm.sources.kafka_secrets import SecretSource
+from esm.security.kafka_auth import ssl_context
+from esm.security.secrets import SecretSource
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 the rules the API shape cannot express, and the settings the decoder runs with.
 
 botocore's shape already checks types, the `EventRecordFormat` and `Attribute` enums and the
-URI's character set (esm.api_shape). Added here, as Lambda's documentation describes the field:
+URI's character set (esm.config.api_shape). Added here, as Lambda's documentation describes the field:
 - `SchemaRegistryURI` is an AWS Glue registry ARN (`arn:aws:glue:<region>:<account>:registry/<name>`)
   or the `http(s)://` URL of a Confluent schema registry (Confluent Cloud or self-managed);
 - `EventRecordFormat` and `SchemaValidationConfigs` (1 or 2 of KEY, VALUE, each once) are required:

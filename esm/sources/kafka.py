@@ -60,6 +60,7 @@ from aiokafka.errors import CommitFailedError, ConsumerStoppedError, IllegalStat
 from esm.aio import Stopped, sleep_unless, unless_stopped
 from esm.arns import parse_arn
 from esm.batching import BatchPolicy
+from esm.config.settings import MappingSettings
 from esm.destinations import make_destination
 from esm.destinations.kafka import KafkaCluster
 from esm.destinations.records import (
@@ -75,13 +76,12 @@ from esm.filtering import compile_filters
 from esm.filtering.decode import filter_kafka
 from esm.identity import function_arn
 from esm.invokers.base import Invoker, InvokeResult
-from esm.metrics import MappingMetrics
+from esm.observability.metrics import MappingMetrics
 from esm.offsets import OffsetTracker
 from esm.records import Disposition, Record
 from esm.schemas import SchemaDecoder, failure_of, filter_arguments, schema_record, settings_for
-from esm.settings import MappingSettings
+from esm.security.kafka_auth import ignored_note
 from esm.sources import Runtime
-from esm.sources.kafka_auth import ignored_note
 from esm.sources.kafka_cluster import destination_cluster, source_cluster, why_unreachable
 from esm.sources.kafka_records import (
     MSK,

@@ -1,9 +1,9 @@
 """How a Kafka mapping reaches its clusters: the source's, and an on-failure topic's in another one.
 
 `source_cluster` turns a mapping into a `KafkaCluster` (bootstrap servers + aiokafka connection
-keywords): the access plan from SourceAccessConfigurations (`esm.sources.kafka_auth`), the
+keywords): the access plan from SourceAccessConfigurations (`esm.security.kafka_auth`), the
 brokers (self-managed endpoints, or GetBootstrapBrokers for an Amazon MSK cluster ARN,
-`esm.sources.msk`), the secrets' contents (`esm.sources.kafka_secrets`) and, for IAM, a token
+`esm.sources.msk`), the secrets' contents (`esm.security.secrets`) and, for IAM, a token
 provider. `destination_cluster` does the same for `esm.on_failure_kafka`. Both run when the
 source connects (secrets are read then, never at config time), and raise `SourceUnavailable`.
 
@@ -23,10 +23,10 @@ from aiokafka.errors import KafkaError
 
 from esm.arns import parse_arn
 from esm.aws import AwsClients
+from esm.config.settings import MappingSettings
 from esm.destinations.kafka import KafkaCluster
-from esm.settings import MappingSettings
-from esm.sources.kafka_auth import IAM, AccessPlan, client_options, plan_access, secret_kinds
-from esm.sources.kafka_secrets import SecretSource
+from esm.security.kafka_auth import IAM, AccessPlan, client_options, plan_access, secret_kinds
+from esm.security.secrets import SecretSource
 from esm.sources.msk import IamTokenProvider, bootstrap_brokers, choose_brokers
 
 PROBE_TIMEOUT = 15.0

@@ -30,6 +30,7 @@ from esm.aio import Stopped, sleep_unless, unless_stopped
 from esm.arns import parse_arn
 from esm.batching import BatchPolicy
 from esm.checkpoints.base import StoreUnavailable
+from esm.config.settings import MappingSettings
 from esm.destinations import make_destination
 from esm.destinations.records import failure_context, stream_failure_record
 from esm.errors import LeaseLost, SourceUnavailable
@@ -37,16 +38,15 @@ from esm.filtering import compile_filters
 from esm.filtering.decode import filter_kinesis
 from esm.identity import execution_role_arn, function_arn
 from esm.invokers.base import Invoker, InvokeResult, Succeeded
-from esm.metrics import MappingMetrics
+from esm.observability.metrics import MappingMetrics
 from esm.offsets import OffsetTracker
 from esm.records import Disposition, Record
-from esm.settings import MappingSettings
 from esm.sources import Runtime
 from esm.sources.kinesis_efo import tolerate_missing_initial_response
 from esm.sources.kinesis_records import arrival_epoch, kinesis_record
 from esm.sources.tumbling import WindowState, window_of
-from esm.transform import kinesis_transform
 from esm.stream_batches import BatchAbandoned, Failure, RetryPolicy, StreamBatch, deliver_until_landed
+from esm.transform import kinesis_transform
 
 log = logging.getLogger("esm.kinesis")
 

@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from esm.arns import parse_arn
 from esm.aws import AwsClients
 from esm.errors import SourceUnavailable
-from esm.sources.kafka_auth import IAM, MTLS, NONE, SCRAM_SHA_512, AccessPlan
+from esm.security.kafka_auth import IAM, MTLS, NONE, SCRAM_SHA_512, AccessPlan
 
 PLAINTEXT_BROKERS = "BootstrapBrokerString"
 TLS_BROKERS = "BootstrapBrokerStringTls"

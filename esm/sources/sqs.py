@@ -39,11 +39,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from esm.aio import Stopped, unless_stopped
 from esm.arns import is_fifo_queue, parse_arn
 from esm.batching import BatchPolicy
+from esm.config.settings import MappingSettings
 from esm.errors import SourceUnavailable
 from esm.filtering import compile_filters
 from esm.filtering.decode import filter_sqs
 from esm.invokers.base import Invoker
-from esm.metrics import MappingMetrics
+from esm.observability.metrics import MappingMetrics
 from esm.outcomes import FUNCTION_ERROR, INVOCATION_ERROR, PARTIAL, SUCCESS, judge
 from esm.records import Record
 from esm.scaling import (
@@ -52,7 +53,6 @@ from esm.scaling import (
     ConcurrencyTarget,
     concurrency_ceiling,
 )
-from esm.settings import MappingSettings
 from esm.sources import Runtime
 from esm.sources.sqs_records import message_group, sqs_record
 from esm.transform import sqs_transform

@@ -5,7 +5,7 @@ resolves every `AWS::Lambda::EventSourceMapping` whose Condition holds (esm.temp
 with names and ARNs from esm.templates.resources), places each function (esm.templates.functions),
 merges the optional `--config` file (its `functions:` override single functions; its `aws:`,
 `checkpoints:`, `metrics:` ... apply as in `esm run --config`) and hands the result to
-`esm.config.build_config`, so the mapping properties get exactly the checks a config file gets.
+`esm.config.loading.build_config`, so the mapping properties get exactly the checks a config file gets.
 Every problem comes back as one ConfigError whose paths start with the resource's logical id
 (`OrdersFunction.Properties.Events.Paid.Properties.BatchSize` for a SAM event,
 `OrdersMapping.Properties.BatchSize` for a plain mapping).
@@ -22,9 +22,9 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from esm.arns import NOT_SERVED, parse_arn, source_kind
-from esm.config import build_config, parse_raw
+from esm.config.loading import build_config, parse_raw
+from esm.config.settings import AwsSettings, Config
 from esm.errors import ConfigError, Problem
-from esm.settings import AwsSettings, Config
 from esm.templates import functions as fn
 from esm.templates.intrinsics import Resolver, Unresolvable
 from esm.templates.loader import read_template
@@ -161,7 +161,7 @@ def _cloudformation(options: TemplateOptions, aws: AwsSettings, environ: Mapping
 def _build(options: TemplateOptions, template: dict[str, Any], sam_events: dict[str, tuple[str, str]],
            parameters: dict[str, Any], pseudo: dict[str, Any], resources: Resources, file_raw: dict[str, Any],
            overrides: dict[str, Any], problems: list[Problem]) -> LoadedTemplate:
-    """Resolve the mappings and functions and check them as esm.config checks a file."""
+    """Resolve the mappings and functions and check them as esm.config.loading checks a file."""
     resources_raw = resources.resources
     template_dir = str(Path(options.template).resolve().parent)
     pseudo["AWS::Region"], pseudo["AWS::AccountId"] = resources.region, resources.account
@@ -211,7 +211,7 @@ def _build(options: TemplateOptions, template: dict[str, Any], sam_events: dict[
             if options.offline:
                 fn.check_code(name, placement, problems)
     environment = fn.merged_environment(placements, problems)
-    # A mapping whose function has no place was reported with the function; esm.config need not repeat it.
+    # A mapping whose function has no place was reported with the function; esm.config.loading need not repeat it.
     mappings = [m for m in mappings if m.function in placements]
     if not mappings and not problems:
         problems.append(Problem(options.template, "has no AWS::Lambda::EventSourceMapping (nor SAM event of type "
@@ -226,7 +226,7 @@ def _build(options: TemplateOptions, template: dict[str, Any], sam_events: dict[
         raw["aws"]["endpoints"] = {**(raw["aws"].get("endpoints") or {}), "lambda": options.functions_endpoint}
     base_dir = str(Path(options.config).resolve().parent) if options.config else template_dir
     config: Config | None = None
-    if mappings and raw["functions"]:  # else esm.config would only add "functions: is required" to the problems
+    if mappings and raw["functions"]:  # else esm.config.loading would only add "functions: is required" to the problems
         try:
             config = build_config(raw, base_dir=base_dir)
         except ConfigError as error:
@@ -262,7 +262,7 @@ def _read_config_file(path: str | None) -> dict[str, Any]:
 
 
 def _aws_settings(raw: Any) -> AwsSettings:
-    """What resource lookups need before esm.config checks the block (it reports any problem)."""
+    """What resource lookups need before esm.config.loading checks the block (it reports any problem)."""
     if not isinstance(raw, dict):
         return AwsSettings()
     region = raw.get("region") if isinstance(raw.get("region"), str) else None
@@ -423,7 +423,7 @@ def _place(name: str, resources_raw: Mapping[str, Any], function_ids: set[str], 
 
 
 def _locate(problem: Problem, mappings: list[_Mapping], overrides: Mapping[str, Any], config: str | None) -> Problem:
-    """A problem esm.config found, told where it is in the template (or in the --config file)."""
+    """A problem esm.config.loading found, told where it is in the template (or in the --config file)."""
     match = re.match(r"event_source_mappings\[(\d+)\]\.?(.*)", problem.path)
     if match:
         mapping = mappings[int(match.group(1))]

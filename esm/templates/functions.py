@@ -28,7 +28,7 @@ from esm.errors import Problem
 
 CODE_PACKAGE = "esm_template_code"
 DEFAULT_TIMEOUT = 3  # CloudFormation's default for AWS::Lambda::Function Timeout
-TARGET_KEYS = ("url", "lambda", "handler")  # esm.config's: one of them names where a function runs
+TARGET_KEYS = ("url", "lambda", "handler")  # esm.config.loading's: one of them names where a function runs
 HANDLER = re.compile(r"^(?P<module>[A-Za-z_][\w/.]*)\.(?P<function>[A-Za-z_]\w*)$")
 
 

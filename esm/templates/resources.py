@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from esm.settings import AwsSettings
+from esm.config.settings import AwsSettings
 from esm.templates.intrinsics import Unresolvable
 
 # How long a created stream or table may take to become ACTIVE before esm gives up on it.

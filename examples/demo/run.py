@@ -26,11 +26,11 @@ from pathlib import Path
 import boto3
 from moto.server import ThreadedMotoServer
 
-from esm.config import load_config
+from esm.config.loading import load_config
 from esm.daemon import run_daemon
-from esm.logs import configure_logging
-from esm.metrics import Metrics
-from esm.status import read_rows
+from esm.observability.logs import configure_logging
+from esm.observability.metrics import Metrics
+from esm.observability.status import read_rows
 
 HERE = Path(__file__).resolve().parent
 ORDERS = 20

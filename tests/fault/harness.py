@@ -26,7 +26,7 @@ import aiohttp
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from esm.config import parse_config
+from esm.config.loading import parse_config
 from tests.support.daemon import RunningDaemon, running_config
 from tests.support.ledger import Ledger, identity
 from tests.support.toxiproxy import Proxy, Toxiproxy

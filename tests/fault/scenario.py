@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable
 
-from esm.metrics import ERROR_COUNTS, EVENT_COUNTS
+from esm.observability.metrics import ERROR_COUNTS, EVENT_COUNTS
 from tests.fault.function import OK, Decide, FunctionServer
 from tests.fault.harness import DaemonProcess, Proxies, config_doc, proxies, run_daemon, watch
 from tests.support.daemon import RunningDaemon
 from tests.support.ledger import Ledger, Row
 from tests.support.waiting import wait_until
 
-# Every SPEC 6 counter esm keeps, by its short name (esm.metrics.EVENT_COUNTS keys: "invoke_errors"...).
+# Every SPEC 6 counter esm keeps, by its short name (esm.observability.metrics.EVENT_COUNTS keys: "invoke_errors"...).
 METRICS = {key: f"{name}_total" for key, (name, _) in {**EVENT_COUNTS, **ERROR_COUNTS}.items()}
 
 # What the matrix's notes column shows of each scenario's metrics (when not 0).
@@ -53,7 +53,7 @@ class Run:
 
     def metric(self, name: str) -> float:
         """A counter's value at the end of the scenario, summed over labels; `name` as in
-        esm.metrics.EVENT_COUNTS / ERROR_COUNTS ("invoke_errors", "failed_invoke", "destination_delivered"...)."""
+        esm.observability.metrics.EVENT_COUNTS / ERROR_COUNTS ("invoke_errors", "failed_invoke", "destination_delivered"...)."""
         return self.metrics[METRICS[name]]
 
     async def until(self, condition: Callable[[], bool], timeout: float = 120, what: str = "condition") -> None:

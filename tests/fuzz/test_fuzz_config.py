@@ -28,8 +28,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from esm.api_shape import create_mapping_shape
-from esm.config import EXTENSION_KEYS, FUNCTION_KEYS, TOP_LEVEL_KEYS, parse_config
+from esm.config.api_shape import create_mapping_shape
+from esm.config.loading import EXTENSION_KEYS, FUNCTION_KEYS, TOP_LEVEL_KEYS, parse_config
 from esm.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -23,9 +23,9 @@ from esm.aws import AwsClients
 from esm.checkpoints.dynamodb import DynamoDbCheckpointStore
 from esm.checkpoints.mappings import RevisionConflict, mapping_store_for
 from esm.checkpoints.sqlite import SqliteCheckpointStore
-from esm.config import parse_config
-from esm.metrics import Metrics
-from esm.settings import AwsSettings
+from esm.config.loading import parse_config
+from esm.config.settings import AwsSettings
+from esm.observability.metrics import Metrics
 from esm.sources import Runtime
 from tests.support.waiting import wait_until
 

@@ -17,7 +17,7 @@ import pytest
 from esm.aws import AwsClients
 from esm.checkpoints import Checkpoint, Lease, LeaseLost
 from esm.checkpoints.dynamodb import DynamoDbCheckpointStore
-from esm.settings import AwsSettings
+from esm.config.settings import AwsSettings
 
 pytestmark = pytest.mark.backends
 

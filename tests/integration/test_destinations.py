@@ -19,6 +19,7 @@ import pytest
 from aiobotocore.session import get_session
 
 from esm.aws import AwsClients
+from esm.config.settings import AwsSettings
 from esm.destinations import make_destination
 from esm.destinations.records import (
     RETRY_ATTEMPTS_EXHAUSTED,
@@ -28,7 +29,6 @@ from esm.destinations.records import (
 )
 from esm.destinations.sns import SNS_MAX_MESSAGE_BYTES
 from esm.errors import DestinationError
-from esm.settings import AwsSettings
 from tests.support.sqs import create_queue, queue_arn, sqs_client
 
 pytestmark = pytest.mark.usefixtures("backends")

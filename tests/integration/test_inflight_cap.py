@@ -15,7 +15,7 @@ import asyncio
 import pytest
 import yaml
 
-from esm.config import parse_config
+from esm.config.loading import parse_config
 from tests.support import kafka as kk
 from tests.support import recorder as rec
 from tests.support.daemon import mapping_config, running, running_config

@@ -22,9 +22,9 @@ from typing import AsyncIterator, Awaitable, Callable, Iterator
 import pytest
 from aiohttp import web
 
+from esm.config.settings import AwsSettings, FunctionTarget
 from esm.invokers import make_invoker
 from esm.invokers.base import FunctionError, InvocationError, Succeeded
-from esm.settings import AwsSettings, FunctionTarget
 
 RIE_PATH = "/2015-03-31/functions/function/invocations"
 

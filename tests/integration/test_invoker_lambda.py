@@ -10,9 +10,9 @@ import socket
 
 import pytest
 
+from esm.config.settings import AwsSettings, FunctionTarget
 from esm.invokers import make_invoker
 from esm.invokers.base import FunctionError, InvocationError, Succeeded
-from esm.settings import AwsSettings, FunctionTarget
 
 pytestmark = pytest.mark.backends
 

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 import esm.sources.kafka as kafka_source
-from esm.config import parse_config
+from esm.config.loading import parse_config
 from tests.support import kafka as kk
 from tests.support.daemon import running_config
 from tests.support.kafka import Message, create_topic, kafka_admin, produce, smk_mapping, value_of
@@ -583,10 +583,10 @@ async def test_an_unreachable_cluster_and_msk_arns_are_source_unavailable():
     import socket
 
     from esm.aws import AwsClients
+    from esm.config.settings import AwsSettings
     from esm.errors import SourceUnavailable
     from esm.invokers import make_invoker
-    from esm.metrics import Metrics
-    from esm.settings import AwsSettings
+    from esm.observability.metrics import Metrics
     from esm.sources import Runtime
     from esm.sources.kafka import KafkaMapping
 

@@ -22,11 +22,11 @@ import yaml
 
 import esm.schemas.decoder as decoder_module
 from esm.aws import AwsClients
-from esm.config import parse_config
+from esm.config.loading import parse_config
+from esm.config.settings import AwsSettings
 from esm.schemas.glue import GlueRegistry
 from esm.schemas.registry import SchemaNotFound
 from esm.schemas.wire import confluent_frame, glue_frame
-from esm.settings import AwsSettings
 from tests.support import kafka as kk
 from tests.support.confluent_fake import fake_confluent_registry
 from tests.support.daemon import running_config

@@ -32,11 +32,11 @@ from aiobotocore.session import get_session
 from cryptography.hazmat.primitives import serialization
 
 from esm.aws import AwsClients
-from esm.config import parse_config
+from esm.config.loading import parse_config
 from esm.daemon import StartupTimeout
 from esm.errors import SourceUnavailable
 from esm.invokers import make_invoker
-from esm.metrics import Metrics
+from esm.observability.metrics import Metrics
 from esm.sources import Runtime
 from esm.sources.kafka import KafkaMapping
 from tests.support import kafka as kk

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from esm.checkpoints import make_checkpoint_store
-from esm.config import parse_config
-from esm.settings import CheckpointSettings
+from esm.config.loading import parse_config
+from esm.config.settings import CheckpointSettings
 from tests.support import recorder as rec
 from tests.support.daemon import RECORDER, running_config
 from tests.support.kinesis import create_stream, kinesis_client, put, wait_active

@@ -19,7 +19,7 @@ from types import MappingProxyType
 import pytest
 import yaml
 
-from esm.config import parse_config
+from esm.config.loading import parse_config
 from tests.support import recorder as rec
 from tests.support.daemon import RECORDER, running_config
 from tests.support.kinesis import create_stream, kinesis_client, put

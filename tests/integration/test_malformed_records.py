@@ -18,7 +18,7 @@ import json
 import pytest
 import yaml
 
-from esm.config import parse_config
+from esm.config.loading import parse_config
 from tests.support import kafka as kk
 from tests.support import recorder as rec
 from tests.support.daemon import RECORDER, mapping_config, running, running_config

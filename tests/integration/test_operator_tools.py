@@ -27,8 +27,8 @@ import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from esm.metrics import Metrics
-from esm.status import HEADER, read_rows, render
+from esm.observability.metrics import Metrics
+from esm.observability.status import HEADER, read_rows, render
 from tests.support.sqs import create_queue, send, sqs_client
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +70,7 @@ def start(config: Path, *extra: str) -> subprocess.Popen:
 
 
 def scrape(port: int) -> dict[tuple[str, str], float]:
-    """(series name, mapping name) -> value, straight from /metrics (independent of esm.status)."""
+    """(series name, mapping name) -> value, straight from /metrics (independent of esm.observability.status)."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
     names, values = {}, {}

@@ -34,11 +34,11 @@ import pytest
 import yaml
 from aiohttp import web
 
-from esm.config import parse_config
+from esm.config.loading import parse_config
+from esm.config.settings import AwsSettings, FunctionTarget
 from esm.errors import ConfigError
 from esm.invokers import make_invoker
 from esm.invokers.base import InvocationError, Succeeded
-from esm.settings import AwsSettings, FunctionTarget
 from tests.support import recorder as rec
 from tests.support.daemon import RECORDER, running_config
 from tests.support.sqs import create_queue, send, sqs_client, wait_until_empty
@@ -191,7 +191,7 @@ async def test_https_target_with_an_untrusted_certificate_fails(tmp_path):
 TRUSTING_CLIENT = textwrap.dedent("""
     import asyncio, sys
     from esm.invokers import make_invoker
-    from esm.settings import AwsSettings, FunctionTarget
+    from esm.config.settings import AwsSettings, FunctionTarget
 
     async def main():
         invoker = make_invoker(FunctionTarget(name="fn", url=sys.argv[1], timeout=10), AwsSettings())

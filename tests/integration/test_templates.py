@@ -364,7 +364,7 @@ async def test_stack_names_every_kind_of_source(tmp_path):
     """Issue 16.3: from a deployed stack (moto's CloudFormation) a stream's ARN is built from its
     physical name in the stack's account, and a table's StreamArn is the table's latest stream as
     DynamoDB reports it (esm.templates.resources in `stack` mode)."""
-    from esm.settings import AwsSettings
+    from esm.config.settings import AwsSettings
     from esm.templates.resources import Resources
 
     stack = f"esm-{uuid.uuid4().hex[:8]}"

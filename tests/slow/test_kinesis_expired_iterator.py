@@ -12,7 +12,7 @@ import base64
 import pytest
 import yaml
 
-from esm.config import parse_config
+from esm.config.loading import parse_config
 from tests.support import recorder as rec
 from tests.support.daemon import running_config
 from tests.support.kinesis import create_stream, kinesis_client, put

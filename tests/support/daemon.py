@@ -8,10 +8,10 @@ from typing import Any, AsyncIterator
 
 import yaml
 
-from esm.config import parse_config
+from esm.config.loading import parse_config
+from esm.config.settings import Config
 from esm.daemon import run_daemon
-from esm.metrics import Metrics
-from esm.settings import Config
+from esm.observability.metrics import Metrics
 
 RECORDER = {"recorder": {"handler": "tests.support.recorder:handle", "max_concurrency": 100}}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from esm.config import build_mapping, parse_config
+from esm.config.loading import build_mapping, parse_config
 from esm.errors import ConfigError
 
 BASE = "functions: {orders: {handler: 'mod:fn'}}\nevent_source_mappings: []\n"

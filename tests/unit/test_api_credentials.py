@@ -1,5 +1,5 @@
 """Reading `api.credentials` (issue 15 review point 5a): the control API reads its key through the
-same reference reader as Kafka's `esm.secrets` (esm.references), with a credential's rules: the
+same reference reader as Kafka's `esm.secrets` (esm.config.references), with a credential's rules: the
 file's surrounding whitespace dropped, an empty variable or file taken for a missing one, and
 every failure a CredentialsUnavailable naming the field and what is missing, never the value."""
 
@@ -11,7 +11,7 @@ from types import MappingProxyType
 import pytest
 
 from esm.api.server import CredentialsUnavailable, read_credentials
-from esm.settings import ApiCredentials
+from esm.config.settings import ApiCredentials
 
 
 def credentials(secret: dict[str, str]) -> ApiCredentials:

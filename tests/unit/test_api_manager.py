@@ -6,8 +6,8 @@ import pytest
 
 from esm.api.manager import MappingManager
 from esm.api.protocol import ApiError
-from esm.config import parse_config
-from esm.metrics import Metrics
+from esm.config.loading import parse_config
+from esm.observability.metrics import Metrics
 
 CONFIG = """
 functions:

@@ -12,7 +12,7 @@ from esm.aws import AwsClients
 from esm.checkpoints import Checkpoint, CheckpointStore, LeaseLost, make_checkpoint_store
 from esm.checkpoints.dynamodb import DynamoDbCheckpointStore
 from esm.checkpoints.sqlite import SqliteCheckpointStore
-from esm.settings import AwsSettings, CheckpointSettings
+from esm.config.settings import AwsSettings, CheckpointSettings
 
 MAPPING = "6f1c8a52-0000-5000-8000-000000000001"
 SHARD = "shardId-000000000000"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from esm.config import load_config, mapping_uuid, parse_config
+from esm.config.loading import load_config, mapping_uuid, parse_config
 from esm.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,7 +5,7 @@ offline: hadolint lints the Dockerfile; kubernetes-validate checks the core kind
 Kubernetes OpenAPI schemas it bundles (strict: an unknown field fails); the custom resources
 (ServiceMonitor, PodMonitor, PrometheusRule, ScaledObject, TriggerAuthentication) are checked
 against the invariants spelt out below; every PromQL expression (alerts and dashboard) is parsed
-with promql-parser and may name only series that `esm.metrics.Metrics()` exports. Ports, probes,
+with promql-parser and may name only series that `esm.observability.metrics.Metrics()` exports. Ports, probes,
 mounts, users and the config are cross-checked between the Dockerfile, the manifests,
 config.example.yaml and esm's own config loader, so none of them can drift alone.
 tests/integration/test_container_entrypoint.py runs the image's command as a process.
@@ -27,9 +27,9 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from esm.config import parse_config
-from esm.metrics import Metrics
-from esm.settings import DEFAULT_METRICS_LISTEN
+from esm.config.loading import parse_config
+from esm.config.settings import DEFAULT_METRICS_LISTEN
+from esm.observability.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"

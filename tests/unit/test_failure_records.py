@@ -9,6 +9,8 @@ from datetime import datetime, timezone
 
 import pytest
 
+from esm.aws import AwsClients
+from esm.config.settings import AwsSettings
 from esm.destinations import UnsupportedDestination, make_destination
 from esm.destinations.records import (
     MAXIMUM_PAYLOAD_SIZE_EXCEEDED,
@@ -28,10 +30,8 @@ from esm.destinations.records import (
     with_payload,
 )
 from esm.destinations.sns import SNS_MAX_MESSAGE_BYTES, sns_message
-from esm.aws import AwsClients
 from esm.errors import DestinationError
 from esm.invokers.base import FunctionError, InvocationError, Succeeded
-from esm.settings import AwsSettings
 
 FUNCTION_ARN = "arn:aws:lambda:us-east-2:123456789012:function:myfunction"
 STREAM_ARN = "arn:aws:kinesis:us-east-2:123456789012:stream/mystream"

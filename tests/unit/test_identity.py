@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from esm.config import parse_config
+from esm.config.loading import parse_config
+from esm.config.settings import FunctionTarget
 from esm.errors import ConfigError
 from esm.identity import default_role_arn, execution_role_arn, function_arn, function_name
-from esm.settings import FunctionTarget
 
 
 def test_function_arn_is_the_lambda_arn_or_built_in_the_source_account():

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from esm.config import parse_config
+from esm.config.loading import parse_config
 from esm.errors import ConfigError
 from esm.inflight import DEFAULT_MAX_IN_FLIGHT_BYTES, InFlightBytes, parse_size
 

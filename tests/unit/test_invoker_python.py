@@ -17,9 +17,9 @@ from typing import Any, Callable
 import orjson
 import pytest
 
+from esm.config.settings import AwsSettings, FunctionTarget
 from esm.invokers import make_invoker
 from esm.invokers.base import FunctionError, Succeeded
-from esm.settings import AwsSettings, FunctionTarget
 
 
 @pytest.fixture

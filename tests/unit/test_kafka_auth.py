@@ -17,10 +17,10 @@ import yaml
 from aiobotocore.session import get_session
 
 from esm.aws import AwsClients
-from esm.config import parse_config
+from esm.config.loading import parse_config
+from esm.config.settings import AwsSettings
 from esm.errors import ConfigError, SourceUnavailable
-from esm.settings import AwsSettings
-from esm.sources.kafka_auth import (
+from esm.security.kafka_auth import (
     IAM,
     MTLS,
     NONE,
@@ -31,7 +31,7 @@ from esm.sources.kafka_auth import (
     ignored_note,
     plan_access,
 )
-from esm.sources.kafka_secrets import SecretSource
+from esm.security.secrets import SecretSource
 from esm.sources.msk import IamTokenProvider, choose_brokers
 
 SECRET = "arn:aws:secretsmanager:us-east-1:000000000000:secret:kafka-user"

@@ -21,7 +21,7 @@ import fastavro
 import orjson
 import pytest
 
-from esm.config import parse_config
+from esm.config.loading import parse_config
 from esm.errors import ConfigError
 from esm.filtering import compile_filters
 from esm.filtering.decode import filter_kafka

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from esm.config import parse_config
+from esm.config.loading import parse_config
 from esm.errors import ConfigError
 from esm.scaling import ConcurrencyTarget, concurrency_ceiling
 

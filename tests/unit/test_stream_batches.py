@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from esm.invokers.base import FunctionError, InvocationError, Succeeded
-from esm.metrics import Metrics
+from esm.observability.metrics import Metrics
 from esm.offsets import OffsetTracker
 from esm.records import Disposition, Record
 from esm.stream_batches import RECORD_AGE_EXCEEDED, RETRY_ATTEMPTS_EXHAUSTED, RetryPolicy, StreamBatch

@@ -1,7 +1,7 @@
 """`esm validate --template` and the offline half of `esm run --template` (issue 16).
 
 Everything here runs without a network: templates are read, SAM is translated, intrinsics are
-resolved with ARNs built from names (offline mode), and the result goes through esm.config's checks.
+resolved with ARNs built from names (offline mode), and the result goes through esm.config.loading's checks.
 The parts that need services (looking resources up, --create-resources, --stack, running) are in
 tests/integration/test_templates.py.
 """

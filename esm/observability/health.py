@@ -14,7 +14,7 @@ import time
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from esm.metrics import Metrics
+from esm.observability.metrics import Metrics
 
 
 class Readiness:

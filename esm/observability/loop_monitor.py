@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from esm.aio import sleep_unless
-from esm.metrics import Metrics
+from esm.observability.metrics import Metrics
 
 INTERVAL = 0.5
 

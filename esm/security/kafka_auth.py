@@ -28,8 +28,8 @@ import tempfile
 from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
+from esm.config.references import check_reference
 from esm.errors import Problem, SourceUnavailable
-from esm.references import check_reference
 
 BASIC_AUTH = "BASIC_AUTH"
 SCRAM_256 = "SASL_SCRAM_256_AUTH"
@@ -283,7 +283,7 @@ def check_destination_cluster(raw: Any, path: str) -> tuple[dict[str, Any] | Non
     `{bootstrap_servers: [host:port, ...], SourceAccessConfigurations: [...], tls: true|false}`; the
     access entries follow the self-managed Kafka rules and their secrets resolve like the source's.
     """
-    from esm.mapping_rules import HOST_PORT, MAX_BOOTSTRAP_SERVERS
+    from esm.config.rules import HOST_PORT, MAX_BOOTSTRAP_SERVERS
 
     if raw is None:
         return None, []

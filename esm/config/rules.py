@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from esm.api_shape import create_mapping_shape
 from esm.arns import NOT_SERVED, is_fifo_queue, parse_arn, source_kind
+from esm.config.api_shape import create_mapping_shape
 from esm.errors import Problem
 from esm.filtering import InvalidPatternError, compile_filters, validate_pattern
 from esm.filtering.decode import check_source_patterns
-from esm.sources.kafka_auth import check_access
-from esm.schemas.config import problems as schema_registry_problems
 from esm.scaling import SQS_DEFAULT_MAXIMUM_POLLERS, SQS_DEFAULT_MINIMUM_POLLERS
+from esm.schemas.config import problems as schema_registry_problems
+from esm.security.kafka_auth import check_access
 
 MAX_FILTERS = 5
 MAX_PATTERN_CHARS = 4096
@@ -212,7 +212,7 @@ def _check_kafka(check: MappingCheck) -> None:
     group = kafka_config.get("ConsumerGroupId")
     if group is not None and not CONSUMER_GROUP_ID.fullmatch(str(group)):
         check.fail(f"{kafka_config_key}.ConsumerGroupId", "must be 1 to 200 characters of [a-zA-Z0-9-/*:_+=.@]")
-    # Connection security (esm.sources.kafka_auth): the Types Lambda accepts for this kind of cluster.
+    # Connection security (esm.security.kafka_auth): the Types Lambda accepts for this kind of cluster.
     for problem in check_access(req.get("SourceAccessConfigurations"), msk=not self_managed):
         check.fail(problem.path, problem.message)
     if kafka_config.get("ConsumptionMode") == "Queue":

@@ -23,13 +23,10 @@ import jmespath
 import jmespath.exceptions
 import yaml
 
-from esm.api_shape import check_against_api_shape, check_role_arn
-from esm.errors import ConfigError, Problem
-from esm.inflight import DEFAULT_MAX_IN_FLIGHT_BYTES, MIN_MAX_IN_FLIGHT_BYTES, parse_size
-from esm.mapping_rules import check_mapping, sam_key_problems
-from esm.references import check_reference
-from esm.sources.kafka_auth import check_destination_cluster, check_kafka_extension, check_secrets_option
-from esm.settings import (
+from esm.config.api_shape import check_against_api_shape, check_role_arn
+from esm.config.references import check_reference
+from esm.config.rules import check_mapping, sam_key_problems
+from esm.config.settings import (
     DEFAULT_FUNCTION_TIMEOUT,
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_STARTUP_TIMEOUT,
@@ -43,6 +40,9 @@ from esm.settings import (
     MappingSettings,
     MetricsSettings,
 )
+from esm.errors import ConfigError, Problem
+from esm.inflight import DEFAULT_MAX_IN_FLIGHT_BYTES, MIN_MAX_IN_FLIGHT_BYTES, parse_size
+from esm.security.kafka_auth import check_destination_cluster, check_kafka_extension, check_secrets_option
 
 # SPEC 9.9: a mapping's UUID is uuid5(NAMESPACE, name).
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "esm:event-source-mapping")
@@ -376,7 +376,7 @@ class _Builder:
         return Extension(name=name, transform=transform, max_in_flight_bytes=limit, raw=MappingProxyType(dict(raw)))
 
     def kafka_extension(self, extension: Extension | None, raw: Any, path: str) -> Extension | None:
-        """The `esm:` Kafka security options (esm.sources.kafka_auth): secrets, kafka_tls, on_failure_kafka."""
+        """The `esm:` Kafka security options (esm.security.kafka_auth): secrets, kafka_tls, on_failure_kafka."""
         if extension is None or not isinstance(raw, dict):
             return extension
         before = len(self.problems)
