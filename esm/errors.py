@@ -42,3 +42,9 @@ class LeaseLost(EsmError):
 
 class DestinationError(EsmError):
     retriable = True
+
+
+class UnsupportedDestination(EsmError):
+    """An on-failure destination esm cannot deliver to (yet): not retriable, a configuration matter."""
+
+    retriable = False

@@ -12,13 +12,14 @@ import asyncio
 import logging
 from typing import Any
 
+from esm import registry
 from esm.config.settings import MappingSettings
 from esm.errors import SourceUnavailable
 from esm.invokers.base import Invoker
 from esm.invokers.probe import probe_target
 from esm.observability.health import Readiness
 from esm.observability.metrics import MappingMetrics, Metrics
-from esm.sources import SOURCES, Runtime
+from esm.sources import Runtime
 
 log = logging.getLogger("esm.supervisor")
 RECONNECT_CAP = 10.0
@@ -35,7 +36,7 @@ class MappingSupervisor:
         # Creating for a new mapping; the control API (esm.api.manager) starts one in Enabling or
         # Updating when it re-enables or replaces a mapping.
         self.set_state(initial_state)
-        self.runner: Any = SOURCES[mapping.source](mapping, runtime, invoker, self.metrics)
+        self.runner: Any = registry.source(mapping.source)(mapping, runtime, invoker, self.metrics)
         self.log = logging.LoggerAdapter(log, {"mapping": mapping.name})
         self.source_check = f"{mapping.name}/source"
         self.target_check = f"{mapping.name}/target"

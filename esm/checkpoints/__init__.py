@@ -1,11 +1,13 @@
 """Checkpoints and leases for ordered sources: where each unit resumes, and who works it.
 
 `make_checkpoint_store` picks the store the configuration names: the embedded SQLite file (one
-esm process owns every unit) or a DynamoDB table of leases shared by replicas (KCL style).
+esm process owns every unit) or a DynamoDB table of leases shared by replicas (KCL style); the
+classes are named in `esm.registry.CHECKPOINT_STORES`.
 """
 
 from __future__ import annotations
 
+from esm import registry
 from esm.aws import AwsClients
 from esm.checkpoints.base import (
     DEFAULT_LEASE_DURATION,
@@ -34,12 +36,12 @@ def make_checkpoint_store(
     settings: CheckpointSettings, clients: AwsClients, *, lease_duration: float = DEFAULT_LEASE_DURATION
 ) -> CheckpointStore:
     """The store `checkpoints:` names (not yet open: call `open()`)."""
+    store: CheckpointStore
     if settings.dynamodb_table:
-        from esm.checkpoints.dynamodb import DynamoDbCheckpointStore
-
-        return DynamoDbCheckpointStore(settings.dynamodb_table, clients, lease_duration=lease_duration)
+        cls = registry.checkpoint_store("dynamodb")
+        store = cls(settings.dynamodb_table, clients, lease_duration=lease_duration)
+        return store
     if settings.sqlite:
-        from esm.checkpoints.sqlite import SqliteCheckpointStore
-
-        return SqliteCheckpointStore(settings.sqlite)
+        store = registry.checkpoint_store("sqlite")(settings.sqlite)
+        return store
     raise ValueError("checkpoints: one of sqlite, dynamodb must be set")

@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from esm.destinations.records import dumps
-from esm.errors import DestinationError
+from esm.errors import DestinationError, UnsupportedDestination
 
 PREFIX = "kafka://"
 REQUEST_TIMEOUT_MS = 15000
@@ -111,8 +111,6 @@ async def _quiet_stop(producer: AIOKafkaProducer) -> None:
 
 def make_kafka_destination(target: str, cluster: KafkaCluster | None) -> KafkaTopicDestination:
     """The destination for `kafka://<topic>`; `cluster` is the source's (None: not a Kafka source)."""
-    from esm.destinations import UnsupportedDestination
-
     if cluster is None:
         raise UnsupportedDestination(
             f"on-failure destination {target}: kafka:// topics are only for Kafka sources (same cluster)")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from esm.aws import AwsClients
-from esm.destinations import AwsDestination
+from esm.destinations.aws import AwsDestination
 from esm.destinations.records import dumps, s3_object_key, with_payload
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from esm.destinations import AwsDestination
+from esm.destinations.aws import AwsDestination
 from esm.destinations.records import dumps
 from esm.errors import DestinationError
 

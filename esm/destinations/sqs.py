@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from esm.aws import AwsClients
-from esm.destinations import AwsDestination
+from esm.destinations.aws import AwsDestination
 from esm.destinations.records import dumps
 from esm.errors import DestinationError
 

@@ -1,29 +1,17 @@
 """Function targets behind one interface: `make_invoker(target, aws) -> Invoker` (DESIGN.md).
 
-A registry from a target's kind (`url`, `lambda`, `handler`) to the module that serves it,
-imported only when a configuration uses it (aiobotocore is not loaded for a URL target). A new
-kind of target is one new module with a `make(target, aws, **hints)` function plus one entry in
-`KINDS`. Every invoker answers `invoke(payload, timeout=None)` with Succeeded, FunctionError or
+`esm.registry.INVOKERS` maps a target's kind (`url`, `lambda`, `handler`) to the module that
+serves it, imported only when a configuration uses it (aiobotocore is not loaded for a URL
+target). A new kind of target is one new module with a `make(target, aws, **hints)` function plus
+one entry there. Every invoker answers `invoke(payload, timeout=None)` with Succeeded, FunctionError or
 InvocationError, classified as SPEC 9.1 says (`esm.invokers.classify`), each with its duration.
 """
 
 from __future__ import annotations
 
-import importlib
-from types import MappingProxyType
-from typing import Mapping
-
+from esm import registry
 from esm.config.settings import AwsSettings, FunctionTarget
 from esm.invokers.base import FunctionError, InvocationError, Invoker, InvokeResult, Succeeded
-
-# kind -> module whose `make(target, aws, *, default_concurrency, region, account)` builds it
-KINDS: Mapping[str, str] = MappingProxyType(
-    {
-        "url": "esm.invokers.http",
-        "lambda": "esm.invokers.aws_lambda",
-        "handler": "esm.invokers.python",
-    }
-)
 
 
 def make_invoker(
@@ -41,11 +29,9 @@ def make_invoker(
     sees (`context.invoked_function_arn`, SPEC 9.9); they default to `aws.region` (else
     us-east-1) and 000000000000.
     """
-    try:
-        module_name = KINDS[target.kind]
-    except KeyError:
-        raise ValueError(f"function {target.name!r}: no invoker for target kind {target.kind!r}") from None
-    module = importlib.import_module(module_name)
+    if target.kind not in registry.INVOKERS:
+        raise ValueError(f"function {target.name!r}: no invoker for target kind {target.kind!r}")
+    module = registry.invoker_module(target.kind)
     invoker: Invoker = module.make(
         target, aws or AwsSettings(), default_concurrency=default_concurrency, region=region, account=account
     )
@@ -53,7 +39,6 @@ def make_invoker(
 
 
 __all__ = [
-    "KINDS",
     "FunctionError",
     "InvocationError",
     "InvokeResult",

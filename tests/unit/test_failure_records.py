@@ -11,7 +11,7 @@ import pytest
 
 from esm.aws import AwsClients
 from esm.config.settings import AwsSettings
-from esm.destinations import UnsupportedDestination, make_destination
+from esm.destinations import make_destination
 from esm.destinations.records import (
     MAXIMUM_PAYLOAD_SIZE_EXCEEDED,
     RECORD_AGE_EXCEEDED,
@@ -30,7 +30,7 @@ from esm.destinations.records import (
     with_payload,
 )
 from esm.destinations.sns import SNS_MAX_MESSAGE_BYTES, sns_message
-from esm.errors import DestinationError
+from esm.errors import DestinationError, UnsupportedDestination
 from esm.invokers.base import FunctionError, InvocationError, Succeeded
 
 FUNCTION_ARN = "arn:aws:lambda:us-east-2:123456789012:function:myfunction"
