@@ -12,9 +12,11 @@ its own consumer group):
   an in-process no-op handler that `orjson.loads` it, a commit after each fetch;
 - esm: the daemon with one mapping (BatchSize --batch-size, window 0) invoking an in-process
   no-op handler, timed until its committed-events counter reaches the backlog.
-The ratios esm/floor and esm/raw are printed (raw and floor: best of --repeat runs; esm: one run).
-With --profile, esm reads the backlog once more under cProfile (untimed) and the summary (top
-functions by cumulative and own time, esm's own functions, own time per file) goes to that path.
+The ratios esm/floor and esm/raw are printed (each the best of --repeat
+runs, the three paths taking turns).
+With --profile, esm reads the backlog once more under cProfile (not counted in the table); the
+summary (top functions by cumulative and own time, esm's own functions, own time per file) goes
+to that path and the raw profile to that path + ".prof".
 A second run produces at a steady rate with MaximumBatchingWindowInSeconds 0 and reports
 end-to-end latency percentiles (produce to handler; --latency-seconds 0 skips it). Peak RSS of
 the process is printed too. Prints a table and writes JSON (bench/results/kafka.json unless
@@ -64,6 +66,16 @@ async def new_topic(partitions: int) -> str:
     finally:
         await admin.close()
     return name
+
+
+async def delete_topic(name: str) -> None:
+    """The backlog takes disk on the shared broker: gone once measured."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers())
+    await admin.start()
+    try:
+        await admin.delete_topics([name])
+    finally:
+        await admin.close()
 
 
 async def fill(topic: str, count: int, partitions: int) -> None:
@@ -117,7 +129,7 @@ async def through_esm(topic: str, total: int, batch_size: int) -> float:
     while (metrics.registry.get_sample_value("esm_committed_events_total", labels) or 0) < total:
         if start is None and (metrics.registry.get_sample_value("esm_polled_events_total", labels) or 0) > 0:
             start = time.perf_counter()
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(0.02)  # each look collects the whole registry: not too often
     elapsed = time.perf_counter() - (start or time.perf_counter())
     stop.set()
     await task
@@ -146,6 +158,7 @@ async def latency(partitions: int, rate: float, seconds: float, batch_size: int)
     await asyncio.sleep(1)
     stop.set()
     await task
+    await delete_topic(topic)
     samples = sorted(handlers.LATENCIES_MS[len(handlers.LATENCIES_MS) // 10:])  # skip the warm-up
     def pct(p: float) -> float:
         return samples[min(len(samples) - 1, int(p * len(samples)))] if samples else 0.0
@@ -160,7 +173,12 @@ def profile_summary(profile: cProfile.Profile, records: int) -> str:
     stats = pstats.Stats(profile, stream=out)
     total = sum(row[2] for row in stats.stats.values())  # type: ignore[attr-defined]
     out.write(f"esm reading {records} records under cProfile: {total:.2f} s of own time in all functions\n")
-    out.write("(coroutines: cumulative time counts each resumption separately; own time is exact)\n\n")
+    out.write("(coroutines: cumulative time counts each resumption separately; own time is exact)\n")
+    calls = {name: row[1] for (filename, _line, name), row in stats.stats.items()  # type: ignore[attr-defined]
+             if filename.endswith(("aiokafka/consumer/fetcher.py", "aiokafka/consumer/consumer.py"))}
+    out.write(f"aiokafka: {calls.get('_proc_fetch_request', 0)} fetch requests, {calls.get('getmany', 0)} getmany, "
+              f"{calls.get('pause', 0)} pause, {calls.get('resume', 0)} resume (pausing a partition drops the records "
+              "aiokafka fetched ahead for it)\n\n")
     per_file: dict[str, float] = {}
     for (filename, _line, name), row in stats.stats.items():  # type: ignore[attr-defined]
         if filename == "~":  # a builtin (orjson.dumps, list.append...): its own row
@@ -193,23 +211,36 @@ async def profiled_esm(topic: str, total: int, batch_size: int, path: str) -> fl
         rate = await through_esm(topic, total, batch_size)
     finally:
         profile.disable()
+    profile.dump_stats(f"{path}.prof")  # for pstats / snakeviz
     Path(path).write_text(profile_summary(profile, total))
     return rate
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     topic = await new_topic(args.partitions)
+    try:
+        return await measure(topic, args)
+    finally:
+        await delete_topic(topic)
+
+
+async def measure(topic: str, args: argparse.Namespace) -> dict[str, Any]:
     await fill(topic, args.records, args.partitions)
     await same_as_esm(topic, servers())
     await raw_loop(topic, args.records)  # warm-up, untimed
-    raw = max([await raw_loop(topic, args.records) for _ in range(args.repeat)])
-    floor = max([await floor_loop(topic, args.records, servers(), args.batch_size) for _ in range(args.repeat)])
-    esm = await through_esm(topic, args.records, args.batch_size)
+    raws, floors, esms = [], [], []
+    for _ in range(args.repeat):  # interleaved, so that a busy moment of the machine does not hit one path only
+        raws.append(await raw_loop(topic, args.records))
+        floors.append(await floor_loop(topic, args.records, servers(), args.batch_size))
+        esms.append(await through_esm(topic, args.records, args.batch_size))
+    raw, floor, esm = max(raws), max(floors), max(esms)
     result: dict[str, Any] = {
         "records": args.records, "partitions": args.partitions, "batch_size": args.batch_size,
         "raw_getmany_records_per_s": round(raw), "floor_records_per_s": round(floor), "esm_records_per_s": round(esm),
         "ratio": round(esm / raw, 3), "ratio_esm_raw": round(esm / raw, 3), "ratio_esm_floor": round(esm / floor, 3),
-        "ratio_floor_raw": round(floor / raw, 3)}
+        "ratio_floor_raw": round(floor / raw, 3),
+        "runs_records_per_s": {"raw": [round(r) for r in raws], "floor": [round(r) for r in floors],
+                               "esm": [round(r) for r in esms]}}
     if args.profile:
         result["profiled_esm_records_per_s"] = round(await profiled_esm(topic, args.records, args.batch_size,
                                                                          args.profile))
@@ -225,7 +256,7 @@ if __name__ == "__main__":
     parser.add_argument("--records", type=int, default=200000)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--repeat", type=int, default=2, help="runs of raw and of floor (the best counts)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each path (the best counts)")
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--latency-seconds", type=float, default=15.0)
     parser.add_argument("--profile", default="", help="profile one more esm run with cProfile, summary to this path")
