@@ -64,8 +64,6 @@ def build_invokers(config: Config) -> dict[str, Invoker]:
 async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics: Metrics | None = None,
                      ready: asyncio.Event | None = None) -> None:
     """Run until `stop` is set (or SIGTERM/SIGINT). `ready` is set once every mapping is running."""
-    import esm.sources.all  # noqa: F401  (registers every source)
-
     stop = stop or asyncio.Event()
     metrics = metrics or Metrics()
     readiness = Readiness()

@@ -22,16 +22,14 @@ from esm.filtering import InvalidPatternError, compile_filters, validate_pattern
 from esm.filtering.decode import check_source_patterns
 from esm.scaling import SQS_DEFAULT_MAXIMUM_POLLERS, SQS_DEFAULT_MINIMUM_POLLERS
 from esm.schemas.config import problems as schema_registry_problems
-from esm.security.kafka_auth import check_access
+from esm.security.kafka_auth import HOST_PORT, MAX_BOOTSTRAP_SERVERS, check_access
 
 MAX_FILTERS = 5
 MAX_PATTERN_CHARS = 4096
 SQS_FIFO_MAX_BATCH = 10
 SQS_MIN_POLLERS = 2  # ProvisionedPollerConfig for SQS (the API shape allows 1, for Kafka)
 KAFKA_DEFAULT_WINDOW = 0.5
-MAX_BOOTSTRAP_SERVERS = 10
 CONSUMER_GROUP_ID = re.compile(r"[a-zA-Z0-9\-/*:_+=.@]{1,200}")
-HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[^:\s/]+):(\d{1,5})$")
 
 # Keys of AWS SAM's event syntax, answered with the API field to use instead.
 SAM_KEYS = {

@@ -23,6 +23,7 @@ secrets' contents into aiokafka's connection keywords. Nothing here does I/O.
 from __future__ import annotations
 
 import os
+import re
 import ssl
 import tempfile
 from dataclasses import dataclass, replace
@@ -38,6 +39,11 @@ CLIENT_CERTIFICATE = "CLIENT_CERTIFICATE_TLS_AUTH"
 ROOT_CA = "SERVER_ROOT_CA_CERTIFICATE"
 IAM_AUTH = "IAM_AUTH"
 VPC_TYPES = ("VPC_SUBNET", "VPC_SECURITY_GROUP")
+# A Kafka bootstrap server, as Lambda checks it: host:port (an IPv6 host in brackets), at most 10.
+# Defined here, not in esm.config.rules, because both the source rules there and the on-failure
+# cluster check here use them (and rules imports this module).
+MAX_BOOTSTRAP_SERVERS = 10
+HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[^:\s/]+):(\d{1,5})$")
 AUTH_TYPES = (BASIC_AUTH, SCRAM_256, SCRAM_512, CLIENT_CERTIFICATE, IAM_AUTH)
 NOT_SERVED = ("OAUTHBEARER_AUTH", "OAUTHBEARER_SCOPE", "OAUTHBEARER_AUDIENCE", "OAUTHBEARER_LOGICAL_CLUSTER",
               "OAUTHBEARER_IDENTITY_POOL", "IAM_OAUTHBEARER_AUTH")
@@ -283,8 +289,6 @@ def check_destination_cluster(raw: Any, path: str) -> tuple[dict[str, Any] | Non
     `{bootstrap_servers: [host:port, ...], SourceAccessConfigurations: [...], tls: true|false}`; the
     access entries follow the self-managed Kafka rules and their secrets resolve like the source's.
     """
-    from esm.config.rules import HOST_PORT, MAX_BOOTSTRAP_SERVERS
-
     if raw is None:
         return None, []
     keys = ("bootstrap_servers", "SourceAccessConfigurations", "tls")

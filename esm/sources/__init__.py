@@ -1,8 +1,7 @@
-"""Event sources: one module per service, registered here by the name config.py gives a source.
+"""Event sources: one module per service; `esm.registry.SOURCES` names the class for each kind.
 
-A source knows its service and nothing about functions (DESIGN.md). `SOURCES` maps a source
-kind (`sqs`, `kinesis`, `kafka`) to the class that runs one mapping of that kind; each is built as
-`cls(mapping, runtime, invoker, metrics)`.
+A source knows its service and nothing about functions (DESIGN.md). `Runtime` is what every
+source of one daemon shares.
 """
 
 from __future__ import annotations
@@ -14,8 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from esm.aws import AwsClients
-
-SOURCES: dict[str, Any] = {}
 
 
 def _owner_id() -> str:

@@ -241,7 +241,6 @@ async def test_a_change_under_way_at_shutdown_starts_no_supervisor(backends: dic
     when shutdown begins; the batch then finishes, and the update does not go on to start a
     supervisor with the new settings (before the fix it did, after stop, and close then drained
     that one too)."""
-    import esm.sources.all  # noqa: F401  (registers every source)
     from esm.invokers import make_invoker
     from tests.support.sqs import create_queue, send, sqs_client
 
