@@ -1,6 +1,7 @@
 """Logging setup: plain text for people, one JSON object per line for log pipelines.
 
-Context (mapping, unit, batch) travels as `extra=` fields and is printed in both formats.
+Context (mapping, unit, batch; `event` for esm.observability.events) travels as `extra=` fields
+and is printed in both formats.
 Message bodies and secrets are never logged at INFO (DESIGN.md "Habits").
 """
 
@@ -11,7 +12,7 @@ import logging
 import sys
 import time
 
-CONTEXT_FIELDS = ("mapping", "unit", "batch", "function", "source")
+CONTEXT_FIELDS = ("mapping", "unit", "batch", "function", "source", "event")  # event: esm.observability.events
 
 
 class JsonFormatter(logging.Formatter):
