@@ -5,7 +5,8 @@ enabled mapping connects its source and hears from its target; /readyz stays fal
 have, and `StartupTimeout` (exit 3) ends a start that takes longer than `startup_timeout`.
 Shutdown follows uvicorn's phases: a signal only sets a flag; then polling stops and gathered
 records are released, in-flight batches drain within `shutdown_timeout`, what is left is
-cancelled unacknowledged, and clients close.
+cancelled unacknowledged, and clients close. A second SIGTERM/SIGINT during the drain ends it at
+once: what is still in flight is cancelled as when the timeout runs out (same exit code).
 """
 
 from __future__ import annotations
@@ -71,10 +72,12 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
     _import_paths(config)
     server = HealthServer(metrics, readiness, config.metrics.host, config.metrics.port)
     await server.start()
+    force = asyncio.Event()  # a second signal: stop draining, cancel what is in flight
+    signals = _Signals(stop, force)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, signals.received, sig)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests)
             pass
     log.info("esm listening on %s:%d (/metrics /healthz /readyz)", server.host, server.port)
@@ -104,7 +107,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
         if ready is not None:
             ready.set()
         if not stop.is_set():
-            await _run_until_stopped(supervisors, stop, config.shutdown_timeout)
+            await _run_until_stopped(supervisors, stop, config.shutdown_timeout, force)
     finally:
         if control is not None:  # its mappings drain first, while invokers and checkpoints are open
             await control.close()
@@ -118,6 +121,21 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
         await asyncio.gather(monitor, return_exceptions=True)
         await server.stop()
         log.info("esm stopped")
+
+
+class _Signals:
+    """SIGTERM/SIGINT: the first asks for a graceful stop, the next one forces the drain to end."""
+
+    def __init__(self, stop: asyncio.Event, force: asyncio.Event):
+        self.stop, self.force, self.count = stop, force, 0
+
+    def received(self, sig: signal.Signals) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.stop.set()
+        elif not self.force.is_set():
+            log.warning("%s again: forcing shutdown, in-flight batches are cancelled now", sig.name)
+            self.force.set()
 
 
 async def _start_all(supervisors: list[MappingSupervisor], timeout: float, stop: asyncio.Event) -> None:
@@ -136,7 +154,8 @@ async def _start_all(supervisors: list[MappingSupervisor], timeout: float, stop:
     raise StartupTimeout(f"still unreachable after {timeout:.0f}s: " + "; ".join(missing))
 
 
-async def _run_until_stopped(supervisors: list[MappingSupervisor], stop: asyncio.Event, shutdown_timeout: float) -> None:
+async def _run_until_stopped(supervisors: list[MappingSupervisor], stop: asyncio.Event, shutdown_timeout: float,
+                             force: asyncio.Event | None = None) -> None:
     # A disabled mapping has nothing to run; only a running mapping ending early stops the daemon.
     runs = {asyncio.create_task(s.run(), name=f"{s.mapping.name}/run"): s for s in supervisors if s.mapping.enabled}
     stopper = asyncio.create_task(stop.wait())
@@ -148,10 +167,11 @@ async def _run_until_stopped(supervisors: list[MappingSupervisor], stop: asyncio
     stopper.cancel()
     pending = [t for t in runs if not t.done()]
     if pending:
-        _, late = await asyncio.wait(pending, timeout=shutdown_timeout)
+        late = await _drain(pending, shutdown_timeout, force or asyncio.Event())
         if late:
-            log.warning("shutdown timeout: cancelling %d mapping(s) with batches still in flight "
-                        "(their messages are not acknowledged and will be redelivered)", len(late))
+            reason = "forced shutdown" if force is not None and force.is_set() else "shutdown timeout"
+            log.warning("%s: cancelling %d mapping(s) with batches still in flight "
+                        "(their messages are not acknowledged and will be redelivered)", reason, len(late))
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
@@ -160,3 +180,19 @@ async def _run_until_stopped(supervisors: list[MappingSupervisor], stop: asyncio
             failed.append(task)
     if failed:
         raise failed[0].exception()  # type: ignore[misc]
+
+
+async def _drain(pending: list[asyncio.Task[None]], timeout: float, force: asyncio.Event) -> set[asyncio.Task[None]]:
+    """Wait for `pending` until all end, `timeout` passes or `force` is set; the tasks still running."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    forced = asyncio.create_task(force.wait())
+    running = set(pending)
+    try:
+        while running and not force.is_set() and (left := deadline - loop.time()) > 0:
+            done, _ = await asyncio.wait({*running, forced}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            running -= done
+    finally:
+        forced.cancel()
+        await asyncio.gather(forced, return_exceptions=True)
+    return {t for t in pending if not t.done()}

@@ -4,6 +4,7 @@ SIGTERM: the batch being invoked finishes and is deleted, gathered-but-uninvoked
 visible again at once, the process exits 0, and nothing is acknowledged twice.
 SIGKILL: nothing is lost; unacknowledged messages come back after their visibility timeout and a
 restarted daemon processes them.
+A second signal during the drain forces the exit: the batch in flight is cancelled, unacknowledged.
 """
 
 from __future__ import annotations
@@ -143,3 +144,43 @@ async def test_sigterm_releases_gathered_messages_at_once(tmp_path):
         while (counts := await queue_counts(sqs, url)) != (25, 0) and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
         assert counts == (25, 0), output
+
+
+async def test_a_second_signal_during_the_drain_forces_exit(tmp_path):
+    """DESIGN.md "Layout" (daemon: a second signal forces exit) + SPEC 9.6: the first SIGTERM starts
+    the drain; a SIGINT during it cancels the batch in flight at once (the drain could last 600 s),
+    the process exits as after a shutdown timeout (0), and nothing is acknowledged."""
+    record_file = tmp_path / "calls.jsonl"
+    async with sqs_client() as sqs:
+        url, arn = await create_queue(sqs, visibility=300)
+        await send(sqs, url, [f"f{i}" for i in range(25)])
+        config = tmp_path / "esm.yaml"
+        config.write_text(yaml.safe_dump({
+            "functions": {"slow": {"handler": "tests.support.recorder:async_file_handler", "timeout": 900}},
+            "event_source_mappings": [{"FunctionName": "slow", "EventSourceArn": arn, "BatchSize": 5,
+                                       "ScalingConfig": {"MaximumConcurrency": 2}}],
+            "metrics": {"listen": "127.0.0.1:0"},
+            "shutdown_timeout": 600,
+        }))
+        process = start_daemon(config, record_file, sleep=600)
+        lines: list[str] = []
+        try:
+            await wait_for_events(record_file, lambda ev: any(e["phase"] == "start" for e in ev))
+            process.send_signal(signal.SIGTERM)
+            while not any("shutting down" in line for line in lines):  # the drain has begun
+                line = await asyncio.to_thread(process.stdout.readline)
+                assert line, "".join(lines)
+                lines.append(line)
+            process.send_signal(signal.SIGINT)
+            rest, _ = await asyncio.to_thread(process.communicate, timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        output = "".join(lines) + rest
+        assert process.returncode == 0, output
+        assert "forced shutdown: cancelling 1 mapping(s)" in output, output
+        events = read_events(record_file)
+        assert [e for e in events if e["phase"] == "start"], output
+        assert [e for e in events if e["phase"] == "end"] == [], "the batch in flight was not cut off"
+        visible, in_flight = await queue_counts(sqs, url)
+        assert visible + in_flight == 25, output  # nothing acknowledged

@@ -3,8 +3,8 @@
 Config files in tests name `tests.support.recorder:handle` (async) or `...:handle_sync`. A test
 installs a `Recorder` with `install()`; the recorder keeps every batch it was given, how many
 invokes ran at once (overall and per FIFO message group), and answers with `behaviour(event)`.
-A second form, `file_handler`, appends batches to the file named by ESM_TEST_RECORD_FILE, for
-daemons started as separate processes.
+A second form, `file_handler` (or `async_file_handler`, whose sleep a cancel ends), appends
+batches to the file named by ESM_TEST_RECORD_FILE, for daemons started as separate processes.
 """
 
 from __future__ import annotations
@@ -92,6 +92,17 @@ def file_handler(event: dict[str, Any], context: Any) -> Any:
     with open(os.environ["ESM_TEST_RECORD_FILE"], "a", encoding="utf-8") as out:
         out.write(json.dumps({"phase": "start", "ids": ids, "bodies": bodies, "pid": os.getpid()}) + "\n")
     time.sleep(float(os.environ.get("ESM_TEST_SLEEP", "0")))
+    with open(os.environ["ESM_TEST_RECORD_FILE"], "a", encoding="utf-8") as out:
+        out.write(json.dumps({"phase": "end", "ids": ids}) + "\n")
+    return None
+
+
+async def async_file_handler(event: dict[str, Any], context: Any) -> Any:
+    """`file_handler` as a coroutine: its sleep ends when esm cancels the invoke (a forced shutdown)."""
+    ids, bodies = zip(*(_identity(r) for r in event["Records"]))
+    with open(os.environ["ESM_TEST_RECORD_FILE"], "a", encoding="utf-8") as out:
+        out.write(json.dumps({"phase": "start", "ids": ids, "bodies": bodies, "pid": os.getpid()}) + "\n")
+    await asyncio.sleep(float(os.environ.get("ESM_TEST_SLEEP", "0")))
     with open(os.environ["ESM_TEST_RECORD_FILE"], "a", encoding="utf-8") as out:
         out.write(json.dumps({"phase": "end", "ids": ids}) + "\n")
     return None
