@@ -26,7 +26,7 @@ from esm.invokers.base import Invoker
 from esm.observability.health import HealthServer, Readiness
 from esm.observability.loop_monitor import watch_loop
 from esm.observability.metrics import Metrics
-from esm.scaling import LAMBDA_SQS_MAX_CONCURRENCY, PROVISIONED_MAX_CONCURRENCY, concurrency_ceiling
+from esm.core.scaling import LAMBDA_SQS_MAX_CONCURRENCY, PROVISIONED_MAX_CONCURRENCY, concurrency_ceiling
 from esm.sources import Runtime
 from esm.supervisor import MappingSupervisor
 

@@ -15,9 +15,16 @@ from typing import Any, Mapping
 # source kind (MappingSettings.source) -> the class that runs one mapping of that kind,
 # built as cls(mapping, runtime, invoker, metrics)
 SOURCES: Mapping[str, str] = MappingProxyType({
-    "sqs": "esm.sources.sqs:SqsMapping",
-    "kinesis": "esm.sources.kinesis:KinesisMapping",
+    "sqs": "esm.sources.sqs.source:SqsSource",
+    "kinesis": "esm.sources.kinesis.source:KinesisSource",
     "kafka": "esm.sources.kafka:KafkaMapping",
+})
+
+# source style (a source class's `style`) -> the engine runner that runs one mapping of it,
+# built as cls(mapping, source_class, runtime, invoker, metrics)
+RUNNERS: Mapping[str, str] = MappingProxyType({
+    "stream": "esm.engine.stream_mapping:StreamMapping",
+    "queue": "esm.engine.queue_mapping:QueueMapping",
 })
 
 # function target kind (FunctionTarget.kind) -> the module whose
@@ -45,6 +52,7 @@ CHECKPOINT_STORES: Mapping[str, str] = MappingProxyType({
 
 KINDS: Mapping[str, Mapping[str, str]] = MappingProxyType({
     "source": SOURCES,
+    "runner": RUNNERS,
     "invoker": INVOKERS,
     "destination": DESTINATIONS,
     "checkpoint store": CHECKPOINT_STORES,
@@ -71,6 +79,11 @@ def load(family: str, kind: str) -> Any:
 def source(kind: str) -> Any:
     """The class that runs one mapping of source `kind`."""
     return load("source", kind)
+
+
+def runner(style: str) -> Any:
+    """The engine runner for sources of `style` ("stream" or "queue")."""
+    return load("runner", style)
 
 
 def invoker_module(kind: str) -> Any:

@@ -36,7 +36,7 @@ class MappingSupervisor:
         # Creating for a new mapping; the control API (esm.api.manager) starts one in Enabling or
         # Updating when it re-enables or replaces a mapping.
         self.set_state(initial_state)
-        self.runner: Any = registry.source(mapping.source)(mapping, runtime, invoker, self.metrics)
+        self.runner: Any = _runner(mapping, runtime, invoker, self.metrics)
         self.log = logging.LoggerAdapter(log, {"mapping": mapping.name})
         self.source_check = f"{mapping.name}/source"
         self.target_check = f"{mapping.name}/target"
@@ -97,3 +97,12 @@ class MappingSupervisor:
         await self.runner.close()
         if self.mapping.enabled:
             self.set_state("Disabled")
+
+
+def _runner(mapping: MappingSettings, runtime: Runtime, invoker: Invoker, metrics: MappingMetrics) -> Any:
+    """The engine runner for the mapping's source: its style (stream or queue) picks the runner."""
+    source_class = registry.source(mapping.source)
+    style = getattr(source_class, "style", None)
+    if style is None:  # a source not yet on the engine runs its own pipeline
+        return source_class(mapping, runtime, invoker, metrics)
+    return registry.runner(style)(mapping, source_class, runtime, invoker, metrics)

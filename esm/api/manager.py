@@ -44,7 +44,7 @@ from esm.identity import DEFAULT_ACCOUNT, function_arn, function_name
 from esm.invokers.base import Invoker
 from esm.observability.health import Readiness
 from esm.observability.metrics import Metrics
-from esm.outcomes import PARTIAL, SUCCESS
+from esm.core.outcomes import PARTIAL, SUCCESS
 from esm.sources import Runtime
 from esm.supervisor import MappingSupervisor
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from esm.inflight import DEFAULT_MAX_IN_FLIGHT_BYTES
+from esm.core.inflight import DEFAULT_MAX_IN_FLIGHT_BYTES
 
 DEFAULT_FUNCTION_TIMEOUT = 30.0
 DEFAULT_METRICS_LISTEN = "127.0.0.1:9090"

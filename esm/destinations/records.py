@@ -27,7 +27,7 @@ from typing import Any, Iterable, Mapping
 import orjson
 
 from esm.invokers.base import LATEST, FunctionError, InvocationError, InvokeResult, Succeeded
-from esm.outcomes import FUNCTION_ERROR, INVALID_RESPONSE, INVOCATION_ERROR, PARTIAL, SUCCESS
+from esm.core.outcomes import FUNCTION_ERROR, INVALID_RESPONSE, INVOCATION_ERROR, PARTIAL, SUCCESS
 
 # requestContext.condition values (SPEC 4, 9.3).
 RETRY_ATTEMPTS_EXHAUSTED = "RetryAttemptsExhausted"

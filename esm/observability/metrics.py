@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, disable_created_metrics
 from prometheus_client.metrics import MetricWrapperBase
 
-from esm.inflight import InFlightBytes
+from esm.core.inflight import InFlightBytes
 
 # `*_created` series double the scrape size and say nothing an operator needs.
 disable_created_metrics()
@@ -138,7 +138,7 @@ class MappingMetrics:
     schema_registry_errors: Counter
     commit_errors: Counter
     malformed_records: Counter
-    # The outcome kind (esm.outcomes) of the last invoke: the control API's LastProcessingResult.
+    # The outcome kind (esm.core.outcomes) of the last invoke: the control API's LastProcessingResult.
     last_outcome: str | None = None
 
     def set_state(self, state: str) -> None:

@@ -33,7 +33,7 @@ from aiokafka.errors import IllegalStateError
 
 from esm.aio import sleep_unless
 from esm.aws import AwsClients
-from esm.records import Record
+from esm.core.records import Record
 from esm.schemas.access import load_access
 from esm.schemas.cache import Resolved, SchemaCache
 from esm.schemas.config import GLUE, SchemaRegistrySettings

@@ -29,9 +29,9 @@ from hypothesis import strategies as st
 
 from esm.filtering import compile_filters
 from esm.filtering.decode import filter_kafka, filter_kinesis, filter_sqs
-from esm.sources.kafka_records import kafka_record
-from esm.sources.kinesis_records import kinesis_record
-from esm.sources.sqs_records import sqs_record
+from esm.sources.kafka.records import kafka_record
+from esm.sources.kinesis.records import kinesis_record
+from esm.sources.sqs.records import sqs_record
 from esm.transform import kafka_transform, kinesis_transform, sqs_transform
 from tests.unit.filtering.filter_reference import reference_matches
 

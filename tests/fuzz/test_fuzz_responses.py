@@ -36,9 +36,9 @@ from esm.invokers.classify import (
     parse_retry_after,
 )
 from esm.invokers.python import marshal_response
-from esm.outcomes import FUNCTION_ERROR, INVOCATION_ERROR, PARTIAL, SUCCESS, judge
-from esm.sources.kafka_records import read_identifier as kafka_identifier
-from esm.sources.kinesis import _sequence_identifier as kinesis_identifier
+from esm.core.outcomes import FUNCTION_ERROR, INVOCATION_ERROR, PARTIAL, SUCCESS, judge
+from esm.sources.kafka.records import read_identifier as kafka_identifier
+from esm.sources.kinesis.records import KinesisFormat
 
 SETTINGS = settings(
     max_examples=300,
@@ -218,6 +218,7 @@ def test_deeply_nested_handler_return_value():
 # ---------------------------------------------------------------- partial batch responses, per source
 
 SQS_IDS = ["059f36b4-87a3-44ab-83d2-661975830a7d", "2e1424d4-f796-459a-8184-9c92662be6da", "3"]
+kinesis_identifier = KinesisFormat.read_identifier
 KINESIS_IDS = ["49590338271490256608559692538361571095921575989136588898", "49590338271490256608559692538361571095921575989136588899"]
 KAFKA_IDS = [("orders-0", 15), ("orders-0", 16), ("orders-1", 3)]
 

@@ -323,7 +323,7 @@ async def test_sigkill_and_restart_resume_from_the_checkpoint(tmp_path):
 async def test_tumbling_windows_carry_state_and_end_with_a_final_invoke(tmp_path):
     """SPEC 2 (tumbling window): windows aligned on arrival time; state carried between invokes; each window
     ends with a final invoke (no records, isFinalInvokeForWindow) holding the accumulated state."""
-    from esm.sources.tumbling import window_of
+    from esm.engine.tumbling import window_of
 
     finals: list[dict] = []
     missing_state_once = {"done": False}

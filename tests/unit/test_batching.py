@@ -1,7 +1,7 @@
 """The batch policy: BatchSize, a window from the first record, and the 6 MB cap (SPEC 3, DESIGN.md)."""
 
-from esm.batching import ENVELOPE_BYTES, MAX_PAYLOAD_BYTES, BatchPolicy, FlushReason
-from esm.records import Record
+from esm.core.batching import ENVELOPE_BYTES, MAX_PAYLOAD_BYTES, BatchPolicy, FlushReason
+from esm.core.records import Record
 
 
 def record(size: int = 100) -> Record:

@@ -1,4 +1,4 @@
-"""The in-flight bytes cap (esm/inflight.py): what a mapping may hold in memory (issue 8: memory is
+"""The in-flight bytes cap (esm/core/inflight.py): what a mapping may hold in memory (issue 8: memory is
 capped by configuration, in-flight bytes per mapping, and the cap is enforced)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 from esm.config.loading import parse_config
 from esm.errors import ConfigError
-from esm.inflight import DEFAULT_MAX_IN_FLIGHT_BYTES, InFlightBytes, parse_size
+from esm.core.inflight import DEFAULT_MAX_IN_FLIGHT_BYTES, InFlightBytes, parse_size
 
 SQS_MAPPING = """
 functions: {f: {handler: "tests.support.recorder:handle"}}

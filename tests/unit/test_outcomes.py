@@ -3,7 +3,7 @@
 import pytest
 
 from esm.invokers.base import FunctionError, InvocationError, Succeeded
-from esm.outcomes import FUNCTION_ERROR, INVALID_RESPONSE, INVOCATION_ERROR, PARTIAL, SUCCESS, judge
+from esm.core.outcomes import FUNCTION_ERROR, INVALID_RESPONSE, INVOCATION_ERROR, PARTIAL, SUCCESS, judge
 
 IDS = ["a", "b", "c"]
 

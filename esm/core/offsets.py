@@ -9,7 +9,7 @@ checkpoint can only pass records that are done (SPEC 9.6).
 from __future__ import annotations
 
 from collections import deque
-from typing import Hashable
+from typing import Hashable, Iterable
 
 
 class OffsetTracker:
@@ -23,6 +23,14 @@ class OffsetTracker:
 
     def finish(self, key: Hashable) -> None:
         self._done.add(key)
+
+    def register_many(self, keys: Iterable[Hashable]) -> None:
+        """`register` for a whole fetch, in order, in one call."""
+        self._order.extend(keys)
+
+    def finish_many(self, keys: Iterable[Hashable]) -> None:
+        """`finish` for a whole batch in one call."""
+        self._done.update(keys)
 
     def advance(self) -> Hashable | None:
         """The new contiguous position, or None if it did not move."""

@@ -12,7 +12,7 @@ import enum
 import time
 from dataclasses import dataclass, field
 
-from esm.records import Record
+from esm.core.records import Record
 
 # Lambda's synchronous invoke limit; the records plus the envelope must fit (SPEC 3).
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024

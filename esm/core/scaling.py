@@ -112,3 +112,17 @@ class ConcurrencyTarget:
             self.target = max(self.floor, self.target - 1)
         self.full_batches = self.empty_polls = self.batches = self.received = 0
         return self.target
+
+
+def scaling_for(request: Mapping[str, Any], invoker_cap: int) -> ConcurrencyTarget:
+    """Provisioned mode when the mapping has ProvisionedPollerConfig, else on-demand (SPEC 7).
+
+    Either way the function target's own concurrency cap bounds the lanes."""
+    cap = min(concurrency_ceiling(request), invoker_cap)
+    provisioned = request.get("ProvisionedPollerConfig")
+    if provisioned is None:
+        return ConcurrencyTarget(ceiling=cap)
+    return ConcurrencyTarget.provisioned(
+        min_pollers=provisioned.get("MinimumPollers", SQS_DEFAULT_MINIMUM_POLLERS),
+        max_pollers=provisioned.get("MaximumPollers", SQS_DEFAULT_MAXIMUM_POLLERS),
+        cap=cap)

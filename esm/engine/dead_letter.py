@@ -1,0 +1,87 @@
+"""The one dead-letter path: records given up on go to the on-failure destination (SPEC 4, 9.6).
+
+`DeadLetters.send(unit, failure, stopping)` asks the source's RecordFormat for the documents
+(one per batch, or one per record for a `kafka://` topic), then delivers each until it lands: the
+checkpoint or commit waits for it, every failed attempt counts in the destination error metrics
+and logs, and a stopping lane abandons the batch (`Abandoned`), leaving its records
+unacknowledged. Without a destination the records are dropped, counted and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from esm.aio import sleep_unless
+from esm.core.backoff import DESTINATION_BACKOFF
+from esm.destinations.records import failure_context
+from esm.engine.invoke import Abandoned
+from esm.errors import DestinationError
+from esm.invokers.base import LATEST
+from esm.observability.metrics import MappingMetrics
+from esm.core.records import Record
+from esm.sources.base import Delivery, RecordFormat
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Records that could not be processed, with what the last invoke said (None: never invoked)."""
+
+    records: list[Record]
+    condition: str
+    invoke_count: int
+    last_error: str | None
+    last_kind: str | None  # what the last invoke that held them answered (Outcome.answer); None: never invoked
+    executed_version: str = LATEST  # the function version that answered that invoke
+
+
+class DeadLetters:
+    def __init__(self, *, destination: Any, format: RecordFormat, metrics: MappingMetrics, function_name: str,
+                 log: logging.LoggerAdapter):
+        self.destination = destination
+        self.format = format
+        self.metrics = metrics
+        self.function_name = function_name
+        self.log = log
+
+    async def send(self, unit: str, failure: Failure, stopping: asyncio.Event) -> None:
+        records = failure.records
+        where = self.format.where(unit, records)
+        if self.destination is None:
+            self.metrics.dropped.inc(len(records))
+            self.log.error("%s: dropped %d record(s) at %s (no on-failure destination): %s", failure.condition,
+                           len(records), where, failure.last_error or "never invoked")
+            return
+        count, response = failure_context(failure.condition, failure.invoke_count, failure.last_kind,
+                                          executed_version=failure.executed_version)
+        deliveries = self.format.failure_deliveries(
+            unit, records, condition=failure.condition, invoke_count=count, response=response,
+            per_record=bool(getattr(self.destination, "per_record", False)))
+        for delivery in deliveries:
+            await self._deliver(unit, delivery, where, stopping)
+        self.metrics.destination_delivered.inc(len(records))
+        self.log.warning("%s: %d record(s) at %s sent to %s", failure.condition, len(records), where,
+                         self.destination.arn)
+
+    async def _deliver(self, unit: str, delivery: Delivery, where: str, stopping: asyncio.Event) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self.destination.deliver(delivery.document, invocation_event=delivery.invocation_event,
+                                               shard_id=unit, **delivery.extra)
+                return
+            except DestinationError as error:
+                attempt += 1
+                delay = DESTINATION_BACKOFF.delay(attempt)
+                self.metrics.destination_errors.inc()
+                self.metrics.metrics.destination_delivery_failures.labels(self.function_name).inc()
+                self.log.error("on-failure delivery of %s failed, retrying in %.1fs: %s", where, delay, error)
+                if stopping.is_set():
+                    raise Abandoned() from error
+                await sleep_unless(stopping, delay)
+
+    async def close(self) -> None:
+        if self.destination is not None:
+            await self.destination.close()

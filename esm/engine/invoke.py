@@ -1,0 +1,70 @@
+"""The one invoke path: call the function, judge its answer, wait out throttles (SPEC 9.1).
+
+`InvokePath.invoke(records, send)` returns the judged `Answer` of the first invoke the function
+answered (success, partial, function error). An invocation error (throttled, unreachable) is
+retried with the one backoff policy (esm.core.backoff), never counted as a retry; the wait ends
+early when the lane stops or would pass `give_up_at` (an SQS batch whose visibility timeout runs
+out), and then `Abandoned` leaves the records unacknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Hashable, Sequence
+
+from esm.aio import sleep_unless
+from esm.core.backoff import INVOKE_BACKOFF
+from esm.invokers.base import InvokeResult
+from esm.observability.metrics import MappingMetrics
+from esm.core.outcomes import INVOCATION_ERROR, Outcome, judge
+from esm.core.records import Record
+
+Send = Callable[[Sequence[Record]], Awaitable[InvokeResult]]
+
+
+class Abandoned(Exception):
+    """The lane stops (or the records' time runs out) before they could be settled."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    result: InvokeResult
+    outcome: Outcome
+
+
+class InvokePath:
+    def __init__(self, *, metrics: MappingMetrics, log: logging.LoggerAdapter, report_item_failures: bool,
+                 read_identifier: Callable[[Any], Hashable | None], on_throttle: Callable[[], None] | None = None):
+        self.metrics = metrics
+        self.log = log
+        self.report_item_failures = report_item_failures
+        self.read_identifier = read_identifier
+        self.on_throttle = on_throttle
+
+    async def invoke(self, records: Sequence[Record], send: Send, stopping: asyncio.Event,
+                     give_up_at: float | None = None) -> Answer:
+        attempt = 0
+        while True:
+            if stopping.is_set():
+                raise Abandoned()
+            result = await send(records)
+            outcome = judge(result, report_item_failures=self.report_item_failures,
+                            batch_ids=[r.item_id for r in records], read_identifier=self.read_identifier)
+            if outcome.kind != INVOCATION_ERROR:
+                self.metrics.invoked.inc(len(records))
+                self.metrics.observe_invoke(result.duration, outcome.kind, len(records))
+                return Answer(result, outcome)
+            self.metrics.invoke_errors.inc()
+            if self.on_throttle is not None:
+                self.on_throttle()
+            attempt += 1
+            delay = INVOKE_BACKOFF.delay(attempt, outcome.retry_after)
+            if give_up_at is not None and time.monotonic() + delay >= give_up_at:
+                self.log.warning("function unavailable (%s); %d record(s) return to the source", outcome.reason,
+                                 len(records))
+                raise Abandoned()
+            self.log.info("function unavailable (%s); retrying in %.2fs", outcome.reason, delay)
+            await sleep_unless(stopping, delay)

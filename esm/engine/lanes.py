@@ -1,0 +1,249 @@
+"""Lanes: one batch in flight at a time, in order, for every stream source (and tumbling windows).
+
+A unit's reader hands each lane chunks of records through its `Inbox`; the lane gathers a batch
+(esm.engine.gather), then settles it through `StreamBatch`. Records a source could not make
+invokable (`pre_failure`: a schema that cannot be decoded) and a record too large for any batch
+(MaximumPayloadSizeExceeded) are dead-lettered in their place in the order, never invoked.
+
+`WindowedLane` adds tumbling windows (SPEC 2, esm.engine.tumbling): a batch never crosses a window;
+a window closes with a final invoke (no records, the state) when a record of a later window
+arrives, when it has been idle past its end, or when the unit ends; its records settle only once
+that final invoke succeeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from esm.aio import Stopped, sleep_unless, unless_stopped
+from esm.core.batching import BatchPolicy, FlushReason
+from esm.core.backoff import INVOKE_BACKOFF
+from esm.destinations.records import MAXIMUM_PAYLOAD_SIZE_EXCEEDED
+from esm.engine.dead_letter import Failure
+from esm.engine.gather import gather
+from esm.engine.stream_batch import StreamBatch
+from esm.engine.tumbling import WindowState, window_of
+from esm.invokers.base import InvokeResult, Succeeded
+from esm.core.records import Disposition, Record
+
+if TYPE_CHECKING:
+    from esm.engine.units import UnitWorker
+
+END: Any = object()  # queued behind a unit's last record
+# An idle tumbling window closes this long after its end (records carry the stream's arrival time).
+WINDOW_IDLE_GRACE = 1.0
+
+
+class Inbox:
+    """A lane's queue of record chunks (one per fetch), in unit order, then END."""
+
+    def __init__(self, stopping: asyncio.Event):
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._stopping = stopping
+        self._ended = False
+
+    def put(self, chunk: list[Record]) -> None:
+        self._queue.put_nowait(chunk)
+
+    def end(self) -> None:
+        self._queue.put_nowait(END)
+
+    async def pull(self, room: int, wait: float | None) -> list[Record] | None:
+        if self._ended:
+            return None
+        if wait is None:
+            item = await unless_stopped(self._queue.get(), self._stopping)
+        elif wait <= 0:
+            try:
+                item = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return []
+        else:
+            try:
+                item = await unless_stopped(asyncio.wait_for(self._queue.get(), wait), self._stopping)
+            except asyncio.TimeoutError:
+                return []
+        if item is END:
+            self._ended = True
+            return None
+        return item
+
+
+class StreamLane:
+    def __init__(self, worker: "UnitWorker", index: int):
+        self.worker = worker
+        self.pipeline = worker.pipeline
+        self.index = index
+        self.inbox = Inbox(worker.stopping)
+        settings = self.pipeline.settings
+        self.policy = BatchPolicy(settings.batch_size, settings.window,
+                                  max_bytes=self.pipeline.format.payload_cap(worker.unit_key))
+        self.pending: deque[Record] = deque()
+        self.batch = StreamBatch(unit=worker.unit_key, rules=self.pipeline.rules, invoke=self.pipeline.invoke_path,
+                                 send=self.send, settle=self.settle, dead_letters=self.pipeline.dead_letters,
+                                 format=self.pipeline.format, metrics=self.pipeline.metrics,
+                                 stopping=worker.stopping, log=worker.log)
+
+    # -- hooks the batch calls ---------------------------------------------------------------
+    async def send(self, records: Any) -> InvokeResult:
+        return await self.pipeline.invoker.invoke(self.pipeline.format.payload(records))
+
+    async def settle(self, records: list[Record], disposition: Disposition) -> None:
+        await self.worker.settle(records, disposition)
+
+    # -- the loop ------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Until the unit ends (every record settled) or the worker stops (raises Stopped/Abandoned)."""
+        while True:
+            if not self.pending:
+                chunk = await self.inbox.pull(self.policy.room, None)
+                if chunk is None:
+                    await self.unit_ended()
+                    return
+                self.pending.extend(chunk)
+            if await self._dead_letter_unfit():
+                continue
+            ended = await self.next_batch()
+            if ended:
+                await self.unit_ended()
+                return
+
+    async def next_batch(self) -> bool:
+        records, reason = await gather(self.policy, self.pending, self.inbox.pull, self.cut)
+        self.worker.taken(len(records))
+        if records:
+            await self.process(records)
+        return reason is FlushReason.END
+
+    def cut(self, record: Record) -> bool:
+        return self.pipeline.format.pre_failure(record) is not None
+
+    async def process(self, records: list[Record]) -> None:
+        slots = self.pipeline.slots
+        if slots is None:
+            await self.batch.run(records)
+        else:
+            async with slots:
+                await self.batch.run(records)
+
+    async def unit_ended(self) -> None:
+        """The unit ended and everything before END is settled."""
+
+    async def _dead_letter_unfit(self) -> bool:
+        """Dead-letter what heads `pending` if it cannot be invoked; True if it did."""
+        head = self.pending[0]
+        fmt = self.pipeline.format
+        pre = fmt.pre_failure(head)
+        if pre is not None:
+            records = [self.pending.popleft()]
+            while self.pending and len(records) < self.policy.batch_size:
+                other = fmt.pre_failure(self.pending[0])
+                if other is None or other.condition != pre.condition:
+                    break
+                records.append(self.pending.popleft())
+            reasons = "; ".join(dict.fromkeys(p.reason for p in map(fmt.pre_failure, records) if p is not None))
+            failure = Failure(records=records, condition=pre.condition, invoke_count=0, last_error=reasons,
+                              last_kind=None)
+        elif not self.policy.fits(head):
+            # SPEC 4: a record whose event alone passes the payload cap is never invoked.
+            records = [self.pending.popleft()]
+            failure = Failure(records=records, condition=MAXIMUM_PAYLOAD_SIZE_EXCEEDED, invoke_count=0,
+                              last_error=None, last_kind=None)
+        else:
+            return False
+        self.worker.taken(len(records))
+        await self.pipeline.dead_letters.send(self.worker.unit_key, failure, self.worker.stopping)
+        await self.settle(records, Disposition.DEAD_LETTERED)
+        return True
+
+
+class WindowedLane(StreamLane):
+    """Tumbling windows: batches never cross a window; records settle when their window closes."""
+
+    def __init__(self, worker: "UnitWorker", index: int):
+        super().__init__(worker, index)
+        self.seconds = self.pipeline.settings.tumbling_seconds
+        self.windows = WindowState()
+        self.held: list[tuple[list[Record], Disposition]] = []
+
+    async def send(self, records: Any) -> InvokeResult:
+        fmt = self.pipeline.format
+        payload = self.windows.payload(fmt.events(records), shard_id=self.worker.unit_key,
+                                       stream_arn=fmt.source_arn, final=False)
+        return self.windows.take_state(await self.pipeline.invoker.invoke(payload))
+
+    async def settle(self, records: list[Record], disposition: Disposition) -> None:
+        self.held.append((records, disposition))  # settled when the window's final invoke succeeded
+
+    def _window(self, record: Record) -> Any:
+        return window_of(self.pipeline.format.arrival(record), self.seconds)
+
+    def cut(self, record: Record) -> bool:
+        return super().cut(record) or self._window(record) != self.windows.window
+
+    async def run(self) -> None:
+        while True:
+            if not self.pending:
+                idle = None
+                if self.windows.window is not None:
+                    idle = max(0.0, self.windows.window.end + WINDOW_IDLE_GRACE - time.time())
+                chunk = await self.inbox.pull(self.policy.room, idle)
+                if chunk is None:
+                    await self.close_window()
+                    return
+                if not chunk:
+                    await self.close_window()  # idle past its end
+                    continue
+                self.pending.extend(chunk)
+            if await self._dead_letter_unfit():
+                continue
+            window = self._window(self.pending[0])
+            if self.windows.window is not None and window != self.windows.window:
+                await self.close_window()
+            if self.windows.window is None:
+                self.windows.reset(window)
+            if await self.next_batch():
+                await self.close_window()
+                return
+            if self.windows.terminated_early:
+                await self.close_window()
+
+    async def close_window(self) -> None:
+        """The final invoke of a window (no records, its state), retried until it succeeds (SPEC 2)."""
+        if self.windows.window is None:
+            return
+        fmt = self.pipeline.format
+        attempt = 0
+        while True:
+            if self.worker.stopping.is_set():
+                raise Stopped()
+            payload = self.windows.payload([], shard_id=self.worker.unit_key, stream_arn=fmt.source_arn, final=True)
+            result = self.windows.take_state(await self.pipeline.invoker.invoke(payload))
+            if isinstance(result, Succeeded):
+                break
+            attempt += 1
+            self.pipeline.metrics.invoke_errors.inc()
+            delay = INVOKE_BACKOFF.delay(attempt)
+            self.worker.log.warning("final invoke of window %s on %s failed (the shard waits), retrying in %.1fs",
+                                    self.windows.window.iso()["start"], self.worker.unit_key, delay)
+            await sleep_unless(self.worker.stopping, delay)
+        held, self.held = self.held, []
+        for records, disposition in held:
+            await self.worker.settle(records, disposition)
+        self.windows.reset(None)
+
+
+def lane_class(tumbling_seconds: int) -> type[StreamLane]:
+    return WindowedLane if tumbling_seconds else StreamLane
+
+
+async def stop_lanes(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        if not task.done():
+            task.cancel()
+    with contextlib.suppress(BaseException):
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,58 @@
+"""What every unit and lane of one mapping shares: settings, filters, the invoke path, dead letters.
+
+Built once per mapping from its PipelineSettings and its source's RecordFormat, so no source or
+lane reads a setting, compiles a filter or builds a destination of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable, Hashable
+
+from esm.config.pipeline import PipelineSettings
+from esm.core.decide import FailureRules, Mode
+from esm.engine.dead_letter import DeadLetters
+from esm.engine.invoke import InvokePath
+from esm.filtering import compile_filters
+from esm.invokers.base import Invoker
+from esm.observability.metrics import MappingMetrics
+from esm.core.records import Record
+from esm.sources.base import RecordFormat
+
+
+class Pipeline:
+    def __init__(self, *, settings: PipelineSettings, format: RecordFormat, invoker: Invoker, destination: Any,
+                 metrics: MappingMetrics, function_name: str, log: logging.LoggerAdapter, mode: Mode = Mode.STREAM,
+                 group_of: Callable[[Record], Hashable] | None = None,
+                 on_throttle: Callable[[], None] | None = None):
+        self.settings = settings
+        self.format = format
+        self.invoker = invoker
+        self.metrics = metrics
+        self.log = log
+        self.matcher = compile_filters(list(settings.filters))
+        self.rules = FailureRules(mode=mode, max_retries=settings.max_retries, max_age=settings.max_age,
+                                  bisect=settings.bisect, report_item_failures=settings.report_item_failures,
+                                  group_of=group_of)
+        self.invoke_path = InvokePath(metrics=metrics, log=log, report_item_failures=settings.report_item_failures,
+                                      read_identifier=format.read_identifier, on_throttle=on_throttle)
+        self.dead_letters = DeadLetters(destination=destination, format=format, metrics=metrics,
+                                        function_name=function_name, log=log)
+        self.in_flight = metrics.in_flight(settings.max_in_flight_bytes)
+        # SPEC 9.7: MaximumPollers bounds how many units have a batch in flight at once.
+        self.slots = asyncio.Semaphore(settings.max_pollers) if settings.max_pollers and mode is Mode.STREAM else None
+
+    def keep(self, records: list[Record]) -> tuple[list[Record], list[Record]]:
+        """(kept, filtered out) by the mapping's filters (SPEC 5), counted."""
+        self.metrics.polled.inc(len(records))
+        if self.matcher.is_match_all:
+            return records, []
+        kept: list[Record] = []
+        dropped: list[Record] = []
+        keep = self.format.keep
+        for record in records:
+            (kept if keep(self.matcher, record) else dropped).append(record)
+        if dropped:
+            self.metrics.filtered_out.inc(len(dropped))
+        return kept, dropped

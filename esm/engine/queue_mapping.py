@@ -1,0 +1,222 @@
+"""Runs one mapping of a queue source (SQS) on the shared engine: a scaled pool of pollers.
+
+A queue has no order to keep across its messages (a FIFO queue keeps each group's order itself:
+it hands out no message of a group while an earlier one is in flight), so its one unit is served
+by a pool of pollers, each one batch in flight at a time: gather (esm.engine.gather, the window
+from the first record, the 6 MB cap), invoke (the one invoke path; throttles wait while the
+messages are still invisible, then they return to the queue), decide (`Mode.QUEUE`: success
+deletes; a partial batch response deletes all but the failures; a function error deletes nothing,
+so the batch returns after the visibility timeout) and settle through the source.
+`ConcurrencyTarget` sizes the pool like Lambda (SPEC 7); pollers above the target retire, the
+newest first, once they hold nothing. On shutdown, records gathered but not invoked are released
+(visible again at once); a batch being invoked finishes and settles within the shutdown deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import math
+import time
+from collections import deque
+from typing import Any
+
+from esm.aio import Stopped, unless_stopped
+from esm.core.batching import BatchPolicy
+from esm.config.pipeline import PipelineSettings
+from esm.config.settings import MappingSettings
+from esm.core.decide import Mode, decide
+from esm.engine.gather import gather
+from esm.engine.invoke import Abandoned
+from esm.engine.pipeline import Pipeline
+from esm.invokers.base import Invoker
+from esm.observability.metrics import MappingMetrics
+from esm.core.outcomes import FUNCTION_ERROR, PARTIAL
+from esm.core.records import Disposition, Record
+from esm.core.scaling import scaling_for
+
+log = logging.getLogger("esm.engine")
+
+SCALING_TICK = 1.0
+
+
+class QueueMapping:
+    def __init__(self, mapping: MappingSettings, source_class: Any, runtime: Any, invoker: Invoker,
+                 metrics: MappingMetrics):
+        self.mapping = mapping
+        self.invoker = invoker
+        self.metrics = metrics
+        self.log = logging.LoggerAdapter(log, {"mapping": mapping.name})
+        self.settings = PipelineSettings.read(mapping, default_batch_size=source_class.default_batch_size)
+        self.source: Any = source_class(mapping, self.settings, runtime, metrics, None)
+        self.scaling = scaling_for(mapping.request, invoker.max_concurrency)
+        self.pipeline: Pipeline | None = None
+        self._stopping = asyncio.Event()
+        self._pollers: dict[int, asyncio.Task[None]] = {}
+        self._next_poller = 0
+        self._retire_from: float = math.inf  # pollers with this id or a higher one are surplus
+
+    # -- what the supervisor calls -----------------------------------------------------------
+    async def connect(self) -> None:
+        await self.source.connect()
+        if self.pipeline is None:
+            self.pipeline = Pipeline(settings=self.settings, format=self.source.format, invoker=self.invoker,
+                                     destination=None, metrics=self.metrics, function_name=self.mapping.function.name,
+                                     log=self.log, mode=Mode.QUEUE, group_of=self.source.format.group_of,
+                                     on_throttle=self._throttled)
+
+    async def run(self) -> None:
+        assert self.pipeline is not None, "connect() first"
+        scaler = asyncio.create_task(self._scale(), name=f"{self.mapping.name}/scaler")
+        try:
+            self._resize()
+            while self._pollers:
+                await asyncio.wait(list(self._pollers.values()), return_when=asyncio.FIRST_COMPLETED)
+                for pid, task in list(self._pollers.items()):
+                    if task.done():
+                        del self._pollers[pid]
+                        if not task.cancelled() and task.exception() is not None:
+                            raise task.exception()  # type: ignore[misc]
+                if not self._stopping.is_set():
+                    self._resize()
+                self._report_pollers()
+        finally:
+            scaler.cancel()
+            for task in self._pollers.values():
+                task.cancel()
+            await asyncio.gather(scaler, *self._pollers.values(), return_exceptions=True)
+            self._pollers.clear()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def close(self) -> None:
+        await self.source.close()
+
+    # -- scaling -------------------------------------------------------------------------------
+    async def _scale(self) -> None:
+        while not self._stopping.is_set():
+            await asyncio.sleep(SCALING_TICK)
+            self.scaling.tick()
+            self._resize()
+
+    def _throttled(self) -> None:
+        self.scaling.back_off()
+        self._resize()
+
+    def _resize(self) -> None:
+        while len(self._pollers) < self.scaling.target and not self._stopping.is_set():
+            pid = self._next_poller
+            self._next_poller += 1
+            self._pollers[pid] = asyncio.create_task(self._poller(pid), name=f"{self.mapping.name}/poller-{pid}")
+        # Pollers beyond the target retire, the newest first: ids only grow and the dict keeps them in
+        # order, so the surplus are those from the target-th on (worked out once per change).
+        self._retire_from = next(itertools.islice(self._pollers, self.scaling.target, None), math.inf)
+        self._report_pollers()
+
+    def _report_pollers(self) -> None:
+        """ProvisionedPollers (SPEC 6): the pollers the running lanes stand for, not the target."""
+        lanes = sum(not task.done() for task in self._pollers.values())
+        self.metrics.metrics.provisioned_pollers.labels(*self.metrics.labels).set(self.scaling.pollers(lanes))
+
+    def _surplus(self, pid: int) -> bool:
+        return pid >= self._retire_from
+
+    # -- one poller ----------------------------------------------------------------------------
+    async def _poller(self, pid: int) -> None:
+        pipeline = self.pipeline
+        assert pipeline is not None
+        policy = BatchPolicy(self.settings.batch_size, self.settings.window)
+        pending: deque[Record] = deque()
+
+        async def pull(room: int, wait: float | None) -> list[Record]:
+            return await self._pull(pid, room, wait, holding=bool(policy.records or pending))
+
+        try:
+            while not self._stopping.is_set() and not self._surplus(pid):
+                try:
+                    records, _ = await gather(policy, pending, pull)
+                except Stopped:
+                    break
+                if records:
+                    await self._process(records)
+        finally:
+            # Gathered but never invoked: visible again at once, for another consumer.
+            leftover = policy.take() + list(pending)
+            if leftover:
+                await self._settle(leftover, Disposition.RELEASED)
+
+    async def _pull(self, pid: int, room: int, wait: float | None, *, holding: bool) -> list[Record]:
+        pipeline = self.pipeline
+        assert pipeline is not None
+        in_flight = pipeline.in_flight
+        deadline = None if wait is None else time.monotonic() + wait
+        while True:
+            if self._stopping.is_set():
+                raise Stopped()
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return []  # the window is over: invoke what is held, no further receive
+            if holding and not in_flight.has_room():
+                return []  # invoke what this poller holds rather than wait on the others
+            while not in_flight.has_room():  # checked again on waking: others may have woken first
+                await unless_stopped(in_flight.room(), self._stopping)
+            records = await self.source.receive(room, remaining, in_flight)
+            if not records:
+                self.scaling.poll_empty()
+                if not holding and self._surplus(pid):
+                    raise Stopped()  # an idle queue never ends a gather: scaling down happens here
+                if deadline is None:
+                    continue
+                return []
+            self.scaling.polled(len(records))
+            kept, dropped = pipeline.keep(records)
+            if dropped:
+                await self.source.settle(None, [(r.token, Disposition.FILTERED) for r in dropped])
+            if kept:
+                in_flight.hold(sum(r.size for r in kept))
+                return kept
+
+    async def _process(self, records: list[Record]) -> None:
+        pipeline = self.pipeline
+        assert pipeline is not None
+        oldest = min(r.arrived_at for r in records)
+        give_up_at = oldest + self.source.visibility_timeout - 1  # keep retrying while the messages are ours
+        try:
+            answer = await pipeline.invoke_path.invoke(records, self._send, self._stopping, give_up_at=give_up_at)
+        except Abandoned:
+            # Stopping: hand them back now; out of time: they return after their visibility timeout.
+            await self._settle(records, Disposition.RELEASED if self._stopping.is_set() else Disposition.FAILED)
+            return
+        outcome = answer.outcome
+        self.scaling.batch_done(full=len(records) >= self.settings.batch_size)
+        decision = decide(records, outcome, pipeline.rules, 0)
+        assert not isinstance(decision, (type(None),))
+        succeeded, failed = decision.succeeded, getattr(decision, "failed", [])
+        if outcome.kind == PARTIAL:
+            self.metrics.failed_invoke.inc(len(failed))
+            self.log.info("partial batch failure: %d of %d message(s) stay on the queue", len(failed), len(records))
+        elif outcome.kind == FUNCTION_ERROR:
+            self.metrics.failed_invoke.inc(len(records))
+            self.metrics.invoke_errors.inc()
+            if not self.settings.report_item_failures:
+                self.scaling.back_off()
+                self._resize()
+            self.log.warning("function error (%s); %d message(s) return after the visibility timeout",
+                             outcome.reason, len(records))
+        await self._settle(succeeded, Disposition.SUCCEEDED)
+        await self._settle(failed, Disposition.FAILED)
+
+    async def _send(self, records: Any) -> Any:
+        assert self.pipeline is not None
+        return await self.invoker.invoke(self.pipeline.format.payload(records))
+
+    async def _settle(self, records: list[Record], disposition: Disposition) -> None:
+        if not records:
+            return
+        try:
+            await self.source.settle(None, [(r.token, disposition) for r in records])
+        finally:
+            assert self.pipeline is not None
+            self.pipeline.in_flight.release(sum(r.size for r in records))

@@ -1,0 +1,109 @@
+"""One stream batch through invoke, retries, bisect, record age and dead-lettering (SPEC 3, 4, 9.2-9.6).
+
+`StreamBatch.run(records)` invokes until every record is settled, strictly in order, so a
+checkpoint never passes an unsettled record. Before each invoke, records older than
+MaximumRecordAgeInSeconds are given up on (RecordAgeExceeded); after it, `esm.core.decide` says
+what the answer means (settle, retry the failed tail, bisect, give up), and this class carries it
+out: `settle` for what is done, `DeadLetters` for what is given up on (with what the last invoke
+that held those records answered), and a stack of segments for bisect (the first half completely
+before the second). Raises `Abandoned` when the lane stops first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Awaitable, Callable, Hashable, Sequence
+
+from esm.core.decide import RECORD_AGE_EXCEEDED, Bisect, FailureRules, GiveUp, Retry, Settle, decide, split_expired
+from esm.engine.dead_letter import DeadLetters, Failure
+from esm.engine.invoke import InvokePath, Send
+from esm.invokers.base import LATEST
+from esm.observability.metrics import MappingMetrics
+from esm.core.outcomes import PARTIAL
+from esm.core.records import Disposition, Record
+from esm.sources.base import RecordFormat
+
+SettleRecords = Callable[[list[Record], Disposition], Awaitable[None]]
+
+
+class StreamBatch:
+    def __init__(self, *, unit: str, rules: FailureRules, invoke: InvokePath, send: Send, settle: SettleRecords,
+                 dead_letters: DeadLetters, format: RecordFormat, metrics: MappingMetrics, stopping: asyncio.Event,
+                 log: logging.LoggerAdapter):
+        self.unit = unit
+        self.rules = rules
+        self.invoke = invoke
+        self.send = send
+        self.settle = settle
+        self.dead_letters = dead_letters
+        self.format = format
+        self.metrics = metrics
+        self.stopping = stopping
+        self.log = log
+
+    def _age(self, record: Record) -> float:
+        return time.time() - self.format.arrival(record)
+
+    async def run(self, records: Sequence[Record]) -> None:
+        self._last_kind: str | None = None
+        self._last_version = LATEST
+        self._last_error: str | None = None
+        counts: dict[Hashable, int] = {}
+        stack: list[list[Record]] = [list(records)]  # segments still to settle, the next on top
+        while stack:
+            await self._segment(stack, counts)
+
+    async def _segment(self, stack: list[list[Record]], counts: dict[Hashable, int]) -> None:
+        segment = stack.pop()
+        retries = 0
+        self._last_kind = None
+        self._last_error = None
+        while segment:
+            expired, segment = split_expired(segment, self._age, self.rules.max_age)
+            if expired:
+                await self._give_up(expired, RECORD_AGE_EXCEEDED, counts)
+            if not segment:
+                return
+            if self.format.reports_iterator_age:
+                self.metrics.iterator_age(self.unit, max(0.0, self._age(segment[-1])) * 1000)
+            answer = await self.invoke.invoke(segment, self.send, self.stopping)
+            outcome = answer.outcome
+            self._last_kind, self._last_version = outcome.answer, answer.result.executed_version
+            for record in segment:
+                counts[record.item_id] = counts.get(record.item_id, 0) + 1
+            decision = decide(segment, outcome, self.rules, retries)
+            if isinstance(decision, Settle):
+                await self.settle(decision.succeeded, Disposition.SUCCEEDED)
+                return
+            self._last_error = outcome.reason or "function error"
+            if outcome.kind == PARTIAL:
+                self.metrics.failed_invoke.inc(len(outcome.failed_ids))
+            else:
+                self.metrics.failed_invoke.inc(len(segment))
+                self.metrics.invoke_errors.inc()
+            if isinstance(decision, Bisect):
+                stack.append(decision.second)
+                stack.append(decision.first)
+                self.log.info("function error; bisecting %d records", len(segment))
+                return
+            if decision.succeeded:
+                await self.settle(decision.succeeded, Disposition.SUCCEEDED)
+            if isinstance(decision, GiveUp):
+                await self._give_up(decision.records, decision.condition, counts)
+                return
+            assert isinstance(decision, Retry)
+            retries += 1
+            segment = decision.again
+            self.log.info("function error (%s); retry %d of %s for %d record(s)", self._last_error, retries,
+                          "unlimited" if self.rules.max_retries == -1 else self.rules.max_retries, len(segment))
+
+    async def _give_up(self, records: list[Record], condition: str, counts: dict[Hashable, int]) -> None:
+        count = max((counts.get(r.item_id, 0) for r in records), default=0)
+        await self.dead_letters.send(self.unit, Failure(
+            records=records, condition=condition, invoke_count=count,
+            last_error=self._last_error if count else None, last_kind=self._last_kind if count else None,
+            executed_version=self._last_version), self.stopping)
+        # Delivered to the destination, or dropped without one: settled, so the checkpoint may pass them.
+        await self.settle(records, Disposition.DEAD_LETTERED)

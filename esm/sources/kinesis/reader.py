@@ -1,0 +1,155 @@
+"""Reading one Kinesis shard: GetRecords polling, or SubscribeToShard for enhanced fan-out (SPEC 7).
+
+Each reader returns the next raw records of a shard and whether the shard is closed and fully
+read. Polling reads about once a second while the shard is idle (as Lambda does); an expired
+iterator resumes after the last record read, never from the starting position. A subscription
+ends (5 minutes on AWS) and is renewed after the last sequence number seen. Service errors are
+counted, logged and retried with the one backoff policy; the worker's stop cancels a wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from esm.core.backoff import SOURCE_BACKOFF
+from esm.sources.shards import Shard
+
+IDLE_POLL_INTERVAL = 1.0  # Lambda reads each shard about once a second when it is idle
+GET_RECORDS_LIMIT = 10000
+
+
+class ShardStart:
+    """Where a shard's reading starts: after its checkpoint, else TRIM_HORIZON for a child, else
+    the mapping's StartingPosition."""
+
+    def __init__(self, starting_position: str, timestamp: Any):
+        self.starting_position = starting_position
+        self.timestamp = timestamp
+
+    def iterator_args(self, shard: Shard) -> dict[str, Any]:
+        if shard.last_read is not None:
+            return {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "StartingSequenceNumber": shard.last_read}
+        if shard.child:
+            return {"ShardIteratorType": "TRIM_HORIZON"}  # a child shard is read from its start
+        args = {"ShardIteratorType": self.starting_position}
+        if self.starting_position == "AT_TIMESTAMP":
+            args["Timestamp"] = self.timestamp
+        return args
+
+    def subscription_position(self, shard: Shard) -> dict[str, Any]:
+        args = self.iterator_args(shard)
+        position = {"Type": args.pop("ShardIteratorType")}
+        if "StartingSequenceNumber" in args:
+            position["SequenceNumber"] = args["StartingSequenceNumber"]
+        if "Timestamp" in args:
+            position["Timestamp"] = args["Timestamp"]
+        return position
+
+
+class PollingReader:
+    def __init__(self, client: Any, stream_name: str, start: ShardStart, metrics: Any, log: logging.LoggerAdapter):
+        self.client = client
+        self.stream_name = stream_name
+        self.start = start
+        self.metrics = metrics
+        self.log = log
+
+    async def _iterator(self, shard: Shard) -> str:
+        response = await self.client.get_shard_iterator(StreamName=self.stream_name, ShardId=shard.shard_id,
+                                                        **self.start.iterator_args(shard))
+        return response["ShardIterator"]
+
+    async def read(self, shard: Shard) -> tuple[list[dict[str, Any]], bool]:
+        attempt = 0
+        while True:
+            try:
+                if shard.reader is None:
+                    self.log.info("reading %s with GetRecords", shard.shard_id)
+                    shard.reader = await self._iterator(shard)
+                response = await self.client.get_records(ShardIterator=shard.reader, Limit=GET_RECORDS_LIMIT)
+            except ClientError as error:
+                code = error.response.get("Error", {}).get("Code", "")
+                if code == "ExpiredIteratorException":  # resume after the last record read
+                    self.log.info("iterator of %s expired; resuming after %s", shard.shard_id,
+                                  shard.last_read or "the starting position")
+                    shard.reader = None
+                    continue
+                attempt += 1
+                await self._failed(shard, f"GetRecords on {shard.shard_id} failed ({code})", attempt)
+                continue
+            except (BotoCoreError, OSError) as error:
+                attempt += 1
+                await self._failed(shard, f"GetRecords on {shard.shard_id} failed: {error}", attempt)
+                continue
+            records = response.get("Records") or []
+            shard.reader = response.get("NextShardIterator")
+            if shard.reader is None:
+                return records, True
+            if not records:
+                await asyncio.sleep(IDLE_POLL_INTERVAL)
+            return records, False
+
+    async def _failed(self, shard: Shard, what: str, attempt: int) -> None:
+        delay = SOURCE_BACKOFF.delay(attempt)
+        self.metrics.polling_errors.inc()
+        self.log.warning("%s; backing off %.1fs", what, delay)
+        await asyncio.sleep(delay)
+
+    async def close(self, shard: Shard) -> None:
+        shard.reader = None
+
+
+class Subscription:
+    def __init__(self, stream: Any):
+        self.stream = stream
+        self.events = stream.__aiter__()
+
+
+class SubscribedReader:
+    """Enhanced fan-out: SubscribeToShard pushes records to the consumer."""
+
+    def __init__(self, client: Any, consumer_arn: str, start: ShardStart, metrics: Any, log: logging.LoggerAdapter):
+        self.client = client
+        self.consumer_arn = consumer_arn
+        self.start = start
+        self.metrics = metrics
+        self.log = log
+
+    async def read(self, shard: Shard) -> tuple[list[dict[str, Any]], bool]:
+        attempt = 0
+        while True:
+            try:
+                if shard.reader is None:
+                    self.log.info("reading %s with SubscribeToShard (enhanced fan-out)", shard.shard_id)
+                    response = await self.client.subscribe_to_shard(
+                        ConsumerARN=self.consumer_arn, ShardId=shard.shard_id,
+                        StartingPosition=self.start.subscription_position(shard))
+                    shard.reader = Subscription(response["EventStream"])
+                try:
+                    event = await shard.reader.events.__anext__()
+                except StopAsyncIteration:
+                    await self.close(shard)  # the subscription ended: renew it after the last record seen
+                    continue
+            except (ClientError, BotoCoreError, OSError) as error:
+                await self.close(shard)
+                attempt += 1
+                delay = SOURCE_BACKOFF.delay(attempt)
+                self.metrics.polling_errors.inc()
+                self.log.warning("SubscribeToShard on %s failed: %s; retrying in %.1fs", shard.shard_id, error, delay)
+                await asyncio.sleep(delay)
+                continue
+            shard_event = event.get("SubscribeToShardEvent") or {}
+            records = shard_event.get("Records") or []
+            closed = "ContinuationSequenceNumber" in shard_event and shard_event["ContinuationSequenceNumber"] is None
+            if shard_event.get("ChildShards") and not records:
+                closed = True
+            return records, closed
+
+    async def close(self, shard: Shard) -> None:
+        subscription, shard.reader = shard.reader, None
+        if subscription is not None:
+            subscription.stream.close()
