@@ -2,7 +2,7 @@
 
 import base64
 
-from esm.sources.sqs_records import sqs_event
+from esm.sources.sqs.records import sqs_event
 
 ARN = "arn:aws:sqs:us-east-1:000000000000:q"
 
