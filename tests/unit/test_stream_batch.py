@@ -1,14 +1,34 @@
-"""The stream retry engine: partial responses, bisect, retries, record age (SPEC 3, 4, 9.2, 9.3)."""
+"""The stream retry engine: partial responses, bisect, retries, record age (SPEC 3, 4, 9.2, 9.3).
+
+esm.engine.stream_batch carries out esm.core.decide's decisions; the function is scripted here,
+the engine's invoke path and batch are real.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 
 from esm.invokers.base import FunctionError, InvocationError, Succeeded
 from esm.observability.metrics import Metrics
-from esm.offsets import OffsetTracker
-from esm.records import Disposition, Record
-from esm.stream_batches import RECORD_AGE_EXCEEDED, RETRY_ATTEMPTS_EXHAUSTED, RetryPolicy, StreamBatch
+from esm.core.offsets import OffsetTracker
+from esm.core.records import Disposition, Record
+from esm.core.decide import RECORD_AGE_EXCEEDED, RETRY_ATTEMPTS_EXHAUSTED
+from esm.core.decide import FailureRules as RetryPolicy
+from esm.engine.invoke import InvokePath
+from esm.engine.stream_batch import StreamBatch
+
+LOG = logging.LoggerAdapter(logging.getLogger("test"), {})
+
+
+class AgeFormat:
+    """The RecordFormat parts a stream batch reads: a record's `arrived_at` here is its age in seconds."""
+
+    reports_iterator_age = False
+
+    def arrival(self, record: Record) -> float:
+        return time.time() - record.arrived_at
 
 
 def records(*ids: int, age: float = 0.0) -> list[Record]:
@@ -22,9 +42,11 @@ class Harness:
         self.failures = []
         self.metrics = Metrics().for_mapping("m", "kinesis")
         self.answer = answer
-        self.batch = StreamBatch(policy=policy, invoke=self.invoke, settle=self.settle, dead_letter=self.dead,
-                                 record_age=lambda r: r.arrived_at, metrics=self.metrics,
-                                 read_identifier=lambda v: v if isinstance(v, str) and v else None)
+        path = InvokePath(metrics=self.metrics, log=LOG, report_item_failures=policy.report_item_failures,
+                          read_identifier=lambda v: v if isinstance(v, str) and v else None)
+        self.batch = StreamBatch(unit="shard-0", rules=policy, invoke=path, send=self.invoke, settle=self.settle,
+                                 dead_letters=self, format=AgeFormat(), metrics=self.metrics,
+                                 stopping=asyncio.Event(), log=LOG)
 
     async def invoke(self, batch):
         ids = [r.item_id for r in batch]
@@ -34,7 +56,7 @@ class Harness:
     async def settle(self, batch, disposition):
         self.settled.extend((r.item_id, disposition) for r in batch)
 
-    async def dead(self, failure):
+    async def send(self, unit, failure, stopping):  # the DeadLetters interface
         self.failures.append(failure)
 
 
