@@ -17,7 +17,7 @@ from typing import Any, Mapping
 SOURCES: Mapping[str, str] = MappingProxyType({
     "sqs": "esm.sources.sqs.source:SqsSource",
     "kinesis": "esm.sources.kinesis.source:KinesisSource",
-    "kafka": "esm.sources.kafka:KafkaMapping",
+    "kafka": "esm.sources.kafka.source:KafkaSource",
 })
 
 # source style (a source class's `style`) -> the engine runner that runs one mapping of it,

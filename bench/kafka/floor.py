@@ -75,7 +75,7 @@ async def floor_loop(topic: str, total: int, servers: str, batch_size: int = 100
 
 async def same_as_esm(topic: str, servers: str) -> None:
     """Raise unless the floor's event for the topic's first records equals the one esm builds."""
-    from esm.sources.kafka_records import kafka_event, kafka_event_record  # only for this check
+    from esm.sources.kafka.records import kafka_event, kafka_event_record  # only for this check
 
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=servers, enable_auto_commit=False,
                                 auto_offset_reset="earliest")

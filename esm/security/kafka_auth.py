@@ -9,7 +9,7 @@ Lambda's rules, as esm applies them (README "Kafka security"):
   public certificates and no authentication, or off for SASL on a plaintext listener (outside AWS).
 - Amazon MSK: SCRAM with SHA-512 (`SASL_SCRAM_512_AUTH`, or `BASIC_AUTH`, which can only mean that
   there since MSK has no SASL/PLAIN) or mutual TLS; without a secret the broker string the cluster
-  offers decides, strongest first: IAM, then TLS, then plaintext (`esm.sources.msk`).
+  offers decides, strongest first: IAM, then TLS, then plaintext (`esm.sources.kafka.msk`).
 - `VPC_SUBNET` / `VPC_SECURITY_GROUP` are accepted and ignored (esm runs in whatever network its
   host has; the source logs that once).
 - TLS always verifies the broker's certificate and host name, against the system's CAs plus the
@@ -161,7 +161,7 @@ def check_tls_option(tls: bool | None, raw: Any, *, path: str) -> list[Problem]:
 
 def plan_access(raw: Any, *, msk: bool, tls: bool | None = None) -> AccessPlan:
     """The plan for entries that passed `check_access`. For Amazon MSK, `tls` is settled later,
-    by the broker string chosen (`esm.sources.msk.choose_brokers`)."""
+    by the broker string chosen (`esm.sources.kafka.msk.choose_brokers`)."""
     plan = AccessPlan()
     ignored = []
     for entry in _entries(raw):

@@ -13,7 +13,7 @@ import asyncio
 
 import pytest
 
-import esm.sources.kafka as kafka_source
+import esm.sources.kafka.tuning as kafka_source
 from tests.fault.function import slow
 from tests.fault.scenario import Run, run_scenario
 from tests.fault.sides import KafkaSide, KinesisSide, SqsSide, ids_and_keys

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import esm.sources.kafka as kafka_source
+import esm.sources.kafka.tuning as kafka_source
 from esm.config.loading import parse_config
 from tests.support import kafka as kk
 from tests.support.daemon import running_config
@@ -472,7 +472,7 @@ async def test_sigkill_then_restart_resumes_from_the_committed_offset(tmp_path):
         path = tmp_path / "esm.yaml"
         path.write_text(config_for(mapping, functions={"recorder": {"handler": "tests.support.kafka:file_handler"}}))
         # The killed member keeps its partition until its session times out: 6 s, the broker's minimum.
-        launcher = ("import sys, esm.sources.kafka as k; k.SESSION_TIMEOUT_MS = 6000; "
+        launcher = ("import sys, esm.sources.kafka.tuning as k; k.SESSION_TIMEOUT_MS = 6000; "
                     "from esm.cli import main; sys.exit(main(['run', '--config', sys.argv[1]]))")
 
         def start(sleep: float, log_name: str) -> subprocess.Popen:
@@ -588,7 +588,8 @@ async def test_an_unreachable_cluster_and_msk_arns_are_source_unavailable():
     from esm.invokers import make_invoker
     from esm.observability.metrics import Metrics
     from esm.sources import Runtime
-    from esm.sources.kafka import KafkaMapping
+    from esm.engine.stream_mapping import StreamMapping
+    from esm.sources.kafka.source import KafkaSource
 
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
@@ -601,7 +602,7 @@ async def test_an_unreachable_cluster_and_msk_arns_are_source_unavailable():
     runtime = Runtime(clients=AwsClients(AwsSettings()))
     for settings, message in zip(config.mappings, ("is not reachable", "Amazon MSK cluster arn:aws:kafka:")):
         invoker = make_invoker(settings.function, config.aws, default_concurrency=1)
-        source = KafkaMapping(settings, runtime, invoker, Metrics().for_mapping(settings.uuid, "kafka"))
+        source = StreamMapping(settings, KafkaSource, runtime, invoker, Metrics().for_mapping(settings.uuid, "kafka"))
         with pytest.raises(SourceUnavailable, match=message):
             await source.connect()
         await source.close()

@@ -38,7 +38,8 @@ from esm.errors import SourceUnavailable
 from esm.invokers import make_invoker
 from esm.observability.metrics import Metrics
 from esm.sources import Runtime
-from esm.sources.kafka import KafkaMapping
+from esm.engine.stream_mapping import StreamMapping
+from esm.sources.kafka.source import KafkaSource
 from tests.support import kafka as kk
 from tests.support.daemon import running_config
 from tests.support.kafka import Message, create_secret, create_topic, kafka_admin, produce, read_pem, smk_mapping
@@ -102,8 +103,8 @@ async def connect_error(mapping: dict, **extra) -> str:
     config = parse_config(config_for(mapping, **extra))
     settings = config.mappings[0]
     invoker = make_invoker(settings.function, config.aws, default_concurrency=1)
-    source = KafkaMapping(settings, Runtime(clients=AwsClients(config.aws)), invoker,
-                          Metrics().for_mapping(settings.uuid, "kafka"))
+    source = StreamMapping(settings, KafkaSource, Runtime(clients=AwsClients(config.aws)), invoker,
+                           Metrics().for_mapping(settings.uuid, "kafka"))
     try:
         with pytest.raises(SourceUnavailable) as caught:
             await source.connect()

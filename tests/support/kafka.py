@@ -57,7 +57,7 @@ def quick_group(monkeypatch: pytest.MonkeyPatch) -> None:
     """Rebalances in about a second instead of three; a member that vanished (SIGKILL, cut off) is
     evicted after 6 s, the broker's minimum session timeout; lag metrics every second. A test module
     takes it with `from tests.support.kafka import quick_group`."""
-    import esm.sources.kafka as kafka_source
+    import esm.sources.kafka.tuning as kafka_source
 
     monkeypatch.setattr(kafka_source, "SESSION_TIMEOUT_MS", 6000)
     monkeypatch.setattr(kafka_source, "HEARTBEAT_INTERVAL_MS", 300)

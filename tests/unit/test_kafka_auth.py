@@ -32,7 +32,7 @@ from esm.security.kafka_auth import (
     plan_access,
 )
 from esm.security.secrets import SecretSource
-from esm.sources.msk import IamTokenProvider, choose_brokers
+from esm.sources.kafka.msk import IamTokenProvider, choose_brokers
 
 SECRET = "arn:aws:secretsmanager:us-east-1:000000000000:secret:kafka-user"
 CA = "arn:aws:secretsmanager:us-east-1:000000000000:secret:kafka-ca"

@@ -1,5 +1,5 @@
 """Kafka records as Lambda shapes them (SPEC 2), their batch ids (SPEC 3) and the 6 MB cut with the
-Kafka envelope: the pure functions of esm/sources/kafka_records.py."""
+Kafka envelope: the pure functions of esm/sources/kafka/records.py."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from aiokafka.structs import ConsumerRecord
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from esm.batching import MAX_PAYLOAD_BYTES, BatchPolicy
+from esm.core.batching import MAX_PAYLOAD_BYTES, BatchPolicy
 from esm.invokers.base import FunctionError, Succeeded
-from esm.outcomes import FUNCTION_ERROR, PARTIAL, SUCCESS, judge
-from esm.sources.kafka_records import (
+from esm.core.outcomes import FUNCTION_ERROR, PARTIAL, SUCCESS, judge
+from esm.sources.kafka.records import (
     kafka_event,
     kafka_event_record,
     kafka_record,

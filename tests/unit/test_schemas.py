@@ -25,7 +25,7 @@ from esm.config.loading import parse_config
 from esm.errors import ConfigError
 from esm.filtering import compile_filters
 from esm.filtering.decode import filter_kafka
-from esm.records import Record
+from esm.core.records import Record
 from esm.schemas import (
     DESERIALIZATION_ERROR,
     SCHEMA_NOT_FOUND,
@@ -49,7 +49,7 @@ from esm.schemas.wire import (
     parse_confluent,
     parse_glue,
 )
-from esm.sources.kafka_records import kafka_record
+from esm.sources.kafka.records import kafka_record
 from tests.support.confluent_fake import fake_confluent_registry
 
 ORDER = {

@@ -3,7 +3,7 @@
 `source_cluster` turns a mapping into a `KafkaCluster` (bootstrap servers + aiokafka connection
 keywords): the access plan from SourceAccessConfigurations (`esm.security.kafka_auth`), the
 brokers (self-managed endpoints, or GetBootstrapBrokers for an Amazon MSK cluster ARN,
-`esm.sources.msk`), the secrets' contents (`esm.security.secrets`) and, for IAM, a token
+`esm.sources.kafka.msk`), the secrets' contents (`esm.security.secrets`) and, for IAM, a token
 provider. `destination_cluster` does the same for `esm.on_failure_kafka`. Both run when the
 source connects (secrets are read then, never at config time), and raise `SourceUnavailable`.
 
@@ -27,7 +27,7 @@ from esm.config.settings import MappingSettings
 from esm.destinations.kafka import KafkaCluster
 from esm.security.kafka_auth import IAM, AccessPlan, client_options, plan_access, secret_kinds
 from esm.security.secrets import SecretSource
-from esm.sources.msk import IamTokenProvider, bootstrap_brokers, choose_brokers
+from esm.sources.kafka.msk import IamTokenProvider, bootstrap_brokers, choose_brokers
 
 PROBE_TIMEOUT = 15.0
 _CONNECTION_KEYS = ("security_protocol", "ssl_context", "sasl_mechanism", "sasl_plain_username",

@@ -10,18 +10,34 @@ Amazon MSK events say `"aws:kafka"` with the cluster ARN.
 A record's batch id is `("<topic>-<partition>", offset)`: `read_identifier` turns a partial batch
 response's `{"partition": "topic-0", "offset": 100}` into it, or None when it is malformed (which
 fails the whole batch, SPEC 3).
+
+`KafkaFormat` is the source's RecordFormat (esm.sources.base): the payload (the Kafka envelope
+around one partition's records, `esm.transform` applied), lane keys (the record's key; a null key
+stays on the first lane), filtering (schema-aware with a SchemaRegistryConfig), records that failed
+the schema step as pre-failures, and the on-failure documents: one per record for a `kafka://`
+topic (condition spelled RetriesExhausted), else one per batch (SPEC 4).
 """
 
 from __future__ import annotations
 
 import time
-from binascii import b2a_base64
-from typing import Any, Hashable, Iterable, Mapping, Sequence
+from binascii import a2b_base64, b2a_base64
+from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
 import orjson
 
-from esm.batching import ENVELOPE_BYTES, MAX_PAYLOAD_BYTES
-from esm.records import Record
+from esm.core.batching import ENVELOPE_BYTES, MAX_PAYLOAD_BYTES
+from esm.core.decide import RETRY_ATTEMPTS_EXHAUSTED
+from esm.core.records import Record
+from esm.destinations.records import (
+    RETRIES_EXHAUSTED,
+    json_size,
+    kafka_batch_failure_record,
+    kafka_record_failure_record,
+)
+from esm.filtering.decode import filter_kafka
+from esm.sources.base import Delivery, PreFailure
+from esm.transform import Transform
 
 SELF_MANAGED = "SelfManagedKafka"
 MSK = "aws:kafka"
@@ -143,3 +159,102 @@ def offsets_of(records: Sequence[Record]) -> str:
     key, first = records[0].item_id
     last = records[-1].item_id[1]
     return f"{key}@{first}" if first == last else f"{key}@{first}..{last}"
+
+
+def plain_keeps(matcher: Any, record: Record) -> bool:
+    return filter_kafka(matcher, record.event)
+
+
+def no_pre_failure(record: Record) -> PreFailure | None:
+    return None
+
+
+class KafkaFormat:
+    """Kafka records as a function and an on-failure destination see them (esm.sources.base.RecordFormat).
+
+    `keep` and `pre_failure` are the schema step's (esm.sources.kafka.decoding) when the mapping
+    has a SchemaRegistryConfig. `bootstrap_servers` is set once the source has connected (for an
+    MSK cluster ARN, the broker string chosen then)."""
+
+    reports_iterator_age = False
+
+    def __init__(self, *, event_source_arn: str | None, function_arn: str, transform: Transform | None,
+                 keeps: Callable[[Any, Record], bool] = plain_keeps,
+                 pre_failure: Callable[[Record], PreFailure | None] = no_pre_failure):
+        self.source_arn = event_source_arn
+        self.event_source = SELF_MANAGED if event_source_arn is None else MSK
+        self.function_arn = function_arn
+        self.transform = transform
+        self.keep = keeps  # type: ignore[method-assign]
+        self.pre_failure = pre_failure  # type: ignore[method-assign]
+        self.bootstrap_servers = ""
+        self._heads: dict[str, bytes] = {}  # unit -> the payload's bytes before its records
+        self._caps: dict[str, int] = {}
+
+    def connected(self, bootstrap_servers: str) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self._heads.clear()
+        self._caps.clear()
+
+    def events(self, records: Sequence[Record]) -> list[dict[str, Any]]:
+        if self.transform is None:
+            return [r.event for r in records]
+        return [self.transform.apply(r.event) for r in records]
+
+    def payload(self, records: Sequence[Record]) -> bytes:
+        """kafka_event's bytes, built once per batch: a lane's records are all of one partition, so
+        the envelope up to the partition's record list is the same for every batch of it."""
+        first = records[0].event
+        unit = partition_key(first["topic"], first["partition"])
+        head = self._heads.get(unit)
+        if head is None:
+            empty = self._envelope(unit)
+            head = self._heads[unit] = orjson.dumps(empty)[:-len(b"[]}}")]
+        return b"".join((head, orjson.dumps(self.events(records)), b"}}"))
+
+    def _envelope(self, unit: str) -> dict[str, Any]:
+        event = kafka_event([], bootstrap_servers=self.bootstrap_servers, event_source_arn=self.source_arn)
+        event["records"] = {unit: []}
+        return event
+
+    def read_identifier(self, value: Any) -> Hashable | None:
+        return read_identifier(value)
+
+    def arrival(self, record: Record) -> float:
+        return record_epoch(record)
+
+    def payload_cap(self, unit: str) -> int:
+        """6 MB less what the Kafka envelope of `unit` adds beyond BatchPolicy's own envelope."""
+        cap = self._caps.get(unit)
+        if cap is None:
+            cap = self._caps[unit] = MAX_PAYLOAD_BYTES - (len(orjson.dumps(self._envelope(unit))) - ENVELOPE_BYTES)
+        return cap
+
+    def lane_key(self, record: Record) -> bytes | None:
+        key = record.event.get("key")
+        return None if key is None else a2b_base64(key)
+
+    def where(self, unit: str, records: Sequence[Record]) -> str:
+        return offsets_of(records)
+
+    def failure_deliveries(self, unit: str, records: Sequence[Record], *, condition: str, invoke_count: int,
+                           response: Any, per_record: bool) -> list[Delivery]:
+        if per_record:
+            # kafka://topic: one message per record, keyed by the record's own key (SPEC 4).
+            spelled = RETRIES_EXHAUSTED if condition == RETRY_ATTEMPTS_EXHAUSTED else condition
+            deliveries = []
+            for record in records:
+                document = kafka_record_failure_record(
+                    condition=spelled, function_arn=self.function_arn, approximate_invoke_count=invoke_count,
+                    response=response, event_source_arn=self.source_arn, bootstrap_servers=self.bootstrap_servers,
+                    record=record.event, event_source=self.event_source)
+                key = record.event.get("key")
+                deliveries.append(Delivery(document, None, {"key": a2b_base64(key) if key is not None else None}))
+            return deliveries
+        events = [r.event for r in records]
+        event = kafka_event(events, bootstrap_servers=self.bootstrap_servers, event_source_arn=self.source_arn)
+        document = kafka_batch_failure_record(
+            condition=condition, function_arn=self.function_arn, approximate_invoke_count=invoke_count,
+            response=response, event_source_arn=self.source_arn, bootstrap_servers=self.bootstrap_servers,
+            payload_size=json_size(event), records=events)
+        return [Delivery(document, event)]

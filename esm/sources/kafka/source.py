@@ -1,0 +1,242 @@
+"""The Kafka event source on the shared engine (SPEC 1-7, 9.4): self-managed Kafka or an Amazon MSK cluster ARN.
+
+`KafkaSource` only reaches the cluster, reads and commits; the engine (esm.engine.stream_mapping)
+gathers, invokes, retries and dead-letters. Units of order are partitions (`TopicPartition`,
+named `topic-0`). `connect` settles how to reach the cluster (SASL/TLS from
+SourceAccessConfigurations, secrets, an MSK cluster ARN's brokers: esm.sources.kafka.cluster) and
+says why it cannot, as SourceUnavailable; `discover` joins the consumer group (ConsumerGroupId,
+default the mapping's UUID) and runs the poll loop, the committer and the lag loop (esm.sources.kafka
+.group, .commits). `open` settles where a newly assigned partition starts: the group's committed
+offset wins; without one, StartingPosition (TRIM_HORIZON / LATEST through `auto_offset_reset`,
+AT_TIMESTAMP by `offsets_for_times`), and that start is committed at once, so a restart or a
+rebalance before the first record cannot skip records LATEST would have included. `fetch` hands
+the worker what the poll loop buffered; `settle` marks offsets finished (filtered records too);
+`close_unit` commits the contiguous position while the partition is still owned (REVOKED,
+SHUTDOWN) and forgets it, or (FAILED) commits it and has the partition read again from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any, Hashable, Sequence
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import IllegalStateError, KafkaError
+
+from esm.aio import Stopped, sleep_unless, unless_stopped
+from esm.arns import parse_arn
+from esm.config.pipeline import PipelineSettings
+from esm.config.settings import MappingSettings
+from esm.core.records import Disposition
+from esm.destinations import make_destination
+from esm.destinations.kafka import KafkaCluster
+from esm.errors import SourceUnavailable
+from esm.identity import function_arn
+from esm.observability.events import Events
+from esm.observability.metrics import MappingMetrics
+from esm.security.kafka_auth import ignored_note
+from esm.sources import Runtime
+from esm.sources.base import NOTHING, Fetched, IdentityLookup, StopReason, Units
+from esm.sources.kafka import decoding, tuning
+from esm.sources.kafka.cluster import destination_cluster, source_cluster, why_unreachable
+from esm.sources.kafka.commits import Commits
+from esm.sources.kafka.decoding import SchemaStep
+from esm.sources.kafka.group import Group, PartitionState
+from esm.sources.kafka.records import KafkaFormat
+from esm.transform import kafka_transform
+
+log = logging.getLogger("esm.kafka")
+
+FINISHED = frozenset({Disposition.SUCCEEDED, Disposition.FILTERED, Disposition.DEAD_LETTERED})
+
+
+class KafkaSource:
+    """One Kafka mapping's source (esm.sources.base.Source)."""
+
+    style = "stream"
+    default_batch_size = 100
+    # With MaximumRetryAttempts -1 and an on-failure destination, Lambda stops after 10 retries (SPEC 3).
+    retry_cap_with_destination = 10
+
+    def __init__(self, mapping: MappingSettings, settings: PipelineSettings, runtime: Runtime,
+                 metrics: MappingMetrics, identity: IdentityLookup | None = None):
+        self.mapping = mapping
+        self.settings = settings
+        self.runtime = runtime
+        self.log = logging.LoggerAdapter(log, {"mapping": mapping.name})
+        self.events = Events(metrics, self.log)
+        self.topic: str = (mapping.get("Topics") or [""])[0]
+        self_managed = "SelfManagedEventSource" in mapping.request
+        config_key = "SelfManagedKafkaEventSourceConfig" if self_managed else "AmazonManagedKafkaEventSourceConfig"
+        self.group_id: str = (mapping.get(config_key) or {}).get("ConsumerGroupId") or mapping.uuid
+        self.starting_position: str = mapping.get("StartingPosition") or "LATEST"
+        self.starting_timestamp = mapping.get("StartingPositionTimestamp")
+        arn = None if self_managed else parse_arn(mapping.source_id)
+        self.account = arn.account if arn else None
+        region = (arn.region if arn else None) or runtime.clients.region_for() or "us-east-1"
+        self.schemas = SchemaStep.for_mapping(mapping, runtime.clients, metrics, self.log)
+        self.format = KafkaFormat(
+            event_source_arn=None if self_managed else mapping.source_id,
+            function_arn=function_arn(mapping.function, region, self.account),
+            transform=kafka_transform(settings.transform) if settings.transform else None,
+            **(dict(keeps=decoding.keeps, pre_failure=decoding.pre_failure) if self.schemas else {}))
+        self.cluster: KafkaCluster | None = None  # settled by connect(): secrets are read then
+        self.servers = ""
+        self.group = Group(topic=self.topic, events=self.events, log=self.log, schemas=self.schemas,
+                           max_pollers=settings.max_pollers)
+        self.commits = Commits(self.events, self.log)
+
+    # -- connecting --------------------------------------------------------------------------------
+    async def connect(self) -> None:
+        if self.group.consumer is not None:
+            return
+        cluster, plan = await source_cluster(self.mapping, self.runtime.clients)
+        self.cluster, self.servers = cluster, cluster.servers
+        self.format.connected(cluster.servers)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=list(cluster.bootstrap_servers),
+            client_id=f"esm-{self.mapping.uuid}",
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest" if self.starting_position == "TRIM_HORIZON" else "latest",
+            session_timeout_ms=tuning.SESSION_TIMEOUT_MS,
+            heartbeat_interval_ms=tuning.HEARTBEAT_INTERVAL_MS,
+            max_poll_interval_ms=tuning.MAX_POLL_INTERVAL_MS,
+            rebalance_timeout_ms=tuning.REBALANCE_TIMEOUT_MS,
+            fetch_max_wait_ms=tuning.FETCH_MAX_WAIT_MS,
+            max_poll_records=tuning.MAX_POLL_RECORDS,
+            **dict(cluster.options),
+        )
+        try:
+            await consumer.start()
+        except (KafkaError, OSError, asyncio.TimeoutError) as error:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+            reason = await why_unreachable(cluster)  # aiokafka only says "Unable to bootstrap"
+            raise SourceUnavailable(f"Kafka cluster {self.servers} ({plan.describe()}) is not reachable: "
+                                    f"{reason or repr(error)}") from error
+        self.group.consumer = self.commits.consumer = consumer
+        self.log.info("connected to %s over %s", self.servers, plan.describe())
+        if note := ignored_note(plan):
+            self.log.info(note)
+
+    async def destination(self, target: str) -> Any:
+        """The on-failure destination; a kafka:// topic in the source's cluster or esm.on_failure_kafka's."""
+        clients = self.runtime.clients
+        if not target.startswith("kafka://"):
+            return make_destination(target, clients, mapping_uuid=self.mapping.uuid)
+        other = await destination_cluster(self.mapping, clients)
+        return make_destination(target, clients, mapping_uuid=self.mapping.uuid, kafka=other or self.cluster)
+
+    async def close(self) -> None:
+        self.group.stopping.set()
+        consumer, self.group.consumer = self.group.consumer, None
+        if consumer is not None:
+            with contextlib.suppress(KafkaError, OSError, asyncio.TimeoutError):
+                await consumer.stop()  # leaves the group, so the others take over at once
+        self.commits.consumer = None
+        if self.schemas is not None:
+            await self.schemas.close()
+
+    # -- units ---------------------------------------------------------------------------------------
+    async def discover(self, units: Units, stopping: asyncio.Event) -> None:
+        assert self.group.consumer is not None, "connect() first"
+        self.group.join(units, self.close_unit)
+        self.log.info("consuming %s from %s as group %s (StartingPosition %s when the group has no offsets)",
+                      self.topic, self.servers, self.group_id, self.starting_position)
+        name = self.mapping.name
+        helpers = [asyncio.create_task(self.commits.lag_loop(stopping), name=f"{name}/lag"),
+                   asyncio.create_task(self.commits.committer(), name=f"{name}/commits")]
+        try:
+            await self.group.poll(stopping)
+        finally:
+            self.group.stop()  # a partition still being opened gives up; workers drain and close their units
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+
+    def still_assigned(self, unit: Hashable) -> bool:
+        part = self.group.partitions.get(unit)  # type: ignore[call-overload]
+        return part is not None and part.state is PartitionState.ASSIGNED and self.group.owns(part.tp)
+
+    async def open(self, unit: Hashable) -> bool:
+        """Settle where the partition starts (see the module docstring); False if it was revoked first."""
+        part = self.group.partitions.get(unit)  # type: ignore[call-overload]
+        if part is None or part.state is not PartitionState.ASSIGNED:
+            return False
+        part.state = PartitionState.STARTING
+        delay = 0.2
+        while not part.stopping.is_set():
+            try:
+                committed, position = await unless_stopped(self._start_of(part.tp, part.seek), part.stopping)
+                async with self.commits.lock:
+                    if part.state is not PartitionState.STARTING:
+                        return False
+                    if not await self.commits.start(part.tp, part.key, committed, position):
+                        raise KafkaError("the start position could not be committed")
+                    part.state, part.seek = PartitionState.ACTIVE, False
+                if committed is None:
+                    self.log.info("no committed offset for %s: starting at %d (%s)", part.key, position,
+                                  self.starting_position)
+                self.group.resume(part)
+                return True
+            except Stopped:
+                return False
+            except IllegalStateError:
+                return False  # unassigned while we asked
+            except (KafkaError, OSError, asyncio.TimeoutError) as error:
+                self.events.polling_failed(f"the start of {part.key}", repr(error), delay)
+                await sleep_unless(part.stopping, delay)
+                delay = min(tuning.BACKOFF_CAP, delay * 2)
+        return False
+
+    async def _start_of(self, tp: TopicPartition, seek: bool) -> tuple[int | None, int]:
+        """(the group's committed offset or None, the offset reading starts at)."""
+        consumer = self.group.consumer
+        committed = await consumer.committed(tp)
+        if committed is not None and seek:
+            consumer.seek(tp, committed)  # a failed worker's records are read again
+        elif committed is None and self.starting_position == "AT_TIMESTAMP":
+            stamp = int(float(self.starting_timestamp) * 1000)
+            found = (await consumer.offsets_for_times({tp: stamp})).get(tp)
+            if found is None:  # nothing at or after the timestamp: start at the end
+                await consumer.seek_to_end(tp)
+            else:
+                consumer.seek(tp, found.offset)
+        return committed, await consumer.position(tp)
+
+    async def fetch(self, unit: Hashable) -> Fetched:
+        part = self.group.partitions.get(unit)  # type: ignore[call-overload]
+        if part is None or part.state is not PartitionState.ACTIVE:
+            await asyncio.Event().wait()  # no longer read: the engine is stopping this worker
+            return NOTHING
+        records = await self.group.take(part)
+        self.commits.register(part.tp, [r.token for r in records])
+        return Fetched(records)
+
+    async def settle(self, unit: Hashable, tokens: Sequence[tuple[Any, Disposition]]) -> None:
+        """Finished offsets (processed, filtered out, dead-lettered) wake the committer; one tracker call."""
+        self.commits.finish(unit, [offset for offset, disposition in tokens if disposition in FINISHED])  # type: ignore[arg-type]
+
+    async def close_unit(self, unit: Hashable, reason: StopReason) -> None:
+        part = self.group.partitions.get(unit)  # type: ignore[call-overload]
+        if part is None or part.state is PartitionState.GONE:
+            return
+        if reason is StopReason.FAILED and part.state is not PartitionState.REVOKING \
+                and not self.group.stopping.is_set():
+            committed = await self.commits.final(part.tp, forget=False)
+            self.group.restart(part)
+            self.log.warning("%s: its worker failed; read again from offset %s", part.key, committed)
+            return
+        self.group.revoking(part)
+        committed = await self.commits.final(part.tp, forget=True)
+        self.group.forget(part)
+        word = "shutdown" if reason is StopReason.SHUTDOWN else "revoked"
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # The engine gave up waiting for its batch in flight: abandoned, not committed, read again.
+            self.log.warning("%s: abandoned the in-flight batch of %s (not committed; it will be read again)",
+                             word, part.key)
+        self.log.info("%s %s (committed %s@%s)", word, part.key, part.key, committed)
