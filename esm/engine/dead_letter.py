@@ -10,7 +10,6 @@ unacknowledged. Without a destination the records are dropped, counted and logge
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +19,7 @@ from esm.destinations.records import failure_context
 from esm.engine.invoke import Abandoned
 from esm.errors import DestinationError
 from esm.invokers.base import LATEST
-from esm.observability.metrics import MappingMetrics
+from esm.observability.events import Events
 from esm.core.records import Record
 from esm.sources.base import Delivery, RecordFormat
 
@@ -38,21 +37,18 @@ class Failure:
 
 
 class DeadLetters:
-    def __init__(self, *, destination: Any, format: RecordFormat, metrics: MappingMetrics, function_name: str,
-                 log: logging.LoggerAdapter):
+    def __init__(self, *, destination: Any, format: RecordFormat, events: Events, function_name: str):
         self.destination = destination
         self.format = format
-        self.metrics = metrics
+        self.events = events
         self.function_name = function_name
-        self.log = log
 
     async def send(self, unit: str, failure: Failure, stopping: asyncio.Event) -> None:
         records = failure.records
         where = self.format.where(unit, records)
         if self.destination is None:
-            self.metrics.dropped.inc(len(records))
-            self.log.error("%s: dropped %d record(s) at %s (no on-failure destination): %s", failure.condition,
-                           len(records), where, failure.last_error or "never invoked")
+            self.events.records_dropped(len(records), failure.condition,
+                                        f"{where}: {failure.last_error or 'never invoked'}")
             return
         count, response = failure_context(failure.condition, failure.invoke_count, failure.last_kind,
                                           executed_version=failure.executed_version)
@@ -61,9 +57,7 @@ class DeadLetters:
             per_record=bool(getattr(self.destination, "per_record", False)))
         for delivery in deliveries:
             await self._deliver(unit, delivery, where, stopping)
-        self.metrics.destination_delivered.inc(len(records))
-        self.log.warning("%s: %d record(s) at %s sent to %s", failure.condition, len(records), where,
-                         self.destination.arn)
+        self.events.destination_delivered(len(records), failure.condition, where, self.destination.arn)
 
     async def _deliver(self, unit: str, delivery: Delivery, where: str, stopping: asyncio.Event) -> None:
         attempt = 0
@@ -75,9 +69,8 @@ class DeadLetters:
             except DestinationError as error:
                 attempt += 1
                 delay = DESTINATION_BACKOFF.delay(attempt)
-                self.metrics.destination_errors.inc()
-                self.metrics.metrics.destination_delivery_failures.labels(self.function_name).inc()
-                self.log.error("on-failure delivery of %s failed, retrying in %.1fs: %s", where, delay, error)
+                self.events.destination_delivery_failed(self.destination.arn, self.function_name,
+                                                        f"{error} (records at {where}; retrying in {delay:.1f}s)")
                 if stopping.is_set():
                     raise Abandoned() from error
                 await sleep_unless(stopping, delay)

@@ -18,7 +18,7 @@ from typing import Any, Awaitable, Callable, Hashable, Sequence
 from esm.aio import sleep_unless
 from esm.core.backoff import INVOKE_BACKOFF
 from esm.invokers.base import InvokeResult
-from esm.observability.metrics import MappingMetrics
+from esm.observability.events import Events
 from esm.core.outcomes import INVOCATION_ERROR, Outcome, judge
 from esm.core.records import Record
 
@@ -36,9 +36,9 @@ class Answer:
 
 
 class InvokePath:
-    def __init__(self, *, metrics: MappingMetrics, log: logging.LoggerAdapter, report_item_failures: bool,
+    def __init__(self, *, events: Events, log: logging.LoggerAdapter, report_item_failures: bool,
                  read_identifier: Callable[[Any], Hashable | None], on_throttle: Callable[[], None] | None = None):
-        self.metrics = metrics
+        self.events = events
         self.log = log
         self.report_item_failures = report_item_failures
         self.read_identifier = read_identifier
@@ -54,10 +54,8 @@ class InvokePath:
             outcome = judge(result, report_item_failures=self.report_item_failures,
                             batch_ids=[r.item_id for r in records], read_identifier=self.read_identifier)
             if outcome.kind != INVOCATION_ERROR:
-                self.metrics.invoked.inc(len(records))
-                self.metrics.observe_invoke(result.duration, outcome.kind, len(records))
+                self.events.batch_invoked(len(records), result.duration, outcome.kind)
                 return Answer(result, outcome)
-            self.metrics.invoke_errors.inc()
             if self.on_throttle is not None:
                 self.on_throttle()
             attempt += 1
@@ -66,5 +64,5 @@ class InvokePath:
                 self.log.warning("function unavailable (%s); %d record(s) return to the source", outcome.reason,
                                  len(records))
                 raise Abandoned()
-            self.log.info("function unavailable (%s); retrying in %.2fs", outcome.reason, delay)
+            self.events.invoke_throttled(len(records), outcome.reason, delay)
             await sleep_unless(stopping, delay)

@@ -85,7 +85,7 @@ class StreamLane:
         self.pending: deque[Record] = deque()
         self.batch = StreamBatch(unit=worker.unit_key, rules=self.pipeline.rules, invoke=self.pipeline.invoke_path,
                                  send=self.send, settle=self.settle, dead_letters=self.pipeline.dead_letters,
-                                 format=self.pipeline.format, metrics=self.pipeline.metrics,
+                                 format=self.pipeline.format, events=self.pipeline.events.for_log(worker.log),
                                  stopping=worker.stopping, log=worker.log)
 
     # -- hooks the batch calls ---------------------------------------------------------------
@@ -226,10 +226,10 @@ class WindowedLane(StreamLane):
             if isinstance(result, Succeeded):
                 break
             attempt += 1
-            self.pipeline.metrics.invoke_errors.inc()
             delay = INVOKE_BACKOFF.delay(attempt)
-            self.worker.log.warning("final invoke of window %s on %s failed (the shard waits), retrying in %.1fs",
-                                    self.windows.window.iso()["start"], self.worker.unit_key, delay)
+            self.pipeline.events.for_log(self.worker.log).invoke_failed(
+                0, f"final invoke of window {self.windows.window.iso()['start']} on {self.worker.unit_key} "
+                   f"({type(result).__name__}); the shard waits, retrying in {delay:.1f}s")
             await sleep_unless(self.worker.stopping, delay)
         held, self.held = self.held, []
         for records, disposition in held:

@@ -16,6 +16,7 @@ from esm.engine.dead_letter import DeadLetters
 from esm.engine.invoke import InvokePath
 from esm.filtering import compile_filters
 from esm.invokers.base import Invoker
+from esm.observability.events import Events
 from esm.observability.metrics import MappingMetrics
 from esm.core.records import Record
 from esm.sources.base import RecordFormat
@@ -31,21 +32,22 @@ class Pipeline:
         self.invoker = invoker
         self.metrics = metrics
         self.log = log
+        self.events = Events(metrics, log)
         self.matcher = compile_filters(list(settings.filters))
         self.rules = FailureRules(mode=mode, max_retries=settings.max_retries, max_age=settings.max_age,
                                   bisect=settings.bisect, report_item_failures=settings.report_item_failures,
                                   group_of=group_of)
-        self.invoke_path = InvokePath(metrics=metrics, log=log, report_item_failures=settings.report_item_failures,
+        self.invoke_path = InvokePath(events=self.events, log=log, report_item_failures=settings.report_item_failures,
                                       read_identifier=format.read_identifier, on_throttle=on_throttle)
-        self.dead_letters = DeadLetters(destination=destination, format=format, metrics=metrics,
-                                        function_name=function_name, log=log)
+        self.dead_letters = DeadLetters(destination=destination, format=format, events=self.events,
+                                        function_name=function_name)
         self.in_flight = metrics.in_flight(settings.max_in_flight_bytes)
         # SPEC 9.7: MaximumPollers bounds how many units have a batch in flight at once.
         self.slots = asyncio.Semaphore(settings.max_pollers) if settings.max_pollers and mode is Mode.STREAM else None
 
     def keep(self, records: list[Record]) -> tuple[list[Record], list[Record]]:
         """(kept, filtered out) by the mapping's filters (SPEC 5), counted."""
-        self.metrics.polled.inc(len(records))
+        self.events.records_polled(len(records))
         if self.matcher.is_match_all:
             return records, []
         kept: list[Record] = []
@@ -53,6 +55,5 @@ class Pipeline:
         keep = self.format.keep
         for record in records:
             (kept if keep(self.matcher, record) else dropped).append(record)
-        if dropped:
-            self.metrics.filtered_out.inc(len(dropped))
+        self.events.records_filtered(len(dropped))
         return kept, dropped

@@ -118,7 +118,8 @@ class QueueMapping:
     def _report_pollers(self) -> None:
         """ProvisionedPollers (SPEC 6): the pollers the running lanes stand for, not the target."""
         lanes = sum(not task.done() for task in self._pollers.values())
-        self.metrics.metrics.provisioned_pollers.labels(*self.metrics.labels).set(self.scaling.pollers(lanes))
+        if self.pipeline is not None:
+            self.pipeline.events.pollers(self.scaling.pollers(lanes))
 
     def _surplus(self, pid: int) -> bool:
         return pid >= self._retire_from
@@ -194,17 +195,15 @@ class QueueMapping:
         decision = decide(records, outcome, pipeline.rules, 0)
         assert not isinstance(decision, (type(None),))
         succeeded, failed = decision.succeeded, getattr(decision, "failed", [])
+        events = pipeline.events
         if outcome.kind == PARTIAL:
-            self.metrics.failed_invoke.inc(len(failed))
+            events.items_failed(len(failed))
             self.log.info("partial batch failure: %d of %d message(s) stay on the queue", len(failed), len(records))
         elif outcome.kind == FUNCTION_ERROR:
-            self.metrics.failed_invoke.inc(len(records))
-            self.metrics.invoke_errors.inc()
+            events.invoke_failed(len(records), f"{outcome.reason}; the messages return after the visibility timeout")
             if not self.settings.report_item_failures:
                 self.scaling.back_off()
                 self._resize()
-            self.log.warning("function error (%s); %d message(s) return after the visibility timeout",
-                             outcome.reason, len(records))
         await self._settle(succeeded, Disposition.SUCCEEDED)
         await self._settle(failed, Disposition.FAILED)
 

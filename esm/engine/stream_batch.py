@@ -20,7 +20,7 @@ from esm.core.decide import RECORD_AGE_EXCEEDED, Bisect, FailureRules, GiveUp, R
 from esm.engine.dead_letter import DeadLetters, Failure
 from esm.engine.invoke import InvokePath, Send
 from esm.invokers.base import LATEST
-from esm.observability.metrics import MappingMetrics
+from esm.observability.events import Events
 from esm.core.outcomes import PARTIAL
 from esm.core.records import Disposition, Record
 from esm.sources.base import RecordFormat
@@ -30,7 +30,7 @@ SettleRecords = Callable[[list[Record], Disposition], Awaitable[None]]
 
 class StreamBatch:
     def __init__(self, *, unit: str, rules: FailureRules, invoke: InvokePath, send: Send, settle: SettleRecords,
-                 dead_letters: DeadLetters, format: RecordFormat, metrics: MappingMetrics, stopping: asyncio.Event,
+                 dead_letters: DeadLetters, format: RecordFormat, events: Events, stopping: asyncio.Event,
                  log: logging.LoggerAdapter):
         self.unit = unit
         self.rules = rules
@@ -39,7 +39,7 @@ class StreamBatch:
         self.settle = settle
         self.dead_letters = dead_letters
         self.format = format
-        self.metrics = metrics
+        self.events = events
         self.stopping = stopping
         self.log = log
 
@@ -67,7 +67,7 @@ class StreamBatch:
             if not segment:
                 return
             if self.format.reports_iterator_age:
-                self.metrics.iterator_age(self.unit, max(0.0, self._age(segment[-1])) * 1000)
+                self.events.iterator_age(self.unit, max(0.0, self._age(segment[-1])) * 1000)
             answer = await self.invoke.invoke(segment, self.send, self.stopping)
             outcome = answer.outcome
             self._last_kind, self._last_version = outcome.answer, answer.result.executed_version
@@ -79,10 +79,9 @@ class StreamBatch:
                 return
             self._last_error = outcome.reason or "function error"
             if outcome.kind == PARTIAL:
-                self.metrics.failed_invoke.inc(len(outcome.failed_ids))
+                self.events.items_failed(len(outcome.failed_ids))
             else:
-                self.metrics.failed_invoke.inc(len(segment))
-                self.metrics.invoke_errors.inc()
+                self.events.invoke_failed(len(segment), self._last_error)
             if isinstance(decision, Bisect):
                 stack.append(decision.second)
                 stack.append(decision.first)

@@ -80,6 +80,12 @@ class Events:
         self.metrics.observe_invoke(seconds, outcome, count)
         self._emit(logging.DEBUG, "BatchInvoked", "invoked with %d record(s) in %.3fs: %s", count, seconds, outcome)
 
+    def invoke_throttled(self, count: int, reason: object, retry_in: float) -> None:
+        """The function could not be invoked (throttled, unavailable): InvokeErrorCount; retried, never a retry."""
+        self.metrics.invoke_errors.inc()
+        self._emit(logging.INFO, "InvokeThrottled", "function unavailable (%s) for %d record(s); retrying in %.2fs",
+                   reason, count, retry_in)
+
     def invoke_failed(self, count: int, error: object) -> None:
         """The whole batch failed (InvokeErrorCount once, FailedInvokeEventCount per record)."""
         self.metrics.invoke_errors.inc()

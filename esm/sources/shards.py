@@ -24,6 +24,7 @@ from esm.aio import sleep_unless
 from esm.checkpoints.base import StoreUnavailable
 from esm.errors import LeaseLost
 from esm.core.offsets import OffsetTracker
+from esm.observability.events import Events
 from esm.sources.base import StopReason, Units
 
 DISCOVERY_INTERVAL = 2.0
@@ -48,13 +49,13 @@ def parents_of(shard: dict[str, Any]) -> list[str]:
 
 
 class ShardLeases:
-    def __init__(self, *, mapping_uuid: str, store: Any, owner: str, list_shards: ListShards, metrics: Any,
+    def __init__(self, *, mapping_uuid: str, store: Any, owner: str, list_shards: ListShards, events: Events,
                  log: logging.LoggerAdapter):
         self.mapping_uuid = mapping_uuid
         self.store = store
         self.owner = owner
         self.list_shards = list_shards
-        self.metrics = metrics
+        self.events = events
         self.log = log
         self.shards: dict[str, Shard] = {}
         self._finished: set[str] = set()
@@ -69,8 +70,7 @@ class ShardLeases:
         try:
             listed = await self.list_shards()
         except (ClientError, BotoCoreError, OSError) as error:
-            self.metrics.polling_errors.inc()
-            self.log.warning("listing shards failed: %s", error)
+            self.events.polling_failed("the stream's shards", error)
             return
         by_id = {s["ShardId"]: s for s in listed}
         try:
@@ -136,8 +136,7 @@ class ShardLeases:
                 await self.store.put(self.mapping_uuid, shard.shard_id, str(position), lease=shard.lease)
                 shard.persisted = position
             except StoreUnavailable as error:
-                self.metrics.commit_errors.inc()
-                self.log.warning("checkpoint of %s not written (retried with the next one): %s", shard.shard_id, error)
+                self.events.commit_failed(f"the checkpoint of {shard.shard_id} (retried with the next one)", error)
 
     async def close(self, shard_id: str, reason: StopReason) -> None:
         """The last checkpoint by stop reason (the KCL's shutdown reasons)."""

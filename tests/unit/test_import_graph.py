@@ -165,7 +165,6 @@ def test_the_engine_and_the_core_never_import_a_source() -> None:
     assert _importers(graph, "esm.core", "esm.sources") == {}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12: sources still hold the invoker")
 def test_sources_never_import_an_invoker() -> None:
     """Sources know their service and nothing about functions (DESIGN.md "Layout")."""
     assert _importers(_graph(), "esm.sources", "esm.invokers") == {}

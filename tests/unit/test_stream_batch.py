@@ -18,6 +18,7 @@ from esm.core.decide import RECORD_AGE_EXCEEDED, RETRY_ATTEMPTS_EXHAUSTED
 from esm.core.decide import FailureRules as RetryPolicy
 from esm.engine.invoke import InvokePath
 from esm.engine.stream_batch import StreamBatch
+from esm.observability.events import Events
 
 LOG = logging.LoggerAdapter(logging.getLogger("test"), {})
 
@@ -42,10 +43,11 @@ class Harness:
         self.failures = []
         self.metrics = Metrics().for_mapping("m", "kinesis")
         self.answer = answer
-        path = InvokePath(metrics=self.metrics, log=LOG, report_item_failures=policy.report_item_failures,
+        events = Events(self.metrics, LOG)
+        path = InvokePath(events=events, log=LOG, report_item_failures=policy.report_item_failures,
                           read_identifier=lambda v: v if isinstance(v, str) and v else None)
         self.batch = StreamBatch(unit="shard-0", rules=policy, invoke=path, send=self.invoke, settle=self.settle,
-                                 dead_letters=self, format=AgeFormat(), metrics=self.metrics,
+                                 dead_letters=self, format=AgeFormat(), events=events,
                                  stopping=asyncio.Event(), log=LOG)
 
     async def invoke(self, batch):

@@ -16,6 +16,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from esm.core.backoff import SOURCE_BACKOFF
+from esm.observability.events import Events
 from esm.sources.shards import Shard
 
 IDLE_POLL_INTERVAL = 1.0  # Lambda reads each shard about once a second when it is idle
@@ -51,11 +52,11 @@ class ShardStart:
 
 
 class PollingReader:
-    def __init__(self, client: Any, stream_name: str, start: ShardStart, metrics: Any, log: logging.LoggerAdapter):
+    def __init__(self, client: Any, stream_name: str, start: ShardStart, events: Events, log: logging.LoggerAdapter):
         self.client = client
         self.stream_name = stream_name
         self.start = start
-        self.metrics = metrics
+        self.events = events
         self.log = log
 
     async def _iterator(self, shard: Shard) -> str:
@@ -79,11 +80,11 @@ class PollingReader:
                     shard.reader = None
                     continue
                 attempt += 1
-                await self._failed(shard, f"GetRecords on {shard.shard_id} failed ({code})", attempt)
+                await self._failed(shard, code, attempt)
                 continue
             except (BotoCoreError, OSError) as error:
                 attempt += 1
-                await self._failed(shard, f"GetRecords on {shard.shard_id} failed: {error}", attempt)
+                await self._failed(shard, error, attempt)
                 continue
             records = response.get("Records") or []
             shard.reader = response.get("NextShardIterator")
@@ -93,10 +94,9 @@ class PollingReader:
                 await asyncio.sleep(IDLE_POLL_INTERVAL)
             return records, False
 
-    async def _failed(self, shard: Shard, what: str, attempt: int) -> None:
+    async def _failed(self, shard: Shard, error: object, attempt: int) -> None:
         delay = SOURCE_BACKOFF.delay(attempt)
-        self.metrics.polling_errors.inc()
-        self.log.warning("%s; backing off %.1fs", what, delay)
+        self.events.polling_failed(f"GetRecords on {shard.shard_id}", error, delay)
         await asyncio.sleep(delay)
 
     async def close(self, shard: Shard) -> None:
@@ -112,11 +112,11 @@ class Subscription:
 class SubscribedReader:
     """Enhanced fan-out: SubscribeToShard pushes records to the consumer."""
 
-    def __init__(self, client: Any, consumer_arn: str, start: ShardStart, metrics: Any, log: logging.LoggerAdapter):
+    def __init__(self, client: Any, consumer_arn: str, start: ShardStart, events: Events, log: logging.LoggerAdapter):
         self.client = client
         self.consumer_arn = consumer_arn
         self.start = start
-        self.metrics = metrics
+        self.events = events
         self.log = log
 
     async def read(self, shard: Shard) -> tuple[list[dict[str, Any]], bool]:
@@ -138,8 +138,7 @@ class SubscribedReader:
                 await self.close(shard)
                 attempt += 1
                 delay = SOURCE_BACKOFF.delay(attempt)
-                self.metrics.polling_errors.inc()
-                self.log.warning("SubscribeToShard on %s failed: %s; retrying in %.1fs", shard.shard_id, error, delay)
+                self.events.polling_failed(f"SubscribeToShard on {shard.shard_id}", error, delay)
                 await asyncio.sleep(delay)
                 continue
             shard_event = event.get("SubscribeToShardEvent") or {}

@@ -25,6 +25,7 @@ from esm.core.records import Disposition
 from esm.destinations import make_destination
 from esm.errors import SourceUnavailable
 from esm.identity import function_arn
+from esm.observability.events import Events
 from esm.observability.metrics import MappingMetrics
 from esm.sources.base import Fetched, IdentityLookup, StopReason, Units
 from esm.sources.kinesis.efo import tolerate_missing_initial_response
@@ -45,7 +46,6 @@ class KinesisSource:
                  identity: IdentityLookup | None):
         self.mapping = mapping
         self.runtime = runtime
-        self.metrics = metrics
         self.identity = identity
         self.log = logging.LoggerAdapter(log, {"mapping": mapping.name})
         arn = parse_arn(mapping.source_id)
@@ -62,8 +62,9 @@ class KinesisSource:
             function_arn=function_arn(mapping.function, arn.region or "us-east-1", arn.account),
             transform=kinesis_transform(settings.transform) if settings.transform else None)
         self.start = ShardStart(mapping.get("StartingPosition"), mapping.get("StartingPositionTimestamp"))
+        self.events = Events(metrics, self.log)
         self.leases = ShardLeases(mapping_uuid=mapping.uuid, store=runtime.checkpoints, owner=runtime.owner,
-                                  list_shards=self._list_shards, metrics=metrics, log=self.log)
+                                  list_shards=self._list_shards, events=self.events, log=self.log)
         self._client: Any = None
         self._reader: Any = None
         self._stack = contextlib.AsyncExitStack()
@@ -76,9 +77,9 @@ class KinesisSource:
             self._client = await self._stack.enter_async_context(self.runtime.clients.client("kinesis", self.arn.region))
             tolerate_missing_initial_response(self._client)
             if self.consumer_arn:
-                self._reader = SubscribedReader(self._client, self.consumer_arn, self.start, self.metrics, self.log)
+                self._reader = SubscribedReader(self._client, self.consumer_arn, self.start, self.events, self.log)
             else:
-                self._reader = PollingReader(self._client, self.stream_name, self.start, self.metrics, self.log)
+                self._reader = PollingReader(self._client, self.stream_name, self.start, self.events, self.log)
         try:
             await self._client.describe_stream_summary(StreamName=self.stream_name)
         except (ClientError, BotoCoreError, OSError) as error:
