@@ -51,7 +51,9 @@ TOP_LEVEL_KEYS = ("functions", "event_source_mappings", "aws", "checkpoints", "m
                   "shutdown_timeout", "startup_timeout", "api")
 TARGET_KEYS = ("url", "lambda", "handler")
 FUNCTION_KEYS = TARGET_KEYS + ("timeout", "max_concurrency", "role")
-EXTENSION_KEYS = ("name", "transform", "max_in_flight_bytes", "secrets", "kafka_tls", "on_failure_kafka")
+EXTENSION_KEYS = ("name", "transform", "max_in_flight_bytes", "secrets", "kafka_tls", "on_failure_kafka",
+                  "parallelization_factor")
+MAX_KAFKA_LANES = 10  # esm.parallelization_factor: as Kinesis's ParallelizationFactor, 1..10
 MAX_FUNCTION_TIMEOUT = 900  # Lambda's own ceiling, in seconds
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 LISTEN = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
@@ -322,6 +324,9 @@ class _Builder:
         local.extend(check.problems)
         if extension is not None and check.source:
             local.extend(check_kafka_extension(extension, check.request, check.source))
+            if "parallelization_factor" in extension.raw and check.source != "kafka":
+                local.append(Problem("esm.parallelization_factor", "is only for Kafka event sources (Kinesis and "
+                                     "DynamoDB Streams take ParallelizationFactor)"))
         name = request.get("FunctionName")
         if isinstance(name, str) and name not in functions:
             known = ", ".join(functions) or "none"
@@ -364,6 +369,10 @@ class _Builder:
                     self.fail(f"{path}.transform", f"is not a valid JMESPath expression: {error}")
                 except RecursionError:  # jmespath parses nested expressions recursively
                     self.fail(f"{path}.transform", "is not a valid JMESPath expression: nested too deeply")
+        lanes = raw.get("parallelization_factor", 1)
+        if isinstance(lanes, bool) or not isinstance(lanes, int) or not 1 <= lanes <= MAX_KAFKA_LANES:
+            self.fail(f"{path}.parallelization_factor", f"must be an integer from 1 to {MAX_KAFKA_LANES} "
+                      f"(got {lanes!r})")
         limit = DEFAULT_MAX_IN_FLIGHT_BYTES
         if "max_in_flight_bytes" in raw:
             limit = parse_size(raw["max_in_flight_bytes"])
