@@ -1,7 +1,7 @@
 """Amazon Resource Names: parsing, and which event source an ARN names.
 
 Only what esm needs: the service, region, account and resource of an ARN, the kind of event
-source (`sqs`, `kinesis`, `kafka`, or a source esm does not serve yet), and the names inside.
+source (`sqs`, `kinesis`, `dynamodb`, `kafka`, or a source esm does not serve yet), and the names inside.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ def parse_arn(text: str) -> Arn | None:
 
 # Sources that Lambda serves and esm does not (yet): rejected by name, never silently ignored.
 NOT_SERVED = {
-    "dynamodb": "DynamoDB Streams",
     "mq": "Amazon MQ",
     "rds": "Amazon DocumentDB",
     "docdb": "Amazon DocumentDB",
@@ -38,9 +37,9 @@ NOT_SERVED = {
 
 
 def source_kind(arn: Arn) -> str:
-    """`sqs`, `kinesis` or `kafka`; for a source esm does not serve, that source's service name."""
-    if arn.service == "kinesis":
-        return "kinesis"
+    """`sqs`, `kinesis`, `dynamodb` or `kafka`; for a source esm does not serve, that source's service name."""
+    if arn.service in ("kinesis", "dynamodb"):
+        return arn.service
     if arn.service == "sqs":
         return "sqs"
     if arn.service == "kafka":
@@ -55,6 +54,13 @@ def is_kinesis_consumer(arn: Arn) -> bool:
 
 def kinesis_stream_name(arn: Arn) -> str:
     return arn.resource.split("/")[1]
+
+
+def is_dynamodb_stream(arn: Arn) -> bool:
+    """A table's stream: `table/<table>/stream/<label>` (a table ARN alone is no event source)."""
+    parts = arn.resource.split("/")
+    return arn.service == "dynamodb" and len(parts) == 4 and parts[0] == "table" and parts[2] == "stream" \
+        and all(parts[i] for i in (1, 3))
 
 
 def sqs_queue_name(arn: Arn) -> str:

@@ -84,7 +84,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
     monitor = asyncio.create_task(watch_loop(metrics, stop), name="loop-monitor")
     runtime = Runtime(clients=AwsClients(config.aws))
     # The control API may create Kinesis mappings at any time: it needs the store from the start.
-    if config.api is not None or any(m.source == "kinesis" and m.enabled for m in config.mappings):
+    if config.api is not None or any(m.source in ("kinesis", "dynamodb") and m.enabled for m in config.mappings):
         runtime.checkpoints = make_checkpoint_store(config.checkpoints, runtime.clients)
         await runtime.checkpoints.open()
     invokers = build_invokers(config)

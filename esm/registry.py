@@ -17,6 +17,7 @@ from typing import Any, Mapping
 SOURCES: Mapping[str, str] = MappingProxyType({
     "sqs": "esm.sources.sqs.source:SqsSource",
     "kinesis": "esm.sources.kinesis.source:KinesisSource",
+    "dynamodb": "esm.sources.dynamodb.source:DynamoDbSource",
     "kafka": "esm.sources.kafka.source:KafkaSource",
 })
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from esm.arns import NOT_SERVED, is_fifo_queue, parse_arn, source_kind
+from esm.arns import NOT_SERVED, is_dynamodb_stream, is_fifo_queue, parse_arn, source_kind
 from esm.config.api_shape import create_mapping_shape
 from esm.errors import Problem
 from esm.filtering import InvalidPatternError, compile_filters, validate_pattern
@@ -73,7 +73,7 @@ def check_mapping(request: dict[str, Any], already_reported: frozenset[str] = fr
     _identify_source(check)
     if not check.source:
         return check
-    {"sqs": _check_sqs, "kinesis": _check_kinesis, "kafka": _check_kafka}[check.source](check)
+    {"sqs": _check_sqs, "kinesis": _check_kinesis, "dynamodb": _check_dynamodb, "kafka": _check_kafka}[check.source](check)
     _check_common(check)
     return check
 
@@ -91,10 +91,16 @@ def _identify_source(check: MappingCheck) -> None:
             return  # the API pattern check already said so
         kind = source_kind(arn)
         if kind in NOT_SERVED:
-            check.fail("EventSourceArn", f"{NOT_SERVED[kind]} is not served by esm yet (sources: SQS, Kinesis, Kafka)")
+            check.fail("EventSourceArn",
+                       f"{NOT_SERVED[kind]} is not served by esm yet (sources: SQS, Kinesis, DynamoDB Streams, Kafka)")
             return
-        if kind not in ("sqs", "kinesis", "kafka"):
-            check.fail("EventSourceArn", f"'{arn.service}' is not an event source; esm serves SQS, Kinesis and Kafka")
+        if kind not in ("sqs", "kinesis", "dynamodb", "kafka"):
+            check.fail("EventSourceArn", f"'{arn.service}' is not an event source; "
+                       "esm serves SQS, Kinesis, DynamoDB Streams and Kafka")
+            return
+        if kind == "dynamodb" and not is_dynamodb_stream(arn):
+            check.fail("EventSourceArn", "must be a DynamoDB stream ARN "
+                       "(arn:aws:dynamodb:<region>:<account>:table/<table>/stream/<label>), not a table ARN")
             return
         if "SelfManagedEventSource" in req:
             check.fail("SelfManagedEventSource", "not allowed with EventSourceArn (self-managed Kafka has no ARN)")
@@ -182,6 +188,24 @@ def _check_kinesis(check: MappingCheck) -> None:
     _check_destination(check, allow_kafka=False)
 
 
+def _check_dynamodb(check: MappingCheck) -> None:
+    """DynamoDB Streams takes the stream controls Kinesis does (SPEC 1), except AT_TIMESTAMP, which
+    CreateEventSourceMapping refuses for a DynamoDB stream with the message below."""
+    req = check.request
+    _not_for(check, ("Topics", "ScalingConfig", "SelfManagedKafkaEventSourceConfig", "SourceAccessConfigurations",
+                     "AmazonManagedKafkaEventSourceConfig", "ProvisionedPollerConfig"), "DynamoDB Streams")
+    req.setdefault("BatchSize", 100)
+    if req.get("StartingPosition") == "AT_TIMESTAMP":
+        check.fail("StartingPosition", f"Unsupported starting position for arn type: {check.source_id}")
+    else:
+        _check_starting_position(check)
+    _check_retry_controls(check)
+    req.setdefault("ParallelizationFactor", 1)
+    req.setdefault("TumblingWindowInSeconds", 0)
+    check.batching_window = float(req.get("MaximumBatchingWindowInSeconds", 0) or 0)
+    _check_destination(check, allow_kafka=False)
+
+
 def _check_kafka(check: MappingCheck) -> None:
     req = check.request
     _not_for(check, STREAM_ONLY + ("ScalingConfig",), "Kafka")
@@ -234,8 +258,8 @@ def _check_starting_position(check: MappingCheck) -> None:
     req = check.request
     position = req.get("StartingPosition")
     if position is None:
-        check.fail("StartingPosition", "is required for Kinesis and Kafka event sources "
-                   "(TRIM_HORIZON, LATEST or AT_TIMESTAMP)")
+        options = "TRIM_HORIZON or LATEST" if check.source == "dynamodb" else "TRIM_HORIZON, LATEST or AT_TIMESTAMP"
+        check.fail("StartingPosition", f"is required for Kinesis, DynamoDB Streams and Kafka event sources ({options})")
         return
     stamp = req.get("StartingPositionTimestamp")
     if position == "AT_TIMESTAMP":
@@ -322,7 +346,7 @@ def _check_common(check: MappingCheck) -> None:
             check.fail(path, f"Invalid filter pattern definition: {error}")
             continue
         try:
-            # SPEC 5: Kinesis data is filtered as JSON; a plain-text data pattern is a create error.
+            # SPEC 5: Kinesis and DynamoDB data is filtered as JSON; a plain-text data pattern is a create error.
             check_source_patterns(compile_filters([pattern]), check.source)
         except InvalidPatternError as error:
             check.fail(path, f"Invalid filter pattern definition: {error}")

@@ -2,7 +2,8 @@
 
 Pure functions, no I/O: the stream (Kinesis, DynamoDB) and Kafka failure records with their keys
 in the order SPEC 4 shows, the S3 object key, and the `payload` string S3 documents carry.
-Times are epoch seconds in, ISO-8601 UTC with milliseconds and `Z` out.
+Times are epoch seconds in, ISO-8601 UTC with milliseconds and `Z` out (DynamoDB's record arrival
+times in whole seconds, `2022-07-13T13:48:01Z`, as AWS writes them: its records carry whole seconds).
 
 `responseContext` follows what the function answered on its last invoke (`failure_context`), as
 recorded against real AWS (SPEC 4):
@@ -92,6 +93,15 @@ def iso_millis(epoch_seconds: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+def iso_seconds(epoch_seconds: float) -> str:
+    """`2022-07-13T13:48:01Z`: ISO-8601 UTC, whole seconds, `Z` (DDBStreamBatchInfo arrivals)."""
+    return datetime.fromtimestamp(int(epoch_seconds), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# How each stream kind writes its records' arrival times in the batch info.
+_ARRIVAL_FORMAT = {"kinesis": iso_millis, "dynamodb": iso_seconds}
+
+
 def _request_context(request_id: str | None, function_arn: str, condition: str, count: int) -> dict[str, Any]:
     if count < 0:
         raise ValueError(f"approximate_invoke_count must be >= 0 (got {count})")
@@ -132,12 +142,13 @@ def stream_failure_record(
         document["responseContext"] = response.to_dict()
     document["version"] = VERSION
     document["timestamp"] = iso_millis(time() if now is None else now)
+    arrival = _ARRIVAL_FORMAT[kind]
     document[info_key] = {
         "shardId": shard_id,
         "startSequenceNumber": str(start_sequence_number),
         "endSequenceNumber": str(end_sequence_number),
-        "approximateArrivalOfFirstRecord": iso_millis(first_arrival),
-        "approximateArrivalOfLastRecord": iso_millis(last_arrival),
+        "approximateArrivalOfFirstRecord": arrival(first_arrival),
+        "approximateArrivalOfLastRecord": arrival(last_arrival),
         "batchSize": batch_size,
         "streamArn": stream_arn,
     }

@@ -2,7 +2,7 @@
 
 The URL is the daemon's metrics endpoint (`http://127.0.0.1:9090/metrics`, the default) or just its
 base (`http://host:9090`). The table shows each mapping by name with its source, state, readiness
-and function, the SPEC 6 record counts, the errors, and how far behind it is (Kinesis iterator age,
+and function, the SPEC 6 record counts, the errors, and how far behind it is (Kinesis and DynamoDB iterator age,
 Kafka offset lag). A cell is `-` where the metric does not exist for that source (SPEC 6's table),
 so a `0` always means "counted, none". Mappings with errors get a line each under the table,
 and so does every readiness check that is failing, with its reason.
@@ -43,8 +43,8 @@ ERRORS = {
 APPLIES = {
     "deleted": {"sqs"},
     "committed": {"kafka"},
-    "on_failure": {"kinesis", "kafka"},
-    "dropped": {"kinesis", "kafka"},
+    "on_failure": {"kinesis", "dynamodb", "kafka"},
+    "dropped": {"kinesis", "dynamodb", "kafka"},
 }
 
 HEADER = ("MAPPING", "SOURCE", "STATE", "READY", "FUNCTION", "POLLED", "FILTERED", "INVOKED", "FAILED",
@@ -71,7 +71,7 @@ class MappingRow:
 
     @property
     def acked(self) -> str:
-        """Records acknowledged at the source: SQS deletes, Kafka commits (Kinesis checkpoints are not counted)."""
+        """Records acknowledged at the source: SQS deletes, Kafka commits (stream checkpoints are not counted)."""
         if self.source == "sqs":
             return self.count("deleted")
         if self.source == "kafka":
@@ -80,7 +80,7 @@ class MappingRow:
 
     @property
     def lag(self) -> str:
-        if self.source == "kinesis":
+        if self.source in ("kinesis", "dynamodb"):
             return "-" if self.iterator_age_ms is None else _duration(self.iterator_age_ms)
         if self.source == "kafka":
             return "-" if self.offset_lag is None else f"{int(self.offset_lag):,}"

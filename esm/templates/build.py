@@ -457,5 +457,7 @@ def _row(mapping: _Mapping, settings: Any, placements: Mapping[str, fn.Placement
     placement = placements.get(mapping.function)
     arn = parse_arn(settings.source_id)
     source = arn.resource.rsplit("/", 1)[-1] if arn is not None and arn.service != "kafka" else settings.source_id
+    if arn is not None and arn.service == "dynamodb":
+        source = arn.resource.split("/")[1]  # a stream is named by its table, not its label
     return Row(mapping=mapping.logical_id, function=mapping.function, source=f"{settings.source} {source}",
                settings=", ".join(parts), runs=placement.where if placement else "--config functions:")

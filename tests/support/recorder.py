@@ -80,7 +80,9 @@ async def handle(event: dict[str, Any], context: Any) -> Any:
 
 
 def _identity(record: dict[str, Any]) -> tuple[str, str]:
-    """(id, body) of an SQS or Kinesis record."""
+    """(id, body) of an SQS, Kinesis or DynamoDB record (a DynamoDB record's body: its item key `pk`)."""
+    if "dynamodb" in record:
+        return record["dynamodb"]["SequenceNumber"], record["dynamodb"]["Keys"]["pk"]["S"]
     if "kinesis" in record:
         return record["kinesis"]["sequenceNumber"], base64.b64decode(record["kinesis"]["data"]).decode()
     return record["messageId"], record["body"]

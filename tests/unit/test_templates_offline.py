@@ -215,13 +215,14 @@ def test_plain_mapping_problem_paths(tmp_path):
     assert [p for p in problems if p.startswith("Mapping.Properties.BatchSize: ")], problems
 
 
-def test_example_rejects_dynamodb_by_default_and_names_it(tmp_path):
-    """Issue 16 (known limitation): the example's DynamoDB stream mapping is refused with the existing
-    'not served yet' rejection, at the SAM event that declares it, with the way out."""
-    problems = problems_of(offline(str(EXAMPLE)))
-    assert problems == ["AccountsFunction.Properties.Events.NewAccounts.Properties.Stream: DynamoDB Streams is not "
-                        "served by esm yet (sources: SQS, Kinesis, Kafka) (--skip-unsupported runs the template's "
-                        "other mappings and leaves this source's records untouched)"]
+def test_example_loads_its_dynamodb_stream_mapping(tmp_path):
+    """Issue 14 (DynamoDB Streams served): the example's DynamoDB event loads as a dynamodb mapping of
+    the table's stream, with its filter, and nothing is skipped."""
+    loaded = load_template(offline(str(EXAMPLE)))
+    accounts = {m.name: m for m in loaded.config.mappings}["AccountsFunctionNewAccounts"]
+    assert accounts.source == "dynamodb" and ":table/" in accounts.source_id and "/stream/" in accounts.source_id
+    assert accounts.get("FilterCriteria") == {"Filters": [{"Pattern": '{"eventName": ["INSERT"]}'}]}
+    assert not loaded.skipped
 
 
 def test_example_with_skip_unsupported(tmp_path):
@@ -229,7 +230,7 @@ def test_example_with_skip_unsupported(tmp_path):
     settings (filter, partial batch responses, bisect, on-failure queue) and the skip is a warning."""
     loaded = load_template(offline(str(EXAMPLE), skip_unsupported=True, parameter_overrides={"Stage": "qa"}))
     by_name = {m.name: m for m in loaded.config.mappings}
-    assert set(by_name) == {"OrdersFunctionPaid", "ClicksFunctionClicks"}
+    assert set(by_name) == {"OrdersFunctionPaid", "ClicksFunctionClicks", "AccountsFunctionNewAccounts"}
     orders, clicks = by_name["OrdersFunctionPaid"], by_name["ClicksFunctionClicks"]
     assert orders.source_id == "arn:aws:sqs:us-east-1:000000000000:orders-qa"
     assert orders.get("FunctionResponseTypes") == ["ReportBatchItemFailures"]
@@ -240,8 +241,7 @@ def test_example_with_skip_unsupported(tmp_path):
     assert orders.function.handler == "esm_template_code.OrdersFunction.app:handler"
     assert orders.function.timeout == 10  # Globals.Function.Timeout
     assert loaded.environment == {"STAGE": "qa"}
-    assert [str(p) for p in loaded.skipped] == [
-        "AccountsFunction.Properties.Events.NewAccounts: skipped: DynamoDB Streams is not served by esm yet"]
+    assert not loaded.skipped  # DynamoDB Streams is served since issue 14
 
 
 def test_in_process_functions_keep_their_own_code_folders(tmp_path):
@@ -339,10 +339,9 @@ def test_validate_command(tmp_path, capsys):
     """Issue 16.4: `esm validate --template` prints the table of mappings (exit 0) or every problem (exit 2)."""
     assert main(["validate", "--template", str(EXAMPLE), "--skip-unsupported"]) == 0
     out = capsys.readouterr().out
-    assert "valid (2 mapping(s), 2 function(s))" in out
-    assert "OrdersFunctionPaid" in out and "ClicksFunctionClicks" in out and "warning: AccountsFunction" in out
-    assert main(["validate", "--template", str(EXAMPLE)]) == 2
-    assert "AccountsFunction.Properties.Events.NewAccounts.Properties.Stream" in capsys.readouterr().err
+    assert "valid (3 mapping(s), 3 function(s))" in out
+    assert "OrdersFunctionPaid" in out and "ClicksFunctionClicks" in out and "AccountsFunctionNewAccounts" in out
+    assert main(["validate", "--template", str(EXAMPLE)]) == 0  # nothing unsupported left in the example
 
 
 def test_parameter_override_spellings():
@@ -426,9 +425,9 @@ def test_json_logs_carry_the_table(caplog):
         report.log(loaded, logging.getLogger("esm.templates"))
     rows = [r for r in caplog.records if r.levelno == logging.INFO]
     assert [(r.mapping, r.function, r.source) for r in rows] == [
-        ("OrdersFunctionPaid", "OrdersFunction", "sqs orders-dev"), ("ClicksFunctionClicks", "ClicksFunction", "kinesis clicks-dev")]
-    (warning,) = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert warning.getMessage().startswith("AccountsFunction.Properties.Events.NewAccounts: skipped")
+        ("OrdersFunctionPaid", "OrdersFunction", "sqs orders-dev"), ("ClicksFunctionClicks", "ClicksFunction", "kinesis clicks-dev"),
+        ("AccountsFunctionNewAccounts", "AccountsFunction", "dynamodb accounts-dev")]
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
 
 
 def test_function_names_resolve_to_template_functions_or_need_a_place(tmp_path):
