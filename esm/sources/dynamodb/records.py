@@ -92,7 +92,8 @@ def arrival_epoch(record: Record) -> float:
 
 
 def dynamodb_transform(expression: str) -> Transform:
-    """`esm.transform` on the `dynamodb` object (already JSON: nothing to decode or encode)."""
+    """`esm.transform`: the expression sees the record (as for SQS) and its result replaces the
+    `dynamodb` object, which is JSON already (nothing to decode or encode)."""
     return Transform(expression, "dynamodb", lambda value: value, lambda value: value)
 
 
