@@ -8,6 +8,7 @@ failed entries are retried).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import Any, AsyncIterator
@@ -17,6 +18,7 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 
+from esm.aio import Stopped
 from esm.config.loading import parse_config
 from esm.config.pipeline import PipelineSettings
 from esm.core.inflight import InFlightBytes
@@ -170,6 +172,20 @@ async def test_a_failed_receive_is_counted_and_retried():
     sqs.script["receive_message"] = [_error("ServiceUnavailable"), OSError("reset"), {"Messages": [_message(1)]}]
     records = await source.receive(10, None, InFlightBytes(10**9))
     assert [r.item_id for r in records] == ["m1"] and _count(metrics, "esm_polling_errors") == 2
+
+
+async def test_shutdown_ends_the_wait_between_failed_receives():
+    """Shutdown (SPEC 9.6) is not held up by an unreachable queue: once stopping is set, the backoff
+    wait after a failed ReceiveMessage ends with Stopped instead of trying again."""
+    sqs = FakeSqs()
+    source, _ = _source(sqs)
+    await source.connect()
+    sqs.script["receive_message"] = [_error("ServiceUnavailable")] * 100
+    stopping = asyncio.Event()
+    stopping.set()
+    with pytest.raises(Stopped):
+        await source.receive(10, None, InFlightBytes(10**9), stopping)
+    assert len([op for op, _ in sqs.calls if op == "receive_message"]) == 1
 
 
 async def test_settle_deletes_processed_and_filtered_in_chunks_and_leaves_failures():

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from esm.aio import unless_stopped
 from esm.arns import is_fifo_queue, parse_arn
 from esm.config.pipeline import PipelineSettings
 from esm.config.settings import MappingSettings
@@ -120,9 +121,11 @@ class SqsSource:
         self._client = None
 
     # -- receiving -----------------------------------------------------------------------------
-    async def receive(self, count: int, wait: float | None, in_flight: InFlightBytes) -> list[Record]:
+    async def receive(self, count: int, wait: float | None, in_flight: InFlightBytes,
+                      stopping: asyncio.Event | None = None) -> list[Record]:
         """One ReceiveMessage of up to min(10, count) messages, long-polling 5 s (at most `wait`,
-        rounded up, when given); failed calls are retried with backoff until one answers."""
+        rounded up, when given); failed calls are retried with backoff until one answers. A call
+        under way is never abandoned, but the wait between tries ends with Stopped once `stopping` is set."""
         queue = self.queue
         assert queue is not None, "connect() first"
         count = min(MAX_RECEIVE, count)
@@ -132,12 +135,13 @@ class SqsSource:
         reserved = count * (queue.max_message_size + RECORD_ENVELOPE_BYTES)
         in_flight.hold(reserved)
         try:
-            messages = await self._receive(queue.url, count, seconds)
+            messages = await self._receive(queue.url, count, seconds, stopping)
         finally:
             in_flight.release(reserved)
         return [sqs_record(m, queue.arn, queue.region) for m in messages]
 
-    async def _receive(self, url: str, count: int, seconds: int) -> list[dict[str, Any]]:
+    async def _receive(self, url: str, count: int, seconds: int,
+                       stopping: asyncio.Event | None) -> list[dict[str, Any]]:
         while True:
             try:
                 response = await self._client.receive_message(
@@ -151,7 +155,10 @@ class SqsSource:
                 self._receive_failures += 1
                 delay = SOURCE_BACKOFF.delay(self._receive_failures)
                 self.events.polling_failed("ReceiveMessage", error, delay)
-                await asyncio.sleep(delay)
+                if stopping is None:
+                    await asyncio.sleep(delay)
+                else:
+                    await unless_stopped(asyncio.sleep(delay), stopping)
                 continue
             self._receive_failures = 0
             return response.get("Messages") or []
