@@ -277,28 +277,24 @@ async def http_status(url: str) -> int:
 async def test_esm_run_template_command(tmp_path):
     """Issue 16.4/16.5: `esm run --template` as a user runs it (the README walk-through): the table of
     what was found, the same /readyz and /metrics as `esm run --config`, the example's handler at
-    work, exit 0 on SIGTERM. Without --skip-unsupported the DynamoDB mapping stops it with exit 2
-    before anything is created."""
+    work (the SQS order and, since issue 14, the DynamoDB stream's new account), exit 0 on SIGTERM."""
     stage = f"c{uuid.uuid4().hex[:8]}"
     port = free_port()
     config = overrides(tmp_path, metrics={"listen": f"127.0.0.1:{port}"})
     command = [sys.executable, "-m", "esm", "run", "--template", str(EXAMPLE), "--create-resources",
                "--parameter-overrides", f"Stage={stage}", "--config", config]
-    refused = await asyncio.to_thread(subprocess.run, command, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert refused.returncode == 2, refused.stderr
-    assert "AccountsFunction.Properties.Events.NewAccounts.Properties.Stream: DynamoDB Streams is not served" \
-        in refused.stderr
-    async with sqs_client() as sqs:
-        with pytest.raises(Exception, match="NonExistentQueue|does not exist"):
-            await sqs.get_queue_url(QueueName=f"orders-{stage}")
-    process = subprocess.Popen(command + ["--skip-unsupported"], cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         await wait_until(lambda: _ready(f"http://127.0.0.1:{port}/readyz"), what="/readyz 200", timeout=120)
         async with aiohttp.ClientSession() as session:
             async with session.get(f"http://127.0.0.1:{port}/metrics") as response:
                 metrics = await response.text()
         assert 'name="OrdersFunctionPaid"' in metrics and 'name="ClicksFunctionClicks"' in metrics
+        assert 'name="AccountsFunctionNewAccounts"' in metrics
+        async with client("dynamodb", os.environ["AWS_ENDPOINT_URL_DYNAMODB"]) as dynamodb:
+            await dynamodb.put_item(TableName=f"accounts-{stage}", Item={"id": {"S": "acct-1"}})
+        await wait_until(lambda: _invoked_from(f"http://127.0.0.1:{port}/metrics", "dynamodb"),
+                         what="the new account invoked", timeout=60)
         async with sqs_client() as sqs:
             url = (await sqs.get_queue_url(QueueName=f"orders-{stage}"))["QueueUrl"]
             await send(sqs, url, [json.dumps({"status": "paid", "id": 7, "total": 12})])
@@ -312,7 +308,15 @@ async def test_esm_run_template_command(tmp_path):
     header = next(line for line in output.splitlines() if line.startswith("MAPPING"))
     assert header.split() == ["MAPPING", "FUNCTION", "SOURCE", "SETTINGS", "RUNS"]
     assert f"[{stage}] order 7 paid: 12" in output
-    assert "warning: AccountsFunction.Properties.Events.NewAccounts: skipped" in output
+    assert f"[{stage}] new account acct-1" in output
+
+
+async def _invoked_from(url: str, source: str) -> bool:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url) as response:
+            text = await response.text()
+    return any(line.startswith("esm_invoked_events_total{") and f'source="{source}"' in line
+               and float(line.rsplit(" ", 1)[1]) >= 1 for line in text.splitlines())
 
 
 async def _ready(url: str) -> bool:

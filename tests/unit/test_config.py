@@ -60,8 +60,8 @@ def kafka(**fields) -> dict:
 def test_example_config_is_valid():
     """The shipped config.example.yaml validates (DESIGN.md: it is the reference example)."""
     config = load_config(ROOT / "config.example.yaml")
-    assert [m.source for m in config.mappings] == ["sqs", "kinesis", "kafka"]
-    assert config.mappings[2].enabled is False
+    assert [m.source for m in config.mappings] == ["sqs", "kinesis", "dynamodb", "kafka"]
+    assert config.mappings[3].enabled is False
 
 
 def test_defaults_per_source():
@@ -315,7 +315,7 @@ def test_validate_exits_0_on_the_example():
     """DESIGN.md: `esm validate` exits 0 for a valid file."""
     result = run_esm("validate", "--config", "config.example.yaml")
     assert result.returncode == 0, result.stderr
-    assert "valid (3 mapping(s)" in result.stdout
+    assert "valid (4 mapping(s)" in result.stdout
 
 
 def test_validate_names_three_mistakes_and_exits_2(tmp_path):

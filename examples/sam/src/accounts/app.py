@@ -1,8 +1,4 @@
-"""New accounts from the AccountsTable stream (the template's filter keeps INSERT events only).
-
-esm does not serve DynamoDB Streams yet: `esm run --template` needs --skip-unsupported to run the
-template's other mappings, and this function starts receiving events the day that source lands.
-"""
+"""New accounts from the AccountsTable stream (the template's filter keeps INSERT events only)."""
 
 import os
 
