@@ -7,8 +7,8 @@ checkpoint in the SQLite store's file, the Kafka group's committed offset on the
 reads the span of positions an on-failure document names. Positions are integers in the unit's
 order (sequence numbers, offsets), so the table compares them without knowing the source.
 
-Only backend-visible effects are read: the esm engine is never imported. A new source (DynamoDB
-Streams) is one more `StreamSource` subclass appended to `SOURCES`.
+Only backend-visible effects are read: the esm engine is never imported. A new source is one more
+`StreamSource` subclass appended to `SOURCES` (DynamoDB Streams, on moto, was the third).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import json
 import sqlite3
 import time
 import uuid
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from tests.support.dynamodb import create_table, dynamodb_client, streams_client
 from tests.support.kafka import Message, bootstrap, create_topic, group_offsets, kafka_admin, produce
 from tests.support.kinesis import create_stream, kinesis_client, put
 from tests.support.ledger import payload
@@ -133,6 +135,10 @@ class StreamSource(ABC):
     def daemon_settings(self) -> dict[str, Any]:
         """Top-level config keys the source needs (a checkpoint store)."""
         return {}
+
+    def data_pattern(self, field: str, values: list[Any]) -> dict[str, Any]:
+        """A filter pattern on one field of the records' data (SPEC 5 table: the data key)."""
+        return {self.data_key: {field: values}}
 
     # -- what the function sees ------------------------------------------------------------------
     @abstractmethod
@@ -265,5 +271,86 @@ class KafkaSource(StreamSource):
         return int(span["firstRecordOffset"]), int(span["lastRecordOffset"]), info["batchSize"]
 
 
+# ---------------------------------------------------------------- DynamoDB Streams (moto)
+
+
+class DynamoDbSource(StreamSource):
+    """Every record is a put of the one item ORDER_KEY (one lane: lanes follow the item's Keys), its
+    image holding the payload text and, as string attributes, the payload's fields (filters address
+    them as `dynamodb.NewImage.<field>.S`). PutItem names no sequence number, so `put` reads the
+    stream to learn the positions of what it wrote."""
+
+    name = "dynamodb"
+    capabilities = Capabilities(record_age=True, backdated_records=False)  # the creation time is the server's
+    data_key = "dynamodb"
+
+    async def open(self) -> None:
+        self._contexts = [dynamodb_client(), streams_client()]
+        self._ddb, self._streams = [await c.__aenter__() for c in self._contexts]
+        self._iterators: dict[str, str] = {}  # per stream: where the records `put` has not seen yet begin
+
+    async def close(self) -> None:
+        for context in reversed(self._contexts):
+            await context.__aexit__(None, None, None)
+
+    async def create_unit(self) -> Unit:
+        table, arn = await create_table(self._ddb, "NEW_IMAGE")
+        self.unit = Unit(table, arn)
+        return self.unit
+
+    async def put(self, payloads: list[str], *, age: float = 0.0) -> list[int]:
+        assert self.unit is not None and not age, "moto stamps the creation time itself"
+        if self.unit.handle not in self._iterators:  # a unit another adapter filled (put_early): skip its records
+            await self._read(None)
+        for text in payloads:
+            fields = {k: {"S": str(v)} for k, v in json.loads(text).items() if k not in ("pk", "payload")}
+            await self._ddb.put_item(TableName=self.unit.name,
+                                     Item={"pk": {"S": ORDER_KEY}, "payload": {"S": text}, **fields})
+        return await self._read(len(payloads))
+
+    async def _read(self, count: int | None) -> list[int]:
+        """The sequence numbers of the next `count` records of the stream's one shard (None: all there are)."""
+        assert self.unit is not None
+        arn = self.unit.handle
+        if arn not in self._iterators:
+            shards = (await self._streams.describe_stream(StreamArn=arn))["StreamDescription"]["Shards"]
+            self._iterators[arn] = (await self._streams.get_shard_iterator(
+                StreamArn=arn, ShardId=shards[0]["ShardId"], ShardIteratorType="TRIM_HORIZON"))["ShardIterator"]
+        positions: list[int] = []
+        while count is None or len(positions) < count:
+            limit = 1000 if count is None else count - len(positions)
+            response = await self._streams.get_records(ShardIterator=self._iterators[arn], Limit=limit)
+            positions += [int(r["dynamodb"]["SequenceNumber"]) for r in response["Records"]]
+            self._iterators[arn] = response["NextShardIterator"]
+            if count is None and not response["Records"]:
+                break
+        return positions
+
+    def mapping(self, **fields: Any) -> dict[str, Any]:
+        assert self.unit is not None
+        return {"FunctionName": "fn", "EventSourceArn": self.unit.handle, "StartingPosition": "TRIM_HORIZON", **fields}
+
+    def data_pattern(self, field: str, values: list[Any]) -> dict[str, Any]:
+        return {"dynamodb": {"NewImage": {field: {"S": values}}}}
+
+    @property
+    def checkpoint_file(self) -> Path:
+        return self.workdir / "checkpoints.db"
+
+    def daemon_settings(self) -> dict[str, Any]:
+        return {"checkpoints": {"sqlite": str(self.checkpoint_file)}}
+
+    def items(self, event: dict[str, Any]) -> list[tuple[str, Any]]:
+        return [(r["dynamodb"]["NewImage"]["payload"]["S"], r["dynamodb"]["SequenceNumber"]) for r in event["Records"]]
+
+    async def committed(self) -> int | None:
+        return await KinesisSource.committed(self)  # type: ignore[arg-type]  # the same checkpoint store file
+
+    def dead_span(self, document: dict[str, Any]) -> tuple[int, int, int]:
+        info = document["DDBStreamBatchInfo"]
+        assert self.unit is not None and info["streamArn"] == self.unit.handle, info
+        return int(info["startSequenceNumber"]), int(info["endSequenceNumber"]), info["batchSize"]
+
+
 # The table's parameters: a new source is one adapter above and one entry here.
-SOURCES: tuple[type[StreamSource], ...] = (KinesisSource, KafkaSource)
+SOURCES: tuple[type[StreamSource], ...] = (KinesisSource, KafkaSource, DynamoDbSource)

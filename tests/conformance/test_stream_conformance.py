@@ -162,7 +162,7 @@ async def test_filtered_records_are_never_invoked_and_released(source: StreamSou
     positions = await put(source, ledger, ["keep0"], kind="keep")
     positions |= await put(source, ledger, ["skip1", "skip2"], kind="skip", book=False)
     positions |= await put(source, ledger, ["keep3"], kind="keep")
-    pattern = json.dumps({source.data_key: {"kind": ["keep"]}})
+    pattern = json.dumps(source.data_pattern("kind", ["keep"]))
     text = config(source, source.mapping(FilterCriteria={"Filters": [{"Pattern": pattern}]}))
 
     first = install(Function(source, ledger))
