@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import enum
 import time
+from collections import deque
 from dataclasses import dataclass, field
+from typing import Callable
 
 from esm.core.records import Record
 
@@ -60,6 +62,43 @@ class BatchPolicy:
         if self.window <= 0:
             return None
         return FlushReason.WINDOW if self.remaining(now) <= 0 else None
+
+    def fill(self, pending: deque[Record], cut: Callable[[Record], bool] | None = None,
+             now: float | None = None) -> FlushReason | None:
+        """Move records from the head of `pending` while they may join; the reason to flush, if any.
+
+        The same rules as `fits` + `add`, in one loop over a fetch's records (a method call per record
+        was a tenth of a busy Kafka mapping's time). A record that does not fit, or that `cut` says
+        may not share this batch, stays at the head of `pending` and opens the next batch."""
+        records = self.records
+        size = self.payload_bytes
+        limit, count_limit = self.max_bytes, self.batch_size
+        reason: FlushReason | None = None
+        while pending:
+            record = pending[0]
+            if records:
+                if size + 1 + record.size > limit:
+                    reason = FlushReason.PAYLOAD_SIZE
+                    break
+                if cut is not None and cut(record):
+                    reason = FlushReason.BOUNDARY
+                    break
+                size += 1
+            else:
+                self.started_at = time.monotonic() if now is None else now
+            pending.popleft()
+            records.append(record)
+            size += record.size
+            if len(records) >= count_limit:
+                reason = FlushReason.BATCH_SIZE
+                break
+            if size >= limit:
+                reason = FlushReason.PAYLOAD_SIZE
+                break
+        self.payload_bytes = size
+        if reason is None and records and self.window > 0 and self.remaining(now) <= 0:
+            reason = FlushReason.WINDOW
+        return reason
 
     def deadline(self) -> float | None:
         """Monotonic time the window closes; None while the batch is empty."""

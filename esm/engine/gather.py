@@ -26,12 +26,8 @@ async def gather(policy: BatchPolicy, pending: deque[Record], pull: Pull,
                  cut: Cut | None = None) -> tuple[list[Record], FlushReason]:
     """Returns a non-empty batch unless the input ended with nothing held."""
     while True:
-        while pending:
-            record = pending[0]
-            if policy.records and (not policy.fits(record) or (cut is not None and cut(record))):
-                return policy.take(), (FlushReason.PAYLOAD_SIZE if not policy.fits(record) else FlushReason.BOUNDARY)
-            pending.popleft()
-            reason = policy.add(record)
+        if pending:
+            reason = policy.fill(pending, cut)  # stops before the end of `pending` only with a reason
             if reason is not None:
                 return policy.take(), reason
         if policy.records:

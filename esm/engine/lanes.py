@@ -113,7 +113,8 @@ class StreamLane:
                 return
 
     async def next_batch(self) -> bool:
-        records, reason = await gather(self.policy, self.pending, self.inbox.pull, self.cut)
+        cut = self.cut if self.pipeline.format.may_pre_fail or self.pipeline.settings.tumbling_seconds else None
+        records, reason = await gather(self.policy, self.pending, self.inbox.pull, cut)
         self.worker.taken(len(records))
         if records:
             await self.process(records)

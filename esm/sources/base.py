@@ -85,6 +85,7 @@ class RecordFormat(Protocol):
     """Records as a function and an on-failure destination see them (pure, per mapping)."""
 
     reports_iterator_age: bool  # IteratorAge per unit (streams with arrival times)
+    may_pre_fail: bool  # whether `pre_failure` can ever name a record (else lanes never ask it)
     source_arn: str | None  # the ARN tumbling-window invokes name as eventSourceARN
 
     def payload(self, records: Sequence[Record]) -> bytes:

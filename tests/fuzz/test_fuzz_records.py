@@ -230,6 +230,8 @@ def test_kafka_records_are_built_and_filtered(message: SimpleNamespace, pattern:
     if message.value is not None:
         assert base64.b64decode(event["value"]) == message.value
     assert all(-128 <= b <= 127 for header in event["headers"] for values in header.values() for b in values)
+    # SPEC 3's 6 MB cap counts each record's bytes: the counted size is the serialized size, exactly.
+    assert record.size == len(orjson.dumps(event))
     kept = filter_kafka(compile_filters([pattern]), event)
     value = message.value
     readable = value is not None and _utf8(value)

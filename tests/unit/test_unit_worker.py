@@ -30,6 +30,7 @@ class FakeFormat:
     """FAKE RecordFormat: records are dicts with a key and a keep flag."""
 
     reports_iterator_age = False
+    may_pre_fail = False
     source_arn = None
 
     def payload(self, records: Any) -> bytes:

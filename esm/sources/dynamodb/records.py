@@ -100,6 +100,7 @@ def dynamodb_transform(expression: str) -> Transform:
 class DynamoDbFormat:
     """DynamoDB records as a function and an on-failure destination see them (esm.sources.base.RecordFormat)."""
 
+    may_pre_fail = False  # every record it reads can be invoked
     reports_iterator_age = True
     group_of = None
 

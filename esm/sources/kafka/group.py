@@ -4,9 +4,12 @@ per-partition buffers, with an explicit state per partition.
 One `AIOKafkaConsumer` in the mapping's consumer group (auto-commit off) is polled by `poll`: each
 `getmany` (at most MAX_POLL_RECORDS) goes through the schema step, if any, and each ACTIVE
 partition's records are appended to its buffer, which the partition's worker drains with `take`.
-A partition whose buffer holds MAX_POLL_RECORDS is paused and resumed once the buffer drains, so
-the loop never blocks and keeps the membership alive (aiokafka leaves a group whose consumer stops
-polling) while memory stays bounded. Records fetched for a partition that is not ACTIVE (being
+A partition whose buffer passes PAUSE_RECORDS or PAUSE_BYTES is paused, and resumed once its worker
+drained the buffer, so the loop never blocks and keeps the membership alive (aiokafka leaves a group
+whose consumer stops polling) while memory stays bounded. The buffer is several fetches deep on
+purpose: pausing makes aiokafka drop what it fetched ahead for the partition (it crosses the network
+again), and aiokafka sends no fetch to a broker while any of its partitions holds unconsumed data, so
+asking `getmany` for only some partitions would stall the others. Records fetched for a partition that is not ACTIVE (being
 started, revoked, gone) are dropped: never invoked, never committed; the next owner reads them.
 
 A partition moves ASSIGNED (paused until its start is settled) -> STARTING (the source's `open`)
@@ -39,7 +42,7 @@ from esm.observability.events import Events
 from esm.sources.base import StopReason, Units
 from esm.sources.kafka import tuning
 from esm.sources.kafka.decoding import SchemaStep
-from esm.sources.kafka.records import kafka_record, partition_key
+from esm.sources.kafka.records import kafka_records, partition_key
 
 BuildRecords = Callable[[list[Any], str, float], list[Record]]
 CloseUnit = Callable[[TopicPartition, StopReason], Awaitable[None]]
@@ -58,8 +61,9 @@ class Partition:
     tp: TopicPartition
     key: str
     state: PartitionState = PartitionState.ASSIGNED
-    buffer: deque[list[Record]] = field(default_factory=deque)  # one chunk per fetch, in order
+    buffer: deque[tuple[list[Record], int]] = field(default_factory=deque)  # (records, bytes) per fetch, in order
     buffered: int = 0
+    buffered_bytes: int = 0  # what the fetches weighed (keys and values), for PAUSE_BYTES
     paused: bool = True  # paused from assignment until its start is settled
     seek: bool = False  # read again from the committed offset when opened (its worker failed)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -67,12 +71,8 @@ class Partition:
 
     def drop_buffer(self) -> None:
         self.buffer.clear()
-        self.buffered = 0
+        self.buffered = self.buffered_bytes = 0
         self.arrived.clear()
-
-
-def plain_records(messages: list[Any], key: str, now: float) -> list[Record]:
-    return [kafka_record(message, key, now) for message in messages]
 
 
 class Group:
@@ -82,7 +82,7 @@ class Group:
         self.events = events
         self.log = log
         self.schemas = schemas
-        self.build: BuildRecords = schemas.build if schemas is not None else plain_records
+        self.build: BuildRecords = schemas.build if schemas is not None else kafka_records
         self.max_pollers = max_pollers
         self.consumer: Any = None  # the AIOKafkaConsumer, once connected
         self.partitions: dict[TopicPartition, Partition] = {}
@@ -131,11 +131,14 @@ class Group:
             if part is None or part.state is not PartitionState.ACTIVE or not messages:
                 continue  # fetched just before a revocation or a restart: the next reader reads them
             records = self.build(messages, part.key, now)
-            part.buffer.append(records)
+            fetched_bytes = sum(max(0, m.serialized_key_size) + max(0, m.serialized_value_size) for m in messages)
+            part.buffer.append((records, fetched_bytes))
             part.buffered += len(records)
+            part.buffered_bytes += fetched_bytes
             part.arrived.set()
-            size += sum(max(0, m.serialized_key_size) + max(0, m.serialized_value_size) for m in messages)
-            if part.buffered >= tuning.MAX_POLL_RECORDS and not part.paused:
+            size += fetched_bytes
+            if (part.buffered >= tuning.PAUSE_RECORDS or part.buffered_bytes >= tuning.PAUSE_BYTES) \
+                    and not part.paused:
                 self._pause(part)
         if size:
             self.events.records_polled(0, size)  # the records are counted as the engine takes them
@@ -145,11 +148,13 @@ class Group:
         fetch brought more; resumes the partition once its buffer is drained."""
         while not part.buffer:
             await part.arrived.wait()
-        records = part.buffer.popleft()
+        records, weight = part.buffer.popleft()
         limit = tuning.MAX_POLL_RECORDS
-        while part.buffer and len(records) + len(part.buffer[0]) <= limit:
-            records = records + part.buffer.popleft()
+        while part.buffer and len(records) + len(part.buffer[0][0]) <= limit:
+            more, more_weight = part.buffer.popleft()
+            records, weight = records + more, weight + more_weight
         part.buffered -= len(records)
+        part.buffered_bytes -= weight
         if not part.buffer:
             part.arrived.clear()
             self.resume(part)
@@ -161,7 +166,7 @@ class Group:
         self.consumer.pause(part.tp)
 
     def resume(self, part: Partition) -> None:
-        if part.paused and part.state is PartitionState.ACTIVE and part.buffered < tuning.MAX_POLL_RECORDS \
+        if part.paused and part.state is PartitionState.ACTIVE and not part.buffer \
                 and self.consumer is not None:
             try:
                 self.consumer.resume(part.tp)

@@ -60,6 +60,7 @@ def arrival_epoch(record: Record) -> float:
 class KinesisFormat:
     """Kinesis records as a function and an on-failure destination see them (esm.sources.base.RecordFormat)."""
 
+    may_pre_fail = False  # every record it reads can be invoked
     reports_iterator_age = True
     group_of = None
 

@@ -106,6 +106,7 @@ class SqsFormat:
     source_arn: str
     fifo: bool = False
     transform: Transform | None = None
+    may_pre_fail = False  # every record it reads can be invoked
     reports_iterator_age = False
 
     @property
