@@ -61,8 +61,7 @@ class InvokePath:
             attempt += 1
             delay = INVOKE_BACKOFF.delay(attempt, outcome.retry_after)
             if give_up_at is not None and time.monotonic() + delay >= give_up_at:
-                self.log.warning("function unavailable (%s); %d record(s) return to the source", outcome.reason,
-                                 len(records))
+                self.events.invoke_throttled(len(records), outcome.reason, None)
                 raise Abandoned()
             self.events.invoke_throttled(len(records), outcome.reason, delay)
             await sleep_unless(stopping, delay)

@@ -163,14 +163,12 @@ class QueueMapping:
                 return []  # invoke what this poller holds rather than wait on the others
             while not in_flight.has_room():  # checked again on waking: others may have woken first
                 await unless_stopped(in_flight.room(), self._stopping)
-            records = await self.source.receive(room, remaining, in_flight)
+            records = await self.source.receive(room, remaining, in_flight, self._stopping)
             if not records:
                 self.scaling.poll_empty()
                 if not holding and self._surplus(pid):
                     raise Stopped()  # an idle queue never ends a gather: scaling down happens here
-                if deadline is None:
-                    continue
-                return []
+                continue  # the window is still open (checked above): poll again
             self.scaling.polled(len(records))
             kept, dropped = pipeline.keep(records)
             if dropped:
@@ -190,6 +188,9 @@ class QueueMapping:
             # Stopping: hand them back now; out of time: they return after their visibility timeout.
             await self._settle(records, Disposition.RELEASED if self._stopping.is_set() else Disposition.FAILED)
             return
+        except BaseException:
+            pipeline.in_flight.release(sum(r.size for r in records))
+            raise
         outcome = answer.outcome
         self.scaling.batch_done(full=len(records) >= self.settings.batch_size)
         decision = decide(records, outcome, pipeline.rules, 0)

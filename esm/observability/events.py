@@ -80,11 +80,16 @@ class Events:
         self.metrics.observe_invoke(seconds, outcome, count)
         self._emit(logging.DEBUG, "BatchInvoked", "invoked with %d record(s) in %.3fs: %s", count, seconds, outcome)
 
-    def invoke_throttled(self, count: int, reason: object, retry_in: float) -> None:
-        """The function could not be invoked (throttled, unavailable): InvokeErrorCount; retried, never a retry."""
+    def invoke_throttled(self, count: int, reason: object, retry_in: float | None) -> None:
+        """The function could not be invoked (throttled, unavailable): InvokeErrorCount; retried (never
+        counted as a retry), or with `retry_in` None given back to the source (their time ran out)."""
         self.metrics.invoke_errors.inc()
-        self._emit(logging.INFO, "InvokeThrottled", "function unavailable (%s) for %d record(s); retrying in %.2fs",
-                   reason, count, retry_in)
+        if retry_in is None:
+            self._emit(logging.WARNING, "InvokeThrottled", "function unavailable (%s); %d record(s) return to the "
+                       "source", reason, count)
+        else:
+            self._emit(logging.INFO, "InvokeThrottled", "function unavailable (%s) for %d record(s); retrying in "
+                       "%.2fs", reason, count, retry_in)
 
     def invoke_failed(self, count: int, error: object) -> None:
         """The whole batch failed (InvokeErrorCount once, FailedInvokeEventCount per record)."""
