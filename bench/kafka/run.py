@@ -47,7 +47,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from bench.kafka import handlers
 from bench.kafka.floor import floor_loop, same_as_esm
 from esm.config.loading import parse_config
-from esm.daemon import run_daemon
+from esm.daemon import run_daemon, tune_garbage_collector
 from esm.observability.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -217,6 +217,9 @@ async def profiled_esm(topic: str, total: int, batch_size: int, path: str) -> fl
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
+    # The daemon tunes the garbage collector for the whole process (esm.daemon); every path runs
+    # under the same settings from the start, so the ratios compare the work, not the collector.
+    tune_garbage_collector()
     topic = await new_topic(args.partitions)
     try:
         return await measure(topic, args)

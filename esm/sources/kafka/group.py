@@ -63,7 +63,7 @@ class Partition:
     state: PartitionState = PartitionState.ASSIGNED
     buffer: deque[tuple[list[Record], int]] = field(default_factory=deque)  # (records, bytes) per fetch, in order
     buffered: int = 0
-    buffered_bytes: int = 0  # what the fetches weighed (keys and values), for PAUSE_BYTES
+    buffered_bytes: int = 0  # the buffered records' sizes, for PAUSE_BYTES
     paused: bool = True  # paused from assignment until its start is settled
     seek: bool = False  # read again from the committed offset when opened (its worker failed)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -132,9 +132,10 @@ class Group:
                 continue  # fetched just before a revocation or a restart: the next reader reads them
             records = self.build(messages, part.key, now)
             fetched_bytes = sum(max(0, m.serialized_key_size) + max(0, m.serialized_value_size) for m in messages)
-            part.buffer.append((records, fetched_bytes))
+            weight = sum(r.size for r in records)  # as the in-flight cap counts them
+            part.buffer.append((records, weight))
             part.buffered += len(records)
-            part.buffered_bytes += fetched_bytes
+            part.buffered_bytes += weight
             part.arrived.set()
             size += fetched_bytes
             if (part.buffered >= tuning.PAUSE_RECORDS or part.buffered_bytes >= tuning.PAUSE_BYTES) \
@@ -144,13 +145,16 @@ class Group:
             self.events.records_polled(0, size)  # the records are counted as the engine takes them
 
     async def take(self, part: Partition) -> list[Record]:
-        """What the poll loop buffered for `part` (waits for some), at most MAX_POLL_RECORDS unless one
-        fetch brought more; resumes the partition once its buffer is drained."""
+        """What the poll loop buffered for `part` (waits for some): whole fetches, at most MAX_POLL_RECORDS
+        and TAKE_BYTES unless the first brought more; resumes the partition once its buffer is drained."""
         while not part.buffer:
             await part.arrived.wait()
         records, weight = part.buffer.popleft()
-        limit = tuning.MAX_POLL_RECORDS
-        while part.buffer and len(records) + len(part.buffer[0][0]) <= limit:
+        limit, byte_limit = tuning.MAX_POLL_RECORDS, tuning.TAKE_BYTES
+        # At most about one fetch at a time: the engine checks the in-flight cap before each take,
+        # so a take bounds how far past the cap a mapping may go.
+        while part.buffer and len(records) + len(part.buffer[0][0]) <= limit \
+                and weight + part.buffer[0][1] <= byte_limit:
             more, more_weight = part.buffer.popleft()
             records, weight = records + more, weight + more_weight
         part.buffered -= len(records)

@@ -17,8 +17,9 @@ FETCH_MAX_WAIT_MS = 100
 MAX_POLL_RECORDS = 500  # per getmany, and the most a worker takes from its partition's buffer at once
 # A partition's buffer is paused past either bound (and resumed once drained): several fetches deep,
 # because a pause drops what aiokafka fetched ahead for the partition.
-PAUSE_RECORDS = 8 * MAX_POLL_RECORDS
+PAUSE_RECORDS = 40 * MAX_POLL_RECORDS
 PAUSE_BYTES = 8 * 1024 * 1024
+TAKE_BYTES = 1024 * 1024  # a worker takes at most about one fetch's bytes at once (aiokafka's per-partition fetch)
 LAG_INTERVAL = 5.0  # OffsetLag is read (and failed commits retried) this often
 COMMIT_TIMEOUT = 15.0
 BACKOFF_CAP = 10.0
