@@ -7,7 +7,9 @@ have ended (a child never starts before its parents reached SHARD_END; a parent 
 stream's retention counts as ended), reporting each new one to the engine. `Shard` holds one
 leased shard's read position and offset tracker; `checkpoint` writes its contiguous position
 through the lease (never backwards), and `finish` marks a drained shard as ended and gives its
-lease up so its children may start.
+lease up so its children may start. `ShardSource` is what a shard stream source is on top of its
+service client: the Source methods both Kinesis and DynamoDB Streams share; each adds how it
+connects, lists its shards, reads one (its reader) and builds records.
 """
 
 from __future__ import annotations
@@ -16,16 +18,18 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from esm.aio import sleep_unless
 from esm.checkpoints.base import StoreUnavailable
+from esm.core.records import Disposition, Record
+from esm.destinations import make_destination
 from esm.errors import LeaseLost
 from esm.core.offsets import OffsetTracker
 from esm.observability.events import Events
-from esm.sources.base import StopReason, Units
+from esm.sources.base import Fetched, StopReason, Units
 
 DISCOVERY_INTERVAL = 2.0
 
@@ -166,3 +170,68 @@ class ShardLeases:
             with contextlib.suppress(Exception):
                 await self.store.release(shard.lease)
         self.shards.clear()
+
+
+class ShardSource:
+    """The Source methods of a shard stream (Kinesis, DynamoDB Streams). A subclass sets `mapping`,
+    `runtime`, `leases` (its ShardLeases), `_reader` (with `read(shard)` and `close(shard)`) and
+    `_stack` (what closes its client), and builds records from raw ones (`build`)."""
+
+    style = "stream"
+    default_batch_size = 100
+    retry_cap_with_destination = None
+
+    mapping: Any
+    runtime: Any
+    leases: ShardLeases
+    _reader: Any
+    _stack: contextlib.AsyncExitStack
+    _client: Any
+
+    def build(self, unit: str, raw: list[dict[str, Any]]) -> list[Record]:
+        raise NotImplementedError
+
+    async def destination(self, target: str) -> Any:
+        return make_destination(target, self.runtime.clients, mapping_uuid=self.mapping.uuid)
+
+    async def close(self) -> None:
+        await self.leases.release_all()
+        await self._stack.aclose()
+        self._client = None
+
+    async def discover(self, units: Units, stopping: asyncio.Event) -> None:
+        await self.leases.discover(units, stopping)
+
+    def still_assigned(self, unit: str) -> bool:
+        return unit in self.leases.shards
+
+    async def open(self, unit: str) -> bool:
+        shard = self.leases.shards.get(unit)
+        if shard is None:
+            return False
+        await self._reader.close(shard)
+        await self.leases.opened(shard)
+        return True
+
+    async def fetch(self, unit: str) -> Fetched:
+        shard = self.leases.shards[unit]
+        raw, ended = await self._reader.read(shard)
+        if not raw:
+            return Fetched([], ended)
+        records = self.build(unit, raw)
+        shard.tracker.register_many([record.token for record in records])
+        shard.last_read = records[-1].item_id
+        return Fetched(records, ended)
+
+    async def settle(self, unit: str, tokens: Sequence[tuple[Any, Disposition]]) -> None:
+        shard = self.leases.shards.get(unit)
+        if shard is None:
+            return
+        shard.tracker.finish_many([token for token, _ in tokens])
+        await self.leases.checkpoint(shard)
+
+    async def close_unit(self, unit: str, reason: StopReason) -> None:
+        shard = self.leases.shards.get(unit)
+        if shard is not None and self._reader is not None:
+            await self._reader.close(shard)
+        await self.leases.close(unit, reason)

@@ -21,7 +21,8 @@ from esm.observability.events import Events
 from esm.observability.metrics import Metrics
 from esm.sources import Runtime
 from esm.sources.base import StopReason
-from esm.sources.dynamodb.reader import ShardReader
+from esm.sources.dynamodb.reader import GET_RECORDS_LIMIT, IDLE_POLL_INTERVAL
+from esm.sources.shard_reader import GetRecordsReader
 from esm.sources.dynamodb.source import DynamoDbSource
 from esm.sources.shards import ShardLeases
 
@@ -107,7 +108,8 @@ event_source_mappings:
     source = DynamoDbSource(mapping, PipelineSettings.read(mapping), runtime,
                             Metrics().for_mapping(mapping.uuid, mapping.source), None)
     source._client = fake  # connect() would build a real client
-    source._reader = ShardReader(fake, ARN, source.start, source.events, source.log)
+    source._reader = GetRecordsReader(fake, {"StreamArn": ARN}, source.start, source.events, source.log,
+                                      limit=GET_RECORDS_LIMIT, idle_interval=IDLE_POLL_INTERVAL)
     return source
 
 

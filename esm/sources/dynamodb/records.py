@@ -20,11 +20,9 @@ from typing import Any
 
 import orjson
 
-from esm.core.batching import MAX_PAYLOAD_BYTES
 from esm.core.records import Record
-from esm.destinations.records import stream_failure_record
 from esm.filtering.decode import filter_dynamodb
-from esm.sources.base import Delivery, PreFailure
+from esm.sources.stream_records import ShardStreamFormat
 from esm.transform import Transform
 
 EVENT_VERSION = "1.1"
@@ -97,35 +95,13 @@ def dynamodb_transform(expression: str) -> Transform:
     return Transform(expression, "dynamodb", lambda value: value, lambda value: value)
 
 
-class DynamoDbFormat:
+class DynamoDbFormat(ShardStreamFormat):
     """DynamoDB records as a function and an on-failure destination see them (esm.sources.base.RecordFormat)."""
 
-    may_pre_fail = False  # every record it reads can be invoked
-    reports_iterator_age = True
-    group_of = None
-
-    def __init__(self, *, stream_arn: str, function_arn: str, transform: Transform | None):
-        self.source_arn = stream_arn
-        self.function_arn = function_arn
-        self.transform = transform
-
-    def events(self, records: Any) -> list[dict[str, Any]]:
-        if self.transform is None:
-            return [r.event for r in records]
-        return [self.transform.apply(r.event) for r in records]
-
-    def payload(self, records: Any) -> bytes:
-        return orjson.dumps({"Records": self.events(records)})
-
-    @staticmethod
-    def read_identifier(value: Any) -> str | None:
-        return value if isinstance(value, str) and value else None
+    kind = "dynamodb"
 
     def arrival(self, record: Record) -> float:
         return arrival_epoch(record)
-
-    def payload_cap(self, unit: str) -> int:
-        return MAX_PAYLOAD_BYTES
 
     def lane_key(self, record: Record) -> bytes:
         # The item's primary key, written canonically: one item's changes stay on one lane, in order.
@@ -133,20 +109,3 @@ class DynamoDbFormat:
 
     def keep(self, matcher: Any, record: Record) -> bool:
         return filter_dynamodb(matcher, record.event)
-
-    def pre_failure(self, record: Record) -> PreFailure | None:
-        return None
-
-    def where(self, unit: str, records: Any) -> str:
-        return f"{unit} {records[0].item_id}..{records[-1].item_id}"
-
-    def failure_deliveries(self, unit: str, records: Any, *, condition: str, invoke_count: int, response: Any,
-                           per_record: bool) -> list[Delivery]:
-        first, last = records[0], records[-1]
-        document = stream_failure_record(
-            kind="dynamodb", condition=condition, function_arn=self.function_arn,
-            approximate_invoke_count=invoke_count, response=response, shard_id=unit,
-            start_sequence_number=first.item_id, end_sequence_number=last.item_id,
-            first_arrival=arrival_epoch(first), last_arrival=arrival_epoch(last), batch_size=len(records),
-            stream_arn=self.source_arn)
-        return [Delivery(document, {"Records": [r.event for r in records]})]

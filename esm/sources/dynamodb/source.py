@@ -21,7 +21,7 @@ import dataclasses
 import logging
 import os
 from types import MappingProxyType
-from typing import Any, Sequence
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -29,16 +29,16 @@ from esm.arns import parse_arn
 from esm.aws import AwsClients
 from esm.config.pipeline import PipelineSettings
 from esm.config.settings import MappingSettings
-from esm.core.records import Disposition
-from esm.destinations import make_destination
+from esm.core.records import Record
 from esm.errors import SourceUnavailable
 from esm.identity import function_arn
 from esm.observability.events import Events
 from esm.observability.metrics import MappingMetrics
-from esm.sources.base import Fetched, IdentityLookup, StopReason, Units
-from esm.sources.dynamodb.reader import ShardReader, StreamStart
+from esm.sources.base import IdentityLookup
+from esm.sources.dynamodb.reader import GET_RECORDS_LIMIT, IDLE_POLL_INTERVAL, StreamStart
 from esm.sources.dynamodb.records import DynamoDbFormat, dynamodb_record, dynamodb_transform
-from esm.sources.shards import ShardLeases
+from esm.sources.shard_reader import GetRecordsReader
+from esm.sources.shards import ShardLeases, ShardSource
 
 log = logging.getLogger("esm.dynamodb")
 
@@ -58,10 +58,7 @@ def streams_clients(clients: AwsClients) -> AwsClients:
     return AwsClients(dataclasses.replace(settings, endpoints=endpoints), clients.session)
 
 
-class DynamoDbSource:
-    style = "stream"
-    default_batch_size = 100
-    retry_cap_with_destination = None
+class DynamoDbSource(ShardSource):
 
     def __init__(self, mapping: MappingSettings, settings: PipelineSettings, runtime: Any, metrics: MappingMetrics,
                  identity: IdentityLookup | None):
@@ -84,7 +81,7 @@ class DynamoDbSource:
         self.leases = ShardLeases(mapping_uuid=mapping.uuid, store=runtime.checkpoints, owner=runtime.owner,
                                   list_shards=self._list_shards, events=self.events, log=self.log)
         self._client: Any = None
-        self._reader: ShardReader | None = None
+        self._reader: GetRecordsReader | None = None
         self._stack = contextlib.AsyncExitStack()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -92,19 +89,12 @@ class DynamoDbSource:
         if self._client is None:
             clients = streams_clients(self.runtime.clients)
             self._client = await self._stack.enter_async_context(clients.client(STREAMS_SERVICE, self.arn.region))
-            self._reader = ShardReader(self._client, self.stream_arn, self.start, self.events, self.log)
+            self._reader = GetRecordsReader(self._client, {"StreamArn": self.stream_arn}, self.start, self.events,
+                                            self.log, limit=GET_RECORDS_LIMIT, idle_interval=IDLE_POLL_INTERVAL)
         try:
             await self._client.describe_stream(StreamArn=self.stream_arn, Limit=1)
         except (ClientError, BotoCoreError, OSError) as error:
             raise SourceUnavailable(f"stream {self.stream_arn} is not reachable: {error}") from error
-
-    async def destination(self, target: str) -> Any:
-        return make_destination(target, self.runtime.clients, mapping_uuid=self.mapping.uuid)
-
-    async def close(self) -> None:
-        await self.leases.release_all()
-        await self._stack.aclose()
-        self._client = None
 
     # -- units ---------------------------------------------------------------------------------
     async def _list_shards(self) -> list[dict[str, Any]]:
@@ -119,43 +109,5 @@ class DynamoDbSource:
                 return shards
             kwargs["ExclusiveStartShardId"] = last
 
-    async def discover(self, units: Units, stopping: Any) -> None:
-        await self.leases.discover(units, stopping)
-
-    def still_assigned(self, unit: str) -> bool:
-        return unit in self.leases.shards
-
-    async def open(self, unit: str) -> bool:
-        shard = self.leases.shards.get(unit)
-        if shard is None:
-            return False
-        assert self._reader is not None
-        await self._reader.close(shard)
-        await self.leases.opened(shard)
-        return True
-
-    async def fetch(self, unit: str) -> Fetched:
-        shard = self.leases.shards[unit]
-        assert self._reader is not None
-        raw, ended = await self._reader.read(shard)
-        if not raw:
-            return Fetched([], ended)
-        records = [dynamodb_record(r, self.stream_arn, self.region) for r in raw]
-        for record in records:
-            shard.tracker.register(record.token)
-        shard.last_read = records[-1].item_id
-        return Fetched(records, ended)
-
-    async def settle(self, unit: str, tokens: Sequence[tuple[Any, Disposition]]) -> None:
-        shard = self.leases.shards.get(unit)
-        if shard is None:
-            return
-        for token, _ in tokens:
-            shard.tracker.finish(token)
-        await self.leases.checkpoint(shard)
-
-    async def close_unit(self, unit: str, reason: StopReason) -> None:
-        shard = self.leases.shards.get(unit)
-        if shard is not None and self._reader is not None:
-            await self._reader.close(shard)
-        await self.leases.close(unit, reason)
+    def build(self, unit: str, raw: list[dict[str, Any]]) -> list[Record]:
+        return [dynamodb_record(r, self.stream_arn, self.region) for r in raw]

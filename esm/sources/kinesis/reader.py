@@ -1,10 +1,10 @@
-"""Reading one Kinesis shard: GetRecords polling, or SubscribeToShard for enhanced fan-out (SPEC 7).
+"""Reading one Kinesis shard: where it starts, and SubscribeToShard for enhanced fan-out (SPEC 7).
 
-Each reader returns the next raw records of a shard and whether the shard is closed and fully
-read. Polling reads about once a second while the shard is idle (as Lambda does); an expired
-iterator resumes after the last record read, never from the starting position. A subscription
-ends (5 minutes on AWS) and is renewed after the last sequence number seen. Service errors are
-counted, logged and retried with the one backoff policy; the worker's stop cancels a wait.
+Polling with GetRecords is esm.sources.shard_reader's (shared with DynamoDB Streams), about once
+a second while the shard is idle, as Lambda does. `SubscribedReader` returns the same thing
+(the next raw records and whether the shard is closed and fully read) from SubscribeToShard: a
+subscription ends (5 minutes on AWS) and is renewed after the last record seen. Service errors
+are counted, logged and retried with the one backoff policy; the worker's stop cancels a wait.
 """
 
 from __future__ import annotations
@@ -49,58 +49,6 @@ class ShardStart:
         if "Timestamp" in args:
             position["Timestamp"] = args["Timestamp"]
         return position
-
-
-class PollingReader:
-    def __init__(self, client: Any, stream_name: str, start: ShardStart, events: Events, log: logging.LoggerAdapter):
-        self.client = client
-        self.stream_name = stream_name
-        self.start = start
-        self.events = events
-        self.log = log
-
-    async def _iterator(self, shard: Shard) -> str:
-        response = await self.client.get_shard_iterator(StreamName=self.stream_name, ShardId=shard.shard_id,
-                                                        **self.start.iterator_args(shard))
-        return response["ShardIterator"]
-
-    async def read(self, shard: Shard) -> tuple[list[dict[str, Any]], bool]:
-        attempt = 0
-        while True:
-            try:
-                if shard.reader is None:
-                    self.log.info("reading %s with GetRecords", shard.shard_id)
-                    shard.reader = await self._iterator(shard)
-                response = await self.client.get_records(ShardIterator=shard.reader, Limit=GET_RECORDS_LIMIT)
-            except ClientError as error:
-                code = error.response.get("Error", {}).get("Code", "")
-                if code == "ExpiredIteratorException":  # resume after the last record read
-                    self.log.info("iterator of %s expired; resuming after %s", shard.shard_id,
-                                  shard.last_read or "the starting position")
-                    shard.reader = None
-                    continue
-                attempt += 1
-                await self._failed(shard, code, attempt)
-                continue
-            except (BotoCoreError, OSError) as error:
-                attempt += 1
-                await self._failed(shard, error, attempt)
-                continue
-            records = response.get("Records") or []
-            shard.reader = response.get("NextShardIterator")
-            if shard.reader is None:
-                return records, True
-            if not records:
-                await asyncio.sleep(IDLE_POLL_INTERVAL)
-            return records, False
-
-    async def _failed(self, shard: Shard, error: object, attempt: int) -> None:
-        delay = SOURCE_BACKOFF.delay(attempt)
-        self.events.polling_failed(f"GetRecords on {shard.shard_id}", error, delay)
-        await asyncio.sleep(delay)
-
-    async def close(self, shard: Shard) -> None:
-        shard.reader = None
 
 
 class Subscription:

@@ -15,11 +15,9 @@ from typing import Any
 
 import orjson
 
-from esm.core.batching import MAX_PAYLOAD_BYTES
 from esm.core.records import Record
-from esm.destinations.records import stream_failure_record
 from esm.filtering.decode import filter_kinesis
-from esm.sources.base import Delivery, PreFailure
+from esm.sources.stream_records import ShardStreamFormat
 from esm.transform import Transform
 
 
@@ -57,59 +55,21 @@ def arrival_epoch(record: Record) -> float:
     return float(record.event["kinesis"]["approximateArrivalTimestamp"])
 
 
-class KinesisFormat:
+class KinesisFormat(ShardStreamFormat):
     """Kinesis records as a function and an on-failure destination see them (esm.sources.base.RecordFormat)."""
 
-    may_pre_fail = False  # every record it reads can be invoked
-    reports_iterator_age = True
-    group_of = None
+    kind = "kinesis"
 
-    def __init__(self, *, stream_arn: str, region: str, function_arn: str, transform: Transform | None,
-                 kind: str = "kinesis"):
-        self.source_arn = stream_arn
+    def __init__(self, *, stream_arn: str, region: str, function_arn: str, transform: Transform | None):
+        super().__init__(stream_arn=stream_arn, function_arn=function_arn, transform=transform)
         self.region = region
-        self.function_arn = function_arn
-        self.transform = transform
-        self.kind = kind
         self.identity_arn = ""  # the execution role (esm.identity), set when the source connects
-
-    def events(self, records: Any) -> list[dict[str, Any]]:
-        if self.transform is None:
-            return [r.event for r in records]
-        return [self.transform.apply(r.event) for r in records]
-
-    def payload(self, records: Any) -> bytes:
-        return orjson.dumps({"Records": self.events(records)})
-
-    @staticmethod
-    def read_identifier(value: Any) -> str | None:
-        return value if isinstance(value, str) and value else None
 
     def arrival(self, record: Record) -> float:
         return arrival_epoch(record)
-
-    def payload_cap(self, unit: str) -> int:
-        return MAX_PAYLOAD_BYTES
 
     def lane_key(self, record: Record) -> bytes:
         return record.event["kinesis"]["partitionKey"].encode()
 
     def keep(self, matcher: Any, record: Record) -> bool:
         return filter_kinesis(matcher, record.event)
-
-    def pre_failure(self, record: Record) -> PreFailure | None:
-        return None
-
-    def where(self, unit: str, records: Any) -> str:
-        return f"{unit} {records[0].item_id}..{records[-1].item_id}"
-
-    def failure_deliveries(self, unit: str, records: Any, *, condition: str, invoke_count: int, response: Any,
-                           per_record: bool) -> list[Delivery]:
-        first, last = records[0], records[-1]
-        document = stream_failure_record(
-            kind=self.kind, condition=condition, function_arn=self.function_arn,
-            approximate_invoke_count=invoke_count, response=response, shard_id=unit,
-            start_sequence_number=first.item_id, end_sequence_number=last.item_id,
-            first_arrival=arrival_epoch(first), last_arrival=arrival_epoch(last), batch_size=len(records),
-            stream_arn=self.source_arn)
-        return [Delivery(document, {"Records": [r.event for r in records]})]

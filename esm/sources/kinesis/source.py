@@ -14,33 +14,30 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, Sequence
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from esm.arns import parse_arn
 from esm.config.pipeline import PipelineSettings
 from esm.config.settings import MappingSettings
-from esm.core.records import Disposition
-from esm.destinations import make_destination
+from esm.core.records import Record
 from esm.errors import SourceUnavailable
 from esm.identity import function_arn
 from esm.observability.events import Events
 from esm.observability.metrics import MappingMetrics
-from esm.sources.base import Fetched, IdentityLookup, StopReason, Units
+from esm.sources.base import IdentityLookup
 from esm.sources.kinesis.efo import tolerate_missing_initial_response
-from esm.sources.kinesis.reader import PollingReader, ShardStart, SubscribedReader
+from esm.sources.kinesis.reader import GET_RECORDS_LIMIT, IDLE_POLL_INTERVAL, ShardStart, SubscribedReader
 from esm.sources.kinesis.records import KinesisFormat, kinesis_record
-from esm.sources.shards import ShardLeases
+from esm.sources.shard_reader import GetRecordsReader
+from esm.sources.shards import ShardLeases, ShardSource
 from esm.transform import kinesis_transform
 
 log = logging.getLogger("esm.kinesis")
 
 
-class KinesisSource:
-    style = "stream"
-    default_batch_size = 100
-    retry_cap_with_destination = None
+class KinesisSource(ShardSource):
 
     def __init__(self, mapping: MappingSettings, settings: PipelineSettings, runtime: Any, metrics: MappingMetrics,
                  identity: IdentityLookup | None):
@@ -79,19 +76,13 @@ class KinesisSource:
             if self.consumer_arn:
                 self._reader = SubscribedReader(self._client, self.consumer_arn, self.start, self.events, self.log)
             else:
-                self._reader = PollingReader(self._client, self.stream_name, self.start, self.events, self.log)
+                self._reader = GetRecordsReader(self._client, {"StreamName": self.stream_name}, self.start,
+                                                self.events, self.log, limit=GET_RECORDS_LIMIT,
+                                                idle_interval=IDLE_POLL_INTERVAL)
         try:
             await self._client.describe_stream_summary(StreamName=self.stream_name)
         except (ClientError, BotoCoreError, OSError) as error:
             raise SourceUnavailable(f"stream {self.stream_arn} is not reachable: {error}") from error
-
-    async def destination(self, target: str) -> Any:
-        return make_destination(target, self.runtime.clients, mapping_uuid=self.mapping.uuid)
-
-    async def close(self) -> None:
-        await self.leases.release_all()
-        await self._stack.aclose()
-        self._client = None
 
     # -- units ---------------------------------------------------------------------------------
     async def _list_shards(self) -> list[dict[str, Any]]:
@@ -105,42 +96,6 @@ class KinesisSource:
                 return shards
             kwargs = {"NextToken": token}
 
-    async def discover(self, units: Units, stopping: Any) -> None:
-        await self.leases.discover(units, stopping)
-
-    def still_assigned(self, unit: str) -> bool:
-        return unit in self.leases.shards
-
-    async def open(self, unit: str) -> bool:
-        shard = self.leases.shards.get(unit)
-        if shard is None:
-            return False
-        await self._reader.close(shard)
-        await self.leases.opened(shard)
-        return True
-
-    async def fetch(self, unit: str) -> Fetched:
-        shard = self.leases.shards[unit]
-        raw, ended = await self._reader.read(shard)
-        if not raw:
-            return Fetched([], ended)
-        fmt = self.format
-        records = [kinesis_record(r, unit, self.stream_arn, self.region, fmt.identity_arn) for r in raw]
-        for record in records:
-            shard.tracker.register(record.token)
-        shard.last_read = records[-1].item_id
-        return Fetched(records, ended)
-
-    async def settle(self, unit: str, tokens: Sequence[tuple[Any, Disposition]]) -> None:
-        shard = self.leases.shards.get(unit)
-        if shard is None:
-            return
-        for token, _ in tokens:
-            shard.tracker.finish(token)
-        await self.leases.checkpoint(shard)
-
-    async def close_unit(self, unit: str, reason: StopReason) -> None:
-        shard = self.leases.shards.get(unit)
-        if shard is not None:
-            await self._reader.close(shard)
-        await self.leases.close(unit, reason)
+    def build(self, unit: str, raw: list[dict[str, Any]]) -> list[Record]:
+        identity = self.format.identity_arn
+        return [kinesis_record(r, unit, self.stream_arn, self.region, identity) for r in raw]
