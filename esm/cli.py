@@ -149,7 +149,7 @@ def _run(args: argparse.Namespace) -> int:
     import asyncio
 
     from esm.config.loading import load_config
-    from esm.daemon import StartupTimeout, run_daemon
+    from esm.daemon import StartupTimeout, run_daemon, tune_garbage_collector
     from esm.errors import ConfigError
     from esm.observability.logs import configure_logging
 
@@ -173,6 +173,7 @@ def _run(args: argparse.Namespace) -> int:
         for problem in error.problems:
             print(f"{args.template or args.config}: {problem}", file=sys.stderr)
         return EXIT_INVALID
+    tune_garbage_collector()  # once, for the process `esm run` is (not when the daemon is embedded)
     try:
         asyncio.run(run_daemon(config))
     except StartupTimeout as error:

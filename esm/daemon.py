@@ -71,7 +71,10 @@ GC_THRESHOLDS = (50_000, 20, 20)
 
 def tune_garbage_collector() -> None:
     """Freeze what start-up allocated (modules, config: it lives as long as the process) and make
-    collections rarer, so the collector does not keep walking records that are about to go anyway."""
+    collections rarer, so the collector does not keep walking records that are about to go anyway.
+
+    For a process that is the daemon (`esm run`), called once before it starts: a process that
+    embeds the daemon (tests, the benchmarks) decides for itself."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
@@ -82,7 +85,6 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
     """Run until `stop` is set (or SIGTERM/SIGINT). `ready` is set once every mapping is running."""
     stop = stop or asyncio.Event()
     metrics = metrics or Metrics()
-    tune_garbage_collector()
     readiness = Readiness()
     readiness.expect("startup", "starting")
     _import_paths(config)

@@ -30,7 +30,7 @@ from aiobotocore.session import get_session
 
 from bench.dynamodb import handlers
 from esm.config.loading import parse_config
-from esm.daemon import run_daemon
+from esm.daemon import run_daemon, tune_garbage_collector
 from esm.observability.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,6 +130,7 @@ async def latency(ddb: Any, rate: float, seconds: float, batch_size: int) -> dic
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
+    tune_garbage_collector()  # as `esm run` does; every path below runs under the same collector settings
     session = get_session()
     async with client(session, "dynamodb") as ddb, client(session, "dynamodbstreams") as streams:
         name, arn = await new_table(ddb)

@@ -27,7 +27,7 @@ import yaml
 from aiobotocore.session import get_session
 
 from esm.config.loading import parse_config
-from esm.daemon import run_daemon
+from esm.daemon import run_daemon, tune_garbage_collector
 from esm.observability.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,6 +117,7 @@ async def iterator_age(kinesis: Any, rate: float, seconds: float, batch_size: in
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
+    tune_garbage_collector()  # as `esm run` does; every path below runs under the same collector settings
     async with client(get_session()) as kinesis:
         name, arn = await new_stream(kinesis)
         await fill(kinesis, name, args.records)

@@ -34,7 +34,7 @@ from aiobotocore.session import get_session
 
 from bench.sqs import handlers
 from esm.config.loading import parse_config
-from esm.daemon import run_daemon
+from esm.daemon import run_daemon, tune_garbage_collector
 from esm.observability.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -201,6 +201,7 @@ async def memory_run(sqs: Any, url: str, arn: str, backlog: int, concurrency: in
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
+    tune_garbage_collector()  # as `esm run` does; every path below runs under the same collector settings
     results: dict[str, Any] = {"messages": args.messages, "concurrency": args.concurrency}
     session = get_session()
     async with client(session) as sqs:
