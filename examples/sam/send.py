@@ -1,6 +1,6 @@
-"""Send the README walk-through's records to the example template's queue and stream, then show
-what reached the on-failure queue. Endpoints come from the environment, as for esm itself
-(`eval "$(scripts/backends start)"` sets AWS_ENDPOINT_URL_SQS / _KINESIS and AWS_REGION).
+"""Send the README walk-through's records to the example template's queue, stream and table, then
+show what reached the on-failure queue. Endpoints come from the environment, as for esm itself
+(`eval "$(scripts/backends start)"` sets AWS_ENDPOINT_URL_SQS / _KINESIS / _DYNAMODB and AWS_REGION).
 
     python examples/sam/send.py [--stage dev]
 """
@@ -16,7 +16,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", default="dev", help="the template's Stage parameter")
     stage = parser.parse_args().stage
-    sqs, kinesis = boto3.client("sqs"), boto3.client("kinesis")
+    sqs, kinesis, dynamodb = boto3.client("sqs"), boto3.client("kinesis"), boto3.client("dynamodb")
 
     orders = sqs.get_queue_url(QueueName=f"orders-{stage}")["QueueUrl"]
     for order in ({"status": "paid", "id": 1, "total": 30}, {"status": "new", "id": 2}, {"status": "paid"}):
@@ -25,6 +25,12 @@ def main() -> None:
     for click in ({"page": "home"}, {"page": "cart"}, {"button": "buy"}, {"page": "checkout"}):
         kinesis.put_record(StreamName=f"clicks-{stage}", PartitionKey="user-1", Data=json.dumps(click).encode())
         print(f"click sent: {click}")
+    account = f"acct-{int(time.time())}"
+    dynamodb.put_item(TableName=f"accounts-{stage}", Item={"id": {"S": account}, "plan": {"S": "free"}})
+    dynamodb.update_item(TableName=f"accounts-{stage}", Key={"id": {"S": account}},  # a MODIFY: filtered out
+                         UpdateExpression="SET #p = :p", ExpressionAttributeNames={"#p": "plan"},
+                         ExpressionAttributeValues={":p": {"S": "pro"}})
+    print(f"account created, then updated: {account}")
 
     failures = sqs.get_queue_url(QueueName=f"clicks-failures-{stage}")["QueueUrl"]
     deadline = time.monotonic() + 30
