@@ -21,7 +21,7 @@ from esm.errors import DestinationError
 from esm.invokers.base import LATEST
 from esm.observability.events import Events
 from esm.core.records import Record
-from esm.sources.base import Delivery, RecordFormat
+from esm.core.contract import Delivery, RecordFormat
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from esm.invokers.base import Invoker
 from esm.observability.events import Events
 from esm.observability.metrics import MappingMetrics
 from esm.core.records import Record
-from esm.sources.base import RecordFormat
+from esm.core.contract import RecordFormat
 
 
 class Pipeline:

@@ -23,7 +23,7 @@ from esm.invokers.base import LATEST
 from esm.observability.events import Events
 from esm.core.outcomes import PARTIAL
 from esm.core.records import Disposition, Record
-from esm.sources.base import RecordFormat
+from esm.core.contract import RecordFormat
 
 SettleRecords = Callable[[list[Record], Disposition], Awaitable[None]]
 

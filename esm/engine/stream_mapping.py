@@ -22,7 +22,7 @@ from esm.engine.units import UnitWorker
 from esm.identity import execution_role_arn
 from esm.invokers.base import Invoker
 from esm.observability.metrics import MappingMetrics
-from esm.sources.base import Source, StopReason
+from esm.core.contract import Source, StopReason
 
 log = logging.getLogger("esm.engine")
 

@@ -26,7 +26,7 @@ from esm.engine.lanes import StreamLane, lane_class, stop_lanes
 from esm.engine.pipeline import Pipeline
 from esm.errors import LeaseLost
 from esm.core.records import Disposition, Record
-from esm.sources.base import Source, StopReason
+from esm.core.contract import Source, StopReason
 
 
 class UnitState(enum.Enum):

@@ -29,7 +29,7 @@ from esm.destinations import make_destination
 from esm.errors import LeaseLost
 from esm.core.offsets import OffsetTracker
 from esm.observability.events import Events
-from esm.sources.base import Fetched, StopReason, Units
+from esm.core.contract import Fetched, StopReason, Units
 
 DISCOVERY_INTERVAL = 2.0
 

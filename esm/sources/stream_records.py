@@ -16,7 +16,7 @@ import orjson
 from esm.core.batching import MAX_PAYLOAD_BYTES
 from esm.core.records import Record
 from esm.destinations.records import stream_failure_record
-from esm.sources.base import Delivery, PreFailure
+from esm.core.contract import Delivery, PreFailure
 from esm.transform import Transform
 
 

@@ -17,7 +17,7 @@ from esm.engine.units import UnitState, UnitWorker
 from esm.errors import LeaseLost
 from esm.invokers.base import Succeeded
 from esm.observability.metrics import Metrics
-from esm.sources.base import NOTHING, Fetched, StopReason
+from esm.core.contract import NOTHING, Fetched, StopReason
 
 LOG = logging.LoggerAdapter(logging.getLogger("test"), {"mapping": "m"})
 

@@ -96,7 +96,7 @@ def dynamodb_transform(expression: str) -> Transform:
 
 
 class DynamoDbFormat(ShardStreamFormat):
-    """DynamoDB records as a function and an on-failure destination see them (esm.sources.base.RecordFormat)."""
+    """DynamoDB records as a function and an on-failure destination see them (esm.core.contract.RecordFormat)."""
 
     kind = "dynamodb"
 

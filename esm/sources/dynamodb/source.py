@@ -34,7 +34,7 @@ from esm.errors import SourceUnavailable
 from esm.identity import function_arn
 from esm.observability.events import Events
 from esm.observability.metrics import MappingMetrics
-from esm.sources.base import IdentityLookup
+from esm.core.contract import IdentityLookup
 from esm.sources.dynamodb.reader import GET_RECORDS_LIMIT, IDLE_POLL_INTERVAL, StreamStart
 from esm.sources.dynamodb.records import DynamoDbFormat, dynamodb_record, dynamodb_transform
 from esm.sources.shard_reader import GetRecordsReader

@@ -21,7 +21,7 @@ from esm.core.records import Record
 from esm.filtering.decode import filter_kafka
 from esm.observability.metrics import MappingMetrics
 from esm.schemas import SchemaDecoder, failure_of, filter_arguments, schema_record, settings_for
-from esm.sources.base import PreFailure
+from esm.core.contract import PreFailure
 from esm.sources.kafka.records import kafka_record
 
 

@@ -39,7 +39,7 @@ from aiokafka.errors import ConsumerStoppedError, IllegalStateError, KafkaError
 from esm.aio import Stopped, sleep_unless, unless_stopped
 from esm.core.records import Record
 from esm.observability.events import Events
-from esm.sources.base import StopReason, Units
+from esm.core.contract import StopReason, Units
 from esm.sources.kafka import tuning
 from esm.sources.kafka.decoding import SchemaStep
 from esm.sources.kafka.records import kafka_records, partition_key

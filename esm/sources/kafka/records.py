@@ -11,7 +11,7 @@ A record's batch id is `("<topic>-<partition>", offset)`: `read_identifier` turn
 response's `{"partition": "topic-0", "offset": 100}` into it, or None when it is malformed (which
 fails the whole batch, SPEC 3).
 
-`KafkaFormat` is the source's RecordFormat (esm.sources.base): the payload (the Kafka envelope
+`KafkaFormat` is the source's RecordFormat (esm.core.contract): the payload (the Kafka envelope
 around one partition's records, `esm.transform` applied), lane keys (the record's key; a null key
 stays on the first lane), filtering (schema-aware with a SchemaRegistryConfig), records that failed
 the schema step as pre-failures, and the on-failure documents: one per record for a `kafka://`
@@ -36,7 +36,7 @@ from esm.destinations.records import (
     kafka_record_failure_record,
 )
 from esm.filtering.decode import filter_kafka
-from esm.sources.base import Delivery, PreFailure
+from esm.core.contract import Delivery, PreFailure
 from esm.transform import Transform
 
 SELF_MANAGED = "SelfManagedKafka"
@@ -232,7 +232,7 @@ def no_pre_failure(record: Record) -> PreFailure | None:
 
 
 class KafkaFormat:
-    """Kafka records as a function and an on-failure destination see them (esm.sources.base.RecordFormat).
+    """Kafka records as a function and an on-failure destination see them (esm.core.contract.RecordFormat).
 
     `keep` and `pre_failure` are the schema step's (esm.sources.kafka.decoding) when the mapping
     has a SchemaRegistryConfig. `bootstrap_servers` is set once the source has connected (for an

@@ -38,7 +38,7 @@ from esm.observability.events import Events
 from esm.observability.metrics import MappingMetrics
 from esm.security.kafka_auth import ignored_note
 from esm.sources import Runtime
-from esm.sources.base import NOTHING, Fetched, IdentityLookup, StopReason, Units
+from esm.core.contract import NOTHING, Fetched, IdentityLookup, StopReason, Units
 from esm.sources.kafka import decoding, tuning
 from esm.sources.kafka.cluster import destination_cluster, source_cluster, why_unreachable
 from esm.sources.kafka.commits import Commits
@@ -53,7 +53,7 @@ FINISHED = frozenset({Disposition.SUCCEEDED, Disposition.FILTERED, Disposition.D
 
 
 class KafkaSource:
-    """One Kafka mapping's source (esm.sources.base.Source)."""
+    """One Kafka mapping's source (esm.core.contract.Source)."""
 
     style = "stream"
     default_batch_size = 100

@@ -56,7 +56,7 @@ def arrival_epoch(record: Record) -> float:
 
 
 class KinesisFormat(ShardStreamFormat):
-    """Kinesis records as a function and an on-failure destination see them (esm.sources.base.RecordFormat)."""
+    """Kinesis records as a function and an on-failure destination see them (esm.core.contract.RecordFormat)."""
 
     kind = "kinesis"
 

@@ -26,7 +26,7 @@ from esm.errors import SourceUnavailable
 from esm.identity import function_arn
 from esm.observability.events import Events
 from esm.observability.metrics import MappingMetrics
-from esm.sources.base import IdentityLookup
+from esm.core.contract import IdentityLookup
 from esm.sources.kinesis.efo import tolerate_missing_initial_response
 from esm.sources.kinesis.reader import GET_RECORDS_LIMIT, IDLE_POLL_INTERVAL, ShardStart, SubscribedReader
 from esm.sources.kinesis.records import KinesisFormat, kinesis_record

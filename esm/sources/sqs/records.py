@@ -21,7 +21,7 @@ import orjson
 from esm.core.batching import MAX_PAYLOAD_BYTES
 from esm.core.records import Record
 from esm.filtering.decode import filter_sqs
-from esm.sources.base import Delivery, PreFailure
+from esm.core.contract import Delivery, PreFailure
 from esm.transform import Transform
 
 # The system attributes Lambda includes, in the order its recorded events show them.
@@ -98,7 +98,7 @@ def message_group(record: Record) -> str | None:
 
 @dataclass(frozen=True)
 class SqsFormat:
-    """SQS records as a function sees them (esm.sources.base.RecordFormat).
+    """SQS records as a function sees them (esm.core.contract.RecordFormat).
 
     A queue's failures go back to the queue (its redrive policy dead-letters them), so SQS has no
     on-failure documents; the stream-only parts (lanes, record age, iterator age) are trivial."""

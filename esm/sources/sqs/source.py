@@ -32,7 +32,7 @@ from esm.core.records import Disposition, Record
 from esm.errors import SourceUnavailable
 from esm.observability.events import Events
 from esm.observability.metrics import MappingMetrics
-from esm.sources.base import IdentityLookup
+from esm.core.contract import IdentityLookup
 from esm.sources.sqs.acks import MAX_ENTRIES, settle_batch
 from esm.sources.sqs.records import Receipt, SqsFormat, sqs_record
 from esm.transform import sqs_transform
@@ -58,7 +58,7 @@ class QueueInfo:
 
 
 class SqsSource:
-    """One mapping's queue (esm.sources.base.Source, queue style: no units, no checkpoints)."""
+    """One mapping's queue (esm.core.contract.Source, queue style: no units, no checkpoints)."""
 
     style = "queue"
     default_batch_size = 10  # SPEC 1

@@ -1,5 +1,8 @@
 """The source contract: what a source does, and the little it is told (DESIGN.md "Layout").
 
+It lives in the core, below both sides: the engine and every source depend on it, and neither
+on the other. Declarations only (protocols and plain values), no I/O.
+
 A source knows its service and nothing about functions. It
 - connects (`connect`), and says why it cannot as SourceUnavailable;
 - discovers its **units of order** (a Kinesis or DynamoDB shard, a Kafka partition, an SQS
