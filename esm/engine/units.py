@@ -50,7 +50,9 @@ class UnitWorker:
         self.held = 0  # bytes of this unit's records counted in the in-flight cap and not yet settled
         self.backlog = 0  # records handed to lanes and not yet in a batch
         settings = pipeline.settings
-        self.high_water = max(2 * settings.batch_size, 500)
+        # Reading stops while the lanes hold this many records not yet in a batch: two batches per lane
+        # (at least 100), so a stalled function holds the reader back rather than memory growing.
+        self.high_water = max(2 * settings.batch_size, 100) * settings.lanes
         self._room = asyncio.Event()
         self._room.set()
         self.lanes: list[StreamLane] = []
