@@ -102,14 +102,11 @@ class StreamLane:
             if not self.pending:
                 chunk = await self.inbox.pull(self.policy.room, None)
                 if chunk is None:
-                    await self.unit_ended()
-                    return
+                    return  # the unit ended and everything before END is settled
                 self.pending.extend(chunk)
             if await self._dead_letter_unfit():
                 continue
-            ended = await self.next_batch()
-            if ended:
-                await self.unit_ended()
+            if await self.next_batch():
                 return
 
     async def next_batch(self) -> bool:
@@ -130,9 +127,6 @@ class StreamLane:
         else:
             async with slots:
                 await self.batch.run(records)
-
-    async def unit_ended(self) -> None:
-        """The unit ended and everything before END is settled."""
 
     async def _dead_letter_unfit(self) -> bool:
         """Dead-letter what heads `pending` if it cannot be invoked; True if it did."""

@@ -26,7 +26,7 @@ from esm.aio import Stopped, unless_stopped
 from esm.core.batching import BatchPolicy
 from esm.config.pipeline import PipelineSettings
 from esm.config.settings import MappingSettings
-from esm.core.decide import Mode, decide
+from esm.core.decide import Mode, Settle, decide
 from esm.engine.gather import gather
 from esm.engine.invoke import Abandoned
 from esm.engine.pipeline import Pipeline
@@ -194,8 +194,8 @@ class QueueMapping:
         outcome = answer.outcome
         self.scaling.batch_done(full=len(records) >= self.settings.batch_size)
         decision = decide(records, outcome, pipeline.rules, 0)
-        assert not isinstance(decision, (type(None),))
-        succeeded, failed = decision.succeeded, getattr(decision, "failed", [])
+        assert isinstance(decision, Settle)  # a queue never retries in place: failures go back to the source
+        succeeded, failed = decision.succeeded, decision.failed
         events = pipeline.events
         if outcome.kind == PARTIAL:
             events.items_failed(len(failed))

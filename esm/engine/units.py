@@ -18,7 +18,7 @@ import asyncio
 import enum
 import logging
 import zlib
-from typing import Any, Hashable
+from typing import Hashable
 
 from esm.aio import Stopped, unless_stopped
 from esm.engine.invoke import Abandoned
@@ -174,6 +174,3 @@ class UnitWorker:
             if chunk:
                 lane.inbox.put(chunk)
 
-
-def describe(workers: Any) -> str:
-    return ", ".join(f"{w.unit_key}:{w.state.value}" for w in workers)
