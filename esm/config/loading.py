@@ -58,7 +58,7 @@ MAX_FUNCTION_TIMEOUT = 900  # Lambda's own ceiling, in seconds
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 LISTEN = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.\-]+):(\d{1,5})$")
 HTTP_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
-HANDLER = re.compile(r"^[A-Za-z_][\w.]*[:.][A-Za-z_]\w*$")
+HANDLER = re.compile(r"^[A-Za-z_][^\s:]*[:.][A-Za-z_]\w*$")  # module names as Lambda's runtime takes them (hyphens too)
 
 
 def mapping_uuid(name: str) -> str:

@@ -29,7 +29,7 @@ from esm.templates import functions as fn
 from esm.templates.intrinsics import Resolver, Unresolvable
 from esm.templates.loader import read_template
 from esm.templates.resources import Resources, endpoint_override, services_to_create
-from esm.templates.sam import SERVERLESS_FUNCTION, is_sam, local_code, to_cloudformation
+from esm.templates.sam import SAM_TRANSFORM, SERVERLESS_FUNCTION, is_sam, local_code, to_cloudformation, uses_sam
 
 MAPPING = "AWS::Lambda::EventSourceMapping"
 FUNCTION = "AWS::Lambda::Function"
@@ -122,7 +122,8 @@ def load_template(options: TemplateOptions, environ: Mapping[str, str] | None = 
     try:
         resources = Resources(resources_raw, mode=mode, region=str(pseudo["AWS::Region"]),
                               account=str(pseudo["AWS::AccountId"]), partition=str(pseudo["AWS::Partition"]),
-                              aws=aws, stack=options.stack, create=options.create_resources)
+                              aws=aws, stack=options.stack, create=options.create_resources,
+                              stack_name=str(pseudo["AWS::StackName"]))
     except Unresolvable as error:
         raise ConfigError([Problem(error.path, error.message)]) from None
     try:
@@ -148,10 +149,13 @@ def _cloudformation(options: TemplateOptions, aws: AwsSettings, environ: Mapping
             problems.append(Problem("--parameter-overrides", f"{name} is not a parameter of this template"))
 
     sam_events: dict[str, tuple[str, str]] = {}  # generated mapping id -> (SAM path, event type)
+    if not is_sam(template) and uses_sam(template):
+        raise ConfigError([Problem("Transform", f"is missing: the template has AWS::Serverless::* resources, which only "
+                                                f"the SAM transform understands; add `Transform: {SAM_TRANSFORM}`")])
     if is_sam(template):
         sam_events = _sam_events(template)
         try:
-            template = to_cloudformation(template, {**parameters, **pseudo})
+            template = to_cloudformation(template, {**parameters, **pseudo}, Path(options.template).resolve().parent)
         except ConfigError as error:  # the translator names a mapping by the id it generates for the event
             raise ConfigError([Problem(sam_events.get(p.path, (p.path, None))[0], p.message)
                                for p in error.problems]) from None
@@ -346,8 +350,17 @@ def _mapping(logical_id: str, label: str, sam_type: str | None, resource: Mappin
     return _Mapping(logical_id, label, sam_type, request, function, unserved)
 
 
+# AWS::Lambda::EventSourceMapping properties that CloudFormation spells differently from the
+# CreateEventSourceMapping API (the rest of its resource schema uses the API's names).
+CLOUDFORMATION_SPELLINGS: Mapping[str, str] = MappingProxyType({"KmsKeyArn": "KMSKeyArn"})
+
+
 def _to_api_spelling(request: dict[str, Any]) -> None:
-    """The two properties CloudFormation spells differently from CreateEventSourceMapping."""
+    """CloudFormation's spellings into the API's: the renamed properties above, the bootstrap
+    servers' key inside SelfManagedEventSource, and Tags as a Key/Value list."""
+    for cloudformation, api in CLOUDFORMATION_SPELLINGS.items():
+        if cloudformation in request and api not in request:
+            request[api] = request.pop(cloudformation)
     endpoints = (request.get("SelfManagedEventSource") or {}).get("Endpoints")
     if isinstance(endpoints, dict) and "KafkaBootstrapServers" in endpoints:
         endpoints["KAFKA_BOOTSTRAP_SERVERS"] = endpoints.pop("KafkaBootstrapServers")
@@ -406,20 +419,48 @@ def _place(name: str, resources_raw: Mapping[str, Any], function_ids: set[str], 
         return None
     raw = resources_raw[name].get("Properties") or {}
     properties: dict[str, Any] = {}
-    for key in ("Runtime", "Handler", "Timeout", "Environment"):
+    for key in ("Runtime", "Handler", "Timeout"):
         if key in raw:
             try:
                 properties[key] = resolver.value(raw[key], f"{name}.Properties.{key}")
             except Unresolvable as error:
                 problems.append(Problem(error.path, error.message))
                 return None
+
+    def environment() -> dict[str, Any] | None:
+        """Resolved only for a function esm runs in-process: another's environment is its own business."""
+        try:
+            return resolver.value(raw.get("Environment") or {}, f"{name}.Properties.Environment")
+        except Unresolvable as error:
+            problems.append(Problem(error.path, error.message))
+            return None
     code = raw.get("Code")
-    # SAM's CodeUri comes back as esm's placeholder bucket; a plain template may name a folder, as
-    # `aws cloudformation package` reads `Code: ./src` before uploading it.
+    # SAM's CodeUri comes back as esm's placeholder bucket; a plain template may name a folder or a
+    # .zip, as `aws cloudformation package` reads `Code: ./src` before uploading it.
     folder = local_code(code) or (code if isinstance(code, str) else None)
-    code_dir = str((Path(template_dir) / folder).resolve()) if folder is not None else None
+    code_dir = fn.local_folder(Path(template_dir) / folder, f"{name}.Properties.Code", problems) \
+        if folder is not None else None
+    layers = [fn.local_folder(Path(template_dir) / path, f"{name}.Properties.Layers", problems)
+              for path in _local_layers(raw.get("Layers"), resources_raw)]
     physical = resources.physical_id(name) if resources.mode == "stack" else None
-    return fn.place(name, properties, code_dir, physical, options, problems)
+    placement = fn.place(name, properties, code_dir, physical, options, problems, environment)
+    if placement is not None and placement.code_dir is not None:
+        placement = dataclasses.replace(placement, layer_dirs=tuple(d for d in layers if d is not None))
+    return placement
+
+
+def _local_layers(layers: Any, resources_raw: Mapping[str, Any]) -> list[str]:
+    """The local content paths of the template's own layers that a function lists (`!Ref Layer`);
+    layers elsewhere (ARNs) are not esm's to fetch."""
+    paths = []
+    for item in layers if isinstance(layers, list) else []:
+        logical_id = item.get("Ref") if isinstance(item, dict) else None
+        layer = resources_raw.get(logical_id) if isinstance(logical_id, str) else None
+        if isinstance(layer, dict) and layer.get("Type") == "AWS::Lambda::LayerVersion":
+            path = local_code((layer.get("Properties") or {}).get("Content"))
+            if path is not None:
+                paths.append(path)
+    return paths
 
 
 def _locate(problem: Problem, mappings: list[_Mapping], overrides: Mapping[str, Any], config: str | None) -> Problem:
@@ -428,7 +469,9 @@ def _locate(problem: Problem, mappings: list[_Mapping], overrides: Mapping[str, 
     if match:
         mapping = mappings[int(match.group(1))]
         path = _property_path(mapping.label, mapping.sam_event_type, match.group(2))
-        message = f"{problem.message} {SKIP_HINT}" if mapping.unserved else problem.message
+        # Another mapping named in the message (a clash) is named as the template names it.
+        message = re.sub(r"event_source_mappings\[(\d+)\]", lambda m: mappings[int(m.group(1))].label, problem.message)
+        message = f"{message} {SKIP_HINT}" if mapping.unserved else message
         return Problem(path, message)
     match = re.match(r"functions\.([^.]+)\.?(.*)", problem.path)
     if match and match.group(1) not in overrides:

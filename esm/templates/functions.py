@@ -19,17 +19,21 @@ from __future__ import annotations
 import os
 import re
 import sys
+import tempfile
 import types
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from esm.errors import Problem
 
 CODE_PACKAGE = "esm_template_code"
 DEFAULT_TIMEOUT = 3  # CloudFormation's default for AWS::Lambda::Function Timeout
 TARGET_KEYS = ("url", "lambda", "handler")  # esm.config.loading's: one of them names where a function runs
-HANDLER = re.compile(r"^(?P<module>[A-Za-z_][\w/.]*)\.(?P<function>[A-Za-z_]\w*)$")
+# As the Python runtime reads a handler: everything before the last dot is the module (a file name,
+# hyphens and all, `/` for folders), the rest the function.
+HANDLER = re.compile(r"^(?P<module>[^\s:]+)\.(?P<function>[A-Za-z_]\w*)$")
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class Placement:
     spec: Mapping[str, Any]
     where: str
     code_dir: str | None = None  # in-process functions: the CodeUri folder
+    layer_dirs: tuple[str, ...] = ()  # in-process functions: the template's own layers' content folders
     environment: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -54,8 +59,11 @@ def module_name(logical_id: str) -> str:
     return f"{CODE_PACKAGE}.{logical_id}"
 
 
+Environment = Callable[[], "Mapping[str, Any] | None"]  # the function's resolved Environment, None if it failed
+
+
 def place(logical_id: str, properties: Mapping[str, Any], code_dir: str | None, physical_name: str | None,
-          options: FunctionOptions, problems: list[Problem]) -> Placement | None:
+          options: FunctionOptions, problems: list[Problem], environment: Environment = dict) -> Placement | None:
     """The placement of one template function; problems name `LogicalId.Properties.<field>`.
 
     A `--config` entry with a target (url, lambda, handler) replaces the function; one without
@@ -63,14 +71,14 @@ def place(logical_id: str, properties: Mapping[str, Any], code_dir: str | None, 
     override = options.overrides.get(logical_id)
     if isinstance(override, dict) and any(key in override for key in TARGET_KEYS):
         return Placement(spec=override, where="--config functions:")
-    placement = _place(logical_id, properties, code_dir, physical_name, options, problems)
+    placement = _place(logical_id, properties, code_dir, physical_name, options, problems, environment)
     if placement is not None and isinstance(override, dict):
         return replace(placement, spec={**placement.spec, **override})
     return placement
 
 
 def _place(logical_id: str, properties: Mapping[str, Any], code_dir: str | None, physical_name: str | None,
-           options: FunctionOptions, problems: list[Problem]) -> Placement | None:
+           options: FunctionOptions, problems: list[Problem], environment: Environment) -> Placement | None:
     timeout = properties.get("Timeout", DEFAULT_TIMEOUT)
     if options.endpoint:
         return Placement(spec={"lambda": logical_id, "timeout": timeout}, where=f"Invoke API at {options.endpoint}")
@@ -86,7 +94,10 @@ def _place(logical_id: str, properties: Mapping[str, Any], code_dir: str | None,
                                     f"must be module.function, as the Python runtime reads it (got {handler!r})"))
             return None
         module = match.group("module").replace("/", ".")
-        variables = (properties.get("Environment") or {}).get("Variables") or {}
+        resolved = environment()
+        if resolved is None:
+            return None
+        variables = resolved.get("Variables") or {}
         return Placement(
             spec={"handler": f"{module_name(logical_id)}.{module}:{match.group('function')}", "timeout": timeout},
             where=f"in-process {os.path.relpath(os.path.join(code_dir, module.replace('.', '/')))}.py "
@@ -108,6 +119,21 @@ def _env_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def local_folder(path: Path, where: str, problems: list[Problem]) -> str | None:
+    """A local code path as a folder: a .zip is unpacked into a temporary folder (kept while esm runs)."""
+    path = path.resolve()
+    if path.suffix.lower() != ".zip":
+        return str(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            folder = tempfile.mkdtemp(prefix=f"esm-code-{path.stem}-")
+            archive.extractall(folder)
+    except (OSError, zipfile.BadZipFile) as error:
+        problems.append(Problem(where, f"cannot unpack {path}: {error}"))
+        return None
+    return folder
 
 
 def check_code(logical_id: str, placement: Placement, problems: list[Problem]) -> None:
@@ -156,6 +182,12 @@ def install(placements: Mapping[str, Placement], environment: Mapping[str, str])
         module.__path__ = [placement.code_dir]
         sys.modules[name] = module
         setattr(package, logical_id, module)
-        if placement.code_dir not in sys.path:
-            sys.path.insert(0, placement.code_dir)
+        # Lambda's order: the function's code (/var/task), then its layers' python/ folders (/opt/python
+        # and its site-packages), then the runtime's own packages.
+        version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        layer_paths = [os.path.join(d, *p) for d in placement.layer_dirs
+                       for p in (("python", "lib", version, "site-packages"), ("python",))]
+        for index, folder in enumerate([placement.code_dir, *layer_paths]):
+            if folder not in sys.path:
+                sys.path.insert(index, folder)
     os.environ.update(environment)

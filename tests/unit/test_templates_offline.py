@@ -133,7 +133,8 @@ def test_parameter_override_outside_allowed_values(tmp_path):
 @pytest.mark.parametrize("value, where, message", [
     ("!Ref Missing", "Mapping.Properties.EventSourceArn.Ref", "no parameter or resource is named Missing"),
     ("!GetAtt Orders.Nope", "Mapping.Properties.EventSourceArn.Fn::GetAtt", "Orders.Nope: esm does not resolve"),
-    ("!GetAtt Vpc.Arn", "Mapping.Properties.EventSourceArn.Fn::GetAtt", "Vpc is a AWS::EC2::VPC; esm resolves"),
+    ("!GetAtt Vpc.Arn", "Mapping.Properties.EventSourceArn.Fn::GetAtt",
+     "Vpc.Arn: esm does not know this attribute of a AWS::EC2::VPC"),
     ("!ImportValue shared-queue", "Mapping.Properties.EventSourceArn.Fn::ImportValue",
      "Fn::ImportValue reads another stack's exports"),
     ("!Ref NoDefault", "Mapping.Properties.EventSourceArn.Ref",
