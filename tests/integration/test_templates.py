@@ -397,3 +397,83 @@ async def test_stack_names_every_kind_of_source(tmp_path):
     async with client("dynamodb", moto) as dynamodb:
         described = (await dynamodb.describe_table(TableName=table))["Table"]
     assert table_stream == described["LatestStreamArn"] and f":table/{table}/stream/" in table_stream
+
+
+FAN_OUT = """
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  Stage: {Type: String}
+Resources:
+  Clicks:
+    Type: AWS::Kinesis::Stream
+    Properties: {Name: !Sub "fan-${Stage}", ShardCount: 1}
+  Reader:
+    Type: AWS::Kinesis::StreamConsumer
+    Properties: {ConsumerName: !Sub "reader-${Stage}", StreamARN: !GetAtt Clicks.Arn}
+  Credentials:
+    Type: AWS::SecretsManager::Secret
+    Properties:
+      Name: !Sub "creds-${Stage}"
+      GenerateSecretString: {SecretStringTemplate: '{"username": "app"}', GenerateStringKey: password,
+                             PasswordLength: 20, ExcludePunctuation: true}
+  Cluster:
+    Type: AWS::MSK::Cluster
+    Properties: {ClusterName: !Sub "msk-${Stage}", KafkaVersion: 3.6.0, NumberOfBrokerNodes: 2}
+  ClicksFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      Handler: clicks-handler.handle
+      CodeUri: code/
+      Environment:
+        Variables: {SECRET_ARN: !Ref Credentials, CLUSTER_ARN: !GetAtt Cluster.Arn}
+      Events:
+        Clicks:
+          Type: Kinesis
+          Properties: {Stream: !Ref Reader, StartingPosition: TRIM_HORIZON, BatchSize: 10}
+"""
+
+
+async def test_create_resources_consumer_and_secret_and_msk_lookup(tmp_path):
+    """Issue 26.1: --create-resources registers the template's stream consumer on kinesis-mock and
+    creates its secret in moto's Secrets Manager (a password made as GenerateSecretString says, in
+    its JSON template); the template's MSK cluster is never created but found by name through the
+    MSK API (moto); the mapping reads through the registered consumer (enhanced fan-out) and the
+    function, whose module name has a hyphen, runs in-process with the resolved ARNs in its environment."""
+    stage = f"f{uuid.uuid4().hex[:8]}"
+    moto = os.environ["ESM_AWS_ENDPOINT"]
+    async with client("kafka", moto) as kafka:
+        cluster_arn = (await kafka.create_cluster(
+            ClusterName=f"msk-{stage}", KafkaVersion="3.6.0", NumberOfBrokerNodes=2,
+            BrokerNodeGroupInfo={"InstanceType": "kafka.m5.large", "ClientSubnets": ["a", "b"]}))["ClusterArn"]
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "clicks-handler.py").write_text(textwrap.dedent("""
+        import os
+        from tests.support import recorder
+
+        async def handle(event, context):
+            return await recorder.handle({"Records": [dict(r, env=[os.environ["SECRET_ARN"], os.environ["CLUSTER_ARN"]])
+                                                      for r in event["Records"]]}, context)
+        """))
+    template = tmp_path / "template.yaml"
+    template.write_text(textwrap.dedent(FAN_OUT))
+    recorder = rec.install(rec.Recorder())
+    config = overrides(tmp_path, aws={"endpoints": {"kafka": moto}})
+    loaded = await load(TemplateOptions(str(template), parameter_overrides={"Stage": stage}, config=config,
+                                        create_resources=True))
+    assert sorted(loaded.created) == ["Clicks", "Credentials", "Reader"]
+    async with client("secretsmanager", os.environ["AWS_ENDPOINT_URL_SECRETS_MANAGER"]) as secrets:
+        stored = await secrets.get_secret_value(SecretId=f"creds-{stage}")
+    value = json.loads(stored["SecretString"])
+    assert value["username"] == "app" and len(value["password"]) == 20 and value["password"].isalnum()
+    (mapping,) = loaded.config.mappings
+    async with kinesis_client() as kinesis:
+        stream_arn = (await kinesis.describe_stream_summary(StreamName=f"fan-{stage}"))["StreamDescriptionSummary"]["StreamARN"]
+        consumer = (await kinesis.describe_stream_consumer(StreamARN=stream_arn, ConsumerName=f"reader-{stage}"))
+        assert mapping.source_id == consumer["ConsumerDescription"]["ConsumerARN"]
+        assert loaded.environment == {"SECRET_ARN": stored["ARN"], "CLUSTER_ARN": cluster_arn}
+        loaded.install()
+        async with running_config(loaded.config):
+            await put(kinesis, f"fan-{stage}", [("k", b'{"page": "a"}')])
+            await recorder.wait_for(lambda r: len(r.records) >= 1)
+    assert recorder.records[0]["env"] == [stored["ARN"], cluster_arn]
