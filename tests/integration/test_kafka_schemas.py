@@ -91,10 +91,25 @@ def aws() -> AwsClients:
     return AwsClients(AwsSettings())
 
 
+# Registries this module created: deleted after each test, since Glue (moto too) allows only ten
+# registries per account and the backends outlive a test run.
+CREATED_REGISTRIES: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+async def delete_glue_registries():
+    yield
+    if CREATED_REGISTRIES:
+        async with aws().client("glue") as glue:
+            while CREATED_REGISTRIES:
+                await glue.delete_registry(RegistryId={"RegistryArn": CREATED_REGISTRIES.pop()})
+
+
 async def glue_schema(definition: str, data_format: str = "AVRO") -> tuple[str, str]:
     """A new registry in moto's Glue with one schema: (registry ARN, schema version UUID)."""
     async with aws().client("glue") as glue:
         registry = await glue.create_registry(RegistryName=unique("reg"))
+        CREATED_REGISTRIES.append(registry["RegistryArn"])
         schema = await glue.create_schema(RegistryId={"RegistryName": registry["RegistryName"]},
                                           SchemaName=unique("orders"), DataFormat=data_format,
                                           Compatibility="NONE", SchemaDefinition=definition)
