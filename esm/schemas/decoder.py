@@ -33,6 +33,7 @@ from aiokafka.errors import IllegalStateError
 
 from esm.aio import sleep_unless
 from esm.aws import AwsClients
+from esm.core.conditions import DESERIALIZATION_ERROR, SCHEMA_NOT_FOUND
 from esm.core.records import Record
 from esm.schemas.access import load_access
 from esm.schemas.cache import Resolved, SchemaCache
@@ -44,10 +45,6 @@ from esm.schemas.registry import RegistryClient
 from esm.schemas.wire import Framed, WireFormatError, parse_confluent, parse_glue
 
 log = logging.getLogger("esm.schemas")
-
-# requestContext.condition of records that fail the schema registry step (SPEC 4).
-SCHEMA_NOT_FOUND = "SCHEMA_NOT_FOUND"
-DESERIALIZATION_ERROR = "DESERIALIZATION_ERROR"
 
 KEY = "KEY"
 VALUE = "VALUE"
