@@ -32,10 +32,6 @@ class SourceUnavailable(EsmError):
     retriable = True
 
 
-class TargetUnavailable(EsmError):
-    retriable = True
-
-
 class LeaseLost(EsmError):
     retriable = False
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from esm import registry
 from esm.config.settings import MappingSettings
+from esm.core.backoff import RECONNECT_BACKOFF
 from esm.errors import SourceUnavailable
 from esm.invokers.base import Invoker
 from esm.invokers.probe import probe_target
@@ -22,7 +23,6 @@ from esm.observability.metrics import MappingMetrics, Metrics
 from esm.sources import Runtime
 
 log = logging.getLogger("esm.supervisor")
-RECONNECT_CAP = 10.0
 
 
 class MappingSupervisor:
@@ -55,7 +55,7 @@ class MappingSupervisor:
         await asyncio.gather(self._connect_source(), self._reach_target())
 
     async def _connect_source(self) -> None:
-        delay = 0.5
+        attempt = 0
         while True:
             try:
                 await self.runner.connect()
@@ -63,18 +63,20 @@ class MappingSupervisor:
                 return
             except SourceUnavailable as error:
                 self.readiness.set(self.source_check, False, str(error))
+                attempt += 1
+                delay = RECONNECT_BACKOFF.delay(attempt)
                 self.log.warning("source not reachable yet, retrying in %.1fs: %s", delay, error)
                 await asyncio.sleep(delay)
-                delay = min(RECONNECT_CAP, delay * 2)
 
     async def _reach_target(self) -> None:
-        delay = 0.5
+        attempt = 0
         while (problem := await probe_target(self.mapping.function)) is not None:
             self.readiness.set(self.target_check, False, problem)
+            attempt += 1
+            delay = RECONNECT_BACKOFF.delay(attempt)
             self.log.warning("function %s not answering yet, retrying in %.1fs: %s",
                              self.mapping.function.name, delay, problem)
             await asyncio.sleep(delay)
-            delay = min(RECONNECT_CAP, delay * 2)
         self.readiness.set(self.target_check, True)
 
     def not_ready(self) -> list[str]:

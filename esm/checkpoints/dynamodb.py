@@ -36,6 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from esm.aws import AwsClients
 from esm.checkpoints.balance import Holding, plan_acquire
 from esm.checkpoints.base import DEFAULT_LEASE_DURATION, Checkpoint, Lease, StoreUnavailable
+from esm.core.backoff import STORE_BACKOFF
 from esm.errors import LeaseLost
 
 log = logging.getLogger("esm.checkpoints")
@@ -250,15 +251,15 @@ class DynamoDbCheckpointStore:
                     "ExpressionAttributeNames": {"#u": "unit", "#o": "owner", "#c": "counter", "#e": "expires_at"},
                 }
             }
-            delay = 0.05
+            attempt = 0
             while request:
                 answer = await self._call(self._client.batch_get_item, RequestItems=request)
                 for raw in answer.get("Responses", {}).get(self.table, []):
                     found[raw["unit"]["S"]] = _Item(raw)
                 request = answer.get("UnprocessedKeys") or {}
                 if request:  # throttled: back off before asking for the rest
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 1.0)
+                    attempt += 1
+                    await asyncio.sleep(STORE_BACKOFF.delay(attempt))
         return found
 
     async def acquire(

@@ -42,7 +42,7 @@ from esm.config.settings import (
 )
 from esm.errors import ConfigError, Problem
 from esm.core.inflight import DEFAULT_MAX_IN_FLIGHT_BYTES, MIN_MAX_IN_FLIGHT_BYTES, parse_size
-from esm.security.kafka_auth import check_destination_cluster, check_kafka_extension, check_secrets_option
+from esm.config.kafka_access import check_destination_cluster, check_kafka_extension, check_secrets_option
 
 # SPEC 9.9: a mapping's UUID is uuid5(NAMESPACE, name).
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "esm:event-source-mapping")

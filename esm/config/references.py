@@ -1,7 +1,7 @@
 """References to secrets in the configuration: `{env: VARIABLE}`, `{file: PATH}` (or, where a value
 is not secret, `{value: ...}`), checked when the config loads and read when they are needed.
 
-Two parts of esm use them: a Kafka mapping's `esm.secrets` (esm.security.kafka_auth checks them,
+Two parts of esm use them: a Kafka mapping's `esm.secrets` (esm.config.kafka_access checks them,
 esm.security.secrets reads them) and the control API's `api.credentials` (esm.config.loading checks
 them, esm.api.server reads them). Each caller puts its own place in front of the messages here
 and turns `ReferenceUnreadable` into its own error; no message ever carries a secret's value.

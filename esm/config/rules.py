@@ -22,7 +22,7 @@ from esm.filtering import InvalidPatternError, compile_filters, validate_pattern
 from esm.filtering.decode import check_source_patterns
 from esm.core.scaling import SQS_DEFAULT_MAXIMUM_POLLERS, SQS_DEFAULT_MINIMUM_POLLERS
 from esm.schemas.config import problems as schema_registry_problems
-from esm.security.kafka_auth import HOST_PORT, MAX_BOOTSTRAP_SERVERS, check_access
+from esm.config.kafka_access import HOST_PORT, MAX_BOOTSTRAP_SERVERS, check_access
 
 MAX_FILTERS = 5
 MAX_PATTERN_CHARS = 4096

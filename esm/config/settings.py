@@ -102,7 +102,7 @@ class Extension:
     name: str | None = None
     transform: str | None = None
     max_in_flight_bytes: int = DEFAULT_MAX_IN_FLIGHT_BYTES
-    # Kafka connection security (esm.security.kafka_auth): where secrets come from outside AWS (by
+    # Kafka connection security (esm.config.kafka_access): where secrets come from outside AWS (by
     # URI; absolute paths), TLS on/off against Lambda's default, a kafka:// topic in another cluster.
     secrets: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     kafka_tls: bool | None = None

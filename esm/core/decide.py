@@ -24,11 +24,9 @@ import enum
 from dataclasses import dataclass
 from typing import Callable, Hashable, Sequence
 
+from esm.core.conditions import RETRY_ATTEMPTS_EXHAUSTED
 from esm.core.outcomes import FUNCTION_ERROR, PARTIAL, SUCCESS, Outcome
 from esm.core.records import Record
-
-RETRY_ATTEMPTS_EXHAUSTED = "RetryAttemptsExhausted"
-RECORD_AGE_EXCEEDED = "RecordAgeExceeded"
 
 
 class Mode(enum.Enum):

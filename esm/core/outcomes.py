@@ -19,7 +19,7 @@ import reprlib
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterable
 
-from esm.invokers.base import FunctionError, InvocationError, InvokeResult, Succeeded
+from esm.core.results import FunctionError, InvocationError, InvokeResult, Succeeded
 
 # How an offending itemIdentifier is quoted in a reason (and so in a log line): short, whatever its size or depth.
 _QUOTE = reprlib.Repr()

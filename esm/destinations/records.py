@@ -27,14 +27,9 @@ from typing import Any, Iterable, Mapping
 
 import orjson
 
-from esm.invokers.base import LATEST, FunctionError, InvocationError, InvokeResult, Succeeded
+from esm.core.conditions import RECORD_AGE_EXCEEDED
 from esm.core.outcomes import FUNCTION_ERROR, INVALID_RESPONSE, INVOCATION_ERROR, PARTIAL, SUCCESS
-
-# requestContext.condition values (SPEC 4, 9.3).
-RETRY_ATTEMPTS_EXHAUSTED = "RetryAttemptsExhausted"
-RECORD_AGE_EXCEEDED = "RecordAgeExceeded"
-MAXIMUM_PAYLOAD_SIZE_EXCEEDED = "MaximumPayloadSizeExceeded"
-RETRIES_EXHAUSTED = "RetriesExhausted"  # the spelling AWS shows for kafka:// topic records
+from esm.core.results import LATEST, FunctionError, InvocationError, InvokeResult, Succeeded
 
 VERSION = "1.0"
 UNHANDLED = "Unhandled"

@@ -18,7 +18,7 @@ from esm.core.backoff import DESTINATION_BACKOFF
 from esm.destinations.records import failure_context
 from esm.engine.invoke import Abandoned
 from esm.errors import DestinationError
-from esm.invokers.base import LATEST
+from esm.core.results import LATEST
 from esm.observability.events import Events
 from esm.core.records import Record
 from esm.core.contract import Delivery, RecordFormat

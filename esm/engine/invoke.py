@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable, Hashable, Sequence
 
 from esm.aio import sleep_unless
 from esm.core.backoff import INVOKE_BACKOFF
-from esm.invokers.base import InvokeResult
+from esm.core.results import InvokeResult
 from esm.observability.events import Events
 from esm.core.outcomes import INVOCATION_ERROR, Outcome, judge
 from esm.core.records import Record

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from esm.aio import Stopped, sleep_unless, unless_stopped
 from esm.core.batching import BatchPolicy, FlushReason
 from esm.core.backoff import INVOKE_BACKOFF
-from esm.destinations.records import MAXIMUM_PAYLOAD_SIZE_EXCEEDED
+from esm.core.conditions import MAXIMUM_PAYLOAD_SIZE_EXCEEDED
 from esm.engine.dead_letter import Failure
 from esm.engine.gather import gather
 from esm.engine.stream_batch import StreamBatch

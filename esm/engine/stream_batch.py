@@ -16,10 +16,11 @@ import logging
 import time
 from typing import Awaitable, Callable, Hashable, Sequence
 
-from esm.core.decide import RECORD_AGE_EXCEEDED, Bisect, FailureRules, GiveUp, Retry, Settle, decide, split_expired
+from esm.core.conditions import RECORD_AGE_EXCEEDED
+from esm.core.decide import Bisect, FailureRules, GiveUp, Retry, Settle, decide, split_expired
 from esm.engine.dead_letter import DeadLetters, Failure
 from esm.engine.invoke import InvokePath, Send
-from esm.invokers.base import LATEST
+from esm.core.results import LATEST
 from esm.observability.events import Events
 from esm.core.outcomes import PARTIAL
 from esm.core.records import Disposition, Record

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from esm.invokers.base import FunctionError, InvokeResult, Succeeded
+from esm.core.results import FunctionError, InvokeResult, Succeeded
 
 MAX_STATE_BYTES = 1024 * 1024
 

@@ -311,12 +311,6 @@ def _alternatives_regex(text: str) -> str:
     return "".join(parts)
 
 
-def is_simple_fold(text: str) -> bool:
-    """True when the pattern is ASCII, so that ``value.lower() == text.lower()`` decides a match
-    for ASCII values and no non-ASCII value can match."""
-    return text.isascii()
-
-
 def ignore_case_matcher(text: str, kind: str) -> Callable[[str], bool]:
     """Matcher for equals-ignore-case (kind ``exact``), or its ``prefix`` or ``suffix`` form."""
     body = _alternatives_regex(text)

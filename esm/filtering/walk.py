@@ -70,14 +70,6 @@ class Extraction:
         self.arrays = 0
 
 
-def extract(event: dict[str, Any], root: Node, track_arrays: bool = True) -> Extraction:
-    """Pull the values of the used paths out of an event. With ``track_arrays`` false (every
-    sub-rule has one field, so array consistency cannot matter) array positions are not kept."""
-    found = Extraction()
-    _from_object(found, root, event, track_arrays)
-    return found
-
-
 def _from_object(found: Extraction, node: Node, value: dict[str, Any], track_arrays: bool) -> None:
     """The common case, kept cheap: an object that is not inside an array, so the leaves found
     under it need no array positions. Only keys the patterns use are looked up; an array on the

@@ -1,51 +1,17 @@
-"""The one interface every function target implements, and the three outcomes of an invoke.
+"""The one interface every function target implements.
 
-SPEC 9.1: every invoke ends in exactly one of Succeeded (possibly carrying a partial batch
-response), FunctionError (the function ran and failed) or InvocationError (throttled or
-unreachable: retried with backoff, never counted against MaximumRetryAttempts).
+Every invoke ends in exactly one of Succeeded, FunctionError or InvocationError (behaviour §9.1).
+Those result types are defined in `esm.core.results`, below both the invokers that make them and
+the engine that judges them; they are named here too, beside the interface that returns them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-# The version that ran, as Lambda's Invoke response names it (X-Amz-Executed-Version); every target
-# that is not a published Lambda version or alias runs the unpublished one.
-LATEST = "$LATEST"
+from esm.core.results import LATEST, FunctionError, InvocationError, InvokeResult, Succeeded
 
-
-@dataclass(frozen=True)
-class Succeeded:
-    """The function returned. `body` is the parsed JSON response (None for an empty one)."""
-
-    body: Any
-    duration: float = 0.0
-    executed_version: str = LATEST
-
-
-@dataclass(frozen=True)
-class FunctionError:
-    """The function ran and failed: an exception, a timeout, a crashed runtime, an error body."""
-
-    error_type: str
-    message: str
-    duration: float = 0.0
-    status: int | None = None
-    executed_version: str = LATEST
-
-
-@dataclass(frozen=True)
-class InvocationError:
-    """The function could not be invoked (throttle, unavailable, refused). Retriable."""
-
-    reason: str
-    status: int | None = None
-    retry_after: float | None = None
-    duration: float = 0.0
-
-
-InvokeResult = Succeeded | FunctionError | InvocationError
+__all__ = ["LATEST", "FunctionError", "InvocationError", "InvokeResult", "Invoker", "Succeeded"]
 
 
 class Invoker(Protocol):

@@ -127,11 +127,6 @@ class Slots:
         else:
             log.debug("%s: abandoned invoke ended", self.name, extra={"function": self.name})
 
-    @property
-    def abandoned(self) -> int:
-        """Work still running after its caller stopped waiting (it holds slots)."""
-        return len(self._abandoned)
-
     async def close(self) -> None:
         """Cancel the work left behind and wait for the cancellable part of it to unwind."""
         pending = list(self._abandoned)

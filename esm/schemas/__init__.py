@@ -8,10 +8,9 @@ Manager), `cache` (fetch once, negative entries briefly), `config` (SchemaRegist
 and settings), `decoder` (the step itself).
 """
 
+from esm.core.conditions import DESERIALIZATION_ERROR, SCHEMA_NOT_FOUND
 from esm.schemas.config import SchemaRegistrySettings, settings_for
 from esm.schemas.decoder import (
-    DESERIALIZATION_ERROR,
-    SCHEMA_NOT_FOUND,
     DecodedMessage,
     DecodedRecord,
     DecodeFailure,

@@ -45,7 +45,6 @@ class SchemaCache:
         self._found: OrderedDict[str, Resolved] = OrderedDict()  # codec or unusable: immutable
         self._missing: dict[str, tuple[float, Resolved]] = {}  # id -> (expires at, entry)
         self._inflight: dict[str, asyncio.Future[Resolved]] = {}
-        self.fetches = 0  # registry lookups made (for tests and logs)
 
     def __len__(self) -> int:
         return len(self._found)
@@ -106,7 +105,6 @@ class SchemaCache:
             del self._inflight[schema_id]
 
     async def _load(self, schema_id: str) -> Resolved:
-        self.fetches += 1
         try:
             schema = await self._fetch(schema_id)
         except SchemaNotFound as error:

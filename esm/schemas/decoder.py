@@ -33,6 +33,8 @@ from aiokafka.errors import IllegalStateError
 
 from esm.aio import sleep_unless
 from esm.aws import AwsClients
+from esm.core.backoff import RECONNECT_BACKOFF
+from esm.core.conditions import DESERIALIZATION_ERROR, SCHEMA_NOT_FOUND
 from esm.core.records import Record
 from esm.schemas.access import load_access
 from esm.schemas.cache import Resolved, SchemaCache
@@ -45,18 +47,11 @@ from esm.schemas.wire import Framed, WireFormatError, parse_confluent, parse_glu
 
 log = logging.getLogger("esm.schemas")
 
-# requestContext.condition of records that fail the schema registry step (SPEC 4).
-SCHEMA_NOT_FOUND = "SCHEMA_NOT_FOUND"
-DESERIALIZATION_ERROR = "DESERIALIZATION_ERROR"
-
 KEY = "KEY"
 VALUE = "VALUE"
 JSON_FORMAT = "JSON"
 _METADATA_FIELD = {KEY: "keySchemaMetadata", VALUE: "valueSchemaMetadata"}
 _FILTER_ARG = {KEY: "decoded_key", VALUE: "decoded_value"}
-
-BACKOFF_START = 0.5
-BACKOFF_CAP = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +148,7 @@ class SchemaDecoder:
         # Decode KEY before VALUE, so a record with both broken reports the same attribute every time.
         self._attributes = tuple(a for a in (KEY, VALUE) if a in settings.attributes)
         self._json = settings.record_format == JSON_FORMAT
-        self._backoff = BACKOFF_START
+        self._outages = 0  # consecutive fetched batches the registry could not be asked about: the backoff step
 
     @classmethod
     def for_mapping(cls, settings: SchemaRegistrySettings, clients: AwsClients,
@@ -243,34 +238,33 @@ class SchemaDecoder:
 
         A partition whose records name a schema the registry could not be asked about keeps only
         the records before the first of them; the consumer is moved back to it (`seek`), so it is
-        fetched again, after a back-off (growing to BACKOFF_CAP while the registry stays away).
+        fetched again, after a back-off (`RECONNECT_BACKOFF`, growing while the registry stays away).
         Nothing is lost or dead-lettered for an outage."""
         order = [(tp, message) for tp, messages in fetched.items() for message in messages]
         results = await self.decode_many([message for _, message in order])
         out: dict[Any, list[DecodedMessage]] = {}
         cut: set[Any] = set()
-        rewound = 0
         for (tp, message), result in zip(order, results):
             if tp in cut:
                 continue
             if isinstance(result, RegistryDown):
                 cut.add(tp)
-                rewound += 1
                 if consumer is not None:
                     with contextlib.suppress(IllegalStateError):  # revoked meanwhile: the next owner reads it
                         consumer.seek(tp, message.offset)
                 continue
             out.setdefault(tp, []).append(_message(message, result))
-        if cut:
-            self.log.warning("schema registry unavailable: %d partition(s) read again from their first "
-                             "undecoded record after %.1fs", len(cut), self._backoff)
-            if stopping is not None:
-                await sleep_unless(stopping, self._backoff)
-            else:
-                await asyncio.sleep(self._backoff)
-            self._backoff = min(BACKOFF_CAP, self._backoff * 2)
+        if not cut:
+            self._outages = 0
+            return out
+        self._outages += 1
+        delay = RECONNECT_BACKOFF.delay(self._outages)
+        self.log.warning("schema registry unavailable: %d partition(s) read again from their first "
+                         "undecoded record after %.1fs", len(cut), delay)
+        if stopping is not None:
+            await sleep_unless(stopping, delay)
         else:
-            self._backoff = BACKOFF_START
+            await asyncio.sleep(delay)
         return out
 
 

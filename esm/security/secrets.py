@@ -3,7 +3,7 @@
 A URI that `esm.secrets` lists is read from the environment or files (outside AWS); any other is
 a Secrets Manager secret (ARN or name), read with GetSecretValue in the ARN's region. Either way
 the result is the secret's JSON object, checked for the fields its Type needs
-(`esm.security.kafka_auth.SECRET_FIELDS`). Every failure is a `SourceUnavailable` naming the
+(`esm.config.kafka_access.SECRET_FIELDS`). Every failure is a `SourceUnavailable` naming the
 secret, its Type and what is wrong; no message ever carries a secret's value.
 
 Two libraries would log secrets at DEBUG: botocore dumps response bodies (GetSecretValue's holds
@@ -24,9 +24,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from esm.arns import parse_arn
 from esm.aws import AwsClients
+from esm.config.kafka_access import SECRET_FIELDS
 from esm.config.references import ReferenceUnreadable, read_reference
 from esm.errors import SourceUnavailable
-from esm.security.kafka_auth import SECRET_FIELDS
 
 
 class _DropSecretRecords(logging.Filter):

@@ -21,8 +21,8 @@ from aiobotocore.session import get_session
 from esm.aws import AwsClients
 from esm.config.settings import AwsSettings
 from esm.destinations import make_destination
+from esm.core.conditions import RETRY_ATTEMPTS_EXHAUSTED
 from esm.destinations.records import (
-    RETRY_ATTEMPTS_EXHAUSTED,
     ResponseContext,
     stream_failure_record,
     with_payload,

@@ -24,6 +24,7 @@ import esm.schemas.decoder as decoder_module
 from esm.aws import AwsClients
 from esm.config.loading import parse_config
 from esm.config.settings import AwsSettings
+from esm.core.backoff import Backoff
 from esm.schemas.glue import GlueRegistry
 from esm.schemas.registry import SchemaNotFound
 from esm.schemas.wire import confluent_frame, glue_frame
@@ -258,7 +259,7 @@ async def test_corrupt_payload_is_a_deserialization_error_dropped_without_a_dest
 async def test_an_unreachable_registry_holds_records_back_until_it_answers(monkeypatch):
     """esm decision (SPEC 9.6, nothing lost): while the registry cannot be asked, records are neither
     invoked, dead-lettered nor committed; SchemaRegistryErrorCount counts it; once it answers, they flow."""
-    monkeypatch.setattr(decoder_module, "BACKOFF_CAP", 0.5)
+    monkeypatch.setattr(decoder_module, "RECONNECT_BACKOFF", Backoff(0.5, 0.5))
     recorder = kk.install(kk.KafkaRecorder())
     async with fake_confluent_registry() as fake, kafka_admin() as admin:
         schema_id = fake.register(ORDER_TEXT)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from esm.core.conditions import RETRY_ATTEMPTS_EXHAUSTED
 from esm.core.decide import (
-    RETRY_ATTEMPTS_EXHAUSTED,
     Bisect,
     FailureRules,
     GiveUp,

@@ -12,11 +12,13 @@ import pytest
 from esm.aws import AwsClients
 from esm.config.settings import AwsSettings
 from esm.destinations import make_destination
-from esm.destinations.records import (
+from esm.core.conditions import (
     MAXIMUM_PAYLOAD_SIZE_EXCEEDED,
     RECORD_AGE_EXCEEDED,
     RETRIES_EXHAUSTED,
     RETRY_ATTEMPTS_EXHAUSTED,
+)
+from esm.destinations.records import (
     ResponseContext,
     dumps,
     failure_context,

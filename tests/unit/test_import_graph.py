@@ -157,3 +157,12 @@ def test_the_engine_and_the_core_never_import_a_source() -> None:
 def test_sources_never_import_an_invoker() -> None:
     """Sources know their service and nothing about functions (DESIGN.md "Layout")."""
     assert _importers(_graph(), "esm.sources", "esm.invokers") == {}
+
+
+def test_the_core_imports_only_the_core() -> None:
+    """The core is the ground floor (docs/design.md "Layout"): result types, condition names, records,
+    decisions and the backoff policy import nothing above them, so no arrow runs from esm.core upward."""
+    graph = _graph()
+    upward = {module: {t for t in targets if not (t == "esm.core" or t.startswith("esm.core."))}
+              for module, targets in graph.items() if module == "esm.core" or module.startswith("esm.core.")}
+    assert {module: targets for module, targets in upward.items() if targets} == {}

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from esm.core.decide import RETRY_ATTEMPTS_EXHAUSTED
+from esm.core.conditions import RETRY_ATTEMPTS_EXHAUSTED
 from esm.core.offsets import OffsetTracker
 from esm.sources.kafka import decoding
 from esm.sources.kafka.records import KafkaFormat, kafka_event, kafka_record, payload_cap

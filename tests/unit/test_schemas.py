@@ -22,6 +22,7 @@ import orjson
 import pytest
 
 from esm.config.loading import parse_config
+from esm.core.backoff import Backoff
 from esm.errors import ConfigError
 from esm.filtering import compile_filters
 from esm.filtering.decode import filter_kafka
@@ -343,7 +344,7 @@ async def test_an_unreachable_registry_holds_records_back_instead_of_failing_the
     """esm decision: when the registry cannot be asked, records are neither invoked nor dead-lettered;
     the partition keeps only what came before and is read again after a back-off."""
     import esm.schemas.decoder as decoder_module
-    monkeypatch.setattr(decoder_module, "BACKOFF_START", 0.01)
+    monkeypatch.setattr(decoder_module, "RECONNECT_BACKOFF", Backoff(0.01, 10.0))
     async with fake_confluent_registry() as fake:
         schema_id = fake.register(ORDER_TEXT)
         decoder = SchemaDecoder(settings(fake.url), ConfluentRegistry(fake.url))

@@ -14,7 +14,7 @@ from esm.invokers.base import FunctionError, InvocationError, Succeeded
 from esm.observability.metrics import Metrics
 from esm.core.offsets import OffsetTracker
 from esm.core.records import Disposition, Record
-from esm.core.decide import RECORD_AGE_EXCEEDED, RETRY_ATTEMPTS_EXHAUSTED
+from esm.core.conditions import RECORD_AGE_EXCEEDED, RETRY_ATTEMPTS_EXHAUSTED
 from esm.core.decide import FailureRules as RetryPolicy
 from esm.engine.invoke import InvokePath
 from esm.engine.stream_batch import StreamBatch

@@ -37,6 +37,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import ConsumerStoppedError, IllegalStateError, KafkaError
 
 from esm.aio import Stopped, sleep_unless, unless_stopped
+from esm.core.backoff import SOURCE_BACKOFF
 from esm.core.records import Record
 from esm.observability.events import Events
 from esm.core.contract import StopReason, Units
@@ -102,20 +103,21 @@ class Group:
 
     # -- the poll loop -----------------------------------------------------------------------------
     async def poll(self, stopping: asyncio.Event) -> None:
-        delay = 0.2
+        failures = 0  # consecutive failed fetches: the backoff step
         while not stopping.is_set():
             try:
                 # getmany waits through a rebalance; a stop must not wait for one to end.
                 fetched = await unless_stopped(
                     self.consumer.getmany(timeout_ms=tuning.POLL_TIMEOUT_MS, max_records=tuning.MAX_POLL_RECORDS),
                     stopping)
-                delay = 0.2
+                failures = 0
             except (Stopped, ConsumerStoppedError):
                 return
             except KafkaError as error:
+                failures += 1
+                delay = SOURCE_BACKOFF.delay(failures)
                 self.events.polling_failed(self.topic, repr(error), delay)
                 await sleep_unless(stopping, delay)
-                delay = min(tuning.BACKOFF_CAP, delay * 2)
                 continue
             if fetched and self.schemas is not None:
                 # SPEC 5: validate and deserialize before filtering; an unreachable registry backs off here.

@@ -27,14 +27,9 @@ from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 import orjson
 
 from esm.core.batching import ENVELOPE_BYTES, MAX_PAYLOAD_BYTES
-from esm.core.decide import RETRY_ATTEMPTS_EXHAUSTED
+from esm.core.conditions import RETRIES_EXHAUSTED, RETRY_ATTEMPTS_EXHAUSTED
 from esm.core.records import Record
-from esm.destinations.records import (
-    RETRIES_EXHAUSTED,
-    json_size,
-    kafka_batch_failure_record,
-    kafka_record_failure_record,
-)
+from esm.destinations.records import json_size, kafka_batch_failure_record, kafka_record_failure_record
 from esm.filtering.decode import filter_kafka
 from esm.core.contract import Delivery, PreFailure
 from esm.transform import Transform

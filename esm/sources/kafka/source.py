@@ -29,6 +29,7 @@ from esm.aio import Stopped, sleep_unless, unless_stopped
 from esm.arns import parse_arn
 from esm.config.pipeline import PipelineSettings
 from esm.config.settings import MappingSettings
+from esm.core.backoff import SOURCE_BACKOFF
 from esm.core.records import Disposition
 from esm.destinations import make_destination
 from esm.destinations.kafka import KafkaCluster
@@ -167,7 +168,7 @@ class KafkaSource:
         if part is None or part.state is not PartitionState.ASSIGNED:
             return False
         part.state = PartitionState.STARTING
-        delay = 0.2
+        attempt = 0
         while not part.stopping.is_set():
             try:
                 committed, position = await unless_stopped(self._start_of(part.tp, part.seek), part.stopping)
@@ -187,9 +188,10 @@ class KafkaSource:
             except IllegalStateError:
                 return False  # unassigned while we asked
             except (KafkaError, OSError, asyncio.TimeoutError) as error:
+                attempt += 1
+                delay = SOURCE_BACKOFF.delay(attempt)
                 self.events.polling_failed(f"the start of {part.key}", repr(error), delay)
                 await sleep_unless(part.stopping, delay)
-                delay = min(tuning.BACKOFF_CAP, delay * 2)
         return False
 
     async def _start_of(self, tp: TopicPartition, seek: bool) -> tuple[int | None, int]:

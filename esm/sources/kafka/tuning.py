@@ -22,4 +22,3 @@ PAUSE_BYTES = 8 * 1024 * 1024
 TAKE_BYTES = 1024 * 1024  # a worker takes at most about one fetch's bytes at once (aiokafka's per-partition fetch)
 LAG_INTERVAL = 5.0  # OffsetLag is read (and failed commits retried) this often
 COMMIT_TIMEOUT = 15.0
-BACKOFF_CAP = 10.0
