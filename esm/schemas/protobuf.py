@@ -74,6 +74,9 @@ def compile_protobuf(definition: str, references: Mapping[str, str] | None = Non
             message = message_class.FromString(payload[start:])
         except DecodeError as error:
             raise DeserializationError(f"not Protobuf data of {descriptor.full_name}: {error}") from None
+        if not message.IsInitialized():  # proto2 `required` fields (parsing alone does not check them)
+            raise DeserializationError(f"{descriptor.full_name} lacks required field(s) "
+                                       f"{', '.join(message.FindInitializationErrors())}")
         try:
             return json_format.MessageToDict(message, preserving_proto_field_name=True, descriptor_pool=pool)
         except (TypeError, ValueError, KeyError) as error:  # an Any of an unknown type, a Timestamp out of range

@@ -139,6 +139,10 @@ def test_bytes_that_do_not_parse_are_a_deserialization_error():
     good = sample_order(CLASSES, 3).SerializeToString()
     with pytest.raises(DeserializationError, match="not Protobuf data of shop.Order"):
         codec.decode(b"\x00" + good[:-4])
+    proto2 = compile_schema("PROTOBUF", 'syntax = "proto2"; message M { required int32 a = 1; optional int32 b = 2; }')
+    assert proto2.decode(b"\x00\x08\x00") == {"a": 0}  # set, so printed even at its default
+    with pytest.raises(DeserializationError, match="M lacks required field.s. a"):
+        proto2.decode(b"\x00\x10\x01")
 
 
 # ---------------------------------------------------------------- references through the registry
