@@ -410,32 +410,20 @@ async def test_mutual_tls_with_a_private_ca_from_secrets(tmp_path):
 # ---------------------------------------------------------------- Protobuf
 
 
-def protobuf_bytes(url: str, message, field=None) -> bytes:
-    """confluent-kafka's ProtobufSerializer: registers the schema and its imports, frames the message."""
-    from confluent_kafka.schema_registry import SchemaRegistryClient
-    from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
-    from confluent_kafka.serialization import MessageField, SerializationContext
-
-    serializer = ProtobufSerializer(type(message), SchemaRegistryClient({"url": url}))
-    return serializer(message, SerializationContext("orders", field or MessageField.VALUE))
-
-
 async def test_confluent_protobuf_from_the_official_serializer_delivered_as_json():
     """behaviour §2, §5 with Protobuf: records written by Confluent's ProtobufSerializer (nested, repeated
     and map fields, a oneof, an enum, int64/uint64, bytes, a Timestamp, an import registered as a
     reference) reach the function as JSON (docs/protobuf.md) with key/valueSchemaMetadata PROTOBUF;
     filters match the decoded fields."""
-    from confluent_kafka.serialization import MessageField
-
-    from tests.support.protobuf import sample_order, shop_classes
+    from tests.support.protobuf import confluent_serialized, sample_order, shop_classes
 
     classes = shop_classes()
     recorder = kk.install(kk.KafkaRecorder())
     orders = [sample_order(classes, n) for n in range(6)]
     async with fake_confluent_registry() as fake, kafka_admin() as admin:
-        values = [await asyncio.to_thread(protobuf_bytes, fake.url, o) for o in orders]
-        keys = [await asyncio.to_thread(protobuf_bytes, fake.url, classes["shop.OrderKey"](customer_id=f"c{n}"),
-                                        MessageField.KEY) for n in range(6)]
+        values = await asyncio.to_thread(confluent_serialized, fake.url, orders)
+        keys = await asyncio.to_thread(confluent_serialized, fake.url,
+                                       [classes["shop.OrderKey"](customer_id=f"c{n}") for n in range(6)], True)
         topic = await create_topic(admin)
         await produce(topic, [Message(v, key=k) for v, k in zip(values, keys)])
         pattern = json.dumps({"value": {"status": ["PAID", "SHIPPED"]}})  # statuses cycle NEW, PAID, SHIPPED
@@ -460,13 +448,13 @@ async def test_confluent_protobuf_from_the_official_serializer_delivered_as_json
 async def test_confluent_protobuf_as_source_keeps_the_message_indexes():
     """EventRecordFormat SOURCE with Protobuf: the function gets the bytes after the 5-byte header (magic
     byte and schema id), the message-index list kept, as AWS's Powertools expects (docs/protobuf.md)."""
-    from tests.support.protobuf import sample_order, shop_classes
+    from tests.support.protobuf import confluent_serialized, sample_order, shop_classes
 
     classes = shop_classes()
     recorder = kk.install(kk.KafkaRecorder())
     async with fake_confluent_registry() as fake, kafka_admin() as admin:
-        values = [await asyncio.to_thread(protobuf_bytes, fake.url, sample_order(classes, n)) for n in range(2)]
-        values.append(await asyncio.to_thread(protobuf_bytes, fake.url, classes["shop.OrderKey"](customer_id="x")))
+        values = await asyncio.to_thread(confluent_serialized, fake.url, [
+            sample_order(classes, 0), sample_order(classes, 1), classes["shop.OrderKey"](customer_id="x")])
         topic = await create_topic(admin)
         await produce(topic, [Message(v) for v in values])
         async with daemon(mapping_for(topic, registry_config(fake.url, "SOURCE"))):
@@ -524,13 +512,13 @@ async def test_bad_protobuf_records_go_to_the_destination_as_avros_do():
     DESERIALIZATION_ERROR, an unknown schema id SCHEMA_NOT_FOUND; each goes to the on-failure
     destination (invoke count 0) in partition order, the good records around them are invoked, the
     metrics count them, nothing is dropped."""
-    from tests.support.protobuf import sample_order, shop_classes
+    from tests.support.protobuf import confluent_serialized, sample_order, shop_classes
 
     classes = shop_classes()
     recorder = kk.install(kk.KafkaRecorder())
     async with fake_confluent_registry() as fake, kafka_admin() as admin, sqs_client() as sqs:
         dlq_url, dlq_arn = await create_queue(sqs, "pdlq")
-        good = [await asyncio.to_thread(protobuf_bytes, fake.url, sample_order(classes, n)) for n in range(4)]
+        good = await asyncio.to_thread(confluent_serialized, fake.url, [sample_order(classes, n) for n in range(4)])
         schema_id = int.from_bytes(good[0][1:5], "big")
         topic = await create_topic(admin)
         await produce(topic, [

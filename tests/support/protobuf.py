@@ -118,3 +118,23 @@ def sample_order(classes: dict[str, Any], n: int) -> Any:
         order.cash = True
     order.placed_at.FromJsonString("2026-01-02T03:04:05Z")
     return order
+
+
+def confluent_serialized(url: str, messages: list[Any], key: bool = False) -> list[bytes]:
+    """Each message as Confluent's ProtobufSerializer writes it for topic "orders" (registering its
+    schema and imports in the registry at `url`, as producers do). Blocking: run it in a thread when
+    the registry is served by the calling event loop."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    context = SerializationContext("orders", MessageField.KEY if key else MessageField.VALUE)
+    with SchemaRegistryClient({"url": url}) as client:
+        serializers: dict[type, ProtobufSerializer] = {}
+        out = []
+        for message in messages:
+            serializer = serializers.get(type(message))
+            if serializer is None:
+                serializer = serializers[type(message)] = ProtobufSerializer(type(message), client)
+            out.append(serializer(message, context))
+    return out

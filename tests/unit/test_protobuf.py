@@ -10,9 +10,6 @@ import base64
 from dataclasses import dataclass
 
 import pytest
-from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
-from confluent_kafka.serialization import MessageField, SerializationContext
 from google.protobuf import json_format
 
 from esm.schemas import DESERIALIZATION_ERROR, SCHEMA_NOT_FOUND, DecodedRecord, DecodeFailure, RegistryDown
@@ -24,7 +21,8 @@ from esm.schemas.formats import DeserializationError, SchemaUnusable, compile_sc
 from esm.schemas.registry import SchemaNotFound
 from esm.schemas.wire import confluent_frame
 from tests.support.confluent_fake import fake_confluent_registry
-from tests.support.protobuf import COMMON_PROTO, ORDER_PROTO, message_classes, sample_order, shop_classes
+from tests.support.protobuf import (COMMON_PROTO, ORDER_PROTO, confluent_serialized, message_classes, sample_order,
+                                    shop_classes)
 
 NESTED = """syntax = "proto3";
 package n;
@@ -217,20 +215,14 @@ def settings(uri: str, record_format: str = "JSON", attributes=("VALUE",)) -> Sc
                                   attributes=frozenset(attributes))
 
 
-def serialize(url: str, message, field: MessageField = MessageField.VALUE) -> bytes:
-    """confluent-kafka's ProtobufSerializer (registers the schema and its imports, as producers do)."""
-    serializer = ProtobufSerializer(type(message), SchemaRegistryClient({"url": url}))
-    return serializer(message, SerializationContext("orders", field))
-
-
 async def test_serializer_bytes_decode_as_json_or_pass_as_source():
     """Records written by confluent-kafka's ProtobufSerializer: with JSON the function gets the JSON form
     and valueSchemaMetadata {dataFormat: PROTOBUF}; with SOURCE it gets the bytes after the 5-byte
     header, message indexes kept (docs/protobuf.md); keys are validated the same way."""
     async with fake_confluent_registry() as fake:
         orders = [sample_order(CLASSES, n) for n in range(3)]
-        values = [await asyncio.to_thread(serialize, fake.url, o) for o in orders]
-        key = await asyncio.to_thread(serialize, fake.url, CLASSES["shop.OrderKey"](customer_id="c"), MessageField.KEY)
+        values = await asyncio.to_thread(confluent_serialized, fake.url, orders)
+        [key] = await asyncio.to_thread(confluent_serialized, fake.url, [CLASSES["shop.OrderKey"](customer_id="c")], True)
         assert {"shop/common.proto", "orders-value", "orders-key"} <= fake.subjects.keys()
         as_json = SchemaDecoder(settings(fake.url, "JSON", ("KEY", "VALUE")), ConfluentRegistry(fake.url))
         as_source = SchemaDecoder(settings(fake.url, "SOURCE"), ConfluentRegistry(fake.url))
@@ -256,7 +248,7 @@ async def test_each_bad_input_has_avros_condition_and_metric():
     the record back (schema registry errors), as for Avro."""
     metrics = Metrics()
     async with fake_confluent_registry() as fake:
-        good = await asyncio.to_thread(serialize, fake.url, sample_order(CLASSES, 1))
+        [good] = await asyncio.to_thread(confluent_serialized, fake.url, [sample_order(CLASSES, 1)])
         schema_id = int.from_bytes(good[1:5], "big")
         decoder = SchemaDecoder(settings(fake.url), ConfluentRegistry(fake.url), metrics=metrics)
         try:
@@ -266,8 +258,7 @@ async def test_each_bad_input_has_avros_condition_and_metric():
                 Message(confluent_frame(9999, good[5:])),
                 Message(good)])
             fake.down = True
-            down = await SchemaDecoder(settings(fake.url), ConfluentRegistry(fake.url), metrics=metrics).decode(
-                Message(confluent_frame(schema_id + 50, good[5:])))
+            down = await decoder.decode(Message(confluent_frame(schema_id + 50, good[5:])))
         finally:
             await decoder.close()
     unparsed, out_of_range, unknown, fine = results
