@@ -1,9 +1,10 @@
-"""Kafka schema registries (SPEC 1 SchemaRegistryConfig, 2, 4, 5): Confluent and AWS Glue wire
-formats, Avro (fastavro) and JSON Schema decoding, a schema cache, and the per-record decoder the
-Kafka source runs before filtering.
+"""Kafka schema registries (behaviour §1 SchemaRegistryConfig, §2, §4, §5): Confluent and AWS Glue
+wire formats, Avro (fastavro), JSON Schema and Protobuf decoding, a schema cache, and the
+per-record decoder the Kafka source runs before filtering.
 
-Modules: `wire` (framing, pure), `formats` (schema text -> decoder), `registry` (what a client
-answers), `confluent` / `glue` (the clients), `access` (Confluent credentials from Secrets
+Modules: `wire` (framing, pure), `formats` (schema text -> decoder), `protobuf` (Protobuf schemas
+and message indexes), `errors` (why a schema or payload cannot be decoded), `registry` (what a
+client answers), `confluent` / `glue` (the clients), `access` (Confluent credentials from Secrets
 Manager), `cache` (fetch once, negative entries briefly), `config` (SchemaRegistryConfig rules
 and settings), `decoder` (the step itself).
 """

@@ -5,7 +5,9 @@ stays until the cache is full and it is the least recently used. A schema the re
 have is remembered only briefly (`negative_ttl`), so a burst of records naming it costs one
 lookup, yet a schema registered a moment later is found soon after. Failures to reach the
 registry are never cached. `resolve(ids)` fetches every unknown id of a batch at most once, and
-concurrent callers asking for the same id share one fetch.
+concurrent callers asking for the same id share one fetch. A Protobuf schema (with the files it
+imports) is compiled in a worker thread: compiling `.proto` text runs protoc, which must not hold
+up the event loop.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterable
 
-from esm.schemas.formats import Codec, SchemaUnusable, compile_schema
+from esm.schemas.formats import PROTOBUF, Codec, SchemaUnusable, compile_schema
 from esm.schemas.registry import RegistrySchema, RegistryUnavailable, SchemaNotFound
 
 DEFAULT_MAX_ENTRIES = 1000
@@ -37,8 +39,9 @@ class Resolved:
 class SchemaCache:
     def __init__(self, fetch: Callable[[str], Awaitable[RegistrySchema]], *,
                  max_entries: int = DEFAULT_MAX_ENTRIES, negative_ttl: float = DEFAULT_NEGATIVE_TTL,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, framing: str = "confluent"):
         self._fetch = fetch
+        self.framing = framing  # the registry kind: whose Protobuf message-index format payloads carry
         self.max_entries = max_entries
         self.negative_ttl = negative_ttl
         self._clock = clock
@@ -106,18 +109,22 @@ class SchemaCache:
 
     async def _load(self, schema_id: str) -> Resolved:
         try:
-            schema = await self._fetch(schema_id)
+            entry = Resolved(codec=await self._compile(await self._fetch(schema_id)))
         except SchemaNotFound as error:
             entry = Resolved(missing=str(error) or f"schema {schema_id} not found")
             self._missing[schema_id] = (self._clock() + self.negative_ttl, entry)
             return entry
         except RegistryUnavailable as error:
             return Resolved(unavailable=str(error) or "schema registry unavailable")
-        try:
-            entry = Resolved(codec=compile_schema(schema.data_format, schema.definition))
-        except SchemaUnusable as error:
+        except SchemaUnusable as error:  # the schema, or the registry's answer (a reference cycle)
             entry = Resolved(unusable=f"schema {schema_id}: {error}")
         self._found[schema_id] = entry
         while len(self._found) > self.max_entries:
             self._found.popitem(last=False)
         return entry
+
+    async def _compile(self, schema: RegistrySchema) -> Codec:
+        if schema.data_format.upper() != PROTOBUF:
+            return compile_schema(schema.data_format, schema.definition)
+        return await asyncio.to_thread(compile_schema, schema.data_format, schema.definition,
+                                       references=dict(schema.references), framing=self.framing)

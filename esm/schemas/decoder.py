@@ -11,7 +11,7 @@ Per record, for each attribute `SchemaValidationConfigs` lists (a null key or va
 What the function then receives (SPEC 2): with `EventRecordFormat: JSON`, the decoded attribute as
 base64 of its compact JSON text; with `SOURCE`, the original payload without the framing (Glue's
 zlib compression undone), base64 as usual. Either way the record gains `keySchemaMetadata` /
-`valueSchemaMetadata`: `{"dataFormat": "AVRO"|"JSON", "schemaId": "<id>"}`. Filters match the
+`valueSchemaMetadata`: `{"dataFormat": "AVRO"|"JSON"|"PROTOBUF", "schemaId": "<id>"}`. Filters match the
 decoded values whatever the format.
 
 Registry lookups are batched: `decode_many` resolves every schema id of a fetched batch first,
@@ -143,7 +143,7 @@ class SchemaDecoder:
         self.registry = registry
         self.metrics = metrics
         self.log = logger or log
-        self.cache = cache or SchemaCache(registry.fetch)
+        self.cache = cache or SchemaCache(registry.fetch, framing=registry.kind)
         self._frame = parse_glue if registry.kind == GLUE else parse_confluent
         # Decode KEY before VALUE, so a record with both broken reports the same attribute every time.
         self._attributes = tuple(a for a in (KEY, VALUE) if a in settings.attributes)

@@ -12,8 +12,10 @@ bool, None) â€” what filters match and what `EventRecordFormat: JSON` delivers â
   UUIDs as text.
 - **JSON** (JSON Schema): the payload is UTF-8 JSON text, validated against the schema
   (the draft its `$schema` names, else the latest).
-- **PROTOBUF** is not decoded by esm yet: such a schema is reported as unusable, so its records
-  fail with DESERIALIZATION_ERROR (and an error log that says why) rather than pass unchecked.
+- **PROTOBUF** (`esm.schemas.protobuf`): the payload is the message-index prefix the registry's
+  serializers write, then the message; `.proto` text or a serialized descriptor, with the files it
+  imports (`references`), compiled per schema. `framing` says whose message-index format to read
+  (Confluent's list or AWS Glue's single index).
 """
 
 from __future__ import annotations
@@ -22,22 +24,19 @@ import base64
 import decimal
 import io
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import fastavro
 import orjson
 
+from esm.schemas.errors import DeserializationError, SchemaUnusable
+
+__all__ = ["AVRO", "JSON", "PROTOBUF", "Codec", "DeserializationError", "SchemaUnusable", "compile_schema",
+           "to_json_value"]
+
 AVRO = "AVRO"
 JSON = "JSON"
 PROTOBUF = "PROTOBUF"
-
-
-class SchemaUnusable(ValueError):
-    """The registry's schema cannot be used to decode (not parseable, or a format esm cannot read)."""
-
-
-class DeserializationError(ValueError):
-    """The payload does not decode with its writer schema."""
 
 
 @dataclass(frozen=True)
@@ -48,14 +47,17 @@ class Codec:
     decode: Callable[[bytes], Any]
 
 
-def compile_schema(data_format: str, definition: str) -> Codec:
+def compile_schema(data_format: str, definition: str, *, references: Mapping[str, str] | None = None,
+                   framing: str = "confluent") -> Codec:
     data_format = (data_format or AVRO).upper()
     if data_format == AVRO:
         return Codec(AVRO, _avro_decoder(definition))
     if data_format == JSON:
         return Codec(JSON, _json_schema_decoder(definition))
     if data_format == PROTOBUF:
-        raise SchemaUnusable("PROTOBUF schemas are not decoded by esm yet (AVRO and JSON Schema are)")
+        from esm.schemas.protobuf import compile_protobuf  # only Protobuf mappings load protobuf
+
+        return Codec(PROTOBUF, compile_protobuf(definition, references, framing))
     raise SchemaUnusable(f"unknown schema data format {data_format!r}")
 
 

@@ -1,6 +1,7 @@
 """Kafka with a schema registry, end to end: the real broker, AWS Glue's schema registry and Secrets
 Manager in moto, ElasticMQ as the on-failure destination, and tests/support/confluent_fake.py for
-the Confluent registry API (a fake: no Confluent registry installs here).
+the Confluent registry API (a fake: no Confluent registry installs here). Avro, and Protobuf records
+written by Confluent's own ProtobufSerializer (docs/protobuf.md).
 
 SPEC 1 (SchemaRegistryConfig), 2 (`EventRecordFormat` JSON / SOURCE, `*SchemaMetadata`), 4
 (SCHEMA_NOT_FOUND / DESERIALIZATION_ERROR to the on-failure destination), 5 (the schema pipeline:
@@ -10,6 +11,7 @@ validate -> deserialize -> filter on decoded fields -> invoke), 6 (SchemaRegistr
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -419,3 +421,142 @@ async def test_mutual_tls_with_a_private_ca_from_secrets(tmp_path):
                         await client.fetch(schema_id)
             finally:
                 await client.close()
+
+
+# ---------------------------------------------------------------- Protobuf
+
+
+async def test_confluent_protobuf_from_the_official_serializer_delivered_as_json():
+    """behaviour §2, §5 with Protobuf: records written by Confluent's ProtobufSerializer (nested, repeated
+    and map fields, a oneof, an enum, int64/uint64, bytes, a Timestamp, an import registered as a
+    reference) reach the function as JSON (docs/protobuf.md) with key/valueSchemaMetadata PROTOBUF;
+    filters match the decoded fields."""
+    from tests.support.protobuf import confluent_serialized, sample_order, shop_classes
+
+    classes = shop_classes()
+    recorder = kk.install(kk.KafkaRecorder())
+    orders = [sample_order(classes, n) for n in range(6)]
+    async with fake_confluent_registry() as fake, kafka_admin() as admin:
+        values = await asyncio.to_thread(confluent_serialized, fake.url, orders)
+        keys = await asyncio.to_thread(confluent_serialized, fake.url,
+                                       [classes["shop.OrderKey"](customer_id=f"c{n}") for n in range(6)], True)
+        topic = await create_topic(admin)
+        await produce(topic, [Message(v, key=k) for v, k in zip(values, keys)])
+        pattern = json.dumps({"value": {"status": ["PAID", "SHIPPED"]}})  # statuses cycle NEW, PAID, SHIPPED
+        mapping = mapping_for(topic, registry_config(fake.url, "JSON", ("KEY", "VALUE")),
+                              FilterCriteria={"Filters": [{"Pattern": pattern}]})
+        async with daemon(mapping):
+            await kk.wait_for_offsets(admin, group_of(mapping), lambda o: o.get(0) == 6)
+    assert [r["offset"] for r in recorder.records] == [1, 2, 4, 5]
+    first = recorder.records[0]
+    assert decoded_value(first) == {
+        "id": str(2**53 + 1), "status": "PAID", "total": {"currency": "EUR", "units": "100"},
+        "lines": [{"sku": "s1", "quantity": 1}], "tags": {"n": "1"}, "card": "card1",
+        "blob": base64.b64encode(bytes([1, 255])).decode(), "placed_at": "2026-01-02T03:04:05Z",
+        "big": str(2**64 - 1)}
+    assert orjson.loads(base64.b64decode(first["key"])) == {"customer_id": "c1"}
+    value_id, key_id = (str(int.from_bytes(b[1:5], "big")) for b in (values[0], keys[0]))
+    assert first["valueSchemaMetadata"] == {"dataFormat": "PROTOBUF", "schemaId": value_id}
+    assert first["keySchemaMetadata"] == {"dataFormat": "PROTOBUF", "schemaId": key_id}
+    assert "shop/common.proto" in fake.subjects  # the import went through the registry as a reference
+
+
+async def test_confluent_protobuf_as_source_keeps_the_message_indexes():
+    """EventRecordFormat SOURCE with Protobuf: the function gets the bytes after the 5-byte header (magic
+    byte and schema id), the message-index list kept, as AWS's Powertools expects (docs/protobuf.md)."""
+    from tests.support.protobuf import confluent_serialized, sample_order, shop_classes
+
+    classes = shop_classes()
+    recorder = kk.install(kk.KafkaRecorder())
+    async with fake_confluent_registry() as fake, kafka_admin() as admin:
+        values = await asyncio.to_thread(confluent_serialized, fake.url, [
+            sample_order(classes, 0), sample_order(classes, 1), classes["shop.OrderKey"](customer_id="x")])
+        topic = await create_topic(admin)
+        await produce(topic, [Message(v) for v in values])
+        async with daemon(mapping_for(topic, registry_config(fake.url, "SOURCE"))):
+            await recorder.wait_for(lambda r: len(r.records) >= 3)
+    delivered = [base64.b64decode(r["value"]) for r in recorder.records]
+    assert delivered == [v[5:] for v in values]
+    assert delivered[0][:1] == b"\x00" and delivered[2][:2] == b"\x02\x02"  # [0] shortcut; [1]
+    assert recorder.records[2]["valueSchemaMetadata"]["dataFormat"] == "PROTOBUF"
+
+
+GLUE_ORDER_PROTO = """syntax = "proto3";
+package shop;
+import "google/protobuf/timestamp.proto";
+enum Status { NEW = 0; PAID = 1; SHIPPED = 2; }
+message Order {
+  int64 id = 1;
+  Status status = 2;
+  repeated Line lines = 3;
+  map<string, int64> counts = 4;
+  google.protobuf.Timestamp placed_at = 5;
+  message Line { string sku = 1; }
+}
+"""
+
+
+async def test_glue_protobuf_records_decoded_with_glues_message_index():
+    """AWS Glue (moto) with Protobuf: the 18-byte header names the schema version, one varint the message
+    type among the file's types sorted by full name (here a nested one too); zlib-compressed records
+    decode the same."""
+    from tests.support.protobuf import glue_protobuf, message_classes
+
+    classes = message_classes({"order.proto": GLUE_ORDER_PROTO})
+    recorder = kk.install(kk.KafkaRecorder())
+    registry_arn, version = await glue_schema(GLUE_ORDER_PROTO, "PROTOBUF")
+    order = classes["shop.Order"](id=-7, status=2, counts={"a": 2**40})
+    order.lines.add(sku="s")
+    order.placed_at.FromJsonString("2026-05-06T07:08:09.250Z")
+    async with kafka_admin() as admin:
+        topic = await create_topic(admin)
+        await produce(topic, [Message(glue_protobuf(version, order)),
+                              Message(glue_protobuf(version, classes["shop.Order.Line"](sku="n"), compress=True))])
+        mapping = mapping_for(topic, registry_config(registry_arn))
+        async with daemon(mapping):
+            await recorder.wait_for(lambda r: len(r.records) >= 2)
+            await kk.wait_for_offsets(admin, group_of(mapping), lambda o: o.get(0) == 2)
+    assert [decoded_value(r) for r in recorder.records] == [
+        {"id": "-7", "status": "SHIPPED", "lines": [{"sku": "s"}], "counts": {"a": str(2**40)},
+         "placed_at": "2026-05-06T07:08:09.250Z"},
+        {"sku": "n"}]
+    assert recorder.records[0]["valueSchemaMetadata"] == {"dataFormat": "PROTOBUF", "schemaId": version}
+
+
+async def test_bad_protobuf_records_go_to_the_destination_as_avros_do():
+    """behaviour §4 with Protobuf: bytes that do not parse and a message index out of range are
+    DESERIALIZATION_ERROR, an unknown schema id SCHEMA_NOT_FOUND; each goes to the on-failure
+    destination (invoke count 0) in partition order, the good records around them are invoked, the
+    metrics count them, nothing is dropped."""
+    from tests.support.protobuf import confluent_serialized, sample_order, shop_classes
+
+    classes = shop_classes()
+    recorder = kk.install(kk.KafkaRecorder())
+    async with fake_confluent_registry() as fake, kafka_admin() as admin, sqs_client() as sqs:
+        dlq_url, dlq_arn = await create_queue(sqs, "pdlq")
+        good = await asyncio.to_thread(confluent_serialized, fake.url, [sample_order(classes, n) for n in range(4)])
+        schema_id = int.from_bytes(good[0][1:5], "big")
+        topic = await create_topic(admin)
+        await produce(topic, [
+            Message(good[0]),
+            Message(good[1][:-3]),  # cut short: does not parse
+            Message(good[2]),
+            Message(confluent_frame(schema_id, b"\x02\x08" + good[1][6:])),  # index [4]: two types only
+            Message(good[3]),
+            Message(confluent_frame(7777, good[1][5:])),  # no such schema
+        ])
+        mapping = mapping_for(topic, registry_config(fake.url), DestinationConfig={"OnFailure": {"Destination": dlq_arn}})
+        async with daemon(mapping) as d:
+            await kk.wait_for_offsets(admin, group_of(mapping), lambda o: o.get(0) == 6)
+            assert d.total("esm_malformed_records_total") == 2
+            assert d.total("esm_schema_registry_errors_total") >= 1
+            assert d.total("esm_on_failure_destination_delivered_events_total") == 3
+            assert d.total("esm_dropped_events_total") == 0
+        messages = await receive_all(sqs, dlq_url)
+    assert [r["offset"] for r in recorder.records] == [0, 2, 4]
+    documents = sorted((json.loads(m["Body"]) for m in messages),
+                       key=lambda doc: int(doc["KafkaBatchInfo"]["recordsInfo"][f"{topic}-0"]["firstRecordOffset"]))
+    assert [(doc["KafkaBatchInfo"]["recordsInfo"][f"{topic}-0"]["firstRecordOffset"],
+             doc["requestContext"]["condition"], doc["requestContext"]["approximateInvokeCount"])
+            for doc in documents] == [("1", "DESERIALIZATION_ERROR", 0), ("3", "DESERIALIZATION_ERROR", 0),
+                                      ("5", "SCHEMA_NOT_FOUND", 0)]

@@ -146,8 +146,9 @@ def test_avro_decodes_to_plain_json_values_and_rejects_short_or_long_payloads():
         codec.decode(payload + b"\x00")
 
 
-def test_json_schema_validates_and_protobuf_is_refused_clearly():
-    """JSON Schema payloads are JSON validated against the schema; PROTOBUF is not decoded (clear reason)."""
+def test_json_schema_validates_and_unknown_formats_are_refused_clearly():
+    """JSON Schema payloads are JSON validated against the schema; a format esm does not know is refused
+    with a clear reason (Protobuf has its own tests: tests/unit/test_protobuf.py)."""
     codec = compile_schema("JSON", '{"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}')
     assert codec.decode(b'{"n": 3}') == {"n": 3}
     with pytest.raises(DeserializationError, match="at n"):
@@ -155,8 +156,8 @@ def test_json_schema_validates_and_protobuf_is_refused_clearly():
     with pytest.raises(DeserializationError, match="not JSON"):
         codec.decode(b"{")
     from esm.schemas.formats import SchemaUnusable
-    with pytest.raises(SchemaUnusable, match="PROTOBUF"):
-        compile_schema("PROTOBUF", 'syntax = "proto3"; message M { int32 a = 1; }')
+    with pytest.raises(SchemaUnusable, match="XML"):
+        compile_schema("XML", "<schema/>")
     with pytest.raises(SchemaUnusable):
         compile_schema("AVRO", '{"type": "record"}')
 
@@ -230,8 +231,8 @@ async def test_concurrent_lookups_of_one_id_share_a_single_fetch():
 async def test_an_unusable_schema_is_cached_as_such():
     """A schema that cannot be compiled is remembered (ids are immutable) and explains itself."""
     calls: list[str] = []
-    cache = SchemaCache(lookups({"3": RegistrySchema("3", "PROTOBUF", "message M {}")}, calls))
-    assert "PROTOBUF" in (await cache.get("3")).unusable
+    cache = SchemaCache(lookups({"3": RegistrySchema("3", "XML", "<schema/>")}, calls))
+    assert "XML" in (await cache.get("3")).unusable
     await cache.get("3")
     assert calls == ["3"]
 
