@@ -76,21 +76,21 @@ class Inbox:
 class StreamLane:
     def __init__(self, worker: "UnitWorker", index: int):
         self.worker = worker
-        self.pipeline = worker.pipeline
+        self.context = worker.context
         self.index = index
         self.inbox = Inbox(worker.stopping)
-        settings = self.pipeline.settings
+        settings = self.context.settings
         self.policy = BatchPolicy(settings.batch_size, settings.window,
-                                  max_bytes=self.pipeline.format.payload_cap(worker.unit_key))
+                                  max_bytes=self.context.format.payload_cap(worker.unit_key))
         self.pending: deque[Record] = deque()
-        self.batch = StreamBatch(unit=worker.unit_key, rules=self.pipeline.rules, invoke=self.pipeline.invoke_path,
-                                 send=self.send, settle=self.settle, dead_letters=self.pipeline.dead_letters,
-                                 format=self.pipeline.format, events=self.pipeline.events.for_log(worker.log),
+        self.batch = StreamBatch(unit=worker.unit_key, rules=self.context.rules, invoke=self.context.invoke_path,
+                                 send=self.send, settle=self.settle, dead_letters=self.context.dead_letters,
+                                 format=self.context.format, events=self.context.events.for_log(worker.log),
                                  stopping=worker.stopping, log=worker.log)
 
     # -- hooks the batch calls ---------------------------------------------------------------
     async def send(self, records: Any) -> InvokeResult:
-        return await self.pipeline.invoker.invoke(self.pipeline.format.payload(records))
+        return await self.context.invoker.invoke(self.context.format.payload(records))
 
     async def settle(self, records: list[Record], disposition: Disposition) -> None:
         await self.worker.settle(records, disposition)
@@ -110,7 +110,7 @@ class StreamLane:
                 return
 
     async def next_batch(self) -> bool:
-        cut = self.cut if self.pipeline.format.may_pre_fail or self.pipeline.settings.tumbling_seconds else None
+        cut = self.cut if self.context.format.may_pre_fail or self.context.settings.tumbling_seconds else None
         records, reason = await gather(self.policy, self.pending, self.inbox.pull, cut)
         self.worker.taken(len(records))
         if records:
@@ -118,10 +118,10 @@ class StreamLane:
         return reason is FlushReason.END
 
     def cut(self, record: Record) -> bool:
-        return self.pipeline.format.pre_failure(record) is not None
+        return self.context.format.pre_failure(record) is not None
 
     async def process(self, records: list[Record]) -> None:
-        slots = self.pipeline.slots
+        slots = self.context.slots
         if slots is None:
             await self.batch.run(records)
         else:
@@ -131,7 +131,7 @@ class StreamLane:
     async def _dead_letter_unfit(self) -> bool:
         """Dead-letter what heads `pending` if it cannot be invoked; True if it did."""
         head = self.pending[0]
-        fmt = self.pipeline.format
+        fmt = self.context.format
         pre = fmt.pre_failure(head)
         if pre is not None:
             records = [self.pending.popleft()]
@@ -151,7 +151,7 @@ class StreamLane:
         else:
             return False
         self.worker.taken(len(records))
-        await self.pipeline.dead_letters.send(self.worker.unit_key, failure, self.worker.stopping)
+        await self.context.dead_letters.send(self.worker.unit_key, failure, self.worker.stopping)
         await self.settle(records, Disposition.DEAD_LETTERED)
         return True
 
@@ -161,21 +161,21 @@ class WindowedLane(StreamLane):
 
     def __init__(self, worker: "UnitWorker", index: int):
         super().__init__(worker, index)
-        self.seconds = self.pipeline.settings.tumbling_seconds
+        self.seconds = self.context.settings.tumbling_seconds
         self.windows = WindowState()
         self.held: list[tuple[list[Record], Disposition]] = []
 
     async def send(self, records: Any) -> InvokeResult:
-        fmt = self.pipeline.format
+        fmt = self.context.format
         payload = self.windows.payload(fmt.events(records), shard_id=self.worker.unit_key,
                                        stream_arn=fmt.source_arn, final=False)
-        return self.windows.take_state(await self.pipeline.invoker.invoke(payload))
+        return self.windows.take_state(await self.context.invoker.invoke(payload))
 
     async def settle(self, records: list[Record], disposition: Disposition) -> None:
         self.held.append((records, disposition))  # settled when the window's final invoke succeeded
 
     def _window(self, record: Record) -> Any:
-        return window_of(self.pipeline.format.arrival(record), self.seconds)
+        return window_of(self.context.format.arrival(record), self.seconds)
 
     def cut(self, record: Record) -> bool:
         return super().cut(record) or self._window(record) != self.windows.window
@@ -211,18 +211,18 @@ class WindowedLane(StreamLane):
         """The final invoke of a window (no records, its state), retried until it succeeds (SPEC 2)."""
         if self.windows.window is None:
             return
-        fmt = self.pipeline.format
+        fmt = self.context.format
         attempt = 0
         while True:
             if self.worker.stopping.is_set():
                 raise Stopped()
             payload = self.windows.payload([], shard_id=self.worker.unit_key, stream_arn=fmt.source_arn, final=True)
-            result = self.windows.take_state(await self.pipeline.invoker.invoke(payload))
+            result = self.windows.take_state(await self.context.invoker.invoke(payload))
             if isinstance(result, Succeeded):
                 break
             attempt += 1
             delay = INVOKE_BACKOFF.delay(attempt)
-            self.pipeline.events.for_log(self.worker.log).invoke_failed(
+            self.context.events.for_log(self.worker.log).invoke_failed(
                 0, f"final invoke of window {self.windows.window.iso()['start']} on {self.worker.unit_key} "
                    f"({type(result).__name__}); the shard waits, retrying in {delay:.1f}s")
             await sleep_unless(self.worker.stopping, delay)

@@ -12,7 +12,7 @@ from typing import Any
 
 from esm.config.pipeline import PipelineSettings
 from esm.core.records import Disposition, Record
-from esm.engine.pipeline import Pipeline
+from esm.engine.mapping_context import MappingContext
 from esm.engine.units import UnitState, UnitWorker
 from esm.errors import LeaseLost
 from esm.invokers.base import Succeeded
@@ -117,11 +117,11 @@ def settings(**changes: Any) -> PipelineSettings:
 
 
 def worker(source: FakeSource, invoker: FakeInvoker, **changes: Any) -> UnitWorker:
-    pipeline = Pipeline(settings=settings(**changes), format=FakeFormat(), invoker=invoker, destination=None,
-                        metrics=Metrics().for_mapping("m", "kinesis"), function_name="fake", log=LOG)
+    context = MappingContext(settings=settings(**changes), format=FakeFormat(), invoker=invoker, destination=None,
+                             metrics=Metrics().for_mapping("m", "kinesis"), function_name="fake", log=LOG)
     # FakeFormat.keep ignores the matcher; a match-all matcher would skip it.
-    pipeline.matcher = type("M", (), {"is_match_all": False})()
-    return UnitWorker("u", "u", source, pipeline)
+    context.matcher = type("M", (), {"is_match_all": False})()
+    return UnitWorker("u", "u", source, context)
 
 
 def test_a_unit_that_ends_settles_everything_then_closes_as_ended():
