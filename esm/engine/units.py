@@ -63,7 +63,7 @@ class UnitWorker:
             self.reason = reason
         self.stopping.set()
 
-    # -- what lanes call -----------------------------------------------------------------------
+    # -- what lanes call (UnitWorker is their LaneOwner) --------------------------------------
     async def settle(self, records: list[Record], disposition: Disposition) -> None:
         if not records:
             return
