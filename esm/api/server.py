@@ -1,7 +1,8 @@
 """The control API's HTTP listener (`api: {listen}`): Lambda's event source mapping operations.
 
 Each request is bounded in size, authenticated (SigV4, when `api.credentials` is set), routed and
-parsed by the Lambda model (esm.api.protocol), answered by the mapping manager, and counted in
+parsed by the Lambda model (esm.api.protocol), answered by the mapping manager (documents by
+esm.api.rendering), and counted in
 `esm_api_requests_total{operation, status}`. Every failure is a Lambda error (`x-amzn-ErrorType`
 and a JSON body the SDKs parse), never a stack trace; the Authorization header and the secret are
 never logged.
@@ -12,13 +13,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import web
 
 from esm.api import sigv4
-from esm.api.manager import MappingManager, decode_marker, encode_marker
+from esm.api.manager import MappingManager
 from esm.api.protocol import ApiError, Route, allowed_methods, match_route, parse, render
+from esm.api.rendering import configuration, decode_marker, encode_marker
 from esm.config.references import ReferenceUnreadable, read_reference
 from esm.config.settings import ApiCredentials, ApiSettings
 from esm.errors import EsmError
@@ -58,10 +60,12 @@ def _error(error: ApiError | sigv4.AuthError, status: int | None = None) -> web.
 
 
 class ApiServer:
-    def __init__(self, settings: ApiSettings, manager: MappingManager, metrics: Metrics):
+    def __init__(self, settings: ApiSettings, manager: MappingManager, metrics: Metrics,
+                 region_for: Callable[[], str | None]):
         self.settings = settings
         self.manager = manager
         self.metrics = metrics
+        self.region_for = region_for  # the region a document names when the source's ARN names none
         self.host, self.port = settings.host, settings.port
         self.credentials = read_credentials(settings.credentials) if settings.credentials else None
         self._runner: web.AppRunner | None = None
@@ -135,7 +139,7 @@ class ApiServer:
             entry = await self.manager.update(params["UUID"], params)
         else:
             entry = await self.manager.delete(params["UUID"])
-        return self._json(status, render(route.operation.output_shape, self.manager.configuration(entry)))
+        return self._json(status, render(route.operation.output_shape, configuration(entry, self.region_for)))
 
     def _list(self, route: Route, params: dict[str, Any]) -> Any:
         entries = self.manager.list(params.get("FunctionName"), params.get("EventSourceArn"))
@@ -144,7 +148,7 @@ class ApiServer:
             entries = [e for e in entries if (e.created, e.uuid) > after]
         size = params.get("MaxItems") or DEFAULT_MAX_ITEMS
         page = entries[:size]
-        answer: dict[str, Any] = {"EventSourceMappings": [self.manager.configuration(e) for e in page]}
+        answer: dict[str, Any] = {"EventSourceMappings": [configuration(e, self.region_for) for e in page]}
         if len(entries) > size:
             answer["NextMarker"] = encode_marker(page[-1])
         return render(route.operation.output_shape, answer)

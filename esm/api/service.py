@@ -36,7 +36,8 @@ class ControlApi:
         self.manager = MappingManager(dict(config.functions), runtime, invokers, metrics, self.store,
                                       shutdown_timeout=config.shutdown_timeout, base_dir=config.base_dir)
         self.manager.adopt(supervisors)
-        self.server = ApiServer(config.api, self.manager, metrics)  # reads the credentials: fails early
+        # Reads the credentials: fails early.
+        self.server = ApiServer(config.api, self.manager, metrics, region_for=runtime.clients.region_for)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._shutdown: asyncio.Task[None] | None = None
@@ -74,7 +75,7 @@ class ControlApi:
 
 
 def _report_end(task: asyncio.Task[None]) -> None:
-    """Replica sync stops only on an error that retrying cannot fix (esm.api.manager.sync_forever)."""
+    """Replica sync stops only on an error that retrying cannot fix (esm.api.replica_sync.sync_forever)."""
     if not task.cancelled() and task.exception() is not None:
         log.error("stopped applying other replicas' mapping changes: %s", task.exception(),
                   exc_info=task.exception())

@@ -3,7 +3,7 @@
 They sit beside the checkpoints, in the checkpoint store the daemon already opened (the store
 `checkpoints:` names), on that store's own connection or client: a table `api_mappings` in the
 SQLite file (one process), or one item of the DynamoDB checkpoint table (replicas). Each mapping is
-one JSON document keyed by its UUID (`esm.api.manager` owns its fields); the store reads only its
+one JSON document keyed by its UUID (`esm.api.replica_sync` owns its fields); the store reads only its
 `UUID`, `Request` and `Revision`, to refuse a document it cannot hand on and to make every change
 conditional: `put` writes only while the stored revision is still the one the caller's change was
 based on, else raises `RevisionConflict`, so two replicas changing one mapping at once cannot both

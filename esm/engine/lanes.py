@@ -8,30 +8,32 @@ invokable (`pre_failure`: a schema that cannot be decoded) and a record too larg
 `WindowedLane` adds tumbling windows (SPEC 2, esm.engine.tumbling): a batch never crosses a window;
 a window closes with a final invoke (no records, the state) when a record of a later window
 arrives, when it has been idle past its end, or when the unit ends; its records settle only once
-that final invoke succeeded.
+that final invoke succeeded. Every invoke, the final one included, goes through the mapping's one
+invoke path (esm.engine.invoke).
+
+Lanes know the unit worker that feeds them only as a `LaneOwner` (esm.engine.units depends on
+this module, never the other way).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from esm.aio import Stopped, sleep_unless, unless_stopped
+from esm.aio import unless_stopped
 from esm.core.batching import BatchPolicy, FlushReason
-from esm.core.backoff import INVOKE_BACKOFF
 from esm.core.conditions import MAXIMUM_PAYLOAD_SIZE_EXCEEDED
 from esm.engine.dead_letter import Failure
 from esm.engine.gather import gather
+from esm.engine.mapping_context import MappingContext
 from esm.engine.stream_batch import StreamBatch
 from esm.engine.tumbling import WindowState, window_of
-from esm.invokers.base import InvokeResult, Succeeded
+from esm.core.results import InvokeResult
 from esm.core.records import Disposition, Record
-
-if TYPE_CHECKING:
-    from esm.engine.units import UnitWorker
 
 END: Any = object()  # queued behind a unit's last record
 # An idle tumbling window closes this long after its end (records carry the stream's arrival time).
@@ -73,24 +75,40 @@ class Inbox:
         return item
 
 
+class LaneOwner(Protocol):
+    """What a lane needs of the unit worker that feeds it (esm.engine.units.UnitWorker is one)."""
+
+    unit_key: str
+    context: MappingContext
+    stopping: asyncio.Event
+    log: logging.LoggerAdapter
+
+    async def settle(self, records: list[Record], disposition: Disposition) -> None:
+        """Settle these records with the source and free their room in the in-flight cap."""
+
+    def taken(self, count: int) -> None:
+        """`count` records left the lane's backlog (batched or dead-lettered)."""
+
+
 class StreamLane:
-    def __init__(self, worker: "UnitWorker", index: int):
+    def __init__(self, worker: LaneOwner, index: int):
         self.worker = worker
-        self.pipeline = worker.pipeline
+        self.context = worker.context
         self.index = index
         self.inbox = Inbox(worker.stopping)
-        settings = self.pipeline.settings
+        settings = self.context.settings
         self.policy = BatchPolicy(settings.batch_size, settings.window,
-                                  max_bytes=self.pipeline.format.payload_cap(worker.unit_key))
+                                  max_bytes=self.context.format.payload_cap(worker.unit_key))
         self.pending: deque[Record] = deque()
-        self.batch = StreamBatch(unit=worker.unit_key, rules=self.pipeline.rules, invoke=self.pipeline.invoke_path,
-                                 send=self.send, settle=self.settle, dead_letters=self.pipeline.dead_letters,
-                                 format=self.pipeline.format, events=self.pipeline.events.for_log(worker.log),
+        self.invoke_path = self.context.invoke_path.for_log(worker.log)
+        self.batch = StreamBatch(unit=worker.unit_key, rules=self.context.rules, invoke=self.invoke_path,
+                                 send=self.send, settle=self.settle, dead_letters=self.context.dead_letters,
+                                 format=self.context.format, events=self.context.events.for_log(worker.log),
                                  stopping=worker.stopping, log=worker.log)
 
     # -- hooks the batch calls ---------------------------------------------------------------
     async def send(self, records: Any) -> InvokeResult:
-        return await self.pipeline.invoker.invoke(self.pipeline.format.payload(records))
+        return await self.context.invoker.invoke(self.context.format.payload(records))
 
     async def settle(self, records: list[Record], disposition: Disposition) -> None:
         await self.worker.settle(records, disposition)
@@ -110,7 +128,7 @@ class StreamLane:
                 return
 
     async def next_batch(self) -> bool:
-        cut = self.cut if self.pipeline.format.may_pre_fail or self.pipeline.settings.tumbling_seconds else None
+        cut = self.cut if self.context.format.may_pre_fail or self.context.settings.tumbling_seconds else None
         records, reason = await gather(self.policy, self.pending, self.inbox.pull, cut)
         self.worker.taken(len(records))
         if records:
@@ -118,10 +136,10 @@ class StreamLane:
         return reason is FlushReason.END
 
     def cut(self, record: Record) -> bool:
-        return self.pipeline.format.pre_failure(record) is not None
+        return self.context.format.pre_failure(record) is not None
 
     async def process(self, records: list[Record]) -> None:
-        slots = self.pipeline.slots
+        slots = self.context.slots
         if slots is None:
             await self.batch.run(records)
         else:
@@ -131,7 +149,7 @@ class StreamLane:
     async def _dead_letter_unfit(self) -> bool:
         """Dead-letter what heads `pending` if it cannot be invoked; True if it did."""
         head = self.pending[0]
-        fmt = self.pipeline.format
+        fmt = self.context.format
         pre = fmt.pre_failure(head)
         if pre is not None:
             records = [self.pending.popleft()]
@@ -151,7 +169,7 @@ class StreamLane:
         else:
             return False
         self.worker.taken(len(records))
-        await self.pipeline.dead_letters.send(self.worker.unit_key, failure, self.worker.stopping)
+        await self.context.dead_letters.send(self.worker.unit_key, failure, self.worker.stopping)
         await self.settle(records, Disposition.DEAD_LETTERED)
         return True
 
@@ -159,23 +177,28 @@ class StreamLane:
 class WindowedLane(StreamLane):
     """Tumbling windows: batches never cross a window; records settle when their window closes."""
 
-    def __init__(self, worker: "UnitWorker", index: int):
+    def __init__(self, worker: LaneOwner, index: int):
         super().__init__(worker, index)
-        self.seconds = self.pipeline.settings.tumbling_seconds
+        self.seconds = self.context.settings.tumbling_seconds
         self.windows = WindowState()
         self.held: list[tuple[list[Record], Disposition]] = []
 
     async def send(self, records: Any) -> InvokeResult:
-        fmt = self.pipeline.format
-        payload = self.windows.payload(fmt.events(records), shard_id=self.worker.unit_key,
-                                       stream_arn=fmt.source_arn, final=False)
-        return self.windows.take_state(await self.pipeline.invoker.invoke(payload))
+        return await self._send(self.context.format.events(records), final=False)
+
+    async def send_final(self, records: Any) -> InvokeResult:
+        return await self._send([], final=True)  # a final invoke carries no records, only the state
+
+    async def _send(self, events: list[dict[str, Any]], *, final: bool) -> InvokeResult:
+        payload = self.windows.payload(events, shard_id=self.worker.unit_key,
+                                       stream_arn=self.context.format.source_arn, final=final)
+        return self.windows.take_state(await self.context.invoker.invoke(payload))
 
     async def settle(self, records: list[Record], disposition: Disposition) -> None:
         self.held.append((records, disposition))  # settled when the window's final invoke succeeded
 
     def _window(self, record: Record) -> Any:
-        return window_of(self.pipeline.format.arrival(record), self.seconds)
+        return window_of(self.context.format.arrival(record), self.seconds)
 
     def cut(self, record: Record) -> bool:
         return super().cut(record) or self._window(record) != self.windows.window
@@ -208,24 +231,14 @@ class WindowedLane(StreamLane):
                 await self.close_window()
 
     async def close_window(self) -> None:
-        """The final invoke of a window (no records, its state), retried until it succeeds (SPEC 2)."""
-        if self.windows.window is None:
+        """The final invoke of a window (no records, its state), through the one invoke path and
+        retried until it succeeds (behaviour §2); only then do the window's records settle."""
+        window = self.windows.window
+        if window is None:
             return
-        fmt = self.pipeline.format
-        attempt = 0
-        while True:
-            if self.worker.stopping.is_set():
-                raise Stopped()
-            payload = self.windows.payload([], shard_id=self.worker.unit_key, stream_arn=fmt.source_arn, final=True)
-            result = self.windows.take_state(await self.pipeline.invoker.invoke(payload))
-            if isinstance(result, Succeeded):
-                break
-            attempt += 1
-            delay = INVOKE_BACKOFF.delay(attempt)
-            self.pipeline.events.for_log(self.worker.log).invoke_failed(
-                0, f"final invoke of window {self.windows.window.iso()['start']} on {self.worker.unit_key} "
-                   f"({type(result).__name__}); the shard waits, retrying in {delay:.1f}s")
-            await sleep_unless(self.worker.stopping, delay)
+        await self.invoke_path.invoke_until_success(
+            self.send_final, self.worker.stopping,
+            what=f"final invoke of window {window.iso()['start']} on {self.worker.unit_key}")
         held, self.held = self.held, []
         for records, disposition in held:
             await self.worker.settle(records, disposition)

@@ -29,7 +29,7 @@ from esm.config.settings import MappingSettings
 from esm.core.decide import Mode, Settle, decide
 from esm.engine.gather import gather
 from esm.engine.invoke import Abandoned
-from esm.engine.pipeline import Pipeline
+from esm.engine.mapping_context import MappingContext
 from esm.invokers.base import Invoker
 from esm.observability.metrics import MappingMetrics
 from esm.core.outcomes import FUNCTION_ERROR, PARTIAL
@@ -51,7 +51,7 @@ class QueueMapping:
         self.settings = PipelineSettings.read(mapping, default_batch_size=source_class.default_batch_size)
         self.source: Any = source_class(mapping, self.settings, runtime, metrics, None)
         self.scaling = scaling_for(mapping.request, invoker.max_concurrency)
-        self.pipeline: Pipeline | None = None
+        self.pipeline: MappingContext | None = None
         self._stopping = asyncio.Event()
         self._pollers: dict[int, asyncio.Task[None]] = {}
         self._next_poller = 0
@@ -61,10 +61,10 @@ class QueueMapping:
     async def connect(self) -> None:
         await self.source.connect()
         if self.pipeline is None:
-            self.pipeline = Pipeline(settings=self.settings, format=self.source.format, invoker=self.invoker,
-                                     destination=None, metrics=self.metrics, function_name=self.mapping.function.name,
-                                     log=self.log, mode=Mode.QUEUE, group_of=self.source.format.group_of,
-                                     on_throttle=self._throttled)
+            self.pipeline = MappingContext(settings=self.settings, format=self.source.format, invoker=self.invoker,
+                                           destination=None, metrics=self.metrics,
+                                           function_name=self.mapping.function.name, log=self.log, mode=Mode.QUEUE,
+                                           group_of=self.source.format.group_of, on_throttle=self._throttled)
 
     async def run(self) -> None:
         assert self.pipeline is not None, "connect() first"

@@ -17,7 +17,7 @@ from typing import Any, Hashable, Sequence
 
 from esm.config.pipeline import PipelineSettings
 from esm.config.settings import MappingSettings
-from esm.engine.pipeline import Pipeline
+from esm.engine.mapping_context import MappingContext
 from esm.engine.units import UnitWorker
 from esm.identity import execution_role_arn
 from esm.invokers.base import Invoker
@@ -39,7 +39,7 @@ class StreamMapping:
         self.settings = PipelineSettings.read(mapping, retry_cap_with_destination=source_class.retry_cap_with_destination,
                                               default_batch_size=source_class.default_batch_size)
         self.source: Source = source_class(mapping, self.settings, runtime, metrics, self._identity)
-        self.pipeline: Pipeline | None = None
+        self.context: MappingContext | None = None
         self.workers: dict[Hashable, UnitWorker] = {}
         self._stopping = asyncio.Event()
         self._restarts: set[asyncio.Task[None]] = set()
@@ -51,15 +51,15 @@ class StreamMapping:
     # -- what the supervisor calls -----------------------------------------------------------
     async def connect(self) -> None:
         await self.source.connect()
-        if self.pipeline is None:
+        if self.context is None:
             target = self.settings.destination
             destination = await self.source.destination(target) if target else None
-            self.pipeline = Pipeline(settings=self.settings, format=self.source.format, invoker=self.invoker,
-                                     destination=destination, metrics=self.metrics,
-                                     function_name=self.mapping.function.name, log=self.log)
+            self.context = MappingContext(settings=self.settings, format=self.source.format, invoker=self.invoker,
+                                          destination=destination, metrics=self.metrics,
+                                          function_name=self.mapping.function.name, log=self.log)
 
     async def run(self) -> None:
-        assert self.pipeline is not None, "connect() first"
+        assert self.context is not None, "connect() first"
         discovery = asyncio.create_task(self.source.discover(self, self._stopping), name=f"{self.mapping.name}/units")
         stopper = asyncio.create_task(self._stopping.wait())
         try:
@@ -86,15 +86,15 @@ class StreamMapping:
         if self.workers:  # run() was cancelled before it could stop them
             await self._stop_workers(list(self.workers.values()), StopReason.SHUTDOWN, drain=0)
         await self.source.close()
-        if self.pipeline is not None:
-            await self.pipeline.dead_letters.close()
+        if self.context is not None:
+            await self.context.dead_letters.close()
 
     # -- Units: what the source calls ---------------------------------------------------------
     def assigned(self, unit: Hashable, key: str) -> None:
         if self._stopping.is_set() or unit in self.workers:
             return
-        assert self.pipeline is not None
-        worker = UnitWorker(unit, key, self.source, self.pipeline)
+        assert self.context is not None
+        worker = UnitWorker(unit, key, self.source, self.context)
         worker.task = asyncio.create_task(worker.run(), name=f"{self.mapping.name}/{key}")
         worker.task.add_done_callback(lambda task, w=worker: self._ended(w))
         self.workers[unit] = worker

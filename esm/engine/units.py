@@ -23,7 +23,7 @@ from typing import Hashable
 from esm.aio import Stopped, unless_stopped
 from esm.engine.invoke import Abandoned
 from esm.engine.lanes import StreamLane, lane_class, stop_lanes
-from esm.engine.pipeline import Pipeline
+from esm.engine.mapping_context import MappingContext
 from esm.errors import LeaseLost
 from esm.core.records import Disposition, Record
 from esm.core.contract import Source, StopReason
@@ -38,18 +38,18 @@ class UnitState(enum.Enum):
 
 
 class UnitWorker:
-    def __init__(self, unit: Hashable, unit_key: str, source: Source, pipeline: Pipeline):
+    def __init__(self, unit: Hashable, unit_key: str, source: Source, context: MappingContext):
         self.unit = unit
         self.unit_key = unit_key
         self.source = source
-        self.pipeline = pipeline
+        self.context = context
         self.state = UnitState.INITIALIZING
         self.reason: StopReason | None = None
         self.stopping = asyncio.Event()
-        self.log = logging.LoggerAdapter(pipeline.log.logger, {**(pipeline.log.extra or {}), "unit": unit_key})
+        self.log = logging.LoggerAdapter(context.log.logger, {**(context.log.extra or {}), "unit": unit_key})
         self.held = 0  # bytes of this unit's records counted in the in-flight cap and not yet settled
         self.backlog = 0  # records handed to lanes and not yet in a batch
-        settings = pipeline.settings
+        settings = context.settings
         # Reading stops while the lanes hold this many records not yet in a batch: two batches per lane
         # (at least 100), so a stalled function holds the reader back rather than memory growing.
         self.high_water = max(2 * settings.batch_size, 100) * settings.lanes
@@ -63,14 +63,14 @@ class UnitWorker:
             self.reason = reason
         self.stopping.set()
 
-    # -- what lanes call -----------------------------------------------------------------------
+    # -- what lanes call (UnitWorker is their LaneOwner) --------------------------------------
     async def settle(self, records: list[Record], disposition: Disposition) -> None:
         if not records:
             return
         await self.source.settle(self.unit, [(r.token, disposition) for r in records])
         size = sum(r.size for r in records)
         self.held -= size
-        self.pipeline.in_flight.release(size)
+        self.context.in_flight.release(size)
 
     def taken(self, count: int) -> None:
         self.backlog -= count
@@ -84,8 +84,8 @@ class UnitWorker:
             if not await self.source.open(self.unit):
                 self.stop(StopReason.REVOKED)
                 return
-            count = self.pipeline.settings.lanes
-            cls = lane_class(self.pipeline.settings.tumbling_seconds)
+            count = self.context.settings.lanes
+            cls = lane_class(self.context.settings.tumbling_seconds)
             self.lanes = [cls(self, i) for i in range(count)]
             lane_tasks = [asyncio.create_task(self._lane(lane), name=f"{self.unit_key}/lane-{lane.index}")
                           for lane in self.lanes]
@@ -113,7 +113,7 @@ class UnitWorker:
                 await asyncio.gather(*lane_tasks, return_exceptions=True)
             finally:
                 await stop_lanes(lane_tasks)  # cancelled itself (shutdown deadline): abandon what is in flight
-                self.pipeline.in_flight.release(self.held)  # read but never settled: read again later
+                self.context.in_flight.release(self.held)  # read but never settled: read again later
                 self.held = 0
                 try:
                     await self.source.close_unit(self.unit, self.reason)
@@ -136,7 +136,7 @@ class UnitWorker:
 
     async def _read(self) -> bool:
         """Fetch until the unit ends (True) or the worker stops (False)."""
-        in_flight = self.pipeline.in_flight
+        in_flight = self.context.in_flight
         while not self.stopping.is_set():
             while not in_flight.has_room():  # the in-flight cap: lanes settle before more is read
                 await unless_stopped(in_flight.room(), self.stopping)
@@ -152,21 +152,21 @@ class UnitWorker:
         return False
 
     async def _admit(self, records: list[Record]) -> None:
-        kept, dropped = self.pipeline.keep(records)
+        kept, dropped = self.context.keep(records)
         if dropped:
             await self.source.settle(self.unit, [(r.token, Disposition.FILTERED) for r in dropped])
         if not kept:
             return
         size = sum(r.size for r in kept)
         self.held += size
-        self.pipeline.in_flight.hold(size)
+        self.context.in_flight.hold(size)
         self.backlog += len(kept)
         lanes = self.lanes
         if len(lanes) == 1:
             lanes[0].inbox.put(kept)
             return
         chunks: list[list[Record]] = [[] for _ in lanes]
-        key_of = self.pipeline.format.lane_key
+        key_of = self.context.format.lane_key
         for record in kept:
             key = key_of(record)
             chunks[0 if key is None else zlib.crc32(key) % len(lanes)].append(record)

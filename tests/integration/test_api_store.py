@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator
 import pytest
 from prometheus_client import generate_latest
 
-import esm.api.manager as manager_module
+import esm.api.replica_sync as replica_sync
 from esm.api.manager import MappingManager
 from esm.api.protocol import ApiError
 from esm.aws import AwsClients
@@ -149,7 +149,7 @@ async def test_sync_retries_an_unreachable_store_saying_so_once(backends: dict[s
                                                                  caplog: pytest.LogCaptureFixture):
     """Review point 3: while the store cannot be reached (here: its table is gone), sync_forever
     keeps trying and warns once, not at every poll."""
-    monkeypatch.setattr(manager_module, "SYNC_INTERVAL", 0.01)
+    monkeypatch.setattr(replica_sync, "SYNC_INTERVAL", 0.01)
     table = f"esm-api-{uuid.uuid4().hex[:8]}"
     async with dynamodb_store(table) as checkpoints:
         manager = make_manager(checkpoints)
@@ -185,7 +185,7 @@ class BrokenStore:
 async def test_sync_stops_on_an_error_retrying_cannot_fix(monkeypatch: pytest.MonkeyPatch):
     """Review point 3: only StoreUnavailable is retried; any other error ends sync_forever with
     that error (the service logs it), instead of a warning every 2 s forever."""
-    monkeypatch.setattr(manager_module, "SYNC_INTERVAL", 0.01)
+    monkeypatch.setattr(replica_sync, "SYNC_INTERVAL", 0.01)
     config = parse_config(CONFIG)
     manager = MappingManager(dict(config.functions), Runtime(clients=AwsClients(config.aws)), {}, Metrics(),
                              BrokenStore(), shutdown_timeout=5)  # type: ignore[arg-type]

@@ -7,15 +7,16 @@ worker decides); the worker, lanes, batches and decisions are the real engine.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
 from esm.config.pipeline import PipelineSettings
 from esm.core.records import Disposition, Record
-from esm.engine.pipeline import Pipeline
+from esm.engine.mapping_context import MappingContext
 from esm.engine.units import UnitState, UnitWorker
 from esm.errors import LeaseLost
-from esm.invokers.base import Succeeded
+from esm.invokers.base import FunctionError, Succeeded
 from esm.observability.metrics import Metrics
 from esm.core.contract import NOTHING, Fetched, StopReason
 
@@ -117,11 +118,11 @@ def settings(**changes: Any) -> PipelineSettings:
 
 
 def worker(source: FakeSource, invoker: FakeInvoker, **changes: Any) -> UnitWorker:
-    pipeline = Pipeline(settings=settings(**changes), format=FakeFormat(), invoker=invoker, destination=None,
-                        metrics=Metrics().for_mapping("m", "kinesis"), function_name="fake", log=LOG)
+    context = MappingContext(settings=settings(**changes), format=FakeFormat(), invoker=invoker, destination=None,
+                             metrics=Metrics().for_mapping("m", "kinesis"), function_name="fake", log=LOG)
     # FakeFormat.keep ignores the matcher; a match-all matcher would skip it.
-    pipeline.matcher = type("M", (), {"is_match_all": False})()
-    return UnitWorker("u", "u", source, pipeline)
+    context.matcher = type("M", (), {"is_match_all": False})()
+    return UnitWorker("u", "u", source, context)
 
 
 def test_a_unit_that_ends_settles_everything_then_closes_as_ended():
@@ -183,3 +184,38 @@ def test_keyed_lanes_keep_order_per_key_and_null_keys_on_one_lane():
         mine = [i for i in seen if records[i].event["key"] == key]
         assert mine == sorted(mine), key
     assert source.closed == [StopReason.UNIT_END]
+
+
+class WindowFunction:
+    """FAKE function for tumbling windows: answers with a state; fails the first final invoke, and
+    records how many records had settled when each final invoke arrived."""
+
+    name = "fake"
+    max_concurrency = 10
+
+    def __init__(self, source: FakeSource):
+        self.source = source
+        self.finals: list[int] = []  # records settled at each final invoke
+
+    async def invoke(self, payload: Any, timeout: float | None = None) -> Any:
+        event = json.loads(payload)
+        if not event["isFinalInvokeForWindow"]:
+            return Succeeded({"state": {}})
+        self.finals.append(len(self.source.settled))
+        if len(self.finals) == 1:
+            return FunctionError("Boom", "the first final invoke fails")
+        return Succeeded({"state": event["state"]})
+
+
+def test_a_failed_final_invoke_of_a_window_is_retried_before_its_records_settle():
+    """Behaviour §2 (tumbling window): a final invoke that fails halts the unit and is retried until it
+    succeeds; the window's records settle only after that, and the failure counts as an invoke error."""
+    source = FakeSource(Fetched([rec(1), rec(2)], ended=True))
+    function = WindowFunction(source)
+    w = worker(source, function, tumbling_seconds=900)  # type: ignore[arg-type]
+    asyncio.run(w.run())
+    assert function.finals == [0, 0]
+    assert source.settled == [(1, Disposition.SUCCEEDED), (2, Disposition.SUCCEEDED)]
+    assert source.closed == [StopReason.UNIT_END]
+    registry = w.context.metrics.metrics.registry
+    assert registry.get_sample_value("esm_invoke_errors_total", {"mapping": "m", "source": "kinesis"}) == 1

@@ -1,4 +1,5 @@
-"""What every unit and lane of one mapping shares: settings, filters, the invoke path, dead letters.
+"""`MappingContext`: what every unit and lane of one mapping shares (settings, filters, the invoke
+path, dead letters, the in-flight cap).
 
 Built once per mapping from its PipelineSettings and its source's RecordFormat, so no source or
 lane reads a setting, compiles a filter or builds a destination of its own.
@@ -22,7 +23,7 @@ from esm.core.records import Record
 from esm.core.contract import RecordFormat
 
 
-class Pipeline:
+class MappingContext:
     def __init__(self, *, settings: PipelineSettings, format: RecordFormat, invoker: Invoker, destination: Any,
                  metrics: MappingMetrics, function_name: str, log: logging.LoggerAdapter, mode: Mode = Mode.STREAM,
                  group_of: Callable[[Record], Hashable] | None = None,
