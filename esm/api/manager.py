@@ -45,7 +45,7 @@ from esm.invokers.base import Invoker
 from esm.observability.health import Readiness
 from esm.observability.metrics import Metrics
 from esm.core.outcomes import PARTIAL, SUCCESS
-from esm.sources import Runtime
+from esm.runtime import Runtime
 from esm.supervisor import MappingSupervisor
 
 log = logging.getLogger("esm.api")

@@ -16,12 +16,13 @@ endpoints override what botocore finds itself (AWS_REGION, AWS_ENDPOINT_URL_<SER
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Callable, Mapping
 
+from esm import registry
 from esm.config.settings import AwsSettings
 from esm.templates.intrinsics import Unresolvable
 
@@ -29,24 +30,66 @@ from esm.templates.intrinsics import Unresolvable
 ACTIVE_TIMEOUT = 60.0
 
 
+# resolve(resources, logical_id, name, arn_prefix) -> the attribute's value
+Resolve = Callable[["Resources", str, str, str], Any]
+
+
+def _arn_name(physical: str) -> str:
+    return physical.rsplit(":", 1)[-1]
+
+
+def _logical_name(resources: "Resources", logical_id: str, properties: Mapping[str, Any]) -> str:
+    return logical_id
+
+
 @dataclass(frozen=True)
 class Kind:
+    """One CloudFormation resource type esm resolves: its service and name property, what `Ref`
+    returns, the attributes it resolves besides the name, and how a stack's physical id and a
+    nameless resource are named. `create(resources, logical_id, name, properties)` makes it on
+    a local endpoint (`--create-resources`); a source's kinds live in its package."""
+
     service: str
     name_property: str
     ref: str  # what `Ref` returns
     label: str
+    attributes: Mapping[str, Resolve] = field(default_factory=lambda: MappingProxyType({}))
+    create: Callable[["Resources", str, str, dict[str, Any]], None] | None = None
+    stack_name: Callable[[str], str] = _arn_name
+    default_name: Callable[["Resources", str, Mapping[str, Any]], str] = _logical_name
 
 
-KINDS: Mapping[str, Kind] = {
-    "AWS::SQS::Queue": Kind("sqs", "QueueName", "QueueUrl", "queue"),
-    "AWS::Kinesis::Stream": Kind("kinesis", "Name", "Name", "stream"),
-    "AWS::DynamoDB::Table": Kind("dynamodb", "TableName", "Name", "table"),
-    "AWS::SNS::Topic": Kind("sns", "TopicName", "TopicArn", "topic"),
-    "AWS::S3::Bucket": Kind("s3", "BucketName", "Name", "bucket"),
-    "AWS::Lambda::Function": Kind("lambda", "FunctionName", "Name", "function"),
+def _topic_arn(resources: "Resources", logical_id: str, name: str, arn_prefix: str) -> Any:
+    if resources.mode == "stack":
+        return resources.physical_id(logical_id)
+    if resources.mode == "endpoints":
+        return resources.topic(logical_id, name)
+    return f"{arn_prefix}:{name}"
+
+
+# The resource types that are no event source; each source's descriptor adds its own (kinds()).
+OTHER_KINDS: Mapping[str, Kind] = {
+    "AWS::SNS::Topic": Kind("sns", "TopicName", "TopicArn", "topic", attributes={"TopicArn": _topic_arn}),
+    "AWS::S3::Bucket": Kind("s3", "BucketName", "Name", "bucket", attributes={
+        "Arn": lambda resources, logical_id, name, prefix: f"arn:{resources.partition}:s3:::{name}"}),
+    "AWS::Lambda::Function": Kind("lambda", "FunctionName", "Name", "function", attributes={
+        "Arn": lambda resources, logical_id, name, prefix: f"{prefix}:function:{name}"}),
 }
-CREATABLE = ("AWS::SQS::Queue", "AWS::Kinesis::Stream", "AWS::DynamoDB::Table")
 NAME_ATTRIBUTES = {"Name", "QueueName", "TopicName"}
+
+
+def kinds() -> dict[str, Kind]:
+    """Every resource type esm resolves: the sources' (their descriptors' template resources), then the others."""
+    found: dict[str, Kind] = {}
+    for descriptor in registry.descriptors():
+        for resource_type, path in descriptor.templates.resources:
+            found[resource_type] = registry.import_path(path)
+    return {**found, **OTHER_KINDS}
+
+
+def _creatable(resource_type: Any) -> bool:
+    kind = kinds().get(str(resource_type))
+    return kind is not None and kind.create is not None
 
 
 def endpoint_override(service: str, aws: AwsSettings, environ: Mapping[str, str]) -> str | None:
@@ -56,7 +99,7 @@ def endpoint_override(service: str, aws: AwsSettings, environ: Mapping[str, str]
 
 
 def services_to_create(resources: Mapping[str, Any]) -> list[str]:
-    return sorted({KINDS[r["Type"]].service for r in resources.values() if r.get("Type") in CREATABLE})
+    return sorted({kinds()[r["Type"]].service for r in resources.values() if _creatable(r.get("Type"))})
 
 
 class Resources:
@@ -120,10 +163,11 @@ class Resources:
         resource = self.resources.get(logical_id)
         if not isinstance(resource, dict):
             raise Unresolvable("", f"no parameter or resource is named {logical_id}")
-        kind = KINDS.get(str(resource.get("Type")))
+        known = kinds()
+        kind = known.get(str(resource.get("Type")))
         if kind is None:
             raise Unresolvable("", f"{logical_id} is a {resource.get('Type')}; esm resolves references to "
-                                   + ", ".join(KINDS) + " only")
+                                   + ", ".join(known) + " only")
         return resource, kind
 
     def name(self, logical_id: str) -> str:
@@ -132,7 +176,7 @@ class Resources:
             physical = self._physical.get(logical_id)
             if physical is None:
                 raise Unresolvable("", f"stack {self.stack!r} has no resource {logical_id}")
-            return physical.rstrip("/").rsplit("/", 1)[-1] if kind.service == "sqs" else physical.rsplit(":", 1)[-1]
+            return kind.stack_name(physical)
         properties = resource.get("Properties") or {}
         if kind.name_property in properties:
             path = f"{logical_id}.Properties.{kind.name_property}"
@@ -140,62 +184,24 @@ class Resources:
             if not isinstance(name, str) or not name:
                 raise Unresolvable(path, f"must be a name (got {name!r})")
             return name
-        fifo = kind.service == "sqs" and str(self.value(properties.get("FifoQueue", False), logical_id)).lower() == "true"
-        return logical_id + (".fifo" if fifo else "")
+        return kind.default_name(self, logical_id, properties)
 
     # -- attributes ----------------------------------------------------------------------------
     def attribute(self, logical_id: str, attribute: str | None) -> Any:
         resource, kind = self._resource(logical_id)
         attribute = attribute or kind.ref
-        if self.create and resource.get("Type") in CREATABLE:
+        if self.create and kind.create is not None:
             self.ensure(logical_id)
         name = self.name(logical_id)
         if attribute in NAME_ATTRIBUTES:
             return name
         arn_prefix = f"arn:{self.partition}:{kind.service}:{self.region}:{self.account}"
-        service = kind.service
-        if service == "sqs" and attribute in ("Arn", "QueueUrl"):
-            return self._queue(logical_id, name, attribute, arn_prefix)
-        if service == "kinesis" and attribute == "Arn":
-            if self.mode == "endpoints":
-                return self._call(logical_id, "kinesis", "describe_stream_summary",
-                                  StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
-            return f"{arn_prefix}:stream/{name}"
-        if service == "dynamodb" and attribute in ("Arn", "StreamArn"):
-            if self.mode == "offline":
-                table = f"{arn_prefix}:table/{name}"
-                return table if attribute == "Arn" else f"{table}/stream/1970-01-01T00:00:00.000"
-            table = self._call(logical_id, "dynamodb", "describe_table", TableName=name)["Table"]
-            if attribute == "Arn":
-                return table["TableArn"]
-            if not table.get("LatestStreamArn"):
-                raise Unresolvable("", f"{logical_id}: table {name!r} has no stream (StreamSpecification)")
-            return table["LatestStreamArn"]
-        if service == "sns" and attribute == "TopicArn":
-            if self.mode == "stack":
-                return self._physical[logical_id]
-            if self.mode == "endpoints":
-                return self._topic(logical_id, name)
-            return f"{arn_prefix}:{name}"
-        if service == "s3" and attribute == "Arn":
-            return f"arn:{self.partition}:s3:::{name}"
-        if service == "lambda" and attribute == "Arn":
-            return f"{arn_prefix}:function:{name}"
+        resolve = kind.attributes.get(attribute)
+        if resolve is not None:
+            return resolve(self, logical_id, name, arn_prefix)
         raise Unresolvable("", f"{logical_id}.{attribute}: esm does not resolve this attribute of a {resource['Type']}")
 
-    def _queue(self, logical_id: str, name: str, attribute: str, arn_prefix: str) -> str:
-        if self.mode == "offline":
-            return f"{arn_prefix}:{name}" if attribute == "Arn" else \
-                f"https://sqs.{self.region}.amazonaws.com/{self.account}/{name}"
-        if self.mode == "stack":
-            return f"{arn_prefix}:{name}" if attribute == "Arn" else self._physical[logical_id]
-        url = self._call(logical_id, "sqs", "get_queue_url", QueueName=name)["QueueUrl"]
-        if attribute == "QueueUrl":
-            return url
-        return self._call(logical_id, "sqs", "get_queue_attributes", QueueUrl=url,
-                          AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-
-    def _topic(self, logical_id: str, name: str) -> str:
+    def topic(self, logical_id: str, name: str) -> str:
         client = self.client("sns")
         for page in client.get_paginator("list_topics").paginate():
             for topic in page.get("Topics", []):
@@ -206,7 +212,7 @@ class Resources:
     def _where(self, service: str) -> str:
         return endpoint_override(service, self.aws, os.environ) or f"{service} in {self.region}"
 
-    def _call(self, logical_id: str, service: str, operation: str, **kwargs: Any) -> Any:
+    def call(self, logical_id: str, service: str, operation: str, **kwargs: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
@@ -224,7 +230,7 @@ class Resources:
     def create_all(self, active: Callable[[str], bool]) -> None:
         """Create every queue, stream and table of the template whose Condition holds."""
         for logical_id, resource in self.resources.items():
-            if isinstance(resource, dict) and resource.get("Type") in CREATABLE and active(logical_id):
+            if isinstance(resource, dict) and _creatable(resource.get("Type")) and active(logical_id):
                 self.ensure(logical_id)
 
     def ensure(self, logical_id: str) -> None:
@@ -237,65 +243,15 @@ class Resources:
             resource = self.resources[logical_id]
             properties = self.value(resource.get("Properties") or {}, f"{logical_id}.Properties")
             name = self.name(logical_id)
-            {"AWS::SQS::Queue": self._create_queue, "AWS::Kinesis::Stream": self._create_stream,
-             "AWS::DynamoDB::Table": self._create_table}[resource["Type"]](logical_id, name, properties)
+            create = self._resource(logical_id)[1].create
+            assert create is not None  # only creatable resources are ensured
+            create(self, logical_id, name, properties)
         finally:
             self._ensuring.discard(logical_id)
         self._ensured.add(logical_id)
         self.created.append(logical_id)
 
-    def _create_queue(self, logical_id: str, name: str, properties: dict[str, Any]) -> None:
-        # The SQS API's own list of attribute names: the CloudFormation properties of the same name.
-        shape = self.client("sqs").meta.service_model.shape_for("QueueAttributeName")
-        attributes = {}
-        for key, value in properties.items():
-            if key in shape.enum:
-                if isinstance(value, (dict, list)):
-                    value = json.dumps(value)
-                elif isinstance(value, bool):
-                    value = "true" if value else "false"
-                attributes[key] = str(value)
-        self._call(logical_id, "sqs", "create_queue", QueueName=name, Attributes=attributes)
-
-    def _create_stream(self, logical_id: str, name: str, properties: dict[str, Any]) -> None:
-        from botocore.exceptions import ClientError
-
-        mode = (properties.get("StreamModeDetails") or {}).get("StreamMode")
-        kwargs: dict[str, Any] = {"StreamName": name}
-        if mode == "ON_DEMAND":
-            kwargs["StreamModeDetails"] = {"StreamMode": "ON_DEMAND"}
-        else:
-            kwargs["ShardCount"] = int(properties.get("ShardCount", 1))
-        try:
-            self.client("kinesis").create_stream(**kwargs)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ResourceInUseException":  # it exists already
-                self._call(logical_id, "kinesis", "create_stream", **kwargs)  # reports the error
-        self._wait(logical_id, lambda: self._call(logical_id, "kinesis", "describe_stream_summary", StreamName=name)
-                   ["StreamDescriptionSummary"]["StreamStatus"])
-
-    def _create_table(self, logical_id: str, name: str, properties: dict[str, Any]) -> None:
-        from botocore.exceptions import ClientError
-
-        kwargs: dict[str, Any] = {"TableName": name}
-        for key in ("KeySchema", "AttributeDefinitions", "BillingMode", "ProvisionedThroughput",
-                    "GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
-            if key in properties:
-                kwargs[key] = properties[key]
-        if kwargs.get("BillingMode") is None and "ProvisionedThroughput" not in kwargs:
-            kwargs["BillingMode"] = "PAY_PER_REQUEST"
-        view = (properties.get("StreamSpecification") or {}).get("StreamViewType")
-        if view:  # CloudFormation's StreamSpecification has the view type only; the API also wants StreamEnabled
-            kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": view}
-        try:
-            self.client("dynamodb").create_table(**kwargs)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ResourceInUseException":
-                self._call(logical_id, "dynamodb", "create_table", **kwargs)
-        self._wait(logical_id, lambda: self._call(logical_id, "dynamodb", "describe_table", TableName=name)
-                   ["Table"]["TableStatus"])
-
-    def _wait(self, logical_id: str, status: Callable[[], str]) -> None:
+    def wait(self, logical_id: str, status: Callable[[], str]) -> None:
         deadline = time.monotonic() + ACTIVE_TIMEOUT
         while (state := status()) != "ACTIVE":
             if time.monotonic() > deadline:
