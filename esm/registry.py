@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import importlib
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
+
+if TYPE_CHECKING:  # annotations only: at run time this module imports nothing of esm
+    from esm.descriptor import SourceDescriptor
 
 # source kind (MappingSettings.source) -> its descriptor; the order is the order messages list them in
 SOURCES: Mapping[str, str] = MappingProxyType({
@@ -83,17 +86,18 @@ def load(family: str, kind: str) -> Any:
     return import_path(path)
 
 
-def descriptor(kind: str) -> Any:
+def descriptor(kind: str) -> SourceDescriptor:
     """The esm.descriptor.SourceDescriptor of source `kind`."""
-    return load("source", kind)
+    found: SourceDescriptor = load("source", kind)
+    return found
 
 
-def descriptors() -> list[Any]:
+def descriptors() -> list[SourceDescriptor]:
     """Every source's descriptor, in the table's order."""
     return [descriptor(kind) for kind in SOURCES]
 
 
-def find_descriptor(kind: str) -> Any | None:
+def find_descriptor(kind: str) -> SourceDescriptor | None:
     """The descriptor of source `kind`, or None for a kind the table does not name."""
     return descriptor(kind) if kind in SOURCES else None
 

@@ -41,6 +41,7 @@ from esm.config.settings import (
     MappingSettings,
     MetricsSettings,
 )
+from esm.descriptor import SourceDescriptor
 from esm.errors import ConfigError, Problem
 from esm.core.inflight import DEFAULT_MAX_IN_FLIGHT_BYTES, MIN_MAX_IN_FLIGHT_BYTES, parse_size
 from esm.security.kafka_auth import check_destination_cluster, check_secrets_option
@@ -77,7 +78,8 @@ def build_mapping(request: dict[str, Any], functions: dict[str, FunctionTarget],
     return built
 
 
-def _extension_problems(extension: Extension, request: dict[str, Any], descriptor: Any) -> list[Problem]:
+def _extension_problems(extension: Extension, request: dict[str, Any],
+                        descriptor: SourceDescriptor) -> list[Problem]:
     """The `esm:` keys another source owns (each named with its owner), then the source's own
     cross-checks of its keys against the mapping (paths relative to the mapping)."""
     own = {key for key, _ in descriptor.extension}

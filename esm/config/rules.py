@@ -18,6 +18,7 @@ from typing import Any
 
 from esm import registry
 from esm.arns import NOT_SERVED, parse_arn
+from esm.descriptor import SourceDescriptor
 from esm.errors import Problem
 from esm.filtering import InvalidPatternError, compile_filters, validate_pattern
 from esm.filtering.decode import check_json_data_patterns
@@ -75,7 +76,7 @@ def check_mapping(request: dict[str, Any], already_reported: frozenset[str] = fr
     return check
 
 
-def _identify_source(check: MappingCheck) -> Any:
+def _identify_source(check: MappingCheck) -> SourceDescriptor | None:
     """The descriptor of the source the request names (setting check.source and source_id), or None."""
     req = check.request
     arn_text = req.get("EventSourceArn")
@@ -83,39 +84,47 @@ def _identify_source(check: MappingCheck) -> Any:
         check.fail("Queues", "Amazon MQ is not served by esm yet")
     if "DocumentDBEventSourceConfig" in req:
         check.fail("DocumentDBEventSourceConfig", "Amazon DocumentDB is not served by esm yet")
-    descriptors = registry.descriptors()
-    titles = [d.title for d in descriptors]
+    descriptors: list[SourceDescriptor] = registry.descriptors()
     arnless = [d for d in descriptors if d.arnless is not None]
-    found = None
     if isinstance(arn_text, str) and arn_text:
-        arn = parse_arn(arn_text)
-        if arn is None:
-            return None  # the API pattern check already said so
-        if arn.service in NOT_SERVED:
-            check.fail("EventSourceArn", f"{NOT_SERVED[arn.service]} is not served by esm yet "
-                       f"(sources: {', '.join(titles)})")
-            return None
-        found = next((d for d in descriptors if arn.service in d.arn_services), None)
-        if found is None:
-            check.fail("EventSourceArn", f"'{arn.service}' is not an event source; "
-                       f"esm serves {', '.join(titles[:-1])} and {titles[-1]}")
-            return None
-        refused = registry.import_path(found.arn_check)(arn) if found.arn_check else None
-        if refused:
-            check.fail("EventSourceArn", refused)
-            return None
-        for other in arnless:
-            if other.arnless.key in req:
-                check.fail(other.arnless.key, other.arnless.with_arn)
-        check.source_id = arn_text
-    else:
-        found = next((d for d in arnless if d.arnless.key in req or d.arnless.key in check.already_reported), None)
+        found = _named_by_arn(check, arn_text, descriptors)
         if found is not None:
+            for other in arnless:
+                if other.arnless is not None and other.arnless.key in req:
+                    check.fail(other.arnless.key, other.arnless.with_arn)
+            check.source_id = arn_text
+    else:
+        found = next((d for d in arnless if d.arnless is not None
+                      and (d.arnless.key in req or d.arnless.key in check.already_reported)), None)
+        if found is not None and found.arnless is not None:
             check.source_id = found.arnless.source_id(req)
         elif not check.problems:
-            check.fail("EventSourceArn", "is required" + "".join(f" (or {d.arnless.hint})" for d in arnless))
+            check.fail("EventSourceArn", "is required" + "".join(f" (or {d.arnless.hint})"
+                                                                 for d in arnless if d.arnless is not None))
     if found is not None:
         check.source = found.kind
+    return found
+
+
+def _named_by_arn(check: MappingCheck, arn_text: str, descriptors: list[SourceDescriptor]) -> SourceDescriptor | None:
+    """The source whose ARN service this is and whose ARN check passes; else None, said in `check`."""
+    arn = parse_arn(arn_text)
+    if arn is None:
+        return None  # the API pattern check already said so
+    titles = [d.title for d in descriptors]
+    if arn.service in NOT_SERVED:
+        check.fail("EventSourceArn", f"{NOT_SERVED[arn.service]} is not served by esm yet "
+                   f"(sources: {', '.join(titles)})")
+        return None
+    found = next((d for d in descriptors if arn.service in d.arn_services), None)
+    if found is None:
+        check.fail("EventSourceArn", f"'{arn.service}' is not an event source; "
+                   f"esm serves {', '.join(titles[:-1])} and {titles[-1]}")
+        return None
+    refused = registry.import_path(found.arn_check)(arn) if found.arn_check else None
+    if refused:
+        check.fail("EventSourceArn", refused)
+        return None
     return found
 
 
@@ -209,7 +218,7 @@ def check_stream_controls(check: MappingCheck) -> None:
     check_destination(check, allow_kafka=False)
 
 
-def _check_common(check: MappingCheck, descriptor: Any) -> None:
+def _check_common(check: MappingCheck, descriptor: SourceDescriptor) -> None:
     req = check.request
     req.setdefault("Enabled", True)
     req.setdefault("FunctionResponseTypes", [])
