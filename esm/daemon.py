@@ -27,8 +27,9 @@ from esm.invokers.base import Invoker
 from esm.observability.health import HealthServer, Readiness
 from esm.observability.loop_monitor import watch_loop
 from esm.observability.metrics import Metrics
+from esm import registry
 from esm.core.scaling import LAMBDA_SQS_MAX_CONCURRENCY, PROVISIONED_MAX_CONCURRENCY, concurrency_ceiling
-from esm.sources import Runtime
+from esm.runtime import Runtime
 from esm.supervisor import MappingSupervisor
 
 log = logging.getLogger("esm.daemon")
@@ -102,7 +103,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
     monitor = asyncio.create_task(watch_loop(metrics, stop), name="loop-monitor")
     runtime = Runtime(clients=AwsClients(config.aws))
     # The control API may create Kinesis mappings at any time: it needs the store from the start.
-    if config.api is not None or any(m.source in ("kinesis", "dynamodb") and m.enabled for m in config.mappings):
+    if config.api is not None or any(registry.descriptor(m.source).checkpoints and m.enabled for m in config.mappings):
         runtime.checkpoints = make_checkpoint_store(config.checkpoints, runtime.clients)
         await runtime.checkpoints.open()
     invokers = build_invokers(config)

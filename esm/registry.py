@@ -1,24 +1,29 @@
 """One table of kinds: which class or module serves each kind of source, invoker, destination
-and checkpoint store (DESIGN.md "Layout").
+and checkpoint store (docs/design.md "Layout").
 
 Entries are dotted paths (`module:attribute`, or a bare module), imported only when a
 configuration uses that kind: this module imports nothing of esm, so reading the table never
-loads aiokafka, aiobotocore or a source. A new kind is one module plus one line here.
+loads aiokafka, aiobotocore or a source. A source's entry names its descriptor
+(esm.descriptor.SourceDescriptor), which every shared module asks about the source; the
+descriptor names the source class. A new kind is one module (a source: one package) plus one
+line here.
 """
 
 from __future__ import annotations
 
 import importlib
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-# source kind (MappingSettings.source) -> the class that runs one mapping of that kind,
-# built as cls(mapping, runtime, invoker, metrics)
+if TYPE_CHECKING:  # annotations only: at run time this module imports nothing of esm
+    from esm.descriptor import SourceDescriptor
+
+# source kind (MappingSettings.source) -> its descriptor; the order is the order messages list them in
 SOURCES: Mapping[str, str] = MappingProxyType({
-    "sqs": "esm.sources.sqs.source:SqsSource",
-    "kinesis": "esm.sources.kinesis.source:KinesisSource",
-    "dynamodb": "esm.sources.dynamodb.source:DynamoDbSource",
-    "kafka": "esm.sources.kafka.source:KafkaSource",
+    "sqs": "esm.sources.sqs.descriptor:DESCRIPTOR",
+    "kinesis": "esm.sources.kinesis.descriptor:DESCRIPTOR",
+    "dynamodb": "esm.sources.dynamodb.descriptor:DESCRIPTOR",
+    "kafka": "esm.sources.kafka.descriptor:DESCRIPTOR",
 })
 
 # source style (a source class's `style`) -> the engine runner that runs one mapping of it,
@@ -36,13 +41,14 @@ INVOKERS: Mapping[str, str] = MappingProxyType({
     "handler": "esm.invokers.python",
 })
 
-# on-failure destination kind (an ARN's service, or "kafka" for kafka://<topic>) -> its builder:
-# the ARN classes take (arn, clients, ...); the kafka one is make_kafka_destination(target, cluster)
+# on-failure destination kind (an ARN's service, or the URI scheme "kafka://" for kafka://<topic>)
+# -> its builder: the ARN classes take (arn, clients, ...); the kafka one is
+# make_kafka_destination(target, cluster)
 DESTINATIONS: Mapping[str, str] = MappingProxyType({
     "sqs": "esm.destinations.sqs:SqsDestination",
     "sns": "esm.destinations.sns:SnsDestination",
     "s3": "esm.destinations.s3:S3Destination",
-    "kafka": "esm.destinations.kafka:make_kafka_destination",
+    "kafka://": "esm.destinations.kafka:make_kafka_destination",
 })
 
 # checkpoint store kind (the key set under `checkpoints:`) -> its class
@@ -51,35 +57,54 @@ CHECKPOINT_STORES: Mapping[str, str] = MappingProxyType({
     "dynamodb": "esm.checkpoints.dynamodb:DynamoDbCheckpointStore",
 })
 
-KINDS: Mapping[str, Mapping[str, str]] = MappingProxyType({
-    "source": SOURCES,
-    "runner": RUNNERS,
-    "invoker": INVOKERS,
-    "destination": DESTINATIONS,
-    "checkpoint store": CHECKPOINT_STORES,
-})
+
+def _tables() -> Mapping[str, Mapping[str, str]]:
+    # Read at each call, so that a test may stand a throwaway source in SOURCES.
+    return {"source": SOURCES, "runner": RUNNERS, "invoker": INVOKERS, "destination": DESTINATIONS,
+            "checkpoint store": CHECKPOINT_STORES}
 
 
 class UnknownKind(LookupError):
     """A kind the table does not name (the config checks should have refused it first)."""
 
 
-def load(family: str, kind: str) -> Any:
-    """The object registered for `kind` in `family` ("source", "invoker", "destination",
-    "checkpoint store"): the class or function for `module:attribute`, the module for a bare one."""
-    table = KINDS[family]
-    try:
-        path = table[kind]
-    except KeyError:
-        raise UnknownKind(f"no {family} of kind {kind!r} (known: {', '.join(sorted(table))})") from None
+def import_path(path: str) -> Any:
+    """The object named by `module:attribute`: the class or function, or the module for a bare path."""
     module_name, _, attribute = path.partition(":")
     module = importlib.import_module(module_name)
     return getattr(module, attribute) if attribute else module
 
 
+def load(family: str, kind: str) -> Any:
+    """The object registered for `kind` in `family` ("source", "runner", "invoker", "destination",
+    "checkpoint store")."""
+    table = _tables()[family]
+    try:
+        path = table[kind]
+    except KeyError:
+        raise UnknownKind(f"no {family} of kind {kind!r} (known: {', '.join(sorted(table))})") from None
+    return import_path(path)
+
+
+def descriptor(kind: str) -> SourceDescriptor:
+    """The esm.descriptor.SourceDescriptor of source `kind`."""
+    found: SourceDescriptor = load("source", kind)
+    return found
+
+
+def descriptors() -> list[SourceDescriptor]:
+    """Every source's descriptor, in the table's order."""
+    return [descriptor(kind) for kind in SOURCES]
+
+
+def find_descriptor(kind: str) -> SourceDescriptor | None:
+    """The descriptor of source `kind`, or None for a kind the table does not name."""
+    return descriptor(kind) if kind in SOURCES else None
+
+
 def source(kind: str) -> Any:
-    """The class that runs one mapping of source `kind`."""
-    return load("source", kind)
+    """The class that runs one mapping of source `kind` (its descriptor's `source_class`)."""
+    return import_path(descriptor(kind).source_class)
 
 
 def runner(style: str) -> Any:

@@ -20,7 +20,7 @@ from esm.invokers.base import Invoker
 from esm.invokers.probe import probe_target
 from esm.observability.health import Readiness
 from esm.observability.metrics import MappingMetrics, Metrics
-from esm.sources import Runtime
+from esm.runtime import Runtime
 
 log = logging.getLogger("esm.supervisor")
 

@@ -1,10 +1,11 @@
 """The `esm.transform` extension: a JMESPath expression applied to each record's decoded payload.
 
-The expression sees the record as the filters do, with its data field decoded: an SQS `body` that
-is JSON becomes the parsed object; a Kinesis record's `kinesis` object with `data` base64-decoded
-(and parsed when JSON); a Kafka record with `value` decoded the same way. The result replaces the
-data field, encoded back the way the source carries it (JSON text for SQS, base64 of the JSON for
-Kinesis and Kafka), so identifiers such as `messageId` or the sequence number stay and partial
+The expression sees the record as the filters do, with its data field (the source descriptor's
+`data`) decoded: an SQS `body` that is JSON becomes the parsed object; a Kinesis record's `kinesis`
+object with `data` base64-decoded (and parsed when JSON); a Kafka record with `value` decoded the
+same way; a DynamoDB record as it is (its `dynamodb` object is JSON already). The result replaces
+the data field, encoded back the way the source carries it (JSON text for SQS, base64 of the JSON
+for Kinesis and Kafka, the object itself for DynamoDB), so identifiers such as `messageId` or the sequence number stay and partial
 batch responses keep working. A record whose transform fails, or whose data is not base64 UTF-8
 text (binary data the expression cannot see), is sent unchanged and logged: a transform never
 loses or corrupts a record.
@@ -20,6 +21,8 @@ from typing import Any, Callable
 
 import jmespath
 import jmespath.exceptions
+
+from esm.descriptor import BASE64, JSON, TEXT, DataField
 
 log = logging.getLogger("esm.transform")
 
@@ -101,13 +104,23 @@ class Transform:
         return dict(event, **{self.container: changed}) if self.container else changed
 
 
-def sqs_transform(expression: str) -> Transform:
-    return Transform(expression, "body", lambda body: _json_or_text(body) if isinstance(body, str) else body, _as_text)
+def _json_or_text_field(value: Any) -> Any:
+    return _json_or_text(value) if isinstance(value, str) else value
 
 
-def kinesis_transform(expression: str) -> Transform:
-    return Transform(expression, "data", _from_base64, _to_base64, container="kinesis")
+def _same(value: Any) -> Any:
+    return value
 
 
-def kafka_transform(expression: str) -> Transform:
-    return Transform(expression, "value", _from_base64, _to_base64)
+# A source's data encoding (esm.descriptor) -> how the expression sees it, and how its result is written back.
+CODECS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    TEXT: (_json_or_text_field, _as_text),
+    BASE64: (_from_base64, _to_base64),
+    JSON: (_same, _same),
+}
+
+
+def transform_for(expression: str, data: DataField) -> Transform:
+    """The transform of `expression` on a source's data field (its descriptor's `data`)."""
+    decode, encode = CODECS[data.encoding]
+    return Transform(expression, data.key, decode, encode, container=data.container)

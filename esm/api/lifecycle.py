@@ -24,7 +24,7 @@ from esm.config.settings import MappingSettings
 from esm.invokers.base import Invoker
 from esm.observability.health import Readiness
 from esm.observability.metrics import Metrics
-from esm.sources import Runtime
+from esm.runtime import Runtime
 from esm.supervisor import MappingSupervisor
 
 log = logging.getLogger("esm.api")

@@ -37,7 +37,7 @@ from esm.errors import ConfigError
 from esm.identity import function_name
 from esm.invokers.base import Invoker
 from esm.observability.metrics import Metrics
-from esm.sources import Runtime
+from esm.runtime import Runtime
 from esm.supervisor import MappingSupervisor
 
 log = logging.getLogger("esm.api")

@@ -20,7 +20,7 @@ from esm.checkpoints.mappings import mapping_store_for
 from esm.config.settings import Config
 from esm.invokers.base import Invoker
 from esm.observability.metrics import Metrics
-from esm.sources import Runtime
+from esm.runtime import Runtime
 from esm.supervisor import MappingSupervisor
 
 log = logging.getLogger("esm.api")

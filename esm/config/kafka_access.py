@@ -216,9 +216,6 @@ def secret_uris(raw: Sequence[Any] | None) -> set[str]:
 def check_kafka_extension(extension: Any, request: Mapping[str, Any], source: str) -> list[Problem]:
     """Cross-checks of the `esm:` Kafka options against the mapping (paths relative to it)."""
     problems: list[Problem] = []
-    given = [k for k in ("secrets", "kafka_tls", "on_failure_kafka") if k in extension.raw]
-    if source != "kafka":
-        return [Problem(f"esm.{k}", "is only for Kafka event sources") for k in given]
     msk = "SelfManagedEventSource" not in request
     access = request.get("SourceAccessConfigurations")
     if extension.kafka_tls is not None:

@@ -23,6 +23,7 @@ import jmespath
 import jmespath.exceptions
 import yaml
 
+from esm import registry
 from esm.config.api_shape import check_against_api_shape, check_role_arn
 from esm.config.references import check_reference
 from esm.config.rules import check_mapping, sam_key_problems
@@ -40,9 +41,10 @@ from esm.config.settings import (
     MappingSettings,
     MetricsSettings,
 )
+from esm.descriptor import SourceDescriptor
 from esm.errors import ConfigError, Problem
 from esm.core.inflight import DEFAULT_MAX_IN_FLIGHT_BYTES, MIN_MAX_IN_FLIGHT_BYTES, parse_size
-from esm.config.kafka_access import check_destination_cluster, check_kafka_extension, check_secrets_option
+from esm.config.kafka_access import check_destination_cluster, check_secrets_option
 
 # SPEC 9.9: a mapping's UUID is uuid5(NAMESPACE, name).
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "esm:event-source-mapping")
@@ -74,6 +76,19 @@ def build_mapping(request: dict[str, Any], functions: dict[str, FunctionTarget],
     if problems or built is None:
         raise ConfigError(problems or [Problem("", "is not a valid event source mapping")])
     return built
+
+
+def _extension_problems(extension: Extension, request: dict[str, Any],
+                        descriptor: SourceDescriptor) -> list[Problem]:
+    """The `esm:` keys another source owns (each named with its owner), then the source's own
+    cross-checks of its keys against the mapping (paths relative to the mapping)."""
+    own = {key for key, _ in descriptor.extension}
+    problems = [Problem(f"esm.{key}", f"is only for {other.title} event sources{hint}")
+                for other in registry.descriptors() for key, hint in other.extension
+                if key in extension.raw and key not in own]
+    if descriptor.extension_rules is not None:
+        problems.extend(registry.import_path(descriptor.extension_rules)(extension, request, descriptor.kind))
+    return problems
 
 
 def _is_loopback(host: str) -> bool:
@@ -323,10 +338,7 @@ class _Builder:
         check = check_mapping({k: v for k, v in request.items() if k not in broken}, frozenset(broken))
         local.extend(check.problems)
         if extension is not None and check.source:
-            local.extend(check_kafka_extension(extension, check.request, check.source))
-            if "parallelization_factor" in extension.raw and check.source != "kafka":
-                local.append(Problem("esm.parallelization_factor", "is only for Kafka event sources (Kinesis and "
-                                     "DynamoDB Streams take ParallelizationFactor)"))
+            local.extend(_extension_problems(extension, check.request, registry.descriptor(check.source)))
         name = request.get("FunctionName")
         if isinstance(name, str) and name not in functions:
             known = ", ".join(functions) or "none"
@@ -410,15 +422,14 @@ class _Builder:
                 self.fail(path, f"has the same identity as event_source_mappings[{seen[mapping.uuid]}] "
                           "(same source and function); give one of them esm: {name: ...}")
             seen.setdefault(mapping.uuid, mapping.index)
-            if mapping.source == "kafka":
-                for key in ("SelfManagedKafkaEventSourceConfig", "AmazonManagedKafkaEventSourceConfig"):
-                    group = (mapping.get(key) or {}).get("ConsumerGroupId")
-                    if group is None:
-                        continue
-                    if group in groups:
-                        self.fail(f"{path}.{key}.ConsumerGroupId",
-                                  f"'{group}' is already used by event_source_mappings[{groups[group]}]")
-                    groups.setdefault(group, mapping.index)
+            for key in registry.descriptor(mapping.source).unique_group_keys:
+                group = (mapping.get(key) or {}).get("ConsumerGroupId")
+                if group is None:
+                    continue
+                if group in groups:
+                    self.fail(f"{path}.{key}.ConsumerGroupId",
+                              f"'{group}' is already used by event_source_mappings[{groups[group]}]")
+                groups.setdefault(group, mapping.index)
 
     # -- the rest ---------------------------------------------------------------------------
     def aws(self, raw: Any) -> AwsSettings:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from esm import registry
 from esm.config.settings import MappingSettings
 
 
@@ -40,7 +41,7 @@ class PipelineSettings:
         if retries == -1 and destination and retry_cap_with_destination is not None:
             retries = retry_cap_with_destination  # Kafka: 10 retries when a destination waits (SPEC 3)
         tumbling = int(get("TumblingWindowInSeconds", 0) or 0)
-        if mapping.source == "kafka":
+        if registry.descriptor(mapping.source).lanes_from_extension:  # Kafka: esm.parallelization_factor
             lanes = int(mapping.extension.raw.get("parallelization_factor", 1) or 1)
         else:
             lanes = int(get("ParallelizationFactor", 1) or 1)

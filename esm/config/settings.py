@@ -117,7 +117,7 @@ class MappingSettings:
     index: int
     uuid: str
     name: str
-    source: str  # "sqs" | "kinesis" | "dynamodb" | "kafka"
+    source: str  # a source kind: a key of esm.registry.SOURCES ("sqs", "kinesis", "dynamodb", "kafka")
     function: FunctionTarget
     request: Mapping[str, Any]
     extension: Extension

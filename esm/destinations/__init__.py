@@ -32,12 +32,12 @@ def make_destination(target: str, clients: AwsClients, *, mapping_uuid: str, kaf
     """The destination for `DestinationConfig.OnFailure.Destination` (an SQS, SNS or S3 ARN, or
     `kafka://<topic>` in the source's cluster, whose `esm.destinations.kafka.KafkaCluster` is `kafka`)."""
     if target.startswith("kafka://"):
-        destination: Destination = registry.destination("kafka")(target, kafka)
+        destination: Destination = registry.destination("kafka://")(target, kafka)
         return destination
     arn = parse_arn(target)
     if arn is None:
         raise UnsupportedDestination(f"on-failure destination {target!r} is not an ARN")
-    if arn.service not in ("sqs", "sns", "s3"):
+    if arn.service not in registry.DESTINATIONS:
         raise UnsupportedDestination(
             f"on-failure destination {target}: must be an SQS queue, SNS topic or S3 bucket (got {arn.service})"
         )

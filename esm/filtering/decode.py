@@ -37,7 +37,7 @@ from esm.filtering.errors import InvalidPatternError
 from esm.filtering.matcher import DataFormat, DataUsage, Matcher, OnMismatch
 
 __all__ = [
-    "check_source_patterns",
+    "check_json_data_patterns",
     "decode_json_or_text",
     "decode_kafka_value",
     "decode_kinesis_data",
@@ -243,16 +243,9 @@ def filter_kafka(
     return _decide(matcher, base, "value", data_format, decoded, OnMismatch.IGNORE_DATA, exact)
 
 
-_DATA_KEYS = {"kinesis": "data", "dynamodb": "dynamodb"}
-
-
-def check_source_patterns(matcher: Matcher, source: str) -> None:
-    """Reject filters a source cannot use: Kinesis and DynamoDB data must be filtered with a
-    JSON pattern, so a plain value pattern on their data key fails at create/update time
-    (SPEC.md section 5). Other sources accept both forms."""
-    key = _DATA_KEYS.get(source)
-    if key is None:
-        return
+def check_json_data_patterns(matcher: Matcher, key: str, source: str) -> None:
+    """Reject a plain value pattern on the data `key` of a source whose data must be filtered
+    with a JSON object pattern (Kinesis and DynamoDB: a create/update error, behaviour §5)."""
     for usage in matcher.data_usage(key):
         if usage in (DataUsage.PLAIN, DataUsage.MIXED):
             raise InvalidPatternError(

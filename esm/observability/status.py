@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from esm import registry
+from esm.descriptor import StatusColumns
+
 # Counter families (without `_total`), by the short key the table uses.
 COUNTERS = {
     "polled": "esm_polled_events",
@@ -39,13 +42,9 @@ ERRORS = {
     "esm_commit_errors": "commit/delete",
     "esm_malformed_records": "malformed records",
 }
-# Which counts exist for which source (SPEC 6); the others print as `-`.
-APPLIES = {
-    "deleted": {"sqs"},
-    "committed": {"kafka"},
-    "on_failure": {"kinesis", "dynamodb", "kafka"},
-    "dropped": {"kinesis", "dynamodb", "kafka"},
-}
+# The counts only some sources have (behaviour §6): a source's descriptor says which are its own;
+# the others print as `-`.
+PER_SOURCE = frozenset({"deleted", "committed", "on_failure", "dropped"})
 
 HEADER = ("MAPPING", "SOURCE", "STATE", "READY", "FUNCTION", "POLLED", "FILTERED", "INVOKED", "FAILED",
           "ACKED", "ON-FAILURE", "DROPPED", "ERRORS", "LAG")
@@ -64,25 +63,30 @@ class MappingRow:
     iterator_age_ms: float | None = None
     offset_lag: float | None = None
 
+    @property
+    def columns(self) -> StatusColumns:
+        """The source's status columns; a source this esm does not know has none of its own."""
+        descriptor = registry.find_descriptor(self.source)
+        return StatusColumns() if descriptor is None else descriptor.status
+
     def count(self, key: str) -> str:
-        if key in APPLIES and self.source not in APPLIES[key]:
+        if key in PER_SOURCE and key not in self.columns.counts:
             return "-"
         return f"{int(self.counts.get(key, 0)):,}"
 
     @property
     def acked(self) -> str:
         """Records acknowledged at the source: SQS deletes, Kafka commits (stream checkpoints are not counted)."""
-        if self.source == "sqs":
-            return self.count("deleted")
-        if self.source == "kafka":
-            return self.count("committed")
-        return "-"
+        key = self.columns.acked
+        return "-" if key is None else self.count(key)
 
     @property
     def lag(self) -> str:
-        if self.source in ("kinesis", "dynamodb"):
+        """How far behind: milliseconds for shard streams (iterator age), records for Kafka (offset lag)."""
+        lag = self.columns.lag
+        if lag == "iterator_age":
             return "-" if self.iterator_age_ms is None else _duration(self.iterator_age_ms)
-        if self.source == "kafka":
+        if lag == "offset_lag":
             return "-" if self.offset_lag is None else f"{int(self.offset_lag):,}"
         return "-"
 

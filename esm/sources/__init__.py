@@ -1,28 +1,6 @@
-"""Event sources: one module per service; `esm.registry.SOURCES` names the class for each kind.
+"""Event sources: one package per service, each with a `descriptor.py` that `esm.registry.SOURCES`
+names (esm.descriptor: what the shared modules know of the source) and the source class it names.
 
-A source knows its service and nothing about functions (DESIGN.md). `Runtime` is what every
-source of one daemon shares.
+A source knows its service and nothing about functions (docs/design.md "Layout"). This package
+imports nothing, so reading a descriptor never loads a source's libraries.
 """
-
-from __future__ import annotations
-
-import os
-import socket
-import uuid
-from dataclasses import dataclass, field
-from typing import Any
-
-from esm.aws import AwsClients
-
-
-def _owner_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-
-
-@dataclass
-class Runtime:
-    """What sources share in one daemon: AWS clients, the checkpoint store, this process's identity."""
-
-    clients: AwsClients
-    checkpoints: Any = None  # an esm.checkpoints store, opened by the daemon when a stream needs it
-    owner: str = field(default_factory=_owner_id)

@@ -21,7 +21,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from esm.arns import NOT_SERVED, parse_arn, source_kind
+from esm import registry
+from esm.arns import NOT_SERVED, parse_arn
 from esm.config.loading import build_config, parse_raw
 from esm.config.settings import AwsSettings, Config
 from esm.errors import ConfigError, Problem
@@ -35,9 +36,9 @@ MAPPING = "AWS::Lambda::EventSourceMapping"
 FUNCTION = "AWS::Lambda::Function"
 DEFAULT_ACCOUNT = "000000000000"  # the local backends' account (ElasticMQ's, kinesis-mock's)
 DEFAULT_STACK_NAME = "esm"
-# SAM event types that become event source mappings, and the SAM name of their EventSourceArn.
-SAM_SOURCE_PROPERTY = {"SQS": "Queue", "Kinesis": "Stream", "DynamoDB": "Stream", "MSK": "Stream",
-                       "SelfManagedKafka": "KafkaBootstrapServers", "MQ": "Broker", "DocumentDB": "Cluster"}
+# SAM event types of the sources esm does not serve yet, and the SAM name of their EventSourceArn
+# (each served source's descriptor names its own: sam_source_property()).
+UNSERVED_SAM_PROPERTY = {"MQ": "Broker", "DocumentDB": "Cluster"}
 SKIP_HINT = "(--skip-unsupported runs the template's other mappings and leaves this source's records untouched)"
 
 
@@ -281,7 +282,7 @@ def _sam_events(template: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
         if not (isinstance(resource, dict) and resource.get("Type") == SERVERLESS_FUNCTION):
             continue
         for event_id, event in ((resource.get("Properties") or {}).get("Events") or {}).items():
-            if isinstance(event, dict) and event.get("Type") in SAM_SOURCE_PROPERTY:
+            if isinstance(event, dict) and event.get("Type") in sam_source_property():
                 events[f"{function_id}{event_id}"] = (f"{function_id}.Properties.Events.{event_id}", event["Type"])
     return events
 
@@ -297,9 +298,15 @@ def _check_create(options: TemplateOptions, resources: Mapping[str, Any], aws: A
                                    "esm never creates resources in a real AWS account") for service in missing])
 
 
+def sam_source_property() -> dict[str, str]:
+    """SAM event types that become event source mappings -> the SAM name of their EventSourceArn."""
+    served = {event: name for d in registry.descriptors() for event, name in d.templates.sam_events}
+    return {**served, **UNSERVED_SAM_PROPERTY}
+
+
 def _sam_property(sam_type: str | None, key: str) -> str:
     if sam_type and key == "EventSourceArn":
-        return SAM_SOURCE_PROPERTY[sam_type]
+        return sam_source_property()[sam_type]
     return key
 
 
@@ -346,7 +353,7 @@ def _mapping(logical_id: str, label: str, sam_type: str | None, resource: Mappin
     request["FunctionName"] = function
     _to_api_spelling(request)
     arn = parse_arn(str(request.get("EventSourceArn", "")))
-    unserved = NOT_SERVED.get(source_kind(arn)) if arn is not None else None
+    unserved = NOT_SERVED.get(arn.service) if arn is not None else None
     return _Mapping(logical_id, label, sam_type, request, function, unserved)
 
 
@@ -499,8 +506,10 @@ def _row(mapping: _Mapping, settings: Any, placements: Mapping[str, fn.Placement
         parts.append(f"on failure -> {destination.rsplit(':', 1)[-1]}")
     placement = placements.get(mapping.function)
     arn = parse_arn(settings.source_id)
-    source = arn.resource.rsplit("/", 1)[-1] if arn is not None and arn.service != "kafka" else settings.source_id
-    if arn is not None and arn.service == "dynamodb":
-        source = arn.resource.split("/")[1]  # a stream is named by its table, not its label
+    label = registry.descriptor(settings.source).templates.label
+    if label is not None:
+        source = label(arn, settings.source_id)
+    else:
+        source = arn.resource.rsplit("/", 1)[-1] if arn is not None else settings.source_id
     return Row(mapping=mapping.logical_id, function=mapping.function, source=f"{settings.source} {source}",
                settings=", ".join(parts), runs=placement.where if placement else "--config functions:")

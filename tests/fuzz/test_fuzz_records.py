@@ -32,7 +32,7 @@ from esm.filtering.decode import filter_kafka, filter_kinesis, filter_sqs
 from esm.sources.kafka.records import kafka_record
 from esm.sources.kinesis.records import kinesis_record
 from esm.sources.sqs.records import sqs_record
-from esm.transform import kafka_transform, kinesis_transform, sqs_transform
+from tests.support.transforms import kafka_transform, kinesis_transform, sqs_transform
 from tests.unit.filtering.filter_reference import reference_matches
 
 SETTINGS = settings(

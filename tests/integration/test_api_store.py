@@ -26,7 +26,7 @@ from esm.checkpoints.sqlite import SqliteCheckpointStore
 from esm.config.loading import parse_config
 from esm.config.settings import AwsSettings
 from esm.observability.metrics import Metrics
-from esm.sources import Runtime
+from esm.runtime import Runtime
 from tests.support.waiting import wait_until
 
 CONFIG = """

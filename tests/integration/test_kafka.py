@@ -587,7 +587,7 @@ async def test_an_unreachable_cluster_and_msk_arns_are_source_unavailable():
     from esm.errors import SourceUnavailable
     from esm.invokers import make_invoker
     from esm.observability.metrics import Metrics
-    from esm.sources import Runtime
+    from esm.runtime import Runtime
     from esm.engine.stream_mapping import StreamMapping
     from esm.sources.kafka.source import KafkaSource
 

@@ -37,7 +37,7 @@ from esm.daemon import StartupTimeout
 from esm.errors import SourceUnavailable
 from esm.invokers import make_invoker
 from esm.observability.metrics import Metrics
-from esm.sources import Runtime
+from esm.runtime import Runtime
 from esm.engine.stream_mapping import StreamMapping
 from esm.sources.kafka.source import KafkaSource
 from tests.support import kafka as kk

@@ -19,7 +19,7 @@ from esm.config.pipeline import PipelineSettings
 from esm.config.settings import AwsSettings
 from esm.observability.events import Events
 from esm.observability.metrics import Metrics
-from esm.sources import Runtime
+from esm.runtime import Runtime
 from esm.core.contract import StopReason
 from esm.sources.dynamodb.reader import GET_RECORDS_LIMIT, IDLE_POLL_INTERVAL
 from esm.sources.shard_reader import GetRecordsReader

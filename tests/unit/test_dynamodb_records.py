@@ -12,7 +12,8 @@ import orjson
 from esm.core.records import Record
 from esm.destinations.records import stream_failure_record
 from esm.filtering import compile_filters
-from esm.sources.dynamodb.records import DynamoDbFormat, dynamodb_event, dynamodb_record, dynamodb_transform
+from esm.sources.dynamodb.records import DynamoDbFormat, dynamodb_event, dynamodb_record
+from tests.support.transforms import dynamodb_transform
 
 ARN = "arn:aws:dynamodb:eu-west-1:111122223333:table/orders/stream/2024-01-01T00:00:00.000"
 FUNCTION = "arn:aws:lambda:eu-west-1:111122223333:function:f"

@@ -1,4 +1,5 @@
-"""esm's import graph keeps the layout's promises (DESIGN.md "Layout", issue 12).
+"""esm's import graph keeps the layout's promises (DESIGN.md "Layout", issue 12), and only a
+source's own package branches on its kind (docs/design.md "Layout", issue 20).
 
 The graph is read from the source with `ast`, not by importing: every `import` and `from ... import`
 anywhere in a module (module level or inside functions) is an edge, so a cycle hidden behind a
@@ -19,6 +20,15 @@ PACKAGE = ROOT / "esm"
 
 # Cycles among esm modules we accept, each with its reason. Keep this empty.
 ALLOWED_CYCLES: dict[frozenset[str], str] = {}
+
+# Lines outside esm/sources/ allowed to compare with a source kind's name, by module and code, each
+# with its reason.
+ALLOWED_KIND_BRANCHES: dict[tuple[str, str], str] = {
+    ("esm.config.loading", 'if "dynamodb" not in section:  # an unknown key, reported by section()'):
+        "checkpoints: {dynamodb: ...} names the checkpoint store's kind, not a source's",
+    ("esm.daemon", 'caps = [concurrency_ceiling(m.request) if m.source == "sqs" else LAMBDA_SQS_MAX_CONCURRENCY'):
+        "the SQS concurrency cap on invokers moves into the SQS package's scaling policy (issue 20.1)",
+}
 
 
 def _module_name(path: Path) -> str:
@@ -166,3 +176,60 @@ def test_the_core_imports_only_the_core() -> None:
     upward = {module: {t for t in targets if not (t == "esm.core" or t.startswith("esm.core."))}
               for module, targets in graph.items() if module == "esm.core" or module.startswith("esm.core.")}
     assert {module: targets for module, targets in upward.items() if targets} == {}
+def _source_kinds() -> frozenset[str]:
+    """The registry's source kinds, read from its SOURCES table without importing esm."""
+    tree = ast.parse((PACKAGE / "registry.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == "SOURCES":
+            table = next(n for n in ast.walk(node.value) if isinstance(n, ast.Dict))
+            return frozenset(key.value for key in table.keys if isinstance(key, ast.Constant))
+    raise AssertionError("esm/registry.py has no SOURCES table")
+
+
+def _names_a_kind(node: ast.AST, kinds: frozenset[str]) -> bool:
+    return any(isinstance(n, ast.Constant) and n.value in kinds for n in ast.walk(node))
+
+
+def _kind_branches(tree: ast.AST, kinds: frozenset[str]) -> list[int]:
+    """Lines that branch on a source kind: a comparison with a kind (`== "sqs"`, `in ("kinesis",
+    ...)`) in any condition, a `case "kafka":`, or a dispatch through a dict keyed by kinds."""
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and _names_a_kind(node, kinds):
+            found.add(node.lineno)
+        elif isinstance(node, ast.match_case) and _names_a_kind(node.pattern, kinds):
+            found.add(node.pattern.lineno)
+        elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Dict) and any(
+                isinstance(key, ast.Constant) and key.value in kinds for key in node.value.keys):
+            found.add(node.lineno)
+    return sorted(found)
+
+
+def test_the_kind_walker_sees_comparisons_cases_and_dispatch_tables() -> None:
+    """The check below would pass vacuously if the walker missed a branch: prove it finds each form."""
+    kinds = frozenset({"sqs", "kafka"})
+    source = ("if source == 'sqs':\n    pass\n"
+              "x = 1 if kind in ('a', 'kafka') else 2\n"
+              "match kind:\n    case 'kafka':\n        pass\n"
+              "{'sqs': f, 'kafka': g}[kind]()\n"
+              "label = 'sqs'\n"  # naming a kind outside a branch (a metric label, a message) is fine
+              "if source == 'sns':\n    pass\n")
+    assert _kind_branches(ast.parse(source), kinds) == [1, 3, 5, 7]
+
+
+def test_only_a_source_package_branches_on_its_kind() -> None:
+    """Shared modules ask a source's descriptor (esm.descriptor) instead of testing which source it
+    is: a new source is its package plus one registry line, and no shared module changes."""
+    kinds = _source_kinds()
+    assert kinds >= {"sqs", "kinesis", "dynamodb", "kafka"}
+    found = {}
+    for name, path in _modules().items():
+        if name == "esm.sources" or name.startswith("esm.sources."):
+            continue
+        text = path.read_text()
+        code = text.splitlines()
+        lines = [f"{n}: {code[n - 1].strip()}" for n in _kind_branches(ast.parse(text, str(path)), kinds)
+                 if (name, code[n - 1].strip()) not in ALLOWED_KIND_BRANCHES]
+        if lines:
+            found[name] = lines
+    assert found == {}

@@ -16,7 +16,7 @@ from esm.core.offsets import OffsetTracker
 from esm.sources.kafka import decoding
 from esm.sources.kafka.records import KafkaFormat, kafka_event, kafka_record, payload_cap
 from esm.schemas import SCHEMA_NOT_FOUND, DecodeFailure, SchemaRecord
-from esm.transform import kafka_transform
+from tests.support.transforms import kafka_transform
 
 SERVERS = "b-1:9092,b-2:9092"
 MSK_ARN = "arn:aws:kafka:us-east-1:123456789012:cluster/c/0b1a2c3d"

@@ -3,7 +3,7 @@
 import base64
 import json
 
-from esm.transform import kafka_transform, kinesis_transform, sqs_transform
+from tests.support.transforms import kafka_transform, kinesis_transform, sqs_transform
 
 
 def b64(value) -> str:

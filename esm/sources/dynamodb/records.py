@@ -23,7 +23,6 @@ import orjson
 from esm.core.records import Record
 from esm.filtering.decode import filter_dynamodb
 from esm.sources.stream_records import ShardStreamFormat
-from esm.transform import Transform
 
 EVENT_VERSION = "1.1"
 # SPEC 2's order of the `dynamodb` object; a view type leaves some of them out.
@@ -87,12 +86,6 @@ def dynamodb_record(record: dict[str, Any], stream_arn: str, region: str) -> Rec
 
 def arrival_epoch(record: Record) -> float:
     return float(record.event["dynamodb"].get("ApproximateCreationDateTime") or 0)
-
-
-def dynamodb_transform(expression: str) -> Transform:
-    """`esm.transform`: the expression sees the record (as for SQS) and its result replaces the
-    `dynamodb` object, which is JSON already (nothing to decode or encode)."""
-    return Transform(expression, "dynamodb", lambda value: value, lambda value: value)
 
 
 class DynamoDbFormat(ShardStreamFormat):

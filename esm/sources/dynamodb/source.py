@@ -36,9 +36,11 @@ from esm.observability.events import Events
 from esm.observability.metrics import MappingMetrics
 from esm.core.contract import IdentityLookup
 from esm.sources.dynamodb.reader import GET_RECORDS_LIMIT, IDLE_POLL_INTERVAL, StreamStart
-from esm.sources.dynamodb.records import DynamoDbFormat, dynamodb_record, dynamodb_transform
+from esm.sources.dynamodb.descriptor import DESCRIPTOR
+from esm.sources.dynamodb.records import DynamoDbFormat, dynamodb_record
 from esm.sources.shard_reader import GetRecordsReader
 from esm.sources.shards import ShardLeases, ShardSource
+from esm.transform import transform_for
 
 log = logging.getLogger("esm.dynamodb")
 
@@ -75,7 +77,7 @@ class DynamoDbSource(ShardSource):
         self.format = DynamoDbFormat(
             stream_arn=self.stream_arn,
             function_arn=function_arn(mapping.function, arn.region or "us-east-1", arn.account),
-            transform=dynamodb_transform(settings.transform) if settings.transform else None)
+            transform=transform_for(settings.transform, DESCRIPTOR.data) if settings.transform else None)
         self.start = StreamStart(mapping.get("StartingPosition"))
         self.events = Events(metrics, self.log)
         self.leases = ShardLeases(mapping_uuid=mapping.uuid, store=runtime.checkpoints, owner=runtime.owner,

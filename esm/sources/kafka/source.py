@@ -38,7 +38,7 @@ from esm.identity import function_arn
 from esm.observability.events import Events
 from esm.observability.metrics import MappingMetrics
 from esm.security.kafka_auth import ignored_note
-from esm.sources import Runtime
+from esm.runtime import Runtime
 from esm.core.contract import NOTHING, Fetched, IdentityLookup, StopReason, Units
 from esm.sources.kafka import decoding, tuning
 from esm.sources.kafka.cluster import destination_cluster, source_cluster, why_unreachable
@@ -46,7 +46,8 @@ from esm.sources.kafka.commits import Commits
 from esm.sources.kafka.decoding import SchemaStep
 from esm.sources.kafka.group import Group, PartitionState
 from esm.sources.kafka.records import KafkaFormat
-from esm.transform import kafka_transform
+from esm.sources.kafka.descriptor import DESCRIPTOR
+from esm.transform import transform_for
 
 log = logging.getLogger("esm.kafka")
 
@@ -81,7 +82,7 @@ class KafkaSource:
         self.format = KafkaFormat(
             event_source_arn=None if self_managed else mapping.source_id,
             function_arn=function_arn(mapping.function, region, self.account),
-            transform=kafka_transform(settings.transform) if settings.transform else None,
+            transform=transform_for(settings.transform, DESCRIPTOR.data) if settings.transform else None,
             **(dict(keeps=decoding.keeps, pre_failure=decoding.pre_failure) if self.schemas else {}))
         self.cluster: KafkaCluster | None = None  # settled by connect(): secrets are read then
         self.servers = ""

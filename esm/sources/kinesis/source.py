@@ -32,7 +32,8 @@ from esm.sources.kinesis.reader import GET_RECORDS_LIMIT, IDLE_POLL_INTERVAL, Sh
 from esm.sources.kinesis.records import KinesisFormat, kinesis_record
 from esm.sources.shard_reader import GetRecordsReader
 from esm.sources.shards import ShardLeases, ShardSource
-from esm.transform import kinesis_transform
+from esm.sources.kinesis.descriptor import DESCRIPTOR
+from esm.transform import transform_for
 
 log = logging.getLogger("esm.kinesis")
 
@@ -57,7 +58,7 @@ class KinesisSource(ShardSource):
         self.format = KinesisFormat(
             stream_arn=self.stream_arn, region=self.region,
             function_arn=function_arn(mapping.function, arn.region or "us-east-1", arn.account),
-            transform=kinesis_transform(settings.transform) if settings.transform else None)
+            transform=transform_for(settings.transform, DESCRIPTOR.data) if settings.transform else None)
         self.start = ShardStart(mapping.get("StartingPosition"), mapping.get("StartingPositionTimestamp"))
         self.events = Events(metrics, self.log)
         self.leases = ShardLeases(mapping_uuid=mapping.uuid, store=runtime.checkpoints, owner=runtime.owner,

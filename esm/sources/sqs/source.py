@@ -35,7 +35,8 @@ from esm.observability.metrics import MappingMetrics
 from esm.core.contract import IdentityLookup
 from esm.sources.sqs.acks import MAX_ENTRIES, settle_batch
 from esm.sources.sqs.records import Receipt, SqsFormat, sqs_record
-from esm.transform import sqs_transform
+from esm.sources.sqs.descriptor import DESCRIPTOR
+from esm.transform import transform_for
 
 log = logging.getLogger("esm.sqs")
 
@@ -75,7 +76,7 @@ class SqsSource:
         assert arn is not None
         self.arn = arn
         self.account = arn.account
-        self.transform = sqs_transform(settings.transform) if settings.transform else None
+        self.transform = transform_for(settings.transform, DESCRIPTOR.data) if settings.transform else None
         # FIFO from the name until the queue's own attributes say (connect).
         self.format = SqsFormat(source_arn=str(arn), fifo=is_fifo_queue(arn), transform=self.transform)
         self.queue: QueueInfo | None = None

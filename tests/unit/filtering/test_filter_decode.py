@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from esm.filtering import DataFormat, DataUsage, InvalidPatternError, compile_filters
+from esm import registry
+from esm.filtering import DataFormat, DataUsage, InvalidPatternError, Matcher, compile_filters
 from esm.filtering.decode import (
-    check_source_patterns,
+    check_json_data_patterns,
     decode_json_or_text,
     decode_kafka_value,
     decode_kinesis_data,
@@ -18,6 +19,13 @@ from esm.filtering.decode import (
     filter_kinesis,
     filter_sqs,
 )
+
+
+def check_source_patterns(matcher: Matcher, source: str) -> None:
+    """What config validation does with a source's filters: its descriptor's data field decides."""
+    data = registry.descriptor(source).data
+    if data.json_patterns_only:
+        check_json_data_patterns(matcher, data.key, source)
 
 
 def sqs(body: str, **extra: Any) -> dict[str, Any]:

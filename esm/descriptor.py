@@ -1,0 +1,113 @@
+"""What the shared modules know of a source: its descriptor (docs/design.md "Layout").
+
+Each source package has a `descriptor.py` whose `DESCRIPTOR` the registry names. Config checks,
+filters, `esm.transform`, `esm status`, the daemon and the template builder ask it instead of
+branching on the source kind. Behaviour that needs heavier modules (the config rules, the source
+class) is named by dotted path and imported on first use, so reading a descriptor stays cheap:
+this module imports nothing of esm, and a descriptor module imports only this one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+# How a source carries its data field (what filters and esm.transform decode, behaviour §5, §9.10).
+TEXT = "text"  # a string: JSON when it parses, else the string itself (SQS `body`)
+BASE64 = "base64"  # base64 of UTF-8 text, JSON when it parses (Kinesis `data`, Kafka `value`)
+JSON = "json"  # already JSON (DynamoDB's `dynamodb` object)
+
+
+@dataclass(frozen=True)
+class DataField:
+    """The field of a record that holds its data: `container` names the object holding it
+    (Kinesis: `kinesis`), `encoding` is TEXT, BASE64 or JSON, and `json_patterns_only` says a
+    filter must match the data with a JSON object pattern (Kinesis, DynamoDB: behaviour §5)."""
+
+    key: str
+    encoding: str
+    container: str | None = None
+    json_patterns_only: bool = False
+
+
+@dataclass(frozen=True)
+class ArnlessSource:
+    """A source named without an ARN (self-managed Kafka): the request key that names it, the
+    message when that key comes with an ARN, the hint when neither is given ("<key> for ..."),
+    and the function giving its source id from the request."""
+
+    key: str
+    with_arn: str
+    hint: str
+    source_id: Callable[[dict[str, Any]], str]
+
+
+@dataclass(frozen=True)
+class StatusColumns:
+    """`esm status` cells that exist for this source (behaviour §6); the others print `-`.
+
+    counts: the per-source counters it has (`deleted`, `committed`, `on_failure`, `dropped`);
+    acked: the counter shown as ACKED (SQS deletes, Kafka commits), or None;
+    lag: `iterator_age` (milliseconds behind), `offset_lag` (records behind), or None."""
+
+    counts: frozenset[str] = frozenset()
+    acked: str | None = None
+    lag: str | None = None
+
+
+@dataclass(frozen=True)
+class TemplateSupport:
+    """The source in SAM and CloudFormation templates.
+
+    sam_events: the SAM event types that become a mapping of this source, each with the SAM
+    property that holds its EventSourceArn;
+    resources: the CloudFormation resource types the template resolver names (and with
+    `--create-resources` creates) for it, each with the dotted path of its
+    esm.templates.resources.Kind;
+    label: `label(arn_or_None, source_id) -> str`, how the start-up table names the source (None:
+    the last part of the ARN's resource, or the source id without an ARN)."""
+
+    sam_events: tuple[tuple[str, str], ...] = ()
+    resources: tuple[tuple[str, str], ...] = ()
+    label: Callable[[Any, str], str] | None = None
+
+
+@dataclass(frozen=True)
+class SourceDescriptor:
+    """One source, as the shared modules see it.
+
+    kind: MappingSettings.source, the `source` metric label, the registry key;
+    title: the source's name in messages ("DynamoDB Streams");
+    source_class: dotted path of the class that runs one mapping (built as the supervisor says);
+    arn_services: the ARN services naming this source; arn_check: dotted path of
+    `check(arn) -> message or None` refusing ARNs of that service that are not a source (a table);
+    arnless: how the source is named without an ARN, or None;
+    rules: dotted path of `check(mapping_check)`: the source's config rules and AWS defaults;
+    data: the data field filters and esm.transform look at;
+    status: its `esm status` columns;
+    templates: its SAM event types and the template resources it can create;
+    checkpoints: it keeps positions in the daemon's checkpoint store;
+    extension: the `esm:` keys only this source takes, each with the hint ending the message
+    other sources get for it; extension_rules: dotted path of `check(extension, request) ->
+    problems` cross-checking them;
+    lanes_from_extension: its lanes come from `esm.parallelization_factor`, not ParallelizationFactor;
+    unique_group_keys: request keys whose ConsumerGroupId no two mappings may share;
+    conformance: dotted path of its adapter in the conformance tables, or None.
+    """
+
+    kind: str
+    title: str
+    source_class: str
+    rules: str
+    data: DataField
+    arn_services: tuple[str, ...] = ()
+    arn_check: str | None = None
+    arnless: ArnlessSource | None = None
+    status: StatusColumns = StatusColumns()
+    templates: TemplateSupport = TemplateSupport()
+    checkpoints: bool = False
+    extension: tuple[tuple[str, str], ...] = ()
+    extension_rules: str | None = None
+    lanes_from_extension: bool = False
+    unique_group_keys: tuple[str, ...] = ()
+    conformance: str | None = None

@@ -1,0 +1,28 @@
+"""DynamoDB Streams' config rules and Lambda's defaults (behaviour §1): the stream controls
+Kinesis takes, except AT_TIMESTAMP, which CreateEventSourceMapping refuses for a DynamoDB stream
+with the message below; and only a table's stream ARN names a source."""
+
+from __future__ import annotations
+
+from esm.arns import Arn
+from esm.config.rules import NOT_FOR_STREAMS, MappingCheck, check_starting_position, check_stream_controls, not_for
+
+
+def check(check: MappingCheck) -> None:
+    req = check.request
+    not_for(check, NOT_FOR_STREAMS, "DynamoDB Streams")
+    req.setdefault("BatchSize", 100)
+    if req.get("StartingPosition") == "AT_TIMESTAMP":
+        check.fail("StartingPosition", f"Unsupported starting position for arn type: {check.source_id}")
+    else:
+        check_starting_position(check, options="TRIM_HORIZON or LATEST")
+    check_stream_controls(check)
+
+
+def check_arn(arn: Arn) -> str | None:
+    """A table's stream, `table/<table>/stream/<label>`, names a source; a table ARN alone does not."""
+    parts = arn.resource.split("/")
+    if len(parts) == 4 and parts[0] == "table" and parts[2] == "stream" and all(parts[i] for i in (1, 3)):
+        return None
+    return ("must be a DynamoDB stream ARN "
+            "(arn:aws:dynamodb:<region>:<account>:table/<table>/stream/<label>), not a table ARN")
