@@ -134,12 +134,16 @@ def not_for(check: MappingCheck, keys: tuple[str, ...], source_name: str) -> Non
             check.fail(key, f"is not supported for {source_name} event sources")
 
 
-def check_starting_position(check: MappingCheck, options: str = "TRIM_HORIZON, LATEST or AT_TIMESTAMP") -> None:
-    """StartingPosition (one of `options`, as the message names them) and its timestamp."""
+def check_starting_position(check: MappingCheck, options: str = "TRIM_HORIZON, LATEST or AT_TIMESTAMP",
+                            default: str | None = None) -> None:
+    """StartingPosition (one of `options`, as the message names them) and its timestamp; a source
+    whose StartingPosition AWS does not require gives its `default`."""
     req = check.request
     position = req.get("StartingPosition")
+    if position is None and default is not None:
+        position = req["StartingPosition"] = default
     if position is None:
-        check.fail("StartingPosition", f"is required for Kinesis, DynamoDB Streams and Kafka event sources ({options})")
+        check.fail("StartingPosition", f"is required for Kinesis and DynamoDB Streams event sources ({options})")
         return
     stamp = req.get("StartingPositionTimestamp")
     if position == "AT_TIMESTAMP":

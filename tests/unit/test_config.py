@@ -150,7 +150,6 @@ def test_api_shape_rules(mapping, expected):
         (sqs(EventSourceArn=FIFO, BatchSize=11), "event_source_mappings[0].BatchSize: must be at most 10 for a FIFO queue"),
         (sqs(EventSourceArn=FIFO, MaximumBatchingWindowInSeconds=5), "event_source_mappings[0].MaximumBatchingWindowInSeconds: is not supported for FIFO queues"),
         ({"FunctionName": "fn", "EventSourceArn": KINESIS}, "event_source_mappings[0].StartingPosition: is required"),
-        (kafka(StartingPosition=None), "event_source_mappings[0].StartingPosition: is required"),
         (sqs(StartingPosition="LATEST"), "event_source_mappings[0].StartingPosition: is not supported for SQS"),
         (sqs(BisectBatchOnFunctionError=True), "event_source_mappings[0].BisectBatchOnFunctionError: is not supported for SQS"),
         (kafka(TumblingWindowInSeconds=60), "event_source_mappings[0].TumblingWindowInSeconds: is not supported for Kafka"),
@@ -358,3 +357,13 @@ def test_unreadable_and_non_yaml_files_exit_2(tmp_path):
     broken.write_text("functions: [unclosed")
     result = run_esm("validate", "--config", str(broken))
     assert result.returncode == 2 and "not valid YAML" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_kafka_starting_position_is_optional_and_defaults_to_latest():
+    """behaviour §1: AWS requires StartingPosition for Kinesis and DynamoDB Streams only; a Kafka
+    mapping (self-managed or MSK) without it is valid and starts a new group at LATEST."""
+    mapping = {key: value for key, value in kafka().items() if key != "StartingPosition"}
+    config = parse_config(config_text(mapping), environ={})
+    assert config.mappings[0].request["StartingPosition"] == "LATEST"
+    assert one_problem({"FunctionName": "fn", "EventSourceArn": KINESIS}).startswith(
+        "event_source_mappings[0].StartingPosition: is required for Kinesis and DynamoDB Streams event sources")

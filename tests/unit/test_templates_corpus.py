@@ -15,7 +15,8 @@ from esm.cli import main
 
 CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 # Functions esm cannot run in-process get a place, as a user would give one.
-EXTRA_ARGS = {"msk-consumer.yaml": ["--functions-url", "http://127.0.0.1:9/{function}"]}
+EXTRA_ARGS = {name: ["--functions-url", "http://127.0.0.1:9/{function}"]
+              for name in ("msk-consumer.yaml", "self-managed-kafka.yaml")}
 
 
 @pytest.fixture

@@ -22,6 +22,9 @@ KAFKA_DEFAULT_WINDOW = 0.5
 CONSUMER_GROUP_ID = re.compile(r"[a-zA-Z0-9\-/*:_+=.@]{1,200}")
 
 
+KAFKA_DEFAULT_STARTING_POSITION = "LATEST"
+
+
 def check(check: MappingCheck) -> None:
     req = check.request
     not_for(check, STREAM_ONLY + ("ScalingConfig",), "Kafka")
@@ -33,7 +36,9 @@ def check(check: MappingCheck) -> None:
     _check_cluster(check, self_managed)
     kafka_config_key = "SelfManagedKafkaEventSourceConfig" if self_managed else "AmazonManagedKafkaEventSourceConfig"
     _check_kafka_config(check, kafka_config_key, self_managed)
-    check_starting_position(check)
+    # AWS requires StartingPosition for Kinesis and DynamoDB Streams only; a Kafka mapping without
+    # one starts a new consumer group at the end of the topic, as Kafka consumers do (behaviour §1).
+    check_starting_position(check, default=KAFKA_DEFAULT_STARTING_POSITION)
     check_retry_controls(check)
     window = req.get("MaximumBatchingWindowInSeconds")
     check.batching_window = KAFKA_DEFAULT_WINDOW if window is None else float(window)
