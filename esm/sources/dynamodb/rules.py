@@ -8,14 +8,18 @@ from esm.arns import Arn
 from esm.config.rules import NOT_FOR_STREAMS, MappingCheck, check_starting_position, check_stream_controls, not_for
 
 
+# AWS's text for AT_TIMESTAMP on a DynamoDB stream (behaviour §10).
+UNSUPPORTED_POSITION = "Unsupported starting position for arn type: {arn}"
+
+
 def check(check: MappingCheck) -> None:
     req = check.request
     not_for(check, NOT_FOR_STREAMS, "DynamoDB Streams")
     req.setdefault("BatchSize", 100)
     if req.get("StartingPosition") == "AT_TIMESTAMP":
-        check.fail("StartingPosition", f"Unsupported starting position for arn type: {check.source_id}")
+        check.refuse("StartingPosition", UNSUPPORTED_POSITION.format(arn=check.source_id))
     else:
-        check_starting_position(check, options="TRIM_HORIZON or LATEST")
+        check_starting_position(check)
     check_stream_controls(check)
 
 

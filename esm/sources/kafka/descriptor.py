@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from esm.descriptor import BASE64, ArnlessSource, DataField, SourceDescriptor, StatusColumns, TemplateSupport
+from esm.descriptor import BASE64, ApiAnswers, ArnlessSource, DataField, SourceDescriptor, StatusColumns, TemplateSupport
 
 if TYPE_CHECKING:
     from esm.arns import Arn
@@ -46,4 +46,9 @@ DESCRIPTOR = SourceDescriptor(
     lanes_from_extension=True,
     unique_group_keys=("SelfManagedKafkaEventSourceConfig", "AmazonManagedKafkaEventSourceConfig"),
     conformance="tests.conformance.sources:KafkaSource",
+    answers=ApiAnswers(
+        duplicate=('An event source mapping with event source ("{source}"), function ("{function_arn}"), '
+                   'topics ("{topics}") already exists. Please update or delete the existing mapping with UUID {uuid}'),
+        missing="Cluster not found: {arn}",
+    ),
 )

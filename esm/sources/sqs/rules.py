@@ -8,6 +8,10 @@ from esm.config.api_shape import create_mapping_shape
 from esm.config.rules import RETRY_CONTROLS, STREAM_ONLY, MappingCheck, not_for
 from esm.core.scaling import SQS_DEFAULT_MAXIMUM_POLLERS, SQS_DEFAULT_MINIMUM_POLLERS
 
+# AWS's texts (behaviour §10).
+NO_STARTING_POSITION = "StartingPosition is not valid for SQS event sources."
+WINDOW_REQUIRED = "Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10"
+
 SQS_FIFO_MAX_BATCH = 10
 SQS_MIN_POLLERS = 2  # ProvisionedPollerConfig for SQS (the API shape allows 1, for Kafka)
 
@@ -16,8 +20,10 @@ def check(check: MappingCheck) -> None:
     req = check.request
     arn = parse_arn(check.source_id)
     fifo = arn is not None and is_fifo_queue(arn)
-    not_for(check, STREAM_ONLY + RETRY_CONTROLS + ("StartingPosition", "StartingPositionTimestamp", "Topics",
-                                                   "SourceAccessConfigurations"), "SQS")
+    for key in ("StartingPosition", "StartingPositionTimestamp"):
+        if key in req:
+            check.refuse(key, NO_STARTING_POSITION)
+    not_for(check, STREAM_ONLY + RETRY_CONTROLS + ("Topics", "SourceAccessConfigurations"), "SQS")
     if "SelfManagedKafkaEventSourceConfig" in req or "AmazonManagedKafkaEventSourceConfig" in req:
         check.fail("EventSourceArn", "Kafka settings given for an SQS queue")
     if req.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"):
@@ -33,10 +39,7 @@ def check(check: MappingCheck) -> None:
         if window:
             check.fail("MaximumBatchingWindowInSeconds", "is not supported for FIFO queues")
     elif isinstance(batch, int) and batch > 10 and not (isinstance(window, int) and window >= 1):
-        check.fail(
-            "MaximumBatchingWindowInSeconds",
-            f"must be at least 1 when BatchSize is greater than 10 on a standard queue (BatchSize is {batch})",
-        )
+        check.refuse("MaximumBatchingWindowInSeconds", WINDOW_REQUIRED)
     check.batching_window = float(window or 0)
     _check_provisioned(check)
 
