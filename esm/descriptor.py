@@ -83,7 +83,9 @@ class ApiAnswers:
     duplicate: the ResourceConflictException text for a second mapping of one source and
     function, formatted with `source`, `function`, `function_arn`, `topics` and `uuid`;
     missing: the InvalidParameterValueException text when the source does not exist, formatted
-    with `arn`."""
+    with `arn`; exists: dotted path of `async exists(clients, arn) -> True | False | None`, asked
+    on create (False: it does not exist; None: it could not be told, the source unreachable), or
+    None when the source cannot be asked."""
 
     user_reason: str = "User action"
     defaults: tuple[tuple[str, Any], ...] = ()
@@ -91,6 +93,7 @@ class ApiAnswers:
     duplicate: str = ('The event source arn (" {source} ") and function (" {function} ") provided mapping already '
                       'exists. Please update or delete the existing mapping with UUID {uuid}')
     missing: str = "Stream not found: {arn}"
+    exists: str | None = None
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 The daemon hands the manager the supervisors it built from the config file; the control API asks
 it to create, update, disable, enable and delete mappings of its own, which it keeps in the
 mapping store (esm.checkpoints.mappings) so they survive restarts. This module decides what may
-change (the request is valid, names a known function, is no duplicate, and the mapping is the
-API's and not in the middle of a change) and stores it; then:
+change (the request is valid, names a known function, is no duplicate, its source exists, and the
+mapping is the API's and not in the middle of a change) and stores it; then:
 
 - esm.api.lifecycle runs the change through the mapping's states (behaviour §0);
 - esm.api.replica_sync applies what the store holds: at start-up, and what other replicas changed;
@@ -43,6 +43,8 @@ from esm.runtime import Runtime
 from esm.supervisor import MappingSupervisor
 
 log = logging.getLogger("esm.api")
+
+SOURCE_CHECK_TIMEOUT = 5.0  # seconds create waits for the source's service to say whether it exists
 
 
 class MappingManager:
@@ -109,6 +111,7 @@ class MappingManager:
             new_uuid = str(uuids.uuid4())
             settings = self._build(self._with_function_key(request), new_uuid)
             self._refuse_duplicate(settings, None)
+            await self._refuse_missing_source(settings)
             entry = Entry(settings, "api", revision=1)
             await self.store.put(new_uuid, stored_document(entry), expected=None)
             self.lifecycle.create(entry)
@@ -218,6 +221,22 @@ class MappingManager:
                     source=settings.get("EventSourceArn") or ",".join(_servers(settings.request)),
                     function=settings.function.name, function_arn=settings.function.lambda_arn or settings.function.name,
                     topics=",".join(settings.request.get("Topics") or []), uuid=other.uuid))
+
+    async def _refuse_missing_source(self, settings: MappingSettings) -> None:
+        """AWS refuses a mapping of a queue, stream or cluster that does not exist; one that does
+        not answer (not missing) is created and its state tells why it waits (behaviour §10)."""
+        answers_of = registry.descriptor(settings.source).answers
+        arn = settings.get("EventSourceArn")
+        runtime = self.lifecycle.runtime
+        if not (answers_of.exists and arn and runtime is not None):
+            return
+        try:
+            found = await asyncio.wait_for(registry.import_path(answers_of.exists)(runtime.clients, arn),
+                                           SOURCE_CHECK_TIMEOUT)
+        except asyncio.TimeoutError:
+            found = None
+        if found is False:
+            raise ApiError(answers.INVALID, answers_of.missing.format(arn=arn))
 
     def _editable(self, uuid: str) -> Entry:
         """A mapping of the API's (those of the config file are read-only here)."""

@@ -16,7 +16,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from esm import registry
 from esm.arns import NOT_SERVED, parse_arn
@@ -142,6 +142,20 @@ def _named_by_arn(check: MappingCheck, arn_text: str, descriptors: list[SourceDe
         check.fail("EventSourceArn", refused)
         return None
     return found
+
+
+async def not_found(ask: Callable[[], Awaitable[None]], code: str) -> bool | None:
+    """For a source's `exists` probe: False when `ask` fails with the service's not-found `code`,
+    True when it answers, None when the service does not answer (unreachable: not missing)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        await ask()
+    except ClientError as error:
+        return False if error.response.get("Error", {}).get("Code") == code else None
+    except Exception:  # noqa: BLE001 - unreachable or refused: told later by the mapping's state
+        return None
+    return True
 
 
 def not_for(check: MappingCheck, keys: tuple[str, ...], source_name: str) -> None:

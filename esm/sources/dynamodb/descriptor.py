@@ -31,5 +31,6 @@ DESCRIPTOR = SourceDescriptor(
                               label=_label),
     checkpoints=True,
     conformance="tests.conformance.sources:DynamoDbSource",
-    answers=ApiAnswers(defaults=(("MaximumBatchingWindowInSeconds", 0), ("DestinationConfig", {"OnFailure": {}}))),
+    answers=ApiAnswers(defaults=(("MaximumBatchingWindowInSeconds", 0), ("DestinationConfig", {"OnFailure": {}})),
+                       exists="esm.sources.dynamodb.rules:stream_exists"),
 )

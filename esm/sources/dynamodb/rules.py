@@ -4,8 +4,17 @@ with the message below; and only a table's stream ARN names a source."""
 
 from __future__ import annotations
 
-from esm.arns import Arn
-from esm.config.rules import NOT_FOR_STREAMS, MappingCheck, check_starting_position, check_stream_controls, not_for
+from typing import Any
+
+from esm.arns import Arn, parse_arn
+from esm.config.rules import (
+    NOT_FOR_STREAMS,
+    MappingCheck,
+    check_starting_position,
+    check_stream_controls,
+    not_for,
+    not_found,
+)
 
 
 # AWS's text for AT_TIMESTAMP on a DynamoDB stream (behaviour §10).
@@ -30,3 +39,15 @@ def check_arn(arn: Arn) -> str | None:
         return None
     return ("must be a DynamoDB stream ARN "
             "(arn:aws:dynamodb:<region>:<account>:table/<table>/stream/<label>), not a table ARN")
+
+
+async def stream_exists(clients: Any, arn_text: str) -> bool | None:
+    """Whether the table's stream exists (create asks, as AWS does: behaviour §10); None when
+    DynamoDB Streams does not answer."""
+    arn = parse_arn(arn_text)
+
+    async def ask() -> None:
+        async with clients.client("dynamodbstreams", arn.region if arn else None) as streams:
+            await streams.describe_stream(StreamArn=arn_text, Limit=1)
+
+    return await not_found(ask, "ResourceNotFoundException")

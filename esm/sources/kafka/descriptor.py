@@ -50,5 +50,6 @@ DESCRIPTOR = SourceDescriptor(
         duplicate=('An event source mapping with event source ("{source}"), function ("{function_arn}"), '
                    'topics ("{topics}") already exists. Please update or delete the existing mapping with UUID {uuid}'),
         missing="Cluster not found: {arn}",
+        exists="esm.sources.kafka.rules:cluster_exists",  # an MSK cluster; a self-managed one cannot be asked
     ),
 )

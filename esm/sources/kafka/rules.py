@@ -6,6 +6,7 @@ destination, and the batching window's 500 ms default."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from esm.config.rules import (
     STREAM_ONLY,
@@ -14,8 +15,10 @@ from esm.config.rules import (
     check_retry_controls,
     check_starting_position,
     not_for,
+    not_found,
 )
 from esm.schemas.config import problems as schema_registry_problems
+from esm.arns import parse_arn
 from esm.config.kafka_access import HOST_PORT, MAX_BOOTSTRAP_SERVERS, check_access
 
 KAFKA_DEFAULT_WINDOW = 0.5
@@ -91,3 +94,15 @@ def _check_kafka_config(check: MappingCheck, kafka_config_key: str, self_managed
         for path, message in schema_registry_problems(kafka_config["SchemaRegistryConfig"],
                                                       f"{kafka_config_key}.SchemaRegistryConfig"):
             check.fail(path, message)
+
+
+async def cluster_exists(clients: Any, arn_text: str) -> bool | None:
+    """Whether the MSK cluster exists (create asks, as AWS does: behaviour §10); None when MSK
+    does not answer."""
+    arn = parse_arn(arn_text)
+
+    async def ask() -> None:
+        async with clients.client("kafka", arn.region if arn else None) as kafka:
+            await kafka.describe_cluster_v2(ClusterArn=arn_text)
+
+    return await not_found(ask, "NotFoundException")

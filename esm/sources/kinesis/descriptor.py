@@ -19,5 +19,6 @@ DESCRIPTOR = SourceDescriptor(
                                          ("AWS::Kinesis::StreamConsumer", "esm.sources.kinesis.template:CONSUMER"))),
     checkpoints=True,
     conformance="tests.conformance.sources:KinesisSource",
-    answers=ApiAnswers(defaults=(("MaximumBatchingWindowInSeconds", 0), ("DestinationConfig", {"OnFailure": {}}))),
+    answers=ApiAnswers(defaults=(("MaximumBatchingWindowInSeconds", 0), ("DestinationConfig", {"OnFailure": {}})),
+                       exists="esm.sources.kinesis.rules:stream_exists"),
 )

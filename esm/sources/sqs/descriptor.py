@@ -24,5 +24,6 @@ DESCRIPTOR = SourceDescriptor(
                    'Please update or delete the existing mapping with UUID {uuid}'),
         missing=("Error occurred while ReceiveMessage. SQS Error Code: AWS.SimpleQueueService.NonExistentQueue. "
                  "SQS Error Message: The specified queue does not exist for this wsdl version."),
+        exists="esm.sources.sqs.rules:queue_exists",
     ),
 )

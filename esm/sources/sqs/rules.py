@@ -3,6 +3,8 @@ CreateEventSourceMapping refuses for a queue, batch size and window by queue typ
 
 from __future__ import annotations
 
+from typing import Any
+
 from esm.arns import is_fifo_queue, parse_arn
 from esm.config.api_shape import create_mapping_shape
 from esm.config.rules import RETRY_CONTROLS, STREAM_ONLY, MappingCheck, not_for
@@ -42,6 +44,24 @@ def check(check: MappingCheck) -> None:
         check.refuse("MaximumBatchingWindowInSeconds", WINDOW_REQUIRED)
     check.batching_window = float(window or 0)
     _check_provisioned(check)
+
+
+async def queue_exists(clients: Any, arn_text: str) -> bool | None:
+    """Whether the queue exists (create asks, as AWS does: behaviour §10); None when SQS does not answer."""
+    from botocore.exceptions import ClientError
+
+    arn = parse_arn(arn_text)
+    if arn is None:
+        return None
+    try:
+        async with clients.client("sqs", arn.region) as sqs:
+            await sqs.get_queue_url(QueueName=arn.resource, QueueOwnerAWSAccountId=arn.account)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        return False if code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist") else None
+    except Exception:  # noqa: BLE001 - unreachable: told later by the mapping's state
+        return None
+    return True
 
 
 def _check_provisioned(check: MappingCheck) -> None:
