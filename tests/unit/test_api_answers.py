@@ -10,6 +10,7 @@ none needs to exist here (the source existence check runs in tests/integration/t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from pathlib import Path
@@ -108,8 +109,8 @@ DUPLICATE = {
 }
 
 
-@pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
+@contextlib.asynccontextmanager
+async def running_api(tmp_path: Path) -> AsyncIterator[Api]:
     checkpoints = SqliteCheckpointStore(str(tmp_path / "state.db"))
     await checkpoints.open()
     store = SqliteMappingStore(checkpoints)
@@ -120,9 +121,11 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     server = ApiServer(ApiSettings(listen="127.0.0.1:0"), manager, Metrics(), region_for=lambda: None)
     server.host, server.port = "127.0.0.1", 0
     await server.start()
-    yield Api(f"http://127.0.0.1:{server.port}")
-    await server.stop()
-    await checkpoints.close()
+    try:
+        yield Api(f"http://127.0.0.1:{server.port}")
+    finally:
+        await server.stop()
+        await checkpoints.close()
 
 
 class Api:
@@ -146,82 +149,90 @@ def error_of(status: int, headers: dict[str, str], body: Any) -> tuple[int, str,
 
 
 @pytest.mark.parametrize("kind, members, absent", CREATED, ids=[row[0] for row in CREATED])
-async def test_create_answers_aws_members_and_defaults(api: Api, kind: str, members: dict[str, Any],
+async def test_create_answers_aws_members_and_defaults(tmp_path: Path, kind: str, members: dict[str, Any],
                                                        absent: tuple[str, ...]) -> None:
     """behaviour §10: 202 with AWS's members and defaults for the source, nothing AWS leaves out;
     Get and List answer the same document."""
-    status, _, created = await api.create(kind)
-    assert status == 202
-    assert {key: created.get(key) for key in members} == members
-    assert not set(absent) & set(created)
-    assert created["EventSourceMappingArn"].endswith(f":event-source-mapping:{created['UUID']}")
-    _, _, got = await api.call("GET", f"{ROOT}/{created['UUID']}")
-    assert {k: v for k, v in got.items() if k != "LastModified"} == \
-        {k: v for k, v in created.items() if k != "LastModified"}
-    _, _, listed = await api.call("GET", f"{ROOT}?FunctionName=orders:$LATEST")
-    assert [m["UUID"] for m in listed["EventSourceMappings"]] == [created["UUID"]]
+    async with running_api(tmp_path) as api:
+        status, _, created = await api.create(kind)
+        assert status == 202
+        assert {key: created.get(key) for key in members} == members
+        assert not set(absent) & set(created)
+        assert created["EventSourceMappingArn"].endswith(f":event-source-mapping:{created['UUID']}")
+        _, _, got = await api.call("GET", f"{ROOT}/{created['UUID']}")
+        assert {k: v for k, v in got.items() if k != "LastModified"} == \
+            {k: v for k, v in created.items() if k != "LastModified"}
+        _, _, listed = await api.call("GET", f"{ROOT}?FunctionName=orders:$LATEST")
+        assert [m["UUID"] for m in listed["EventSourceMappings"]] == [created["UUID"]]
 
 
 @pytest.mark.parametrize("kind, changes, status, code, message", REFUSED,
                          ids=[f"{row[0]}-{row[4][:30]}" for row in REFUSED])
-async def test_create_refusals_in_aws_words(api: Api, kind: str, changes: dict[str, Any], status: int, code: str,
+async def test_create_refusals_in_aws_words(tmp_path: Path, kind: str, changes: dict[str, Any], status: int, code: str,
                                             message: str) -> None:
     """behaviour §10: the status, error code and exact text AWS answers; one error at a time."""
-    assert error_of(*await api.create(kind, **changes)) == (status, code, message)
+    async with running_api(tmp_path) as api:
+        assert error_of(*await api.create(kind, **changes)) == (status, code, message)
 
 
 @pytest.mark.parametrize("kind", list(DUPLICATE))
-async def test_a_duplicate_is_worded_per_source(api: Api, kind: str) -> None:
+async def test_a_duplicate_is_worded_per_source(tmp_path: Path, kind: str) -> None:
     """behaviour §10: AWS words the duplicate differently for SQS and for streams."""
-    _, _, first = await api.create(kind)
-    expected = DUPLICATE[kind].format(arn=REQUESTS[kind]["EventSourceArn"], uuid=first["UUID"])
-    assert error_of(*await api.create(kind)) == (409, "ResourceConflictException", expected)
+    async with running_api(tmp_path) as api:
+        _, _, first = await api.create(kind)
+        expected = DUPLICATE[kind].format(arn=REQUESTS[kind]["EventSourceArn"], uuid=first["UUID"])
+        assert error_of(*await api.create(kind)) == (409, "ResourceConflictException", expected)
 
 
 @pytest.mark.parametrize("method, body", [("GET", None), ("PUT", {"BatchSize": 5}), ("DELETE", None)])
-async def test_an_unknown_uuid_is_not_found(api: Api, method: str, body: Any) -> None:
+async def test_an_unknown_uuid_is_not_found(tmp_path: Path, method: str, body: Any) -> None:
     """behaviour §10: ResourceNotFoundException (404), AWS's fixed text."""
-    answer = await api.call(method, f"{ROOT}/{uuid.uuid4()}", body)
-    assert error_of(*answer) == (404, "ResourceNotFoundException", "The resource you requested does not exist.")
+    async with running_api(tmp_path) as api:
+        answer = await api.call(method, f"{ROOT}/{uuid.uuid4()}", body)
+        assert error_of(*answer) == (404, "ResourceNotFoundException", "The resource you requested does not exist.")
 
 
-async def test_list_of_an_unknown_function_is_empty(api: Api) -> None:
+async def test_list_of_an_unknown_function_is_empty(tmp_path: Path) -> None:
     """behaviour §10: 200 and no mappings, not 404."""
-    status, _, listed = await api.call("GET", f"{ROOT}?FunctionName=nobody")
-    assert (status, listed["EventSourceMappings"]) == (200, [])
+    async with running_api(tmp_path) as api:
+        status, _, listed = await api.call("GET", f"{ROOT}?FunctionName=nobody")
+        assert (status, listed["EventSourceMappings"]) == (200, [])
 
 
 @pytest.mark.parametrize("kind", list(REQUESTS))
-async def test_update_and_delete_answer_the_document(api: Api, kind: str) -> None:
+async def test_update_and_delete_answer_the_document(tmp_path: Path, kind: str) -> None:
     """behaviour §10: Update and Delete answer 202 with the mapping (the source's members)."""
-    _, _, created = await api.create(kind)
-    status, _, updated = await api.call("PUT", f"{ROOT}/{created['UUID']}", {"BatchSize": 7})
-    assert (status, updated["BatchSize"], updated["StateTransitionReason"]) == \
-        (202, 7, created["StateTransitionReason"])
-    status, _, deleted = await api.call("DELETE", f"{ROOT}/{created['UUID']}")
-    assert (status, deleted["UUID"], deleted["State"]) == (202, created["UUID"], "Deleting")
+    async with running_api(tmp_path) as api:
+        _, _, created = await api.create(kind)
+        status, _, updated = await api.call("PUT", f"{ROOT}/{created['UUID']}", {"BatchSize": 7})
+        assert (status, updated["BatchSize"], updated["StateTransitionReason"]) == \
+            (202, 7, created["StateTransitionReason"])
+        status, _, deleted = await api.call("DELETE", f"{ROOT}/{created['UUID']}")
+        assert (status, deleted["UUID"], deleted["State"]) == (202, created["UUID"], "Deleting")
 
 
-async def test_tags_on_create_and_through_the_tag_operations(api: Api) -> None:
+async def test_tags_on_create_and_through_the_tag_operations(tmp_path: Path) -> None:
     """behaviour §10: Tags given on create are read back by ListTags; TagResource (204) adds,
     UntagResource (204) removes; the mapping document carries no Tags."""
-    _, _, created = await api.create("sqs", Tags={"team": "orders"})
-    assert "Tags" not in created
-    resource = "/2017-03-31/tags/" + created["EventSourceMappingArn"]
-    assert (await api.call("GET", resource))[2] == {"Tags": {"team": "orders"}}
-    assert (await api.call("POST", resource, {"Tags": {"env": "test"}}))[0] == 204
-    assert (await api.call("GET", resource))[2] == {"Tags": {"team": "orders", "env": "test"}}
-    assert (await api.call("DELETE", resource + "?tagKeys=team"))[0] == 204
-    assert (await api.call("GET", resource))[2] == {"Tags": {"env": "test"}}
+    async with running_api(tmp_path) as api:
+        _, _, created = await api.create("sqs", Tags={"team": "orders"})
+        assert "Tags" not in created
+        resource = "/2017-03-31/tags/" + created["EventSourceMappingArn"]
+        assert (await api.call("GET", resource))[2] == {"Tags": {"team": "orders"}}
+        assert (await api.call("POST", resource, {"Tags": {"env": "test"}}))[0] == 204
+        assert (await api.call("GET", resource))[2] == {"Tags": {"team": "orders", "env": "test"}}
+        assert (await api.call("DELETE", resource + "?tagKeys=team"))[0] == 204
+        assert (await api.call("GET", resource))[2] == {"Tags": {"env": "test"}}
 
 
-async def test_tag_errors(api: Api) -> None:
+async def test_tag_errors(tmp_path: Path) -> None:
     """behaviour §10: an unknown mapping's ARN is ResourceNotFoundException; a string that is no
     Lambda ARN fails the model's pattern (ValidationException)."""
-    unknown = f"arn:aws:lambda:us-east-1:000000000000:event-source-mapping:{uuid.uuid4()}"
-    assert error_of(*await api.call("GET", f"/2017-03-31/tags/{unknown}")) == \
-        (404, "ResourceNotFoundException", "The resource you requested does not exist.")
-    status, headers, body = await api.call("GET", "/2017-03-31/tags/not-an-arn")
-    assert (status, headers["x-amzn-ErrorType"]) == (400, "ValidationException")
-    assert body["message"].startswith("1 validation error detected: Value 'not-an-arn' at 'resource' failed to "
-                                      "satisfy constraint: Member must satisfy regular expression pattern: ")
+    async with running_api(tmp_path) as api:
+        unknown = f"arn:aws:lambda:us-east-1:000000000000:event-source-mapping:{uuid.uuid4()}"
+        assert error_of(*await api.call("GET", f"/2017-03-31/tags/{unknown}")) == \
+            (404, "ResourceNotFoundException", "The resource you requested does not exist.")
+        status, headers, body = await api.call("GET", "/2017-03-31/tags/not-an-arn")
+        assert (status, headers["x-amzn-ErrorType"]) == (400, "ValidationException")
+        assert body["message"].startswith("1 validation error detected: Value 'not-an-arn' at 'resource' failed to "
+                                          "satisfy constraint: Member must satisfy regular expression pattern: ")
