@@ -19,6 +19,7 @@ from typing import Any, AsyncIterator
 import aiohttp
 import pytest
 
+from esm.api.entry import Entry
 from esm.api.manager import MappingManager
 from esm.api.server import ApiServer
 from esm.checkpoints.mappings import SqliteMappingStore
@@ -37,7 +38,8 @@ ROOT = "/2015-03-31/event-source-mappings"
 CONFIG = """
 functions:
   orders: {handler: "mod:fn"}
-event_source_mappings: []
+event_source_mappings:
+  - {FunctionName: orders, EventSourceArn: "arn:aws:sqs:us-east-1:000000000000:from-config", Tags: {team: config}}
 """
 
 # Each source's smallest valid request, created disabled.
@@ -115,9 +117,11 @@ async def running_api(tmp_path: Path) -> AsyncIterator[Api]:
     await checkpoints.open()
     store = SqliteMappingStore(checkpoints)
     await store.open()
-    functions = dict(parse_config(CONFIG).functions)
-    manager = MappingManager(functions, runtime=None, invokers={}, metrics=Metrics(), store=store,  # type: ignore[arg-type]
+    config = parse_config(CONFIG)
+    manager = MappingManager(dict(config.functions), runtime=None, invokers={}, metrics=Metrics(), store=store,  # type: ignore[arg-type]
                              shutdown_timeout=1)
+    # The config file's mapping as the daemon hands it over (its supervisor is not needed here).
+    manager.entries[config.mappings[0].uuid] = Entry(config.mappings[0], "config", created=0.0)
     server = ApiServer(ApiSettings(listen="127.0.0.1:0"), manager, Metrics(), region_for=lambda: None)
     server.host, server.port = "127.0.0.1", 0
     await server.start()
@@ -163,7 +167,7 @@ async def test_create_answers_aws_members_and_defaults(tmp_path: Path, kind: str
         assert {k: v for k, v in got.items() if k != "LastModified"} == \
             {k: v for k, v in created.items() if k != "LastModified"}
         _, _, listed = await api.call("GET", f"{ROOT}?FunctionName=orders:$LATEST")
-        assert [m["UUID"] for m in listed["EventSourceMappings"]] == [created["UUID"]]
+        assert created["UUID"] in [m["UUID"] for m in listed["EventSourceMappings"]]
 
 
 @pytest.mark.parametrize("kind, changes, status, code, message", REFUSED,
@@ -236,3 +240,14 @@ async def test_tag_errors(tmp_path: Path) -> None:
         assert (status, headers["x-amzn-ErrorType"]) == (400, "ValidationException")
         assert body["message"].startswith("1 validation error detected: Value 'not-an-arn' at 'resource' failed to "
                                           "satisfy constraint: Member must satisfy regular expression pattern: ")
+
+
+async def test_a_config_file_mappings_tags_are_read_only(tmp_path: Path) -> None:
+    """behaviour §10: `Tags:` of a config-file mapping are listed by ListTags; tagging it is refused."""
+    async with running_api(tmp_path) as api:
+        _, _, listed = await api.call("GET", f"{ROOT}?EventSourceArn=arn:aws:sqs:us-east-1:000000000000:from-config")
+        [mapping] = listed["EventSourceMappings"]
+        resource = "/2017-03-31/tags/" + mapping["EventSourceMappingArn"]
+        assert (await api.call("GET", resource))[2] == {"Tags": {"team": "config"}}
+        status, headers, _ = await api.call("POST", resource, {"Tags": {"team": "other"}})
+        assert (status, headers["x-amzn-ErrorType"]) == (409, "ResourceConflictException")
