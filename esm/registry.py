@@ -21,7 +21,7 @@ SOURCES: Mapping[str, str] = MappingProxyType({
     "kafka": "esm.sources.kafka.source:KafkaSource",
 })
 
-# source style (a source class's `style`) -> the engine runner that runs one mapping of it,
+# source mode (a source class's `mode`, an esm.core.decide.Mode's value) -> the engine runner that runs one mapping of it,
 # built as cls(mapping, source_class, runtime, invoker, metrics)
 RUNNERS: Mapping[str, str] = MappingProxyType({
     "stream": "esm.engine.stream_mapping:StreamMapping",
@@ -82,9 +82,9 @@ def source(kind: str) -> Any:
     return load("source", kind)
 
 
-def runner(style: str) -> Any:
-    """The engine runner for sources of `style` ("stream" or "queue")."""
-    return load("runner", style)
+def runner(mode: str) -> Any:
+    """The engine runner for sources of `mode` ("stream" or "queue")."""
+    return load("runner", mode)
 
 
 def invoker_module(kind: str) -> Any:

@@ -20,7 +20,7 @@ from esm.config.api_shape import create_mapping_shape
 from esm.errors import Problem
 from esm.filtering import InvalidPatternError, compile_filters, validate_pattern
 from esm.filtering.decode import check_source_patterns
-from esm.core.scaling import SQS_DEFAULT_MAXIMUM_POLLERS, SQS_DEFAULT_MINIMUM_POLLERS
+from esm.sources.sqs.scaling import SQS_DEFAULT_MAXIMUM_POLLERS, SQS_DEFAULT_MINIMUM_POLLERS
 from esm.schemas.config import problems as schema_registry_problems
 from esm.security.kafka_auth import HOST_PORT, MAX_BOOTSTRAP_SERVERS, check_access
 

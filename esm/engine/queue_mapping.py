@@ -1,15 +1,17 @@
-"""Runs one mapping of a queue source (SQS) on the shared engine: a scaled pool of pollers.
+"""Runs one mapping of a queue source (esm.core.contract.QueueSource: SQS) on the shared engine:
+a scaled pool of pollers.
 
-A queue has no order to keep across its messages (a FIFO queue keeps each group's order itself:
-it hands out no message of a group while an earlier one is in flight), so its one unit is served
-by a pool of pollers, each one batch in flight at a time: gather (esm.engine.gather, the window
-from the first record, the 6 MB cap), invoke (the one invoke path; throttles wait while the
-messages are still invisible, then they return to the queue), decide (`Mode.QUEUE`: success
-deletes; a partial batch response deletes all but the failures; a function error deletes nothing,
-so the batch returns after the visibility timeout) and settle through the source.
-`ConcurrencyTarget` sizes the pool like Lambda (SPEC 7); pollers above the target retire, the
-newest first, once they hold nothing. On shutdown, records gathered but not invoked are released
-(visible again at once); a batch being invoked finishes and settles within the shutdown deadline.
+A queue has no order to keep across its records (a queue with ordered groups, such as SQS FIFO,
+keeps each group's order itself: it hands out no record of a group while an earlier one is in
+flight), so the queue is served by a pool of pollers, each one batch in flight at a time: gather
+(esm.engine.gather, the window from the first record, the 6 MB cap), invoke (the one invoke path;
+throttles wait while the records are still held, `hold_seconds`, then they return to the queue),
+decide (`Mode.QUEUE`: success settles; a partial batch response settles all but the failures; a
+function error settles nothing, so the batch returns after the hold) and settle through the
+source. The source's own scaling policy (`scaling`) sizes the pool (behaviour §7); pollers above
+its target retire, the newest first, once they hold nothing. On shutdown, records gathered but
+not invoked are released (back at once); a batch being invoked finishes and settles within the
+shutdown deadline.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ from esm.engine.invoke import Abandoned
 from esm.engine.pipeline import Pipeline
 from esm.invokers.base import Invoker
 from esm.observability.metrics import MappingMetrics
+from esm.core.contract import QueueRecordFormat, QueueSource
 from esm.core.outcomes import FUNCTION_ERROR, PARTIAL
 from esm.core.records import Disposition, Record
-from esm.core.scaling import scaling_for
 
 log = logging.getLogger("esm.engine")
 
@@ -49,9 +51,9 @@ class QueueMapping:
         self.metrics = metrics
         self.log = logging.LoggerAdapter(log, {"mapping": mapping.name})
         self.settings = PipelineSettings.read(mapping, default_batch_size=source_class.default_batch_size)
-        self.source: Any = source_class(mapping, self.settings, runtime, metrics, None)
-        self.scaling = scaling_for(mapping.request, invoker.max_concurrency)
-        self.pipeline: Pipeline | None = None
+        self.source: QueueSource = source_class(mapping, self.settings, runtime, metrics, None)
+        self.scaling = self.source.scaling(invoker.max_concurrency)
+        self.pipeline: Pipeline[QueueRecordFormat] | None = None
         self._stopping = asyncio.Event()
         self._pollers: dict[int, asyncio.Task[None]] = {}
         self._next_poller = 0
@@ -116,7 +118,7 @@ class QueueMapping:
         self._report_pollers()
 
     def _report_pollers(self) -> None:
-        """ProvisionedPollers (SPEC 6): the pollers the running lanes stand for, not the target."""
+        """ProvisionedPollers (behaviour §6): the pollers the running lanes stand for, not the target."""
         lanes = sum(not task.done() for task in self._pollers.values())
         if self.pipeline is not None:
             self.pipeline.events.pollers(self.scaling.pollers(lanes))
@@ -172,7 +174,7 @@ class QueueMapping:
             self.scaling.polled(len(records))
             kept, dropped = pipeline.keep(records)
             if dropped:
-                await self.source.settle(None, [(r.token, Disposition.FILTERED) for r in dropped])
+                await self.source.settle([(r.token, Disposition.FILTERED) for r in dropped])
             if kept:
                 in_flight.hold(sum(r.size for r in kept))
                 return kept
@@ -181,11 +183,11 @@ class QueueMapping:
         pipeline = self.pipeline
         assert pipeline is not None
         oldest = min(r.arrived_at for r in records)
-        give_up_at = oldest + self.source.visibility_timeout - 1  # keep retrying while the messages are ours
+        give_up_at = oldest + self.source.hold_seconds - 1  # keep retrying while the records are ours
         try:
             answer = await pipeline.invoke_path.invoke(records, self._send, self._stopping, give_up_at=give_up_at)
         except Abandoned:
-            # Stopping: hand them back now; out of time: they return after their visibility timeout.
+            # Stopping: hand them back now; out of time: they return when their hold runs out.
             await self._settle(records, Disposition.RELEASED if self._stopping.is_set() else Disposition.FAILED)
             return
         except BaseException:
@@ -216,7 +218,7 @@ class QueueMapping:
         if not records:
             return
         try:
-            await self.source.settle(None, [(r.token, disposition) for r in records])
+            await self.source.settle([(r.token, disposition) for r in records])
         finally:
             assert self.pipeline is not None
             self.pipeline.in_flight.release(sum(r.size for r in records))
