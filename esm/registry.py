@@ -21,8 +21,8 @@ SOURCES: Mapping[str, str] = MappingProxyType({
     "kafka": "esm.sources.kafka.source:KafkaSource",
 })
 
-# source mode (a source class's `mode`, an esm.core.decide.Mode's value) -> the engine runner that runs one mapping of it,
-# built as cls(mapping, source_class, runtime, invoker, metrics)
+# source mode (a source class's `mode`: an esm.core.decide.Mode's value) -> the engine runner that
+# runs one mapping of it, built as cls(mapping, source_class, runtime, invoker, metrics)
 RUNNERS: Mapping[str, str] = MappingProxyType({
     "stream": "esm.engine.stream_mapping:StreamMapping",
     "queue": "esm.engine.queue_mapping:QueueMapping",

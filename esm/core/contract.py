@@ -50,8 +50,8 @@ from esm.core.decide import Mode
 from esm.core.inflight import InFlightBytes
 from esm.core.records import Disposition, Record
 
-# What a mapping's function target allows at once when neither it nor the source says more (Lambda's
-# default maximum concurrency for a mapping).
+# What a mapping's function target allows at once when neither the target nor the source's own rules
+# say more: the 1,250 concurrent invokes Lambda's on-demand SQS scaling reaches, esm's default for every source.
 DEFAULT_CONCURRENCY = 1250
 
 

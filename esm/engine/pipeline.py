@@ -44,9 +44,11 @@ class Pipeline(Generic[F]):
                                   group_of=group_of)
         self.invoke_path = InvokePath(events=self.events, log=log, report_item_failures=settings.report_item_failures,
                                       read_identifier=format.read_identifier, on_throttle=on_throttle)
-        # Only a stream gives records up (behaviour §4): a queue's failures go back to the queue.
-        self.dead_letters = DeadLetters(destination=destination, format=format, events=self.events,  # type: ignore[arg-type]
-                                        function_name=function_name) if mode is Mode.STREAM else None
+        # Only a stream gives records up (behaviour §4): a queue's failures go back to the queue. A
+        # stream mapping's format is a StreamRecordFormat, which the mode cannot tell the type checker.
+        self.dead_letters = DeadLetters(
+            destination=destination, format=format, events=self.events,  # type: ignore[arg-type]
+            function_name=function_name) if mode is Mode.STREAM else None
         self.in_flight = metrics.in_flight(settings.max_in_flight_bytes)
         # SPEC 9.7: MaximumPollers bounds how many units have a batch in flight at once.
         self.slots = asyncio.Semaphore(settings.max_pollers) if settings.max_pollers and mode is Mode.STREAM else None

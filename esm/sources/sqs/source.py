@@ -1,9 +1,9 @@
-"""The SQS source: receives messages from one queue and settles them (SPEC 1-7).
+"""The SQS source: receives messages from one queue and settles them (behaviour §1-7).
 
 A queue source (esm.core.contract.QueueSource, `mode = Mode.QUEUE`): esm.engine.queue_mapping
 gathers, invokes, decides and runs as many pollers as the source's scaling policy says (`scaling`:
-Lambda's on-demand and provisioned rules, esm.sources.sqs.scaling). The source finds the queue (`connect`: its URL, FIFO or not, visibility
-timeout, maximum message size), receives (`receive`: one ReceiveMessage of up to 10 messages with
+Lambda's on-demand and provisioned rules, esm.sources.sqs.scaling). The source finds the queue
+(`connect`: its URL, FIFO or not, visibility timeout, maximum message size), receives (`receive`: one ReceiveMessage of up to 10 messages with
 a long poll of at most 5 s, so a receive in flight, which is never abandoned, bounds shutdown;
 while it is under way the most it may bring is held against the mapping's in-flight cap, so
 pollers receiving at once pass the cap by at most one receive each; errors are retried with the
