@@ -121,7 +121,26 @@ def _validate(args: argparse.Namespace) -> int:
     if config.api is not None:  # a non-loopback listener without credentials is a config error above
         auth = "SigV4 with api.credentials" if config.api.credentials else "no credentials: loopback only"
         print(f"  control API on {config.api.listen} ({auth})")
+    _safety_checks(config)
     return EXIT_OK
+
+
+def _safety_checks(config) -> None:  # config: esm.config.settings.Config
+    """The safety checks (esm.safety), with the queue attributes and reserved concurrency read where
+    the endpoint answers; warnings only, the exit code stays 0."""
+    import asyncio
+
+    from esm.aws import AwsClients
+    from esm.safety import review
+
+    reviewed = asyncio.run(review(config.mappings, AwsClients(config.aws)))
+    warnings = [w for _, _, found in reviewed for w in found]
+    print(f"safety checks: {len(warnings)} warning(s)")
+    for warning in warnings:
+        print(f"  warning: {warning.line()}")
+    for mapping, facts, _ in reviewed:
+        for what in facts.unread:
+            print(f"  not checked: {mapping.name}: {what}")
 
 
 def _test_pattern(args: argparse.Namespace) -> int:

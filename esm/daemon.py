@@ -27,6 +27,7 @@ from esm.invokers.base import Invoker
 from esm.observability.health import HealthServer, Readiness
 from esm.observability.loop_monitor import watch_loop
 from esm.observability.metrics import Metrics
+from esm.safety import review_and_report
 from esm.core.scaling import LAMBDA_SQS_MAX_CONCURRENCY, PROVISIONED_MAX_CONCURRENCY, concurrency_ceiling
 from esm.sources import Runtime
 from esm.supervisor import MappingSupervisor
@@ -114,6 +115,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
                  m.function.kind, m.function.name, "enabled" if m.enabled else "disabled",
                  extra={"mapping": m.name, "source": m.source, "function": m.function.name})
     control = None
+    safety: asyncio.Task[None] | None = None
     try:
         if config.api is not None:
             from esm.api.service import ControlApi
@@ -122,6 +124,8 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
             await control.start(stop)
         await _start_all(supervisors, config.startup_timeout, stop)
         readiness.set("startup", True)
+        # Settings that lose or duplicate messages: warned about once the sources answer (esm.safety).
+        safety = asyncio.create_task(review_and_report(config.mappings, runtime.clients, metrics), name="safety")
         if ready is not None:
             ready.set()
         if not stop.is_set():
@@ -136,7 +140,9 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
         if runtime.checkpoints is not None:
             await runtime.checkpoints.close()
         monitor.cancel()
-        await asyncio.gather(monitor, return_exceptions=True)
+        if safety is not None:
+            safety.cancel()
+        await asyncio.gather(monitor, *([safety] if safety is not None else []), return_exceptions=True)
         await server.stop()
         log.info("esm stopped")
 

@@ -102,6 +102,9 @@ class Metrics:
                            LABELS + ("state",), registry=r)
         self.api_requests = Counter("esm_api_requests", "Control API requests (esm.api) by operation and HTTP status",
                                     ("operation", "status"), registry=r)
+        self.config_warnings = Gauge(
+            "esm_config_warnings", "1 for each safety check a mapping's settings fail (esm.safety: the "
+            "check names AWS's advice and the fix in esm's warning log)", ("mapping", "check"), registry=r)
         self.info = Gauge("esm_mapping_info", "Always 1: a mapping's name, function and source id",
                           ("mapping", "source", "name", "function", "source_id"), registry=r)
 
