@@ -22,7 +22,6 @@ from aiobotocore.session import get_session
 
 from esm.aws import AwsClients
 from esm.config.loading import parse_config
-from esm.config.settings import AwsSettings
 from esm.safety import review
 from tests.support.daemon import mapping_config, running
 from tests.support.sqs import create_queue, sqs_client
