@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 
 from esm.aws import AwsClients
@@ -32,6 +33,9 @@ def replay(args: argparse.Namespace) -> int:
         print(f"{args.config}: no mapping named {args.mapping!r}", file=sys.stderr)
         return EXIT_INVALID
     mapping = found[0]
+    for path in (os.getcwd(), config.base_dir):  # handlers import as the daemon imports them
+        if path not in sys.path:
+            sys.path.insert(0, path)
     clients = AwsClients(config.aws)
     if args.dlq is not None:
         if mapping.source != "sqs":

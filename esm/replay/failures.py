@@ -148,13 +148,15 @@ async def replay_failures(config: Config, mapping: MappingSettings, location: st
                     progress.step(f"{document.where}: {span.describe()} would replay {len(records)} record(s)")
                     continue
                 await pace.take(len(records))
-                if await _invoke(invoker, form, records, report_item_failures):
+                failure = await _invoke(invoker, form, records, report_item_failures)
+                if failure is None:
                     summary.replayed += len(records)
                     progress.step(f"{document.where}: {span.describe()} replayed {len(records)} record(s)")
                 else:
                     whole = False
                     summary.still_failing += len(records)
-                    progress.step(f"{document.where}: {span.describe()} still failing ({len(records)} record(s))")
+                    progress.step(f"{document.where}: {span.describe()} still failing ({len(records)} "
+                                  f"record(s)): {failure}")
             if execute and whole:
                 await document.remove()
                 summary.documents_done += 1
@@ -172,11 +174,12 @@ def _ours(span: ShardRange | PartitionRange, mapping: MappingSettings) -> bool:
     return span.topic in (mapping.get("Topics") or [])
 
 
-async def _invoke(invoker: Any, form: Any, records: list[Record], report_item_failures: bool) -> bool:
-    """One invoke with the records (the function sees the mapping's event); True when all succeeded."""
+async def _invoke(invoker: Any, form: Any, records: list[Record], report_item_failures: bool) -> str | None:
+    """One invoke with the records (the function sees the mapping's event); None when all succeeded,
+    else why not (a partial batch response counts the whole range as still failing)."""
     if not records:
-        return True
+        return None
     result = await invoker.invoke(form.payload(records))
     outcome = judge(result, report_item_failures=report_item_failures, batch_ids=[r.item_id for r in records],
                     read_identifier=form.read_identifier)
-    return outcome.kind == SUCCESS
+    return None if outcome.kind == SUCCESS else (outcome.reason or outcome.kind)
