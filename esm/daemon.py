@@ -28,8 +28,8 @@ from esm.observability.health import HealthServer, Readiness
 from esm.observability.loop_monitor import watch_loop
 from esm.observability.metrics import Metrics
 from esm import registry
-from esm.core.scaling import LAMBDA_SQS_MAX_CONCURRENCY, PROVISIONED_MAX_CONCURRENCY, concurrency_ceiling
 from esm.runtime import Runtime
+from esm.safety import review_and_report
 from esm.supervisor import MappingSupervisor
 
 log = logging.getLogger("esm.daemon")
@@ -49,17 +49,18 @@ def _import_paths(config: Config) -> None:
 def build_invokers(config: Config) -> dict[str, Invoker]:
     """One invoker per function, shared by the mappings that call it (its concurrency cap is per target).
 
-    A target without its own `max_concurrency` allows what its busiest mapping may run at once:
-    for SQS `ScalingConfig.MaximumConcurrency` or 10 invokes per provisioned poller, else Lambda's
-    1,250. With the control API on, a mapping of any function may appear at run time, so every
-    such target allows the most any SQS mapping may ask for.
+    A target without its own `max_concurrency` allows what its busiest mapping may run at once, as
+    the mapping's source class says (`concurrency_ceiling`: for SQS `ScalingConfig.MaximumConcurrency`
+    or 10 invokes per provisioned poller, else Lambda's 1,250). With the control API on, a mapping of
+    any function and any source may appear at run time, so every such target allows the most any
+    mapping may ask for.
     """
     invokers: dict[str, Invoker] = {}
     for name, target in config.functions.items():
-        caps = [concurrency_ceiling(m.request) if m.source == "sqs" else LAMBDA_SQS_MAX_CONCURRENCY
+        caps = [registry.source(m.source).concurrency_ceiling(m.request)
                 for m in config.mappings if m.function.name == name]
         if config.api is not None:
-            caps.append(PROVISIONED_MAX_CONCURRENCY)
+            caps += [registry.source(kind).concurrency_ceiling(None) for kind in registry.SOURCES]
         invokers[name] = make_invoker(target, config.aws, default_concurrency=max(caps, default=1))
     return invokers
 
@@ -115,6 +116,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
                  m.function.kind, m.function.name, "enabled" if m.enabled else "disabled",
                  extra={"mapping": m.name, "source": m.source, "function": m.function.name})
     control = None
+    safety: asyncio.Task[None] | None = None
     try:
         if config.api is not None:
             from esm.api.service import ControlApi
@@ -123,6 +125,8 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
             await control.start(stop)
         await _start_all(supervisors, config.startup_timeout, stop)
         readiness.set("startup", True)
+        # Settings that lose or duplicate messages: warned about once the sources answer (esm.safety).
+        safety = asyncio.create_task(review_and_report(config.mappings, runtime.clients, metrics), name="safety")
         if ready is not None:
             ready.set()
         if not stop.is_set():
@@ -137,7 +141,9 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
         if runtime.checkpoints is not None:
             await runtime.checkpoints.close()
         monitor.cancel()
-        await asyncio.gather(monitor, return_exceptions=True)
+        if safety is not None:
+            safety.cancel()
+        await asyncio.gather(monitor, *([safety] if safety is not None else []), return_exceptions=True)
         await server.stop()
         log.info("esm stopped")
 

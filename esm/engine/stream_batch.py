@@ -24,14 +24,14 @@ from esm.core.results import LATEST
 from esm.observability.events import Events
 from esm.core.outcomes import PARTIAL
 from esm.core.records import Disposition, Record
-from esm.core.contract import RecordFormat
+from esm.core.contract import StreamRecordFormat
 
 SettleRecords = Callable[[list[Record], Disposition], Awaitable[None]]
 
 
 class StreamBatch:
     def __init__(self, *, unit: str, rules: FailureRules, invoke: InvokePath, send: Send, settle: SettleRecords,
-                 dead_letters: DeadLetters, format: RecordFormat, events: Events, stopping: asyncio.Event,
+                 dead_letters: DeadLetters, format: StreamRecordFormat, events: Events, stopping: asyncio.Event,
                  log: logging.LoggerAdapter):
         self.unit = unit
         self.rules = rules
@@ -67,8 +67,11 @@ class StreamBatch:
                 await self._give_up(expired, RECORD_AGE_EXCEEDED, counts)
             if not segment:
                 return
+            age = max(0.0, self._age(segment[-1]))
             if self.format.reports_iterator_age:
-                self.events.iterator_age(self.unit, max(0.0, self._age(segment[-1])) * 1000)
+                self.events.iterator_age(self.unit, age * 1000)
+            else:  # Kafka: no IteratorAge, the same reading as the mapping's oldest record age
+                self.events.oldest_record_age(self.unit, age)
             answer = await self.invoke.invoke(segment, self.send, self.stopping)
             outcome = answer.outcome
             self._last_kind, self._last_version = outcome.answer, answer.result.executed_version

@@ -8,7 +8,7 @@ from typing import Any
 from esm.arns import is_fifo_queue, parse_arn
 from esm.config.api_shape import create_mapping_shape
 from esm.config.rules import RETRY_CONTROLS, STREAM_ONLY, MappingCheck, not_for
-from esm.core.scaling import SQS_DEFAULT_MAXIMUM_POLLERS, SQS_DEFAULT_MINIMUM_POLLERS
+from esm.sources.sqs.scaling import SQS_DEFAULT_MAXIMUM_POLLERS, SQS_DEFAULT_MINIMUM_POLLERS
 
 # AWS's texts (behaviour §10).
 NO_STARTING_POSITION = "StartingPosition is not valid for SQS event sources."
