@@ -33,12 +33,11 @@ class DataField:
 @dataclass(frozen=True)
 class ArnlessSource:
     """A source named without an ARN (self-managed Kafka): the request key that names it, the
-    message when that key comes with an ARN, the hint when neither is given ("<key> for ..."),
-    and the function giving its source id from the request."""
+    message when that key comes with an ARN, and the function giving its source id from the
+    request. (A request naming no source at all is AWS's "Unrecognized event source.".)"""
 
     key: str
     with_arn: str
-    hint: str
     source_id: Callable[[dict[str, Any]], str]
 
 

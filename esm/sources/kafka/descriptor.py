@@ -32,7 +32,6 @@ DESCRIPTOR = SourceDescriptor(
     arn_services=("kafka",),
     arnless=ArnlessSource(key="SelfManagedEventSource",
                           with_arn="not allowed with EventSourceArn (self-managed Kafka has no ARN)",
-                          hint="SelfManagedEventSource for a self-managed Kafka cluster",
                           source_id=_self_managed_id),
     status=StatusColumns(counts=frozenset({"committed", "on_failure", "dropped"}), acked="committed",
                          lag="offset_lag"),
