@@ -92,7 +92,13 @@ class SourceDescriptor:
     problems` cross-checking them;
     lanes_from_extension: its lanes come from `esm.parallelization_factor`, not ParallelizationFactor;
     unique_group_keys: request keys whose ConsumerGroupId no two mappings may share;
-    conformance: dotted path of its adapter in the conformance tables, or None.
+    conformance: dotted path of its adapter in the conformance tables, or None;
+    safety: dotted path of the module holding its safety checks (esm.safety): `RULES`, each
+    `rule(mapping, source_facts) -> (problem, advice, fix) or None`, and optionally
+    `read_facts(mapping, clients, unread, probe)`, what the source says about itself; or None;
+    replay: dotted path of the module `esm replay` uses for it (esm.replay): `replay_dlq(...)` for a
+    queue's dead-letter queue, or `record_format`, `ours` and `read` to read an on-failure
+    document's records again from the source; None: its failures are not replayed.
     """
 
     kind: str
@@ -111,3 +117,5 @@ class SourceDescriptor:
     lanes_from_extension: bool = False
     unique_group_keys: tuple[str, ...] = ()
     conformance: str | None = None
+    safety: str | None = None
+    replay: str | None = None

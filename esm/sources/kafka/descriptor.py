@@ -1,6 +1,7 @@
 """What the shared modules know of the Kafka source (esm.descriptor): Amazon MSK cluster ARNs or
 a self-managed cluster's bootstrap servers, its config rules and `esm:` options, the base64
-`value` it filters and transforms, its status columns and SAM's `MSK` and `SelfManagedKafka` events."""
+`value` it filters and transforms, its status columns and SAM's `MSK` and `SelfManagedKafka` events,
+its safety check and how `esm replay` reads a partition's offsets again."""
 
 from __future__ import annotations
 
@@ -46,4 +47,6 @@ DESCRIPTOR = SourceDescriptor(
     lanes_from_extension=True,
     unique_group_keys=("SelfManagedKafkaEventSourceConfig", "AmazonManagedKafkaEventSourceConfig"),
     conformance="tests.conformance.sources:KafkaSource",
+    safety="esm.sources.kafka.safety",
+    replay="esm.sources.kafka.replay",
 )

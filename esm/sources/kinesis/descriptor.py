@@ -1,6 +1,7 @@
 """What the shared modules know of the Kinesis source (esm.descriptor): stream and consumer ARNs,
 its config rules, the base64 `data` it filters and transforms, its status columns, SAM's
-`Kinesis` events and the streams a template may create."""
+`Kinesis` events, the streams a template may create and how `esm replay` reads a shard's
+records again."""
 
 from __future__ import annotations
 
@@ -19,4 +20,5 @@ DESCRIPTOR = SourceDescriptor(
                                          ("AWS::Kinesis::StreamConsumer", "esm.sources.kinesis.template:CONSUMER"))),
     checkpoints=True,
     conformance="tests.conformance.sources:KinesisSource",
+    replay="esm.sources.kinesis.replay",
 )
