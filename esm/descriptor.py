@@ -117,6 +117,12 @@ class SourceDescriptor:
     unique_group_keys: request keys whose ConsumerGroupId no two mappings may share;
     conformance: dotted path of its adapter in the conformance tables, or None;
     answers: what the control API answers for its mappings (defaults, texts).
+    safety: dotted path of the module holding its safety checks (esm.safety): `RULES`, each
+    `rule(mapping, source_facts) -> (problem, advice, fix) or None`, and optionally
+    `read_facts(mapping, clients, unread, probe)`, what the source says about itself; or None;
+    replay: dotted path of the module `esm replay` uses for it (esm.replay): `replay_dlq(...)` for a
+    queue's dead-letter queue, or `record_format`, `ours` and `read` to read an on-failure
+    document's records again from the source; None: its failures are not replayed.
     """
 
     kind: str
@@ -136,3 +142,5 @@ class SourceDescriptor:
     unique_group_keys: tuple[str, ...] = ()
     conformance: str | None = None
     answers: ApiAnswers = ApiAnswers()
+    safety: str | None = None
+    replay: str | None = None

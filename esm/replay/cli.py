@@ -11,10 +11,10 @@ import asyncio
 import os
 import sys
 
+from esm import registry
 from esm.aws import AwsClients
 from esm.config.loading import load_config
 from esm.errors import ConfigError
-from esm.replay.dlq import replay_dlq
 from esm.replay.failures import replay_failures
 from esm.replay.progress import Summary
 
@@ -38,7 +38,9 @@ def replay(args: argparse.Namespace) -> int:
             sys.path.insert(0, path)
     clients = AwsClients(config.aws)
     if args.dlq is not None:
-        if mapping.source != "sqs":
+        path = registry.descriptor(mapping.source).replay
+        replay_dlq = getattr(registry.import_path(path), "replay_dlq", None) if path else None
+        if replay_dlq is None:
             print(f"--dlq: {mapping.name} reads {mapping.source}, not an SQS queue; use --from its on-failure "
                   f"destination", file=sys.stderr)
             return EXIT_INVALID

@@ -1,5 +1,7 @@
 """From an on-failure destination: read each document, read its records again from the source,
-invoke the mapping's function with them in the mapping's event format (behaviour §4).
+invoke the mapping's function with them in the mapping's event format (behaviour §4). The source's
+part (its event format, which ranges are its own, reading them again) is the module its
+descriptor's `replay` names (esm.descriptor); a source without one is refused.
 
 Documents come from an SQS queue (received, and deleted only once every range they name was
 replayed) or an S3 prefix (`s3://bucket/prefix`, the object deleted likewise). A document whose
@@ -10,8 +12,10 @@ documents and the records and invokes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, AsyncIterator, Awaitable, Callable
 
+from esm import registry
 from esm.arns import parse_arn
 from esm.config.settings import Config, MappingSettings
 from esm.core.outcomes import SUCCESS, judge
@@ -19,9 +23,9 @@ from esm.core.records import Record
 from esm.filtering import compile_filters
 from esm.identity import function_arn
 from esm.invokers import make_invoker
-from esm.replay.documents import NotAFailureDocument, PartitionRange, ShardRange, ranges
+from esm.replay.documents import NotAFailureDocument, ranges
 from esm.replay.progress import Pace, Progress, Summary
-from esm.replay.reading import read
+from esm.transform import transform_for
 
 
 @dataclass(frozen=True)
@@ -34,11 +38,10 @@ class Document:
 async def sqs_documents(clients: Any, arn_text: str) -> AsyncIterator[Document]:
     """Every document in the queue, each received once (hidden while the replay runs); those not
     removed are made visible again at the end."""
-    from esm.replay.dlq import queue_url
-
     arn = parse_arn(arn_text)
-    async with clients.client("sqs", arn.region if arn else None) as sqs:
-        url = await queue_url(sqs, arn_text)
+    assert arn is not None, arn_text
+    async with clients.client("sqs", arn.region) as sqs:
+        url = (await sqs.get_queue_url(QueueName=arn.resource, QueueOwnerAWSAccountId=arn.account))["QueueUrl"]
         kept: list[str] = []
         try:
             while True:
@@ -84,31 +87,25 @@ def documents(clients: Any, location: str) -> AsyncIterator[Document]:
     return sqs_documents(clients, location)
 
 
-def _format(mapping: MappingSettings, config: Config) -> Any:
+def _source_replay(mapping: MappingSettings) -> ModuleType:
+    """The module that reads the mapping's source again (its descriptor's `replay`, with `read`)."""
+    path = registry.descriptor(mapping.source).replay
+    module = registry.import_path(path) if path else None
+    if module is None or not hasattr(module, "read"):
+        raise ValueError(f"mapping {mapping.name}: {mapping.source} failures are not replayed from a destination "
+                         f"(SQS mappings replay from their dead-letter queue)")
+    return module
+
+
+def _format(mapping: MappingSettings, config: Config, source: ModuleType) -> Any:
     """The mapping's RecordFormat, built as its source builds it (without connecting)."""
     arn = parse_arn(mapping.source_id)
     region = (arn.region if arn else None) or config.aws.region or "us-east-1"
     account = arn.account if arn else None
-    fn_arn = function_arn(mapping.function, region, account)
-    transform = mapping.extension.transform
-    if mapping.source == "kinesis":
-        from esm.sources.kinesis.records import KinesisFormat
-        from esm.transform import kinesis_transform
-
-        return KinesisFormat(stream_arn=mapping.source_id, region=region, function_arn=fn_arn,
-                             transform=kinesis_transform(transform) if transform else None)
-    if mapping.source == "kafka":
-        from esm.sources.kafka.records import KafkaFormat
-        from esm.transform import kafka_transform
-
-        servers = ",".join(((mapping.get("SelfManagedEventSource") or {}).get("Endpoints") or {})
-                           .get("KAFKA_BOOTSTRAP_SERVERS") or [])
-        form = KafkaFormat(event_source_arn=None if servers else mapping.source_id, function_arn=fn_arn,
-                           transform=kafka_transform(transform) if transform else None)
-        form.connected(servers)
-        return form
-    raise ValueError(f"mapping {mapping.name}: {mapping.source} failures are not replayed from a destination "
-                     f"(SQS mappings replay from their dead-letter queue)")
+    expression = mapping.extension.transform
+    transform = transform_for(expression, registry.descriptor(mapping.source).data) if expression else None
+    return source.record_format(mapping, region=region, function_arn=function_arn(mapping.function, region, account),
+                                transform=transform)
 
 
 async def replay_failures(config: Config, mapping: MappingSettings, location: str, *, execute: bool,
@@ -116,11 +113,11 @@ async def replay_failures(config: Config, mapping: MappingSettings, location: st
     """Replay every document at `location` through `mapping`'s function (see the module docstring)."""
     progress = progress or Progress()
     summary = Summary(dry_run=not execute)
-    form = _format(mapping, config)
+    source = _source_replay(mapping)
+    form = _format(mapping, config, source)
     matcher = compile_filters([f["Pattern"] for f in (mapping.get("FilterCriteria") or {}).get("Filters") or []])
     report_item_failures = "ReportBatchItemFailures" in (mapping.get("FunctionResponseTypes") or [])
     invoker = make_invoker(mapping.function, config.aws) if execute else None
-    servers = getattr(form, "bootstrap_servers", "")
     pace = Pace(rate)
     try:
         async for document in documents(clients, location):
@@ -132,11 +129,11 @@ async def replay_failures(config: Config, mapping: MappingSettings, location: st
                 continue
             whole = True
             for span in spans:
-                if not _ours(span, mapping):
+                if not source.ours(span, mapping):
                     whole = False
                     progress.step(f"{document.where}: {span.describe()} is not from {mapping.name}'s source; left")
                     continue
-                records = await read(clients, span, bootstrap_servers=servers)
+                records = await source.read(clients, span, form)
                 if records is None:
                     whole = False
                     summary.gone += span.count
@@ -166,12 +163,6 @@ async def replay_failures(config: Config, mapping: MappingSettings, location: st
         if invoker is not None:
             await invoker.close()
     return summary
-
-
-def _ours(span: ShardRange | PartitionRange, mapping: MappingSettings) -> bool:
-    if isinstance(span, ShardRange):
-        return span.stream_arn == mapping.source_id
-    return span.topic in (mapping.get("Topics") or [])
 
 
 async def _invoke(invoker: Any, form: Any, records: list[Record], report_item_failures: bool) -> str | None:

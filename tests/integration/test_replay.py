@@ -23,7 +23,7 @@ from aiobotocore.session import get_session
 from esm.aws import AwsClients
 from esm.config.loading import parse_config
 from esm.destinations.records import kafka_batch_failure_record, stream_failure_record
-from esm.replay.dlq import replay_dlq
+from esm.sources.sqs.replay import replay_dlq
 from esm.replay.failures import replay_failures
 from esm.replay.progress import Progress
 from tests.support import kafka as kk

@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from esm.config.loading import parse_config
-from esm.safety import Facts, QueueFacts, check
+from esm.safety import Facts, check
+from esm.sources.sqs.safety import QueueFacts
 
 QUEUE = "arn:aws:sqs:us-east-1:000000000000:orders"
 
@@ -37,12 +38,12 @@ def checks(m, facts: Facts) -> set[str]:
 
 
 def test_a_queue_set_as_aws_advises_passes_every_rule():
-    assert checks(mapping(timeout=10), Facts(queue=good_queue())) == set()
+    assert checks(mapping(timeout=10), Facts(source=good_queue())) == set()
 
 
 def test_no_redrive_policy_warns_and_names_the_fix():
     """AWS: configure a DLQ on the source queue (SQS mappings have no on-failure destination)."""
-    [warning] = check(mapping(), Facts(queue=good_queue(max_receive_count=None, dead_letter_arn=None,
+    [warning] = check(mapping(), Facts(source=good_queue(max_receive_count=None, dead_letter_arn=None,
                                                           dead_letter_retention=None)))
     assert warning.check == "sqs-redrive-policy"
     assert "dead-letter queue" in warning.advice and "RedrivePolicy" in warning.fix
@@ -52,7 +53,7 @@ def test_no_redrive_policy_warns_and_names_the_fix():
 @pytest.mark.parametrize(("count", "warns"), [(1, True), (4, True), (5, False), (100, False)])
 def test_max_receive_count_below_five_warns(count, warns):
     """AWS: maxReceiveCount of at least 5."""
-    facts = Facts(queue=good_queue(max_receive_count=count, visibility_timeout=60))
+    facts = Facts(source=good_queue(max_receive_count=count, visibility_timeout=60))
     assert ("sqs-max-receive-count" in checks(mapping(), facts)) is warns
 
 
@@ -61,7 +62,7 @@ def test_max_receive_count_below_five_warns(count, warns):
 def test_visibility_below_six_times_the_timeout_plus_the_window_warns(visibility, window, warns):
     """AWS: visibility timeout >= 6 x function timeout + MaximumBatchingWindowInSeconds."""
     m = mapping(timeout=10, MaximumBatchingWindowInSeconds=window)
-    found = check(m, Facts(queue=good_queue(visibility_timeout=visibility)))
+    found = check(m, Facts(source=good_queue(visibility_timeout=visibility)))
     assert ("sqs-visibility-timeout" in {w.check for w in found}) is warns
     if warns:
         assert f"{60 + window:g}" in next(w for w in found if w.check == "sqs-visibility-timeout").fix
@@ -70,26 +71,26 @@ def test_visibility_below_six_times_the_timeout_plus_the_window_warns(visibility
 def test_retention_shorter_than_the_receives_warns():
     """maxReceiveCount x visibility timeout must fit in the retention period, or a failing message expires
     before it reaches the DLQ; an unknown retention (ElasticMQ does not say) is no warning."""
-    assert "sqs-retention" in checks(mapping(), Facts(queue=good_queue(max_receive_count=10, retention=500)))
-    assert "sqs-retention" not in checks(mapping(), Facts(queue=good_queue(max_receive_count=10, retention=600)))
-    assert "sqs-retention" not in checks(mapping(), Facts(queue=good_queue(retention=None)))
+    assert "sqs-retention" in checks(mapping(), Facts(source=good_queue(max_receive_count=10, retention=500)))
+    assert "sqs-retention" not in checks(mapping(), Facts(source=good_queue(max_receive_count=10, retention=600)))
+    assert "sqs-retention" not in checks(mapping(), Facts(source=good_queue(retention=None)))
 
 
 def test_dead_letter_queue_keeping_messages_no_longer_than_the_source_warns():
     """AWS: the DLQ's retention longer than the source queue's (age counts from the first enqueue)."""
-    assert "sqs-dead-letter-retention" in checks(mapping(), Facts(queue=good_queue(dead_letter_retention=345600)))
-    assert "sqs-dead-letter-retention" not in checks(mapping(), Facts(queue=good_queue(dead_letter_retention=None)))
+    assert "sqs-dead-letter-retention" in checks(mapping(), Facts(source=good_queue(dead_letter_retention=345600)))
+    assert "sqs-dead-letter-retention" not in checks(mapping(), Facts(source=good_queue(dead_letter_retention=None)))
 
 
 def test_reserved_concurrency_below_maximum_concurrency_warns_for_lambda_targets_only():
     """AWS: MaximumConcurrency at most the function's reserved concurrency."""
     target = {"lambda": "arn:aws:lambda:us-east-1:123456789012:function:f", "timeout": 10}
     m = mapping(function=target, ScalingConfig={"MaximumConcurrency": 5})
-    assert "lambda-reserved-concurrency" in checks(m, Facts(queue=good_queue(), reserved_concurrency=2))
-    assert "lambda-reserved-concurrency" not in checks(m, Facts(queue=good_queue(), reserved_concurrency=5))
-    assert "lambda-reserved-concurrency" not in checks(m, Facts(queue=good_queue(), reserved_concurrency=None))
+    assert "lambda-reserved-concurrency" in checks(m, Facts(source=good_queue(), reserved_concurrency=2))
+    assert "lambda-reserved-concurrency" not in checks(m, Facts(source=good_queue(), reserved_concurrency=5))
+    assert "lambda-reserved-concurrency" not in checks(m, Facts(source=good_queue(), reserved_concurrency=None))
     url = mapping(ScalingConfig={"MaximumConcurrency": 5})
-    assert "lambda-reserved-concurrency" not in checks(url, Facts(queue=good_queue(), reserved_concurrency=2))
+    assert "lambda-reserved-concurrency" not in checks(url, Facts(source=good_queue(), reserved_concurrency=2))
 
 
 def test_kafka_infinite_retries_without_destination_warns():

@@ -1,6 +1,7 @@
 """What the shared modules know of the Kafka source (esm.descriptor): Amazon MSK cluster ARNs or
 a self-managed cluster's bootstrap servers, its config rules and `esm:` options, the base64
-`value` it filters and transforms, its status columns and SAM's `MSK` and `SelfManagedKafka` events."""
+`value` it filters and transforms, its status columns and SAM's `MSK` and `SelfManagedKafka` events,
+its safety check and how `esm replay` reads a partition's offsets again."""
 
 from __future__ import annotations
 
@@ -51,4 +52,6 @@ DESCRIPTOR = SourceDescriptor(
         missing="Cluster not found: {arn}",
         exists="esm.sources.kafka.rules:cluster_exists",  # an MSK cluster; a self-managed one cannot be asked
     ),
+    safety="esm.sources.kafka.safety",
+    replay="esm.sources.kafka.replay",
 )

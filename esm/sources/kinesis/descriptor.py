@@ -1,6 +1,7 @@
 """What the shared modules know of the Kinesis source (esm.descriptor): stream and consumer ARNs,
 its config rules, the base64 `data` it filters and transforms, its status columns, SAM's
-`Kinesis` events and the streams a template may create."""
+`Kinesis` events, the streams a template may create and how `esm replay` reads a shard's
+records again."""
 
 from __future__ import annotations
 
@@ -21,4 +22,5 @@ DESCRIPTOR = SourceDescriptor(
     conformance="tests.conformance.sources:KinesisSource",
     answers=ApiAnswers(defaults=(("MaximumBatchingWindowInSeconds", 0), ("DestinationConfig", {"OnFailure": {}})),
                        exists="esm.sources.kinesis.rules:stream_exists"),
+    replay="esm.sources.kinesis.replay",
 )

@@ -1,6 +1,6 @@
 """What the shared modules know of the SQS source (esm.descriptor): queue ARNs, its config rules,
 the `body` it filters and transforms, its status columns, SAM's `SQS` events and the queues a
-template may create."""
+template may create, its safety checks and its dead-letter queue replay."""
 
 from __future__ import annotations
 
@@ -26,4 +26,6 @@ DESCRIPTOR = SourceDescriptor(
                  "SQS Error Message: The specified queue does not exist for this wsdl version."),
         exists="esm.sources.sqs.rules:queue_exists",
     ),
+    safety="esm.sources.sqs.safety",
+    replay="esm.sources.sqs.replay",
 )

@@ -1,5 +1,6 @@
-"""From an SQS mapping's dead-letter queue back to its source queue (behaviour §4: SQS keeps failed
-messages in the queue's redrive DLQ, not in an on-failure destination).
+"""`esm replay --dlq` for the SQS source (esm.replay): from an SQS mapping's dead-letter queue back to
+its source queue (behaviour §4: SQS keeps failed messages in the queue's redrive DLQ, not in an
+on-failure destination).
 
 Where the endpoint has it, SQS's own message move task does the moving (StartMessageMoveTask, at
 the rate given); elsewhere each message is received from the DLQ, sent to the source queue and only
@@ -18,8 +19,8 @@ from botocore.exceptions import ClientError
 from esm.arns import parse_arn
 from esm.replay.progress import Pace, Progress, Summary
 
-UNSUPPORTED = {"UnsupportedOperation", "InvalidAction", "UnknownOperationException", "AWS.SimpleQueueService.UnsupportedOperation",
-               "404", "400"}
+UNSUPPORTED = {"UnsupportedOperation", "InvalidAction", "UnknownOperationException",
+               "AWS.SimpleQueueService.UnsupportedOperation", "404", "400"}
 MOVE_POLL_SECONDS = 0.5
 
 
