@@ -53,7 +53,7 @@ TOP_LEVEL_KEYS = ("functions", "event_source_mappings", "aws", "checkpoints", "m
                   "shutdown_timeout", "startup_timeout", "api")
 TARGET_KEYS = ("url", "lambda", "handler")
 FUNCTION_KEYS = TARGET_KEYS + ("timeout", "max_concurrency", "role")
-EXTENSION_KEYS = ("name", "transform", "max_in_flight_bytes", "secrets", "kafka_tls", "on_failure_kafka",
+EXTENSION_KEYS = ("name", "uuid", "transform", "max_in_flight_bytes", "secrets", "kafka_tls", "on_failure_kafka",
                   "parallelization_factor")
 MAX_KAFKA_LANES = 10  # esm.parallelization_factor: as Kinesis's ParallelizationFactor, 1..10
 MAX_FUNCTION_TIMEOUT = 900  # Lambda's own ceiling, in seconds
@@ -349,7 +349,8 @@ class _Builder:
         label = extension.name or f"{check.source_id}->{name}"
         return MappingSettings(
             index=index,
-            uuid=mapping_uuid(label),
+            # esm.uuid pins the identity (checkpoints, default Kafka group) across a rename.
+            uuid=str(extension.raw.get("uuid") or mapping_uuid(label)).lower(),
             name=extension.name or label,
             source=check.source,
             function=functions[name],
@@ -370,6 +371,14 @@ class _Builder:
         name = raw.get("name")
         if name is not None and not (isinstance(name, str) and name.strip()):
             self.fail(f"{path}.name", "must be a non-empty string")
+        pinned = raw.get("uuid")
+        if pinned is not None:
+            try:
+                if not isinstance(pinned, str) or str(uuid.UUID(pinned)) != pinned.lower():
+                    raise ValueError
+            except ValueError:
+                self.fail(f"{path}.uuid", "must be a UUID as `esm validate` prints it "
+                          "(8-4-4-4-12 hexadecimal digits)")
         transform = raw.get("transform")
         if transform is not None:
             if not isinstance(transform, str):
