@@ -29,7 +29,6 @@ from esm.observability.health import HealthServer, Readiness
 from esm.observability.loop_monitor import watch_loop
 from esm.observability.metrics import Metrics
 from esm import registry
-from esm.core.scaling import LAMBDA_SQS_MAX_CONCURRENCY, PROVISIONED_MAX_CONCURRENCY, concurrency_ceiling
 from esm.runtime import Runtime
 from esm.supervisor import MappingSupervisor
 
@@ -50,17 +49,18 @@ def _import_paths(config: Config) -> None:
 def build_invokers(config: Config) -> dict[str, Invoker]:
     """One invoker per function, shared by the mappings that call it (its concurrency cap is per target).
 
-    A target without its own `max_concurrency` allows what its busiest mapping may run at once:
-    for SQS `ScalingConfig.MaximumConcurrency` or 10 invokes per provisioned poller, else Lambda's
-    1,250. With the control API on, a mapping of any function may appear at run time, so every
-    such target allows the most any SQS mapping may ask for.
+    A target without its own `max_concurrency` allows what its busiest mapping may run at once, as
+    the mapping's source class says (`concurrency_ceiling`: for SQS `ScalingConfig.MaximumConcurrency`
+    or 10 invokes per provisioned poller, else Lambda's 1,250). With the control API on, a mapping of
+    any function and any source may appear at run time, so every such target allows the most any
+    mapping may ask for.
     """
     invokers: dict[str, Invoker] = {}
     for name, target in config.functions.items():
-        caps = [concurrency_ceiling(m.request) if m.source == "sqs" else LAMBDA_SQS_MAX_CONCURRENCY
+        caps = [registry.source(m.source).concurrency_ceiling(m.request)
                 for m in config.mappings if m.function.name == name]
         if config.api is not None:
-            caps.append(PROVISIONED_MAX_CONCURRENCY)
+            caps += [registry.source(kind).concurrency_ceiling(None) for kind in registry.SOURCES]
         invokers[name] = make_invoker(target, config.aws, default_concurrency=max(caps, default=1))
     return invokers
 

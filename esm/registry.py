@@ -26,8 +26,8 @@ SOURCES: Mapping[str, str] = MappingProxyType({
     "kafka": "esm.sources.kafka.descriptor:DESCRIPTOR",
 })
 
-# source style (a source class's `style`) -> the engine runner that runs one mapping of it,
-# built as cls(mapping, source_class, runtime, invoker, metrics)
+# source mode (a source class's `mode`: an esm.core.decide.Mode's value) -> the engine runner that
+# runs one mapping of it, built as cls(mapping, source_class, runtime, invoker, metrics)
 RUNNERS: Mapping[str, str] = MappingProxyType({
     "stream": "esm.engine.stream_mapping:StreamMapping",
     "queue": "esm.engine.queue_mapping:QueueMapping",
@@ -107,9 +107,9 @@ def source(kind: str) -> Any:
     return import_path(descriptor(kind).source_class)
 
 
-def runner(style: str) -> Any:
-    """The engine runner for sources of `style` ("stream" or "queue")."""
-    return load("runner", style)
+def runner(mode: str) -> Any:
+    """The engine runner for sources of `mode` ("stream" or "queue")."""
+    return load("runner", mode)
 
 
 def invoker_module(kind: str) -> Any:

@@ -102,9 +102,6 @@ class MappingSupervisor:
 
 
 def _runner(mapping: MappingSettings, runtime: Runtime, invoker: Invoker, metrics: MappingMetrics) -> Any:
-    """The engine runner for the mapping's source: its style (stream or queue) picks the runner."""
+    """The engine runner for the mapping's source: its mode (stream or queue) picks the runner."""
     source_class = registry.source(mapping.source)
-    style = getattr(source_class, "style", None)
-    if style is None:  # a source not yet on the engine runs its own pipeline
-        return source_class(mapping, runtime, invoker, metrics)
-    return registry.runner(style)(mapping, source_class, runtime, invoker, metrics)
+    return registry.runner(source_class.mode.value)(mapping, source_class, runtime, invoker, metrics)

@@ -1,24 +1,42 @@
-"""The source contract: what a source does, and the little it is told (DESIGN.md "Layout").
+"""The source contract: what a source does, and the little it is told (docs/design.md "Layout").
 
 It lives in the core, below both sides: the engine and every source depend on it, and neither
 on the other. Declarations only (protocols and plain values), no I/O.
 
-A source knows its service and nothing about functions. It
+A source is one of two modes (`Mode`, its class's `mode`), and the mode picks the engine runner
+that runs it (esm.registry.RUNNERS):
+
+A **stream** source (`Source`: Kinesis, DynamoDB Streams, Kafka) keeps records in order within
+units and knows its service and nothing about functions. It
 - connects (`connect`), and says why it cannot as SourceUnavailable;
-- discovers its **units of order** (a Kinesis or DynamoDB shard, a Kafka partition, an SQS
-  queue) and reports them to the engine as they come and go (`discover(units, stopping)`:
-  `units.assigned(unit)`, `await units.revoked([...], reason, drain)`);
+- discovers its **units of order** (a Kinesis or DynamoDB shard, a Kafka partition) and reports
+  them to the engine as they come and go (`discover(units, stopping)`: `units.assigned(unit)`,
+  `await units.revoked([...], reason, drain)`);
 - opens a unit where its checkpoint says (`open`), fetches records for it in order (`fetch`),
-  each record carrying an opaque token (an SQS receipt, a sequence number, a Kafka offset);
-- settles tokens with a Disposition (`settle`): only the source turns dispositions into deletes,
-  visibility changes, checkpoints or commits;
+  each record carrying an opaque token (a sequence number, a Kafka offset);
+- settles tokens with a Disposition (`settle`): only the source turns dispositions into
+  checkpoints or commits;
 - closes a unit with the reason its worker stopped (`close_unit`), which decides the last
   checkpoint, as the Kinesis Client Library's shutdown reasons do: LEASE_LOST writes none,
   UNIT_END marks the unit ended so its children may start, SHUTDOWN and REVOKED write the
   contiguous position.
-It holds no invoker and never decides retries: the engine (esm.engine) gathers, invokes, decides
-and dead-letters for every source alike. How records look to a function and to an on-failure
-destination is the source's `RecordFormat`.
+
+A **queue** source (`QueueSource`: SQS) has no units and no checkpoints: it hands out records
+that stay this consumer's for a while (`hold_seconds`: SQS's visibility timeout, a broker's
+unacknowledged delivery) and come back by themselves if never settled. It
+- connects (`connect`);
+- receives up to N records at once (`receive`), holding room for what a receive may bring
+  against the mapping's in-flight cap while it is under way;
+- settles tokens with a Disposition (`settle`): deleted, left to come back, or released at once;
+- says how many pollers its mappings run (`scaling`: its own `ScalingPolicy`, such as SQS's
+  on-demand and provisioned rules) and the most invokes one mapping may run at once
+  (`concurrency_ceiling`).
+
+Neither holds an invoker nor decides retries: the engine (esm.engine) gathers, invokes, decides
+and dead-letters for every source alike. How records look to a function is the source's
+`RecordFormat`; a stream's also says how they are ordered into lanes and how they look to an
+on-failure destination (`StreamRecordFormat`); a queue's names the groups it keeps in order
+(`QueueRecordFormat`).
 """
 
 from __future__ import annotations
@@ -26,9 +44,15 @@ from __future__ import annotations
 import asyncio
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Hashable, Protocol, Sequence
+from typing import Any, Awaitable, Callable, ClassVar, Hashable, Mapping, Protocol, Sequence
 
+from esm.core.decide import Mode
+from esm.core.inflight import InFlightBytes
 from esm.core.records import Disposition, Record
+
+# What a mapping's function target allows at once when neither the target nor the source's own rules
+# say more: the 1,250 concurrent invokes Lambda's on-demand SQS scaling reaches, esm's default for every source.
+DEFAULT_CONCURRENCY = 1250
 
 
 class StopReason(enum.Enum):
@@ -85,11 +109,9 @@ class Units(Protocol):
 
 
 class RecordFormat(Protocol):
-    """Records as a function and an on-failure destination see them (pure, per mapping)."""
+    """Records as a function sees them, for every source (pure, per mapping)."""
 
-    reports_iterator_age: bool  # IteratorAge per unit (streams with arrival times)
-    may_pre_fail: bool  # whether `pre_failure` can ever name a record (else lanes never ask it)
-    source_arn: str | None  # the ARN tumbling-window invokes name as eventSourceARN
+    source_arn: str | None  # the source's ARN, as records name it (eventSourceARN)
 
     def payload(self, records: Sequence[Record]) -> bytes:
         """The invoke payload for a batch (the source's event envelope, `esm.transform` applied)."""
@@ -103,24 +125,42 @@ class RecordFormat(Protocol):
     def arrival(self, record: Record) -> float:
         """Epoch seconds the record entered the source (MaximumRecordAgeInSeconds, IteratorAge, windows)."""
 
+    def keep(self, matcher: Any, record: Record) -> bool:
+        """Whether the record passes the compiled filters."""
+
+    def where(self, unit: str, records: Sequence[Record]) -> str:
+        """Where records are, for a log line (`shard-1 49..51`, `topic-0@12..14`, a queue's message ids)."""
+
+
+class StreamRecordFormat(RecordFormat, Protocol):
+    """What only a stream's records give: lanes, ages, pre-failures and on-failure documents."""
+
+    reports_iterator_age: bool  # IteratorAge per unit (streams with arrival times)
+    may_pre_fail: bool  # whether `pre_failure` can ever name a record (else lanes never ask it)
+
     def payload_cap(self, unit: str) -> int:
         """The most bytes a batch's payload may have (6 MB less what the envelope of `unit` adds)."""
 
     def lane_key(self, record: Record) -> bytes | None:
         """What keeps order across lanes (a partition key, a Kafka key); None: the unit's first lane."""
 
-    def keep(self, matcher: Any, record: Record) -> bool:
-        """Whether the record passes the compiled filters."""
-
     def pre_failure(self, record: Record) -> PreFailure | None:
         """Why the record cannot be invoked at all, if so."""
 
-    def where(self, unit: str, records: Sequence[Record]) -> str:
-        """Where records are, for a log line (`shard-1 49..51`, `topic-0@12..14`)."""
-
     def failure_deliveries(self, unit: str, records: Sequence[Record], *, condition: str, invoke_count: int,
                            response: Any, per_record: bool) -> list[Delivery]:
-        """The on-failure documents for records given up on (SPEC 4)."""
+        """The on-failure documents for records given up on (behaviour §4)."""
+
+
+class QueueRecordFormat(RecordFormat, Protocol):
+    """What only a queue's records give: the groups the queue keeps in order.
+
+    A queue gives nothing up itself (its failures go back to it, and its own redrive policy
+    dead-letters them), so it has no on-failure documents."""
+
+    # The group a record belongs to, for a queue that hands out no record of a group while an earlier
+    # one is in flight (SQS FIFO's MessageGroupId); None: the queue keeps no order.
+    group_of: Callable[[Record], Hashable] | None
 
 
 # The execution role ARN of the mapping's function, resolved by the engine (esm.identity) for
@@ -129,15 +169,21 @@ IdentityLookup = Callable[[], Awaitable[str]]
 
 
 class Source(Protocol):
-    """One mapping's source (see the module docstring), built as
+    """One mapping's stream source (see the module docstring), built as
     `cls(mapping, settings, runtime, metrics, identity)`: the validated MappingSettings, its
     PipelineSettings (read once), the daemon's Runtime (AWS clients, checkpoint store, owner id),
     the mapping's MappingMetrics, and an IdentityLookup (None for sources whose records name no role)."""
 
-    format: RecordFormat
+    mode: ClassVar[Mode]  # Mode.STREAM
+    format: StreamRecordFormat
     account: str | None  # the source's AWS account, for the default execution role (esm.identity)
-    default_batch_size: int  # BatchSize when the mapping gives none (SPEC 1)
+    default_batch_size: int  # BatchSize when the mapping gives none (behaviour §1)
     retry_cap_with_destination: int | None  # retries when MaximumRetryAttempts is -1 and a destination waits
+
+    @staticmethod
+    def concurrency_ceiling(request: Mapping[str, Any] | None) -> int:
+        """The most invokes one mapping (its CreateEventSourceMapping request; None: any the control
+        API may create) may run at once: what its function target allows when it states no cap."""
 
     async def connect(self) -> None: ...
 
@@ -159,5 +205,68 @@ class Source(Protocol):
     async def settle(self, unit: Hashable, tokens: Sequence[tuple[Any, Disposition]]) -> None: ...
 
     async def close_unit(self, unit: Hashable, reason: StopReason) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class ScalingPolicy(Protocol):
+    """How many pollers (each one batch in flight) a queue mapping runs: the queue source's own
+    rules. Pollers report what they saw; a tick about once a second moves `target`; pollers above
+    the target finish their batch and retire."""
+
+    target: int
+
+    def pollers(self, lanes: int) -> int:
+        """The pollers `lanes` running lanes stand for (the ProvisionedPollers metric, behaviour §6)."""
+
+    def polled(self, records: int) -> None:
+        """A receive brought `records` records."""
+
+    def poll_empty(self) -> None:
+        """A receive came back empty."""
+
+    def batch_done(self, *, full: bool) -> None:
+        """A batch was invoked; `full`: it held BatchSize records."""
+
+    def back_off(self) -> None:
+        """The function was throttled, or failed a batch it could not answer in part."""
+
+    def tick(self) -> int:
+        """Called about once a second; returns the new target."""
+
+
+class QueueSource(Protocol):
+    """One mapping's queue source (see the module docstring), built as
+    `cls(mapping, settings, runtime, metrics, identity)` like a stream source."""
+
+    mode: ClassVar[Mode]  # Mode.QUEUE
+    format: QueueRecordFormat
+    account: str | None
+    default_batch_size: int  # BatchSize when the mapping gives none (behaviour §1)
+
+    @staticmethod
+    def concurrency_ceiling(request: Mapping[str, Any] | None) -> int:
+        """As `Source.concurrency_ceiling`: what the source's scaling rules let one mapping reach."""
+
+    @property
+    def hold_seconds(self) -> float:
+        """How long a received record stays this consumer's before the source hands it out again
+        (SQS's visibility timeout): the engine keeps retrying a throttled invoke only within it."""
+
+    def scaling(self, invoker_cap: int) -> ScalingPolicy:
+        """A fresh scaling policy for this mapping, never above `invoker_cap` concurrent invokes."""
+
+    async def connect(self) -> None: ...
+
+    async def receive(self, count: int, wait: float | None, in_flight: InFlightBytes,
+                      stopping: asyncio.Event) -> list[Record]:
+        """Up to `count` records, waiting at most `wait` seconds for some (None: the source's own
+        long poll); while a receive is under way the most it may bring is held in `in_flight`.
+        Retries the service itself; the wait between tries ends with esm.aio.Stopped once
+        `stopping` is set."""
+
+    async def settle(self, tokens: Sequence[tuple[Any, Disposition]]) -> None:
+        """SUCCEEDED, FILTERED, DEAD_LETTERED: gone for good; FAILED: back after the hold;
+        RELEASED (gathered, never invoked): back at once, for another consumer."""
 
     async def close(self) -> None: ...

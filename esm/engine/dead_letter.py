@@ -1,6 +1,6 @@
 """The one dead-letter path: records given up on go to the on-failure destination (SPEC 4, 9.6).
 
-`DeadLetters.send(unit, failure, stopping)` asks the source's RecordFormat for the documents
+`DeadLetters.send(unit, failure, stopping)` asks the stream's StreamRecordFormat for the documents
 (one per batch, or one per record for a `kafka://` topic), then delivers each until it lands: the
 checkpoint or commit waits for it, every failed attempt counts in the destination error metrics
 and logs, and a stopping lane abandons the batch (`Abandoned`), leaving its records
@@ -21,7 +21,7 @@ from esm.errors import DestinationError
 from esm.core.results import LATEST
 from esm.observability.events import Events
 from esm.core.records import Record
-from esm.core.contract import Delivery, RecordFormat
+from esm.core.contract import Delivery, StreamRecordFormat
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Failure:
 
 
 class DeadLetters:
-    def __init__(self, *, destination: Any, format: RecordFormat, events: Events, function_name: str):
+    def __init__(self, *, destination: Any, format: StreamRecordFormat, events: Events, function_name: str):
         self.destination = destination
         self.format = format
         self.events = events

@@ -169,6 +169,7 @@ class StreamLane:
         else:
             return False
         self.worker.taken(len(records))
+        assert self.context.dead_letters is not None  # a stream mapping's context always has them
         await self.context.dead_letters.send(self.worker.unit_key, failure, self.worker.stopping)
         await self.settle(records, Disposition.DEAD_LETTERED)
         return True

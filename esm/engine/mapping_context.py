@@ -2,14 +2,17 @@
 path, dead letters, the in-flight cap).
 
 Built once per mapping from its PipelineSettings and its source's RecordFormat, so no source or
-lane reads a setting, compiles a filter or builds a destination of its own.
+lane reads a setting, compiles a filter or builds a destination of its own. It is typed by the
+format it holds: a stream mapping's is a StreamRecordFormat (lanes, pre-failures, on-failure
+documents), a queue mapping's a QueueRecordFormat; only a stream gives records up, so only a
+stream mapping's has dead letters.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Generic, Hashable, TypeVar
 
 from esm.config.pipeline import PipelineSettings
 from esm.core.decide import FailureRules, Mode
@@ -22,9 +25,11 @@ from esm.observability.metrics import MappingMetrics
 from esm.core.records import Record
 from esm.core.contract import RecordFormat
 
+F = TypeVar("F", bound=RecordFormat)
 
-class MappingContext:
-    def __init__(self, *, settings: PipelineSettings, format: RecordFormat, invoker: Invoker, destination: Any,
+
+class MappingContext(Generic[F]):
+    def __init__(self, *, settings: PipelineSettings, format: F, invoker: Invoker, destination: Any,
                  metrics: MappingMetrics, function_name: str, log: logging.LoggerAdapter, mode: Mode = Mode.STREAM,
                  group_of: Callable[[Record], Hashable] | None = None,
                  on_throttle: Callable[[], None] | None = None):
@@ -40,8 +45,11 @@ class MappingContext:
                                   group_of=group_of)
         self.invoke_path = InvokePath(events=self.events, log=log, report_item_failures=settings.report_item_failures,
                                       read_identifier=format.read_identifier, on_throttle=on_throttle)
-        self.dead_letters = DeadLetters(destination=destination, format=format, events=self.events,
-                                        function_name=function_name)
+        # Only a stream gives records up (behaviour §4): a queue's failures go back to the queue. A
+        # stream mapping's format is a StreamRecordFormat, which the mode cannot tell the type checker.
+        self.dead_letters = DeadLetters(
+            destination=destination, format=format, events=self.events,  # type: ignore[arg-type]
+            function_name=function_name) if mode is Mode.STREAM else None
         self.in_flight = metrics.in_flight(settings.max_in_flight_bytes)
         # SPEC 9.7: MaximumPollers bounds how many units have a batch in flight at once.
         self.slots = asyncio.Semaphore(settings.max_pollers) if settings.max_pollers and mode is Mode.STREAM else None

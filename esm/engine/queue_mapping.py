@@ -1,15 +1,17 @@
-"""Runs one mapping of a queue source (SQS) on the shared engine: a scaled pool of pollers.
+"""Runs one mapping of a queue source (esm.core.contract.QueueSource: SQS) on the shared engine:
+a scaled pool of pollers.
 
-A queue has no order to keep across its messages (a FIFO queue keeps each group's order itself:
-it hands out no message of a group while an earlier one is in flight), so its one unit is served
-by a pool of pollers, each one batch in flight at a time: gather (esm.engine.gather, the window
-from the first record, the 6 MB cap), invoke (the one invoke path; throttles wait while the
-messages are still invisible, then they return to the queue), decide (`Mode.QUEUE`: success
-deletes; a partial batch response deletes all but the failures; a function error deletes nothing,
-so the batch returns after the visibility timeout) and settle through the source.
-`ConcurrencyTarget` sizes the pool like Lambda (SPEC 7); pollers above the target retire, the
-newest first, once they hold nothing. On shutdown, records gathered but not invoked are released
-(visible again at once); a batch being invoked finishes and settles within the shutdown deadline.
+A queue has no order to keep across its records (a queue with ordered groups, such as SQS FIFO,
+keeps each group's order itself: it hands out no record of a group while an earlier one is in
+flight), so the queue is served by a pool of pollers, each one batch in flight at a time: gather
+(esm.engine.gather, the window from the first record, the 6 MB cap), invoke (the one invoke path;
+throttles wait while the records are still held, `hold_seconds`, then they return to the queue),
+decide (`Mode.QUEUE`: success settles; a partial batch response settles all but the failures; a
+function error settles nothing, so the batch returns after the hold) and settle through the
+source. The source's own scaling policy (`scaling`) sizes the pool (behaviour §7); pollers above
+its target retire, the newest first, once they hold nothing. On shutdown, records gathered but
+not invoked are released (back at once); a batch being invoked finishes and settles within the
+shutdown deadline.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ from esm.engine.invoke import Abandoned
 from esm.engine.mapping_context import MappingContext
 from esm.invokers.base import Invoker
 from esm.observability.metrics import MappingMetrics
+from esm.core.contract import QueueRecordFormat, QueueSource
 from esm.core.outcomes import FUNCTION_ERROR, PARTIAL
 from esm.core.records import Disposition, Record
-from esm.core.scaling import scaling_for
 
 log = logging.getLogger("esm.engine")
 
@@ -49,9 +51,9 @@ class QueueMapping:
         self.metrics = metrics
         self.log = logging.LoggerAdapter(log, {"mapping": mapping.name})
         self.settings = PipelineSettings.read(mapping, default_batch_size=source_class.default_batch_size)
-        self.source: Any = source_class(mapping, self.settings, runtime, metrics, None)
-        self.scaling = scaling_for(mapping.request, invoker.max_concurrency)
-        self.pipeline: MappingContext | None = None
+        self.source: QueueSource = source_class(mapping, self.settings, runtime, metrics, None)
+        self.scaling = self.source.scaling(invoker.max_concurrency)
+        self.context: MappingContext[QueueRecordFormat] | None = None
         self._stopping = asyncio.Event()
         self._pollers: dict[int, asyncio.Task[None]] = {}
         self._next_poller = 0
@@ -60,14 +62,14 @@ class QueueMapping:
     # -- what the supervisor calls -----------------------------------------------------------
     async def connect(self) -> None:
         await self.source.connect()
-        if self.pipeline is None:
-            self.pipeline = MappingContext(settings=self.settings, format=self.source.format, invoker=self.invoker,
+        if self.context is None:
+            self.context = MappingContext(settings=self.settings, format=self.source.format, invoker=self.invoker,
                                            destination=None, metrics=self.metrics,
                                            function_name=self.mapping.function.name, log=self.log, mode=Mode.QUEUE,
                                            group_of=self.source.format.group_of, on_throttle=self._throttled)
 
     async def run(self) -> None:
-        assert self.pipeline is not None, "connect() first"
+        assert self.context is not None, "connect() first"
         scaler = asyncio.create_task(self._scale(), name=f"{self.mapping.name}/scaler")
         try:
             self._resize()
@@ -116,18 +118,18 @@ class QueueMapping:
         self._report_pollers()
 
     def _report_pollers(self) -> None:
-        """ProvisionedPollers (SPEC 6): the pollers the running lanes stand for, not the target."""
+        """ProvisionedPollers (behaviour §6): the pollers the running lanes stand for, not the target."""
         lanes = sum(not task.done() for task in self._pollers.values())
-        if self.pipeline is not None:
-            self.pipeline.events.pollers(self.scaling.pollers(lanes))
+        if self.context is not None:
+            self.context.events.pollers(self.scaling.pollers(lanes))
 
     def _surplus(self, pid: int) -> bool:
         return pid >= self._retire_from
 
     # -- one poller ----------------------------------------------------------------------------
     async def _poller(self, pid: int) -> None:
-        pipeline = self.pipeline
-        assert pipeline is not None
+        context = self.context
+        assert context is not None
         policy = BatchPolicy(self.settings.batch_size, self.settings.window)
         pending: deque[Record] = deque()
 
@@ -149,9 +151,9 @@ class QueueMapping:
                 await self._settle(leftover, Disposition.RELEASED)
 
     async def _pull(self, pid: int, room: int, wait: float | None, *, holding: bool) -> list[Record]:
-        pipeline = self.pipeline
-        assert pipeline is not None
-        in_flight = pipeline.in_flight
+        context = self.context
+        assert context is not None
+        in_flight = context.in_flight
         deadline = None if wait is None else time.monotonic() + wait
         while True:
             if self._stopping.is_set():
@@ -170,33 +172,33 @@ class QueueMapping:
                     raise Stopped()  # an idle queue never ends a gather: scaling down happens here
                 continue  # the window is still open (checked above): poll again
             self.scaling.polled(len(records))
-            kept, dropped = pipeline.keep(records)
+            kept, dropped = context.keep(records)
             if dropped:
-                await self.source.settle(None, [(r.token, Disposition.FILTERED) for r in dropped])
+                await self.source.settle([(r.token, Disposition.FILTERED) for r in dropped])
             if kept:
                 in_flight.hold(sum(r.size for r in kept))
                 return kept
 
     async def _process(self, records: list[Record]) -> None:
-        pipeline = self.pipeline
-        assert pipeline is not None
+        context = self.context
+        assert context is not None
         oldest = min(r.arrived_at for r in records)
-        give_up_at = oldest + self.source.visibility_timeout - 1  # keep retrying while the messages are ours
+        give_up_at = oldest + self.source.hold_seconds - 1  # keep retrying while the records are ours
         try:
-            answer = await pipeline.invoke_path.invoke(records, self._send, self._stopping, give_up_at=give_up_at)
+            answer = await context.invoke_path.invoke(records, self._send, self._stopping, give_up_at=give_up_at)
         except Abandoned:
-            # Stopping: hand them back now; out of time: they return after their visibility timeout.
+            # Stopping: hand them back now; out of time: they return when their hold runs out.
             await self._settle(records, Disposition.RELEASED if self._stopping.is_set() else Disposition.FAILED)
             return
         except BaseException:
-            pipeline.in_flight.release(sum(r.size for r in records))
+            context.in_flight.release(sum(r.size for r in records))
             raise
         outcome = answer.outcome
         self.scaling.batch_done(full=len(records) >= self.settings.batch_size)
-        decision = decide(records, outcome, pipeline.rules, 0)
+        decision = decide(records, outcome, context.rules, 0)
         assert isinstance(decision, Settle)  # a queue never retries in place: failures go back to the source
         succeeded, failed = decision.succeeded, decision.failed
-        events = pipeline.events
+        events = context.events
         if outcome.kind == PARTIAL:
             events.items_failed(len(failed))
             self.log.info("partial batch failure: %d of %d message(s) stay on the queue", len(failed), len(records))
@@ -209,14 +211,14 @@ class QueueMapping:
         await self._settle(failed, Disposition.FAILED)
 
     async def _send(self, records: Any) -> Any:
-        assert self.pipeline is not None
-        return await self.invoker.invoke(self.pipeline.format.payload(records))
+        assert self.context is not None
+        return await self.invoker.invoke(self.context.format.payload(records))
 
     async def _settle(self, records: list[Record], disposition: Disposition) -> None:
         if not records:
             return
         try:
-            await self.source.settle(None, [(r.token, disposition) for r in records])
+            await self.source.settle([(r.token, disposition) for r in records])
         finally:
-            assert self.pipeline is not None
-            self.pipeline.in_flight.release(sum(r.size for r in records))
+            assert self.context is not None
+            self.context.in_flight.release(sum(r.size for r in records))

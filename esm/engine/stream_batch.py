@@ -24,14 +24,14 @@ from esm.core.results import LATEST
 from esm.observability.events import Events
 from esm.core.outcomes import PARTIAL
 from esm.core.records import Disposition, Record
-from esm.core.contract import RecordFormat
+from esm.core.contract import StreamRecordFormat
 
 SettleRecords = Callable[[list[Record], Disposition], Awaitable[None]]
 
 
 class StreamBatch:
     def __init__(self, *, unit: str, rules: FailureRules, invoke: InvokePath, send: Send, settle: SettleRecords,
-                 dead_letters: DeadLetters, format: RecordFormat, events: Events, stopping: asyncio.Event,
+                 dead_letters: DeadLetters, format: StreamRecordFormat, events: Events, stopping: asyncio.Event,
                  log: logging.LoggerAdapter):
         self.unit = unit
         self.rules = rules

@@ -22,7 +22,7 @@ from esm.engine.units import UnitWorker
 from esm.identity import execution_role_arn
 from esm.invokers.base import Invoker
 from esm.observability.metrics import MappingMetrics
-from esm.core.contract import Source, StopReason
+from esm.core.contract import Source, StopReason, StreamRecordFormat
 
 log = logging.getLogger("esm.engine")
 
@@ -39,7 +39,7 @@ class StreamMapping:
         self.settings = PipelineSettings.read(mapping, retry_cap_with_destination=source_class.retry_cap_with_destination,
                                               default_batch_size=source_class.default_batch_size)
         self.source: Source = source_class(mapping, self.settings, runtime, metrics, self._identity)
-        self.context: MappingContext | None = None
+        self.context: MappingContext[StreamRecordFormat] | None = None
         self.workers: dict[Hashable, UnitWorker] = {}
         self._stopping = asyncio.Event()
         self._restarts: set[asyncio.Task[None]] = set()
@@ -86,7 +86,7 @@ class StreamMapping:
         if self.workers:  # run() was cancelled before it could stop them
             await self._stop_workers(list(self.workers.values()), StopReason.SHUTDOWN, drain=0)
         await self.source.close()
-        if self.context is not None:
+        if self.context is not None and self.context.dead_letters is not None:
             await self.context.dead_letters.close()
 
     # -- Units: what the source calls ---------------------------------------------------------

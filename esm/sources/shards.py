@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -29,7 +29,8 @@ from esm.destinations import make_destination
 from esm.errors import LeaseLost
 from esm.core.offsets import OffsetTracker
 from esm.observability.events import Events
-from esm.core.contract import Fetched, StopReason, Units
+from esm.core.contract import DEFAULT_CONCURRENCY, Fetched, StopReason, Units
+from esm.core.decide import Mode
 
 DISCOVERY_INTERVAL = 2.0
 
@@ -177,9 +178,14 @@ class ShardSource:
     `runtime`, `leases` (its ShardLeases), `_reader` (with `read(shard)` and `close(shard)`) and
     `_stack` (what closes its client), and builds records from raw ones (`build`)."""
 
-    style = "stream"
+    mode = Mode.STREAM
     default_batch_size = 100
     retry_cap_with_destination = None
+
+    @staticmethod
+    def concurrency_ceiling(request: Mapping[str, Any] | None) -> int:
+        """No scaling rules of its own: its units and their lanes set how many invokes run at once."""
+        return DEFAULT_CONCURRENCY
 
     mapping: Any
     runtime: Any

@@ -1,4 +1,5 @@
-"""Fixtures of the conformance table: `source`, one parameter per adapter in SOURCES.
+"""Fixtures of the conformance tables: `source`, one parameter per stream adapter in SOURCES, and
+`queue`, one parameter per queue adapter in QUEUES (tests/conformance/queues.py).
 
 The backends come from the session `backends` fixture (tests/conftest.py): missing backends skip
 the table, or fail it under CI / ESM_REQUIRE_BACKENDS=1. Records that must already be old when
@@ -14,6 +15,7 @@ from typing import AsyncIterator
 import pytest
 import pytest_asyncio
 
+from tests.conformance.queues import QUEUES, QueueAdapter
 from tests.conformance.sources import AGED_PAYLOADS, EARLY, SOURCES, StreamSource
 
 
@@ -28,6 +30,16 @@ def early_records(backends: dict[str, str], tmp_path_factory: pytest.TempPathFac
 @pytest_asyncio.fixture(params=SOURCES, ids=[cls.name for cls in SOURCES], loop_scope="function")
 async def source(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StreamSource]:
     adapter = request.param(tmp_path)
+    await adapter.open()
+    try:
+        yield adapter
+    finally:
+        await adapter.close()
+
+
+@pytest_asyncio.fixture(params=QUEUES, ids=[cls.name for cls in QUEUES], loop_scope="function")
+async def queue(request: pytest.FixtureRequest) -> AsyncIterator[QueueAdapter]:
+    adapter = request.param()
     await adapter.open()
     try:
         yield adapter

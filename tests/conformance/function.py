@@ -3,8 +3,9 @@
 Config names it `tests.conformance.function:handle`. A row installs a `Function` holding the
 source adapter (which turns the source's event into (payload, itemIdentifier) pairs), the row's
 ledger (tests/support/ledger.py: every answered invocation is booked there) and `answer(ids)`:
-it returns None (all processed), `Failed(ids)` (a partial batch response naming them) or raises
-(a function error); it may be a coroutine (a slow function).
+it returns None (all processed), `Failed(ids)` (a partial batch response naming them), `Raw(response)`
+(a response returned as is, processing nothing: an invalid one) or raises (a function error); it
+may be a coroutine (a slow function).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+from tests.conformance.queues import QueueAdapter
 from tests.conformance.sources import StreamSource
 from tests.support.ledger import Ledger, identity
 
@@ -28,11 +30,18 @@ class Failed:
     ids: tuple[str, ...]
 
 
-Answer = Callable[[list[str]], "Failed | None | Awaitable[Failed | None]"]
+@dataclass(frozen=True)
+class Raw:
+    """A response returned as is; the function counts its records as not processed."""
+
+    response: Any
+
+
+Answer = Callable[[list[str]], "Failed | Raw | None | Awaitable[Failed | Raw | None]"]
 
 
 class Function:
-    def __init__(self, source: StreamSource, ledger: Ledger, answer: Answer | None = None):
+    def __init__(self, source: StreamSource | QueueAdapter, ledger: Ledger, answer: Answer | None = None):
         self.source = source
         self.ledger = ledger
         self.answer = answer or (lambda ids: None)
@@ -59,6 +68,9 @@ class Function:
             raise
         finally:
             self.in_flight -= 1
+        if isinstance(answer, Raw):
+            self.ledger.invoked(ids, [], when=time.time())
+            return answer.response
         failed = set(answer.ids) if isinstance(answer, Failed) else set()
         self.ledger.invoked(ids, [i for i in ids if i not in failed], when=time.time())
         if isinstance(answer, Failed):

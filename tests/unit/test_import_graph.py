@@ -26,8 +26,6 @@ ALLOWED_CYCLES: dict[frozenset[str], str] = {}
 ALLOWED_KIND_BRANCHES: dict[tuple[str, str], str] = {
     ("esm.config.loading", 'if "dynamodb" not in section:  # an unknown key, reported by section()'):
         "checkpoints: {dynamodb: ...} names the checkpoint store's kind, not a source's",
-    ("esm.daemon", 'caps = [concurrency_ceiling(m.request) if m.source == "sqs" else LAMBDA_SQS_MAX_CONCURRENCY'):
-        "the SQS concurrency cap on invokers moves into the SQS package's scaling policy (issue 20.1)",
 }
 
 

@@ -1,10 +1,10 @@
 """A new source is its own package plus one registry line (docs/design.md "Layout", issue 20).
 
 The proof: a throwaway source, `tiny`, written into a package of its own in the test's temporary
-folder (its descriptor, its config rules, its source class) and one entry added to
-`esm.registry.SOURCES`. Nothing else of esm changes, yet config validation (its ARNs, its rules
-and defaults, its filter rule, its name in messages), `esm status` and the daemon (which runs it
-and invokes the function with the records its filters kept) all accept it.
+folder (its descriptor, its config rules, its source class on the queue contract) and one entry
+added to `esm.registry.SOURCES`. Nothing else of esm changes, yet config validation (its ARNs, its
+rules and defaults, its filter rule, its name in messages), `esm status` and the daemon (whose
+queue runner gathers, filters, invokes and settles its records) all accept it.
 """
 
 from __future__ import annotations
@@ -50,35 +50,99 @@ PACKAGE = {
                 check.fail("BatchSize", f"must be at most 3 for Tiny event sources (got {batch})")
     ''',
     "source.py": '''
-        import asyncio
+        """A FAKE service behind a real queue source: three records held in memory, handed out by
+        the queue contract (esm.core.contract.QueueSource), so the engine's queue runner gathers,
+        filters, invokes and settles them as it does SQS's."""
 
-        from esm.filtering import compile_filters
+        import asyncio
+        import json
+        import time
+
+        from esm.core.decide import Mode
+        from esm.core.records import Disposition, Record
 
         RECORDS = [{"payload": {"n": 1}}, {"payload": {"n": 2}}, {"payload": {"n": 3}}]
 
 
-        class TinySource:
-            """Reads three records once, filters them, invokes the function with the rest."""
+        class TinyFormat:
+            source_arn = None
+            group_of = None
 
-            def __init__(self, mapping, runtime, invoker, metrics):
-                self.mapping, self.invoker, self.metrics = mapping, invoker, metrics
-                patterns = [f["Pattern"] for f in (mapping.get("FilterCriteria") or {}).get("Filters") or []]
-                self.matcher = compile_filters(patterns)
-                self.stopped = asyncio.Event()
+            def __init__(self, arn):
+                self.source_arn = arn
+
+            def payload(self, records):
+                return json.dumps({"Records": self.events(records)}).encode()
+
+            def events(self, records):
+                return [r.event for r in records]
+
+            def read_identifier(self, value):
+                return value if isinstance(value, str) and value else None
+
+            def arrival(self, record):
+                return time.time()
+
+            def keep(self, matcher, record):
+                return matcher.matches(record.event)
+
+            def where(self, unit, records):
+                return ",".join(r.item_id for r in records)
+
+
+        class OnePoller:
+            target = 1
+
+            def pollers(self, lanes):
+                return lanes
+
+            def polled(self, records): ...
+
+            def poll_empty(self): ...
+
+            def batch_done(self, *, full): ...
+
+            def back_off(self): ...
+
+            def tick(self):
+                return self.target
+
+
+        class TinySource:
+            mode = Mode.QUEUE
+            default_batch_size = 3
+            account = None
+
+            @staticmethod
+            def concurrency_ceiling(request):
+                return 10
+
+            def __init__(self, mapping, settings, runtime, metrics, identity):
+                self.format = TinyFormat(mapping.source_id)
+                self.metrics = metrics
+                self.waiting = [Record(event=e, item_id=f"r{i}", size=len(json.dumps(e)), arrived_at=time.monotonic(),
+                                       token=i) for i, e in enumerate(RECORDS)]
+
+            @property
+            def hold_seconds(self):
+                return 30.0
+
+            def scaling(self, invoker_cap):
+                return OnePoller()
 
             async def connect(self):
                 pass
 
-            async def run(self):
-                kept = [r for r in RECORDS if self.matcher.matches(r)]
-                self.metrics.polled.inc(len(RECORDS))
-                self.metrics.filtered_out.inc(len(RECORDS) - len(kept))
-                await self.invoker.invoke({"Records": kept})
-                self.metrics.deleted.inc(len(kept))
-                await self.stopped.wait()
+            async def receive(self, count, wait, in_flight, stopping):
+                if not self.waiting:
+                    await asyncio.sleep(min(wait or 1.0, 1.0))
+                    return []
+                taken, self.waiting = self.waiting[:count], self.waiting[count:]
+                return taken
 
-            def stop(self):
-                self.stopped.set()
+            async def settle(self, tokens):
+                done = [t for t, d in tokens if d in (Disposition.SUCCEEDED, Disposition.FILTERED)]
+                self.metrics.deleted.inc(len(done))
 
             async def close(self):
                 pass
@@ -148,12 +212,12 @@ def test_status_shows_the_new_sources_columns(tiny: Path) -> None:
 
 
 async def test_the_daemon_runs_the_new_source(tiny: Path) -> None:
-    """The daemon builds the source its descriptor names and runs it: the function receives the
-    records its filters kept."""
+    """The daemon builds the source its descriptor names and runs it on the engine's queue runner:
+    the function receives the records its filters kept, and every record is settled."""
     recorder = rec.install(rec.Recorder())
     text = config(FilterCriteria='{Filters: [{Pattern: \'{"payload": {"n": [{"numeric": [">", 1]}]}}\'}]}')
     async with running_config(parse_config(text, base_dir=".")) as daemon:
         await recorder.wait_for(lambda r: len(r.records) >= 2)
-        await daemon.wait_total("esm_deleted_events_total", 2)
+        await daemon.wait_total("esm_deleted_events_total", 3)  # the filtered one is settled unseen (behaviour §5)
         await daemon.wait_total("esm_filtered_out_events_total", 1)
     assert recorder.records == [{"payload": {"n": 2}}, {"payload": {"n": 3}}]

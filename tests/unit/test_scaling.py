@@ -1,6 +1,6 @@
 """ConcurrencyTarget: Lambda's SQS scaling shape (SPEC 7): start at 5, +300/min on backlog, cap, back off."""
 
-from esm.core.scaling import ConcurrencyTarget
+from esm.sources.sqs.scaling import ConcurrencyTarget
 
 
 def test_starts_at_five_or_the_cap():

@@ -11,7 +11,7 @@ import yaml
 
 from esm.config.loading import parse_config
 from esm.errors import ConfigError
-from esm.core.scaling import ConcurrencyTarget, concurrency_ceiling
+from esm.sources.sqs.scaling import ConcurrencyTarget, concurrency_ceiling
 
 SQS = "arn:aws:sqs:us-east-1:000000000000:orders"
 FUNCTIONS = {"fn": {"handler": "tests.support.recorder:handle"}}

@@ -196,7 +196,7 @@ async def test_settle_deletes_processed_and_filtered_in_chunks_and_leaves_failur
     await source.connect()
     tokens = [(r, Disposition.SUCCEEDED) for r in _receipts(*range(20))]
     tokens += [(r, Disposition.FILTERED) for r in _receipts(20, 21)] + [(r, Disposition.FAILED) for r in _receipts(22)]
-    await source.settle(None, tokens)
+    await source.settle(tokens)
     deletes = [kwargs["Entries"] for op, kwargs in sqs.calls if op == "delete_message_batch"]
     assert [len(entries) for entries in deletes] == [10, 10, 2]
     handles = [e["ReceiptHandle"] for entries in deletes for e in entries]
@@ -211,7 +211,7 @@ async def test_released_messages_are_made_visible_at_once(caplog):
     source, metrics = _source(sqs)
     await source.connect()
     with caplog.at_level(logging.INFO, logger="esm.sqs"):
-        await source.settle(None, [(r, Disposition.RELEASED) for r in _receipts(1, 2, 3)])
+        await source.settle([(r, Disposition.RELEASED) for r in _receipts(1, 2, 3)])
     (call,) = [kwargs for op, kwargs in sqs.calls if op == "change_message_visibility_batch"]
     assert [(e["ReceiptHandle"], e["VisibilityTimeout"]) for e in call["Entries"]] == [
         ("rh1", 0), ("rh2", 0), ("rh3", 0)]
@@ -228,7 +228,7 @@ async def test_failed_entries_are_retried_unless_the_sender_is_at_fault():
         {"Successful": [{"Id": "0"}], "Failed": [{"Id": "1", "SenderFault": False}, {"Id": "2", "SenderFault": True}]},
         {"Successful": [{"Id": "1"}], "Failed": [{"Id": "2", "SenderFault": True}]},
     ]
-    await source.settle(None, [(r, Disposition.SUCCEEDED) for r in _receipts(0, 1, 2)])
+    await source.settle([(r, Disposition.SUCCEEDED) for r in _receipts(0, 1, 2)])
     deletes = [[e["ReceiptHandle"] for e in kwargs["Entries"]] for op, kwargs in sqs.calls
                if op == "delete_message_batch"]
     assert deletes == [["rh0", "rh1", "rh2"], ["rh1", "rh2"]]

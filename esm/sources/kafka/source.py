@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, Hashable, Sequence
+from typing import Any, Hashable, Mapping, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
@@ -39,7 +39,8 @@ from esm.observability.events import Events
 from esm.observability.metrics import MappingMetrics
 from esm.security.kafka_auth import ignored_note
 from esm.runtime import Runtime
-from esm.core.contract import NOTHING, Fetched, IdentityLookup, StopReason, Units
+from esm.core.contract import DEFAULT_CONCURRENCY, NOTHING, Fetched, IdentityLookup, StopReason, Units
+from esm.core.decide import Mode
 from esm.sources.kafka import decoding, tuning
 from esm.sources.kafka.cluster import destination_cluster, source_cluster, why_unreachable
 from esm.sources.kafka.commits import Commits
@@ -57,10 +58,15 @@ FINISHED = frozenset({Disposition.SUCCEEDED, Disposition.FILTERED, Disposition.D
 class KafkaSource:
     """One Kafka mapping's source (esm.core.contract.Source)."""
 
-    style = "stream"
+    mode = Mode.STREAM
     default_batch_size = 100
     # With MaximumRetryAttempts -1 and an on-failure destination, Lambda stops after 10 retries (SPEC 3).
     retry_cap_with_destination = 10
+
+    @staticmethod
+    def concurrency_ceiling(request: Mapping[str, Any] | None) -> int:
+        """No scaling rules of its own: its units and their lanes set how many invokes run at once."""
+        return DEFAULT_CONCURRENCY
 
     def __init__(self, mapping: MappingSettings, settings: PipelineSettings, runtime: Runtime,
                  metrics: MappingMetrics, identity: IdentityLookup | None = None):

@@ -1,10 +1,10 @@
-"""SQS messages as Lambda hands them to a function (SPEC section 2), and the queue's RecordFormat.
+"""SQS messages as Lambda hands them to a function (behaviour §2), and the queue's RecordFormat.
 
 `sqs_record` builds one record: its event is Lambda's SQS record (attribute values stay strings,
 as SQS returns them; binary message attributes are base64; only the system attributes Lambda
 passes on are kept; keys in the order events recorded against AWS show them,
 `md5OfMessageAttributes` before `md5OfBody` and `null` when the message has no attributes), its
-item id the messageId, its token a `Receipt`. `SqsFormat` is the source's RecordFormat: the
+item id the messageId, its token a `Receipt`. `SqsFormat` is the source's QueueRecordFormat: the
 `{"Records": [...]}` payload (with `esm.transform`), messageIds in partial batch responses,
 MessageGroupId as the group a FIFO queue keeps in order, and `filter_sqs` for FilterCriteria.
 """
@@ -14,14 +14,12 @@ from __future__ import annotations
 import base64
 import time
 from dataclasses import dataclass
-from typing import Any, Hashable, Sequence
+from typing import Any, Callable, Hashable, Sequence
 
 import orjson
 
-from esm.core.batching import MAX_PAYLOAD_BYTES
 from esm.core.records import Record
 from esm.filtering.decode import filter_sqs
-from esm.core.contract import Delivery, PreFailure
 from esm.transform import Transform
 
 # The system attributes Lambda includes, in the order its recorded events show them.
@@ -98,19 +96,17 @@ def message_group(record: Record) -> str | None:
 
 @dataclass(frozen=True)
 class SqsFormat:
-    """SQS records as a function sees them (esm.core.contract.RecordFormat).
+    """SQS records as a function sees them (esm.core.contract.QueueRecordFormat).
 
     A queue's failures go back to the queue (its redrive policy dead-letters them), so SQS has no
-    on-failure documents; the stream-only parts (lanes, record age, iterator age) are trivial."""
+    on-failure documents, and a FIFO queue keeps its groups' order itself (`group_of`)."""
 
     source_arn: str
     fifo: bool = False
     transform: Transform | None = None
-    may_pre_fail = False  # every record it reads can be invoked
-    reports_iterator_age = False
 
     @property
-    def group_of(self) -> Any:
+    def group_of(self) -> Callable[[Record], Hashable] | None:
         """MessageGroupId for a FIFO queue (a group is processed in order); None for a standard queue."""
         return message_group if self.fifo else None
 
@@ -133,21 +129,8 @@ class SqsFormat:
         except (TypeError, ValueError):
             return time.time() - (time.monotonic() - record.arrived_at)
 
-    def payload_cap(self, unit: str) -> int:
-        return MAX_PAYLOAD_BYTES
-
-    def lane_key(self, record: Record) -> bytes | None:
-        return None
-
     def keep(self, matcher: Any, record: Record) -> bool:
         return filter_sqs(matcher, record.event)
 
-    def pre_failure(self, record: Record) -> PreFailure | None:
-        return None
-
     def where(self, unit: str, records: Sequence[Record]) -> str:
         return f"{unit or self.source_arn} {records[0].item_id}..{records[-1].item_id}"
-
-    def failure_deliveries(self, unit: str, records: Sequence[Record], *, condition: str, invoke_count: int,
-                           response: Any, per_record: bool) -> list[Delivery]:
-        raise NotImplementedError("SQS mappings take no on-failure destination (esm.config.rules rejects one)")

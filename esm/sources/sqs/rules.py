@@ -6,7 +6,7 @@ from __future__ import annotations
 from esm.arns import is_fifo_queue, parse_arn
 from esm.config.api_shape import create_mapping_shape
 from esm.config.rules import RETRY_CONTROLS, STREAM_ONLY, MappingCheck, not_for
-from esm.core.scaling import SQS_DEFAULT_MAXIMUM_POLLERS, SQS_DEFAULT_MINIMUM_POLLERS
+from esm.sources.sqs.scaling import SQS_DEFAULT_MAXIMUM_POLLERS, SQS_DEFAULT_MINIMUM_POLLERS
 
 SQS_FIFO_MAX_BATCH = 10
 SQS_MIN_POLLERS = 2  # ProvisionedPollerConfig for SQS (the API shape allows 1, for Kafka)

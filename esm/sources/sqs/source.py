@@ -1,14 +1,16 @@
-"""The SQS source: receives messages from one queue and settles them (SPEC 1-7).
+"""The SQS source: receives messages from one queue and settles them (behaviour §1-7).
 
-It runs under esm.engine.queue_mapping (`style = "queue"`), which gathers, invokes, decides and
-scales the pollers. The source finds the queue (`connect`: its URL, FIFO or not, visibility
-timeout, maximum message size), receives (`receive`: one ReceiveMessage of up to 10 messages with
+A queue source (esm.core.contract.QueueSource, `mode = Mode.QUEUE`): esm.engine.queue_mapping
+gathers, invokes, decides and runs as many pollers as the source's scaling policy says (`scaling`:
+Lambda's on-demand and provisioned rules, esm.sources.sqs.scaling). The source finds the queue
+(`connect`: its URL, FIFO or not, visibility timeout, maximum message size), receives (`receive`: one ReceiveMessage of up to 10 messages with
 a long poll of at most 5 s, so a receive in flight, which is never abandoned, bounds shutdown;
 while it is under way the most it may bring is held against the mapping's in-flight cap, so
 pollers receiving at once pass the cap by at most one receive each; errors are retried with the
 source backoff) and settles (`settle`: processed and filtered-out messages are deleted, failed
 ones are left to return after the visibility timeout, released ones are made visible again at
-once). Nothing is acknowledged before its outcome is known, so a SIGKILL loses nothing.
+once). A received message stays ours for the queue's visibility timeout (`hold_seconds`).
+Nothing is acknowledged before its outcome is known, so a SIGKILL loses nothing.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from esm.arns import is_fifo_queue, parse_arn
 from esm.config.pipeline import PipelineSettings
 from esm.config.settings import MappingSettings
 from esm.core.backoff import SOURCE_BACKOFF
+from esm.core.decide import Mode
 from esm.core.inflight import InFlightBytes
 from esm.core.records import Disposition, Record
 from esm.errors import SourceUnavailable
@@ -36,6 +39,7 @@ from esm.core.contract import IdentityLookup
 from esm.sources.sqs.acks import MAX_ENTRIES, settle_batch
 from esm.sources.sqs.records import Receipt, SqsFormat, sqs_record
 from esm.sources.sqs.descriptor import DESCRIPTOR
+from esm.sources.sqs.scaling import ConcurrencyTarget, concurrency_ceiling, scaling_for
 from esm.transform import transform_for
 
 log = logging.getLogger("esm.sqs")
@@ -59,11 +63,11 @@ class QueueInfo:
 
 
 class SqsSource:
-    """One mapping's queue (esm.core.contract.Source, queue style: no units, no checkpoints)."""
+    """One mapping's queue (esm.core.contract.QueueSource: no units, no checkpoints)."""
 
-    style = "queue"
-    default_batch_size = 10  # SPEC 1
-    retry_cap_with_destination = None
+    mode = Mode.QUEUE
+    default_batch_size = 10  # behaviour §1
+    concurrency_ceiling = staticmethod(concurrency_ceiling)
 
     def __init__(self, mapping: MappingSettings, settings: PipelineSettings, runtime: Any, metrics: MappingMetrics,
                  identity: IdentityLookup | None = None):
@@ -88,6 +92,15 @@ class SqsSource:
     def visibility_timeout(self) -> float:
         assert self.queue is not None, "connect() first"
         return self.queue.visibility_timeout
+
+    @property
+    def hold_seconds(self) -> float:
+        """A received message is ours until its visibility timeout runs out."""
+        return self.visibility_timeout
+
+    def scaling(self, invoker_cap: int) -> ConcurrencyTarget:
+        """Provisioned when the mapping has ProvisionedPollerConfig, else on-demand (behaviour §7)."""
+        return scaling_for(self.mapping.request, invoker_cap)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -165,7 +178,7 @@ class SqsSource:
             return response.get("Messages") or []
 
     # -- settling ------------------------------------------------------------------------------
-    async def settle(self, unit: Any, tokens: Sequence[tuple[Receipt, Disposition]]) -> None:
+    async def settle(self, tokens: Sequence[tuple[Receipt, Disposition]]) -> None:
         """Processed or filtered out: deleted. FAILED: left alone, back after the visibility timeout.
         RELEASED (gathered, never invoked): visible again at once, for another consumer."""
         queue = self.queue

@@ -1,4 +1,7 @@
-"""How many batches a mapping keeps in flight, like Lambda's SQS scaling (SPEC section 7).
+"""How many batches an SQS mapping keeps in flight, like Lambda's SQS scaling (behaviour §7).
+
+The SQS source's scaling policy (esm.core.contract.ScalingPolicy), asked for by the queue runner
+(`SqsSource.scaling`), and the ceiling a mapping may reach (`concurrency_ceiling`).
 
 A *lane* is one batch in flight (one concurrent invoke); the SQS source runs one worker task per
 lane. Two policies size the lanes, both as the same small deterministic object: workers report
@@ -22,7 +25,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-LAMBDA_SQS_MAX_CONCURRENCY = 1250
+LAMBDA_SQS_MAX_CONCURRENCY = 1250  # on-demand: the ceiling when the mapping gives no MaximumConcurrency
 INITIAL = 5
 FLOOR = 2
 ADD_PER_SECOND = 5  # 300 a minute
@@ -35,8 +38,11 @@ SQS_DEFAULT_MINIMUM_POLLERS = 2
 SQS_DEFAULT_MAXIMUM_POLLERS = 200
 
 
-def concurrency_ceiling(request: Mapping[str, Any]) -> int:
-    """The most invokes an SQS mapping (a CreateEventSourceMapping request, defaults filled) may run at once."""
+def concurrency_ceiling(request: Mapping[str, Any] | None) -> int:
+    """The most invokes an SQS mapping (a CreateEventSourceMapping request, defaults filled) may run
+    at once; None (any mapping the control API may create): the provisioned mode's ceiling."""
+    if request is None:
+        return PROVISIONED_MAX_CONCURRENCY
     provisioned = request.get("ProvisionedPollerConfig")
     if provisioned is not None:
         pollers = provisioned.get("MaximumPollers", SQS_DEFAULT_MAXIMUM_POLLERS)
@@ -115,7 +121,7 @@ class ConcurrencyTarget:
 
 
 def scaling_for(request: Mapping[str, Any], invoker_cap: int) -> ConcurrencyTarget:
-    """Provisioned mode when the mapping has ProvisionedPollerConfig, else on-demand (SPEC 7).
+    """Provisioned mode when the mapping has ProvisionedPollerConfig, else on-demand (behaviour §7).
 
     Either way the function target's own concurrency cap bounds the lanes."""
     cap = min(concurrency_ceiling(request), invoker_cap)
