@@ -44,6 +44,19 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="read a running daemon's metrics into a table")
     status.add_argument("--url", default="http://127.0.0.1:9090/metrics")
     commands.add_parser("version", help="print the version")
+    replay = commands.add_parser("replay", help="send failed records through a mapping's function again "
+                                 "(a dry run unless --execute)")
+    replay.add_argument("--config", "-c", required=True)
+    replay.add_argument("--mapping", "-m", required=True, help="the mapping's name or UUID")
+    origin = replay.add_mutually_exclusive_group(required=True)
+    origin.add_argument("--dlq", nargs="?", const="", metavar="ARN",
+                        help="SQS: move the dead-letter queue's messages back to the source queue "
+                             "(the DLQ of the queue's redrive policy unless an ARN is given)")
+    origin.add_argument("--from", dest="origin", metavar="ARN_OR_S3",
+                        help="Kinesis, Kafka: the on-failure destination holding the documents "
+                             "(an SQS queue ARN, or s3://bucket/prefix)")
+    replay.add_argument("--execute", action="store_true", help="replay; without it, only say what would be")
+    replay.add_argument("--rate", type=float, help="at most this many records (messages) a second")
     return parser
 
 
@@ -75,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         "test-pattern": _test_pattern,
         "status": _status,
         "version": _version,
+        "replay": _replay,
     }[args.command]
     return handler(args)
 
@@ -132,6 +146,7 @@ def _validate(args: argparse.Namespace) -> int:
     if config.api is not None:  # a non-loopback listener without credentials is a config error above
         auth = "SigV4 with api.credentials" if config.api.credentials else "no credentials: loopback only"
         print(f"  control API on {config.api.listen} ({auth})")
+    _safety_checks(config)
     if args.positions:
         return _validate_positions(config)
     return EXIT_OK
@@ -159,6 +174,30 @@ def _validate_positions(config) -> int:  # config: esm.config.settings.Config
         print(f"  {finding.message}")
     print(f"  positions: {len(found)} finding(s)")
     return EXIT_RUNTIME if found else EXIT_OK
+
+
+def _safety_checks(config) -> None:  # config: esm.config.settings.Config
+    """The safety checks (esm.safety), with the queue attributes and reserved concurrency read where
+    the endpoint answers; warnings only, the exit code stays 0."""
+    import asyncio
+
+    from esm.aws import AwsClients
+    from esm.safety import review
+
+    reviewed = asyncio.run(review(config.mappings, AwsClients(config.aws)))
+    warnings = [w for _, _, found in reviewed for w in found]
+    print(f"safety checks: {len(warnings)} warning(s)")
+    for warning in warnings:
+        print(f"  warning: {warning.line()}")
+    for mapping, facts, _ in reviewed:
+        for what in facts.unread:
+            print(f"  not checked: {mapping.name}: {what}")
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from esm.replay.cli import replay
+
+    return replay(args)
 
 
 def _test_pattern(args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ from esm.observability.loop_monitor import watch_loop
 from esm.observability.metrics import Metrics
 from esm import registry
 from esm.runtime import Runtime
+from esm.safety import review_and_report
 from esm.supervisor import MappingSupervisor
 
 log = logging.getLogger("esm.daemon")
@@ -117,6 +118,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
                  m.function.kind, m.function.name, "enabled" if m.enabled else "disabled",
                  extra={"mapping": m.name, "source": m.source, "function": m.function.name})
     control = None
+    safety: asyncio.Task[None] | None = None
     try:
         if config.api is not None:
             from esm.api.service import ControlApi
@@ -125,6 +127,8 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
             await control.start(stop)
         await _start_all(supervisors, config.startup_timeout, stop)
         readiness.set("startup", True)
+        # Settings that lose or duplicate messages: warned about once the sources answer (esm.safety).
+        safety = asyncio.create_task(review_and_report(config.mappings, runtime.clients, metrics), name="safety")
         if ready is not None:
             ready.set()
         if not stop.is_set():
@@ -139,7 +143,9 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
         if runtime.checkpoints is not None:
             await runtime.checkpoints.close()
         monitor.cancel()
-        await asyncio.gather(monitor, return_exceptions=True)
+        if safety is not None:
+            safety.cancel()
+        await asyncio.gather(monitor, *([safety] if safety is not None else []), return_exceptions=True)
         await server.stop()
         log.info("esm stopped")
 

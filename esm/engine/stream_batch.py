@@ -67,8 +67,11 @@ class StreamBatch:
                 await self._give_up(expired, RECORD_AGE_EXCEEDED, counts)
             if not segment:
                 return
+            age = max(0.0, self._age(segment[-1]))
             if self.format.reports_iterator_age:
-                self.events.iterator_age(self.unit, max(0.0, self._age(segment[-1])) * 1000)
+                self.events.iterator_age(self.unit, age * 1000)
+            else:  # Kafka: no IteratorAge, the same reading as the mapping's oldest record age
+                self.events.oldest_record_age(self.unit, age)
             answer = await self.invoke.invoke(segment, self.send, self.stopping)
             outcome = answer.outcome
             self._last_kind, self._last_version = outcome.answer, answer.result.executed_version

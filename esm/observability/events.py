@@ -84,6 +84,8 @@ class Events:
         """The function could not be invoked (throttled, unavailable): InvokeErrorCount; retried (never
         counted as a retry), or with `retry_in` None given back to the source (their time ran out)."""
         self.metrics.invoke_errors.inc()
+        if self.metrics.invoke_throttles is not None:
+            self.metrics.invoke_throttles.inc()
         if retry_in is None:
             self._emit(logging.WARNING, "InvokeThrottled", "function unavailable (%s); %d record(s) return to the "
                        "source", reason, count)
@@ -147,8 +149,14 @@ class Events:
             self.metrics.metrics.event_poller_units.labels(*self.metrics.labels).set(-(-pollers // POLLERS_PER_UNIT))
 
     def iterator_age(self, shard: str, milliseconds: float) -> None:
-        """IteratorAge of a shard's last invoked batch."""
+        """IteratorAge of a shard's last invoked batch (also the mapping's oldest record age)."""
         self.metrics.iterator_age(shard, milliseconds)
+        self.metrics.record_age(shard, milliseconds / 1000)
+
+    def oldest_record_age(self, unit: str, seconds: float) -> None:
+        """How old the oldest record of `unit` waiting to be processed is (esm_oldest_record_age_seconds,
+        the largest over the mapping's units): a source without IteratorAge (SQS, Kafka) reports it."""
+        self.metrics.record_age(unit, max(0.0, seconds))
 
     def partition_lag(self, topic: str, partition: int, lag: int) -> None:
         """OffsetLag of one partition."""

@@ -9,7 +9,7 @@ never looks labels up.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, disable_created_metrics
 from prometheus_client.metrics import MetricWrapperBase
@@ -65,6 +65,14 @@ class Metrics:
         self.iterator_age = Gauge("esm_iterator_age_milliseconds",
                                   "IteratorAge: ms from stream arrival of the last record in a batch to its invoke",
                                   LABELS + ("shard",), registry=r)
+        self.invoke_throttles = Counter(
+            "esm_invoke_throttles", "Invokes the function refused or could not take (429/503, TooManyRequests, "
+            "unreachable): also counted in esm_invoke_errors_total", LABELS, registry=r)
+        self.oldest_record_age = Gauge(
+            "esm_oldest_record_age_seconds",
+            "Age of the oldest record waiting, as last seen: SQS, the oldest message of the last receive that "
+            "brought any (SentTimestamp); streams and Kafka, the largest IteratorAge over the mapping's units",
+            LABELS, registry=r)
         self.provisioned_pollers = Gauge("esm_provisioned_pollers", "ProvisionedPollers: active pollers", LABELS, registry=r)
         self.event_poller_units = Gauge("esm_event_poller_units", "EventPollerUnit: poller units in use", LABELS, registry=r)
         self.poller_throughput = Counter("esm_event_poller_throughput_bytes",
@@ -94,6 +102,9 @@ class Metrics:
                            LABELS + ("state",), registry=r)
         self.api_requests = Counter("esm_api_requests", "Control API requests (esm.api) by operation and HTTP status",
                                     ("operation", "status"), registry=r)
+        self.config_warnings = Gauge(
+            "esm_config_warnings", "1 for each safety check a mapping's settings fail (esm.safety: the "
+            "check names AWS's advice and the fix in esm's warning log)", ("mapping", "check"), registry=r)
         self.info = Gauge("esm_mapping_info", "Always 1: a mapping's name, function and source id",
                           ("mapping", "source", "name", "function", "source_id"), registry=r)
 
@@ -117,7 +128,9 @@ class Metrics:
         # Touch every counter so a scrape shows 0 rather than nothing (SPEC 6: "empty poll emits 0").
         for child in children.values():
             child.inc(0)
-        return MappingMetrics(metrics=self, labels=labels, **children)
+        throttles = self.invoke_throttles.labels(*labels)
+        throttles.inc(0)
+        return MappingMetrics(metrics=self, labels=labels, **children, invoke_throttles=throttles)
 
 
 @dataclass
@@ -140,6 +153,9 @@ class MappingMetrics:
     malformed_records: Counter
     # The outcome kind (esm.core.outcomes) of the last invoke: the control API's LastProcessingResult.
     last_outcome: str | None = None
+    invoke_throttles: Counter | None = None
+    # Each unit's latest record age (seconds): esm_oldest_record_age_seconds is their largest.
+    record_ages: dict[str, float] = field(default_factory=dict)
 
     def set_state(self, state: str) -> None:
         for name in MAPPING_STATES:
@@ -159,6 +175,10 @@ class MappingMetrics:
 
     def iterator_age(self, shard: str, milliseconds: float) -> None:
         self.metrics.iterator_age.labels(*self.labels, shard).set(milliseconds)
+
+    def record_age(self, unit: str, seconds: float) -> None:
+        self.record_ages[unit] = seconds
+        self.metrics.oldest_record_age.labels(*self.labels).set(max(self.record_ages.values()))
 
     def offset_lag(self, topic: str, partition: int, lag: int) -> None:
         self.metrics.offset_lag.labels(*self.labels, topic, str(partition)).set(lag)

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -152,7 +153,17 @@ class SqsSource:
             messages = await self._receive(queue.url, count, seconds, stopping)
         finally:
             in_flight.release(reserved)
+        self._report_age(messages)
         return [sqs_record(m, queue.arn, queue.region) for m in messages]
+
+    def _report_age(self, messages: list[dict[str, Any]]) -> None:
+        """esm_oldest_record_age_seconds: the age (SentTimestamp) of the oldest message of the last
+        receive that brought any, as IteratorAge holds the last batch's (a message redelivered after
+        failures keeps its first SentTimestamp, so a looping poison message shows)."""
+        sent = [int(m["Attributes"]["SentTimestamp"]) for m in messages
+                if str(m.get("Attributes", {}).get("SentTimestamp", "")).isdigit()]
+        if sent:
+            self.events.oldest_record_age("queue", time.time() - min(sent) / 1000)
 
     async def _receive(self, url: str, count: int, seconds: int,
                        stopping: asyncio.Event | None) -> list[dict[str, Any]]:

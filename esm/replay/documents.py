@@ -1,0 +1,92 @@
+"""On-failure documents (esm's and AWS's: behaviour §4) read as the ranges of records they name.
+
+A stream document's `KinesisBatchInfo` / `DDBStreamBatchInfo` names a shard and a sequence range; a
+Kafka document's `KafkaBatchInfo` names offset ranges per `<topic>-<partition>` (`recordsInfo`, a
+batch) or one offset (`recordInfo`, with the payload naming its partition).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ShardRange:
+    """Records of one Kinesis shard, first to last sequence number, both included."""
+
+    stream_arn: str
+    shard_id: str
+    first: str
+    last: str
+    count: int
+
+    def describe(self) -> str:
+        return f"{self.shard_id} {self.first}..{self.last}"
+
+
+@dataclass(frozen=True)
+class PartitionRange:
+    """Records of one Kafka partition, first to last offset, both included."""
+
+    topic: str
+    partition: int
+    first: int
+    last: int
+
+    @property
+    def count(self) -> int:
+        return self.last - self.first + 1
+
+    def describe(self) -> str:
+        return f"{self.topic}-{self.partition}@{self.first}..{self.last}"
+
+
+Range = ShardRange | PartitionRange
+
+
+class NotAFailureDocument(ValueError):
+    """The text is not an on-failure document esm can replay."""
+
+
+def _split_partition_key(key: str) -> tuple[str, int]:
+    topic, _, partition = key.rpartition("-")
+    if not topic or not partition.isdigit():
+        raise NotAFailureDocument(f"not a <topic>-<partition> key: {key!r}")
+    return topic, int(partition)
+
+
+def ranges(text: str | bytes) -> list[Range]:
+    """The record ranges an on-failure document names (raises NotAFailureDocument otherwise)."""
+    try:
+        document: Any = json.loads(text)
+    except ValueError as error:
+        raise NotAFailureDocument(f"not JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise NotAFailureDocument("not a JSON object")
+    info = document.get("KinesisBatchInfo")
+    if isinstance(info, dict):
+        return [ShardRange(stream_arn=info["streamArn"], shard_id=info["shardId"],
+                           first=str(info["startSequenceNumber"]), last=str(info["endSequenceNumber"]),
+                           count=int(info.get("batchSize", 0)))]
+    info = document.get("KafkaBatchInfo")
+    if isinstance(info, dict):
+        if isinstance(info.get("recordsInfo"), dict):
+            found: list[Range] = []
+            for key, bounds in info["recordsInfo"].items():
+                topic, partition = _split_partition_key(key)
+                found.append(PartitionRange(topic, partition, int(bounds["firstRecordOffset"]),
+                                            int(bounds["lastRecordOffset"])))
+            return found
+        payload = document.get("payload")
+        if isinstance(payload, str):
+            payload = json.loads(payload)
+        if isinstance(info.get("recordInfo"), dict) and isinstance(payload, dict):
+            [key] = list(payload.get("records") or {})
+            topic, partition = _split_partition_key(key)
+            offset = int(info["recordInfo"]["offset"])
+            return [PartitionRange(topic, partition, offset, offset)]
+    if "DDBStreamBatchInfo" in document:
+        raise NotAFailureDocument("DynamoDB Streams documents are not replayed yet")
+    raise NotAFailureDocument("no KinesisBatchInfo or KafkaBatchInfo")

@@ -1,0 +1,174 @@
+"""The Helm chart (deploy/helm/esm/): `helm lint` passes and `helm template` renders each of the three
+ways esm runs (a Deployment of competing consumers, a native sidecar beside a function, a Deployment
+per mapping group) into objects that validate, strictly, against the Kubernetes schemas
+kubernetes-validate bundles (nothing fetched at run time); the config each pod reads is a valid esm
+config; the alert rules and the dashboard are those of deploy/ (one source).
+
+Helm comes from scripts/helm (its Go module, built once); the tests find it through HELM, PATH or
+that script's cache, and are skipped where none is installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from esm.config.loading import parse_config
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy" / "helm" / "esm"
+CORE_KINDS = {"ConfigMap", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"}
+KUBERNETES_VERSIONS = ("1.29.0", "1.37.0")  # native sidecars need 1.29
+
+SQS = "arn:aws:sqs:us-east-1:123456789012:orders"
+STREAM = "arn:aws:kinesis:us-east-1:123456789012:stream/payments"
+MAPPINGS = [
+    {"FunctionName": "orders", "EventSourceArn": SQS, "BatchSize": 10, "esm": {"name": "orders"}},
+    {"FunctionName": "orders", "EventSourceArn": STREAM, "StartingPosition": "LATEST", "esm": {"name": "payments"}},
+    {"FunctionName": "orders", "Topics": ["audit"], "StartingPosition": "LATEST", "esm": {"name": "audit"},
+     "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["kafka.kafka.svc:9092"]}},
+     "SelfManagedKafkaEventSourceConfig": {"ConsumerGroupId": "esm-audit"}},
+]
+EVERYTHING = {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True},
+              "dashboard": {"enabled": True}, "keda": {"enabled": True},
+              "api": {"listen": "0.0.0.0:9001", "credentialsSecret": "esm-api"},
+              "config": {"event_source_mappings": MAPPINGS,
+                         "checkpoints": {"dynamodb": {"table": "esm-leases"}}}}
+MODES = {
+    "deployment": {**EVERYTHING, "mode": "deployment"},
+    "sidecar": {**EVERYTHING, "mode": "sidecar", "replicas": 1,
+                "config": {**EVERYTHING["config"], "event_source_mappings": MAPPINGS[:1],
+                           "functions": {"orders": {"url": "http://127.0.0.1:8080/2015-03-31/functions/function/invocations"}}}},
+    "groups": {**EVERYTHING, "mode": "groups",
+               "groups": [{"name": "queues", "replicas": 3, "mappings": ["orders"]},
+                          {"name": "streams", "mappings": ["payments", "audit"]}]},
+}
+
+
+def find_helm() -> str | None:
+    if os.environ.get("HELM"):
+        return os.environ["HELM"]
+    if shutil.which("helm"):
+        return shutil.which("helm")
+    version = re.search(r"^HELM_VERSION=(\S+)", (ROOT / "scripts" / "helm").read_text(), re.M)
+    assert version is not None
+    cache = Path(os.environ.get("ESM_TOOLS_DIR", Path.home() / ".cache" / "esm-tools"))
+    cached = cache / f"helm-{version.group(1)}" / "bin" / "helm"
+    return str(cached) if cached.exists() else None
+
+
+@pytest.fixture(scope="module")
+def helm() -> str:
+    found = find_helm()
+    if found is None:
+        pytest.skip("helm is not installed (scripts/helm builds it)")
+    return found
+
+
+def values_file(tmp_path: Path, values: dict[str, Any]) -> Path:
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def render(helm: str, tmp_path: Path, values: dict[str, Any]) -> list[dict[str, Any]]:
+    run = subprocess.run([helm, "template", "esm", str(CHART), "-f", str(values_file(tmp_path, values))],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    return [d for d in yaml.safe_load_all(run.stdout) if d]
+
+
+def of_kind(documents: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in documents if d["kind"] == kind]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_helm_lint_passes(helm, tmp_path, mode):
+    run = subprocess.run([helm, "lint", "--strict", str(CHART), "-f", str(values_file(tmp_path, MODES[mode]))],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_rendered_object_is_valid_kubernetes(helm, tmp_path, mode):
+    """Each core-kind object validates strictly for the oldest and newest Kubernetes supported."""
+    from kubernetes_validate.utils import validate
+
+    documents = render(helm, tmp_path, MODES[mode])
+    assert {d["kind"] for d in documents} >= CORE_KINDS | {"ServiceMonitor", "PrometheusRule", "ScaledObject"}
+    for document in documents:
+        if document["kind"] in CORE_KINDS:
+            for version in KUBERNETES_VERSIONS:
+                validate(document, version, strict=True)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_each_pod_reads_a_valid_esm_config_with_its_own_mappings(helm, tmp_path, mode):
+    """The ConfigMap a Deployment mounts is a valid esm config (what `esm validate` checks), listening
+    on the pod IP where the probes and Prometheus reach it; a group gets only the mappings it names."""
+    documents = render(helm, tmp_path, MODES[mode])
+    configs = {c["metadata"]["name"]: c for c in of_kind(documents, "ConfigMap") if "config.yaml" in c["data"]}
+    names = {}
+    for deployment in of_kind(documents, "Deployment"):
+        volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "config")
+        config = parse_config(configs[volume["configMap"]["name"]]["data"]["config.yaml"], base_dir=".")
+        assert config.metrics.listen == "0.0.0.0:9090"
+        assert config.api is not None and config.api.credentials is not None
+        names[deployment["metadata"]["name"]] = sorted(m.name for m in config.mappings)
+    if mode == "groups":
+        assert names == {"esm-queues": ["orders"], "esm-streams": ["audit", "payments"]}
+    else:
+        assert list(names) == ["esm"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_esm_container_is_non_root_read_only_and_probed(helm, tmp_path, mode):
+    documents = render(helm, tmp_path, MODES[mode])
+    for deployment in of_kind(documents, "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        containers = pod.get("initContainers", []) + pod["containers"]
+        [esm] = [c for c in containers if c["name"] == "esm"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert esm["securityContext"]["readOnlyRootFilesystem"] is True
+        assert esm["securityContext"]["allowPrivilegeEscalation"] is False
+        assert esm["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert esm["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert esm["resources"]["limits"]["memory"]
+        secrets = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in esm["env"] if "valueFrom" in e}
+        assert secrets == {"ESM_API_ACCESS_KEY_ID": "esm-api", "ESM_API_SECRET_ACCESS_KEY": "esm-api"}
+        if mode == "sidecar":  # a native sidecar: an init container that keeps running beside the function
+            assert esm in pod["initContainers"] and esm["restartPolicy"] == "Always"
+            assert [c["name"] for c in pod["containers"]] == ["function"]
+
+
+def test_keda_triggers_follow_each_groups_source(helm, tmp_path):
+    """SQS scales on queue length, Kinesis on shard count, Kafka on the consumer group's lag."""
+    values = {**MODES["groups"], "groups": [{"name": "q", "mappings": ["orders"]},
+                                             {"name": "s", "mappings": ["payments"]},
+                                             {"name": "k", "mappings": ["audit"]}]}
+    triggers = {o["spec"]["scaleTargetRef"]["name"]: o["spec"]["triggers"][0]
+                for o in of_kind(render(helm, tmp_path, values), "ScaledObject")}
+    assert triggers["esm-q"]["type"] == "aws-sqs-queue"
+    assert triggers["esm-q"]["metadata"]["queueURL"] == "https://sqs.us-east-1.amazonaws.com/123456789012/orders"
+    assert triggers["esm-s"]["type"] == "aws-kinesis-stream"
+    assert triggers["esm-s"]["metadata"]["streamName"] == "payments"
+    assert triggers["esm-k"]["type"] == "kafka"
+    assert triggers["esm-k"]["metadata"]["consumerGroup"] == "esm-audit"
+
+
+def test_rules_and_dashboard_are_those_of_deploy(helm, tmp_path):
+    documents = render(helm, tmp_path, MODES["deployment"])
+    [rule] = of_kind(documents, "PrometheusRule")
+    raw = yaml.safe_load((ROOT / "deploy" / "kubernetes" / "prometheusrule.yaml").read_text())
+    assert rule["spec"] == raw["spec"]
+    [dashboard] = [c for c in of_kind(documents, "ConfigMap") if "esm-dashboard.json" in c["data"]]
+    assert json.loads(dashboard["data"]["esm-dashboard.json"]) == json.loads(
+        (ROOT / "deploy" / "grafana" / "esm-dashboard.json").read_text())
