@@ -30,6 +30,8 @@ PARTS: dict[str, tuple[tuple[str, ...], str]] = {
     "esm/invokers/aws_lambda.py": (("lambda",), "EsmLambdaTarget"),
     "esm/schemas/glue.py": (("glue",), "EsmGlueRegistry"),
     "esm/security/secrets.py": (("secretsmanager",), "EsmSecrets"),
+    "esm/replay": (("sqs", "kinesis", "s3"), "EsmReplay"),
+    "esm/safety.py": (("sqs", "lambda"), "EsmSafetyChecks"),
     "esm/templates/resources.py": (("cloudformation", "secretsmanager", "sns"), "EsmTemplateStack"),
 }
 # Shared by both shard sources: their calls are checked against both statements.
@@ -40,7 +42,8 @@ SHARED_SERVICES = {"EsmKinesisSource": "kinesis", "EsmDynamoDBStreamsSource": "d
 IAM_NAME = {("sqs", "DeleteMessageBatch"): "sqs:DeleteMessage",
             ("sqs", "ChangeMessageVisibilityBatch"): "sqs:ChangeMessageVisibility",
             ("sqs", "SendMessageBatch"): "sqs:SendMessage",
-            ("lambda", "Invoke"): "lambda:InvokeFunction"}
+            ("lambda", "Invoke"): "lambda:InvokeFunction",
+            ("s3", "ListObjectsV2"): "s3:ListBucket"}
 PREFIX = {"dynamodbstreams": "dynamodb"}
 WAITERS = {"table_exists": "DescribeTable"}
 # `template.py` modules and esm/templates' resource creation run only against endpoint overrides
