@@ -204,6 +204,9 @@ class _Builder:
     def __init__(self, problems: list[Problem], base_dir: str):
         self.problems = problems
         self.base_dir = base_dir
+        # Names under functions: whose entry was invalid (reported there, so mappings naming them
+        # say so instead of calling the name unknown).
+        self.invalid_functions: set[str] = set()
 
     def fail(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
@@ -216,6 +219,8 @@ class _Builder:
             if key not in TOP_LEVEL_KEYS:
                 self.fail(str(key), "unknown field; valid fields are " + ", ".join(TOP_LEVEL_KEYS))
         functions = self.functions(raw.get("functions"))
+        if isinstance(raw.get("functions"), dict):
+            self.invalid_functions = {str(k) for k in raw["functions"]} - set(functions)
         mappings = self.mappings(raw.get("event_source_mappings"), functions)
         return Config(
             functions=MappingProxyType(functions),
@@ -340,7 +345,9 @@ class _Builder:
         if extension is not None and check.source:
             local.extend(_extension_problems(extension, check.request, registry.descriptor(check.source)))
         name = request.get("FunctionName")
-        if isinstance(name, str) and name not in functions:
+        if isinstance(name, str) and name in self.invalid_functions:
+            local.append(Problem("FunctionName", f"'{name}' names an invalid entry of functions (see functions.{name})"))
+        elif isinstance(name, str) and name not in functions:
             known = ", ".join(functions) or "none"
             local.append(Problem("FunctionName", f"'{name}' is not a key of functions: (known: {known})"))
         self.problems.extend(Problem(_join(path, p.path), p.message) for p in local)
