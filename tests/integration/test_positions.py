@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
@@ -18,8 +19,11 @@ from esm import positions
 from esm.aws import AwsClients
 from esm.checkpoints import make_checkpoint_store
 from esm.cli import main
-from esm.config.loading import load_config
-from tests.support.kafka import bootstrap, create_topic, kafka_admin
+from esm.config.loading import load_config, parse_config
+from tests.support import kafka as kk
+from tests.support.daemon import running_config
+from tests.support.kafka import Message, bootstrap, create_topic, kafka_admin, produce, smk_mapping, value_of
+from tests.support.kafka import quick_group  # noqa: F401  (autouse: the group's quick timings)
 
 pytestmark = pytest.mark.backends
 
@@ -136,3 +140,28 @@ def test_esm_uuid_must_be_a_uuid(tmp_path: Path, capsys: pytest.CaptureFixture[s
     path = write_config(tmp_path, "x", "{sqlite: ./c.db}", pinned="not-a-uuid")
     assert main(["validate", "--config", str(path)]) == 2
     assert "event_source_mappings[0].esm.uuid: must be a UUID" in capsys.readouterr().err
+
+
+async def test_moving_a_kafka_mapping_from_lambda_reuses_its_group(backends: dict[str, str]) -> None:
+    """docs/aws.md's Kafka recipe, step by step: the Lambda mapping (here: a consumer in its group)
+    committed offset 3 and was disabled; an esm mapping given the same ConsumerGroupId resumes at 3,
+    whatever its StartingPosition says (behaviour §1: StartingPosition is for a group without offsets)."""
+    recorder = kk.install(kk.KafkaRecorder())
+    async with kafka_admin() as admin:
+        topic = await create_topic(admin, prefix="migrate")
+        await produce(topic, [Message(f"r{i}".encode()) for i in range(5)])
+        lambda_group = str(uuid.uuid4())  # Lambda's default group is its mapping's UUID
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(), group_id=lambda_group, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign([TopicPartition(topic, 0)])
+            await consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(3, "")})
+        finally:
+            await consumer.stop()
+        mapping = smk_mapping(topic, group=lambda_group, StartingPosition="TRIM_HORIZON")
+        config = yaml.safe_dump({"functions": kk.FUNCTIONS, "event_source_mappings": [mapping],
+                                 "metrics": {"listen": "127.0.0.1:0"}, "startup_timeout": 30})
+        async with running_config(parse_config(config)):
+            await kk.wait_for_offsets(admin, lambda_group, lambda o: o.get(0) == 5)
+            await recorder.wait_for(lambda r: len(r.records) >= 2)
+    assert [value_of(r) for r in recorder.records] == ["r3", "r4"]
