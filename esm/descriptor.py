@@ -33,12 +33,11 @@ class DataField:
 @dataclass(frozen=True)
 class ArnlessSource:
     """A source named without an ARN (self-managed Kafka): the request key that names it, the
-    message when that key comes with an ARN, the hint when neither is given ("<key> for ..."),
-    and the function giving its source id from the request."""
+    message when that key comes with an ARN, and the function giving its source id from the
+    request. (A request naming no source at all is AWS's "Unrecognized event source.".)"""
 
     key: str
     with_arn: str
-    hint: str
     source_id: Callable[[dict[str, Any]], str]
 
 
@@ -73,6 +72,30 @@ class TemplateSupport:
 
 
 @dataclass(frozen=True)
+class ApiAnswers:
+    """What Lambda's control API answers for a mapping of this source (behaviour §10).
+
+    user_reason: StateTransitionReason after a user's change ("USER_INITIATED" for SQS, "User
+    action" for streams and Kafka);
+    defaults: response members AWS answers when the request left them out, with their values;
+    omitted: members AWS does not answer for this source (SQS: LastProcessingResult);
+    duplicate: the ResourceConflictException text for a second mapping of one source and
+    function, formatted with `source`, `function`, `function_arn`, `topics` and `uuid`;
+    missing: the InvalidParameterValueException text when the source does not exist, formatted
+    with `arn`; exists: dotted path of `async exists(clients, arn) -> True | False | None`, asked
+    on create (False: it does not exist; None: it could not be told, the source unreachable), or
+    None when the source cannot be asked."""
+
+    user_reason: str = "User action"
+    defaults: tuple[tuple[str, Any], ...] = ()
+    omitted: tuple[str, ...] = ()
+    duplicate: str = ('The event source arn (" {source} ") and function (" {function} ") provided mapping already '
+                      'exists. Please update or delete the existing mapping with UUID {uuid}')
+    missing: str = "Stream not found: {arn}"
+    exists: str | None = None
+
+
+@dataclass(frozen=True)
 class SourceDescriptor:
     """One source, as the shared modules see it.
 
@@ -92,7 +115,8 @@ class SourceDescriptor:
     problems` cross-checking them;
     lanes_from_extension: its lanes come from `esm.parallelization_factor`, not ParallelizationFactor;
     unique_group_keys: request keys whose ConsumerGroupId no two mappings may share;
-    conformance: dotted path of its adapter in the conformance tables, or None.
+    conformance: dotted path of its adapter in the conformance tables, or None;
+    answers: what the control API answers for its mappings (defaults, texts).
     """
 
     kind: str
@@ -111,3 +135,4 @@ class SourceDescriptor:
     lanes_from_extension: bool = False
     unique_group_keys: tuple[str, ...] = ()
     conformance: str | None = None
+    answers: ApiAnswers = ApiAnswers()

@@ -15,11 +15,17 @@ class EsmError(Exception):
 
 @dataclass(frozen=True)
 class Problem:
+    """One thing wrong at `path`. `code` is set when `message` is the very text AWS answers for it
+    (with that error code), which the control API then answers alone (behaviour §10)."""
+
     path: str
     message: str
+    code: str = ""
+    detail: str = ""  # esm's reason behind AWS's fixed text: shown by `esm validate`, not answered by the API
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.message}" if self.path else self.message
+        text = f"{self.message} ({self.detail})" if self.detail else self.message
+        return f"{self.path}: {text}" if self.path else text
 
 
 class ConfigError(EsmError):

@@ -16,7 +16,7 @@ from esm.core.outcomes import PARTIAL, SUCCESS
 from esm.supervisor import MappingSupervisor
 
 TRANSITIONAL = ("Creating", "Enabling", "Disabling", "Updating", "Deleting")
-USER_INITIATED = "USER_INITIATED"
+USER_INITIATED = "USER_INITIATED"  # what older stored documents say for a user's change
 
 
 @dataclass
@@ -30,7 +30,7 @@ class Entry:
     transition: str | None = None  # overrides the supervisor's state while a change is applied
     last_modified: float = field(default_factory=time.time)
     created: float = field(default_factory=time.time)
-    reason: str = USER_INITIATED
+    reason: str | None = None  # StateTransitionReason; None: the user's last change (the source says how)
     revision: int = 0
     problem: str | None = None
     # LastProcessingResult of the supervisors this mapping had before its current one.

@@ -19,7 +19,7 @@ import asyncio
 import logging
 from typing import Any, Coroutine
 
-from esm.api.entry import TRANSITIONAL, USER_INITIATED, Entry
+from esm.api.entry import TRANSITIONAL, Entry
 from esm.config.settings import MappingSettings
 from esm.invokers.base import Invoker
 from esm.observability.health import Readiness
@@ -49,10 +49,7 @@ class Lifecycle:
     def create(self, entry: Entry) -> None:
         """A new mapping: Creating, then Enabled (its supervisor's own states) or Disabled."""
         self.entries[entry.uuid] = entry
-        self.start(entry, "Creating")
-        if entry.supervisor is None:  # created disabled: Creating (as answered), then Disabled
-            entry.transition = "Creating"
-            self._spawn(_clear_transition(entry), f"{entry.settings.name}/creating")
+        self.start(entry, "Creating")  # created disabled: answered Disabled at once, as AWS does
 
     def start(self, entry: Entry, initial_state: str) -> None:
         """A new supervisor for `entry` (or none if disabled), started and run in the background;
@@ -94,7 +91,7 @@ class Lifecycle:
         entry.transition = transition
         entry.revision = document.get("Revision", entry.revision)
         entry.last_modified = document.get("LastModified", entry.last_modified)
-        entry.reason = USER_INITIATED
+        entry.reason = None
         entry.problem = None
         entry.settings = settings  # what the API reports at once; the old supervisor keeps its own
 
@@ -170,6 +167,3 @@ class Lifecycle:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-
-async def _clear_transition(entry: Entry) -> None:
-    entry.transition = None

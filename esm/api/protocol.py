@@ -22,7 +22,7 @@ from botocore.validate import ParamValidator
 from esm.config.api_shape import lambda_model
 
 OPERATIONS = ("CreateEventSourceMapping", "GetEventSourceMapping", "UpdateEventSourceMapping",
-              "DeleteEventSourceMapping", "ListEventSourceMappings")
+              "DeleteEventSourceMapping", "ListEventSourceMappings", "TagResource", "UntagResource", "ListTags")
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,14 @@ class ApiError(Exception):
         self.message = message
         shape = _error_shape(code)
         self.status = status or (shape.metadata.get("error", {}).get("httpStatusCode", 400) if shape else 400)
+        self.modeled = shape is not None
         # The model names the member `message` for some errors and `Message` for others.
         self.message_member = next((m for m in (shape.members if shape else ()) if m.lower() == "message"), "message")
 
     def body(self) -> dict[str, Any]:
+        # Lambda's own errors say who is at fault; request validation (ValidationException) does not.
+        if not self.modeled:
+            return {self.message_member: self.message}
         return {"Type": "Service" if self.status >= 500 else "User", self.message_member: self.message}
 
 
@@ -99,7 +103,7 @@ def parse(route: Route, uri: Mapping[str, str], query: Mapping[str, str], body: 
         source = uri if where == "uri" else query if where == "querystring" else {}
         if wire not in source:
             continue
-        value: Any = source[wire]
+        value: Any = source.getall(wire) if member.type_name == "list" and hasattr(source, "getall") else source[wire]
         if member.type_name == "integer":
             try:
                 value = int(value)
@@ -112,6 +116,14 @@ def parse(route: Route, uri: Mapping[str, str], query: Mapping[str, str], body: 
     limits = _limit_problems(params, shape, "")
     if limits:
         raise ApiError("InvalidParameterValueException", "; ".join(limits))
+    for name, member in located.items():
+        pattern = member.metadata.get("pattern")
+        if name in params and pattern and isinstance(params[name], str) and not re.fullmatch(pattern, params[name]):
+            # AWS's request validation, in its words (a tag operation on something not an ARN).
+            wire = member.serialization.get("name", name)
+            raise ApiError("ValidationException", f"1 validation error detected: Value '{params[name]}' at "
+                           f"'{wire[:1].lower() + wire[1:]}' failed to satisfy constraint: Member must satisfy "
+                           f"regular expression pattern: {pattern}")
     return params
 
 

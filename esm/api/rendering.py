@@ -1,7 +1,10 @@
 """What the control API answers about a mapping: its EventSourceMappingConfiguration, and the
 markers that page ListEventSourceMappings.
 
-esm.api.protocol.render then keeps the members botocore's Lambda model declares.
+Per source, the members AWS adds when the request left them out, those it never answers and its
+StateTransitionReason come from the source's descriptor (esm.descriptor.ApiAnswers, behaviour
+§10); an empty FilterCriteria is not echoed. esm.api.protocol.render then keeps the members
+botocore's Lambda model declares.
 """
 
 from __future__ import annotations
@@ -9,8 +12,10 @@ from __future__ import annotations
 import base64
 from typing import Any, Callable
 
-from esm.api.entry import Entry
+from esm import registry
+from esm.api.entry import USER_INITIATED, Entry
 from esm.api.protocol import ApiError
+from esm.descriptor import ApiAnswers
 from esm.arns import parse_arn
 from esm.identity import DEFAULT_ACCOUNT, function_arn
 
@@ -24,16 +29,24 @@ def configuration(entry: Entry, region_for: Callable[[], str | None]) -> dict[st
     arn = parse_arn(settings.source_id) if settings.source_id.startswith("arn:") else None
     region = (arn.region if arn else "") or region_for() or DEFAULT_REGION
     account = (arn.account if arn else "") or DEFAULT_ACCOUNT
-    return {
+    found = registry.find_descriptor(settings.source)
+    answers = found.answers if found is not None else ApiAnswers()
+    document = {
+        **dict(answers.defaults),
         **settings.request,
         "UUID": entry.uuid,
         "FunctionArn": function_arn(settings.function, region, account),  # behaviour §9.9
         "EventSourceMappingArn": f"arn:aws:lambda:{region}:{account}:event-source-mapping:{entry.uuid}",
         "State": entry.state,
-        "StateTransitionReason": entry.reason,
+        "StateTransitionReason": answers.user_reason if entry.reason in (None, USER_INITIATED) else entry.reason,
         "LastModified": entry.last_modified,
         "LastProcessingResult": entry.problem or entry.processing_result,
     }
+    if not (document.get("FilterCriteria") or {}).get("Filters"):
+        document.pop("FilterCriteria", None)
+    for key in answers.omitted:
+        document.pop(key, None)
+    return document
 
 
 def encode_marker(entry: Entry) -> str:

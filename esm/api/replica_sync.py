@@ -6,7 +6,8 @@ store every `SYNC_INTERVAL` seconds. Every stored change is conditional on the r
 based on (esm.api.manager), so a document here is either new, newer than this replica's, or gone.
 A stored mapping this configuration cannot run (its function was removed from `functions:`) is
 listed Disabled with the reason, said once per stored version, so it can still be fixed or deleted.
-This module owns the stored document's fields (esm.checkpoints.mappings keeps them).
+A change of Tags alone is applied without a restart. This module owns the stored document's
+fields (esm.checkpoints.mappings keeps them); a mapping's Tags are part of its stored request.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import time
 from types import MappingProxyType
 from typing import Any, Awaitable, Callable
 
-from esm.api.entry import USER_INITIATED, Entry
+from esm.api.entry import Entry
 from esm.api.lifecycle import Lifecycle
 from esm.api.protocol import ApiError
 from esm.checkpoints.base import StoreUnavailable
@@ -65,7 +66,12 @@ class ReplicaSync:
             elif entry.origin == "api" and document.get("Revision", 0) > entry.revision and not entry.transition:
                 log.info("mapping %s changed by another replica", uuid, extra={"mapping": entry.settings.name})
                 settings = self._validated(document["Request"], uuid)
-                if settings is not None:
+                if settings is None:
+                    continue
+                if _untagged(settings.request) == _untagged(entry.settings.request):
+                    # Only its Tags changed: nothing to restart.
+                    entry.settings, entry.revision = settings, document["Revision"]
+                else:
                     self.lifecycle.change(entry, settings, document)
         for uuid, entry in list(entries.items()):
             if entry.origin == "api" and uuid not in documents and entry.transition != "Deleting":
@@ -80,8 +86,7 @@ class ReplicaSync:
             # Still listed (Disabled, with the reason), so it can be fixed by an update or deleted.
             settings = _unrunnable(document["Request"], uuid)
         entry = Entry(settings, "api", last_modified=document.get("LastModified", time.time()),
-                      created=document.get("Created", time.time()), reason=document.get("StateTransitionReason",
-                                                                                          USER_INITIATED),
+                      created=document.get("Created", time.time()), reason=document.get("StateTransitionReason"),
                       revision=document.get("Revision", 1))
         self.lifecycle.entries[uuid] = entry
         if runnable:
@@ -121,6 +126,10 @@ async def sync_forever(sync: Callable[[], Awaitable[None]], stop: asyncio.Event)
         if unavailable:
             log.info("the mapping store answers again")
             unavailable = False
+
+
+def _untagged(request: Any) -> dict[str, Any]:
+    return {key: value for key, value in request.items() if key != "Tags"}
 
 
 def _unrunnable(request: dict[str, Any], uuid: str) -> MappingSettings:

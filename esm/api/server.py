@@ -1,4 +1,5 @@
-"""The control API's HTTP listener (`api: {listen}`): Lambda's event source mapping operations.
+"""The control API's HTTP listener (`api: {listen}`): Lambda's event source mapping operations
+and the tag operations on their ARNs.
 
 Each request is bounded in size, authenticated (SigV4, when `api.credentials` is set), routed and
 parsed by the Lambda model (esm.api.protocol), answered by the mapping manager (documents by
@@ -119,7 +120,7 @@ class ApiServer:
             if allowed_methods(request.path):
                 raise ApiError("MethodNotAllowedException", f"{request.method} is not allowed on {request.path}",
                                status=405)
-            raise ApiError("UnknownOperationException", f"esm serves the event source mapping operations only; "
+            raise ApiError("UnknownOperationException", f"esm serves the event source mapping and tag operations only; "
                            f"nothing at {request.method} {request.path}", status=404)
         route, uri = found
         try:
@@ -131,6 +132,14 @@ class ApiServer:
         status = route.operation.http.get("responseCode", 200)
         if name == "ListEventSourceMappings":
             return self._json(status, self._list(route, params))
+        if name == "ListTags":
+            return self._json(status, {"Tags": dict(self.manager.tagged(params["Resource"]).settings.get("Tags") or {})})
+        if name == "TagResource":
+            await self.manager.tag(params["Resource"], tags=params["Tags"])
+            return self._json(status, None)
+        if name == "UntagResource":
+            await self.manager.tag(params["Resource"], remove=params["TagKeys"])
+            return self._json(status, None)
         if name == "CreateEventSourceMapping":
             entry = await self.manager.create(params)
         elif name == "GetEventSourceMapping":
@@ -155,5 +164,7 @@ class ApiServer:
 
     @staticmethod
     def _json(status: int, body: Any) -> web.Response:
-        return web.Response(status=status, text=json.dumps(body), content_type="application/json",
-                            headers={"x-amzn-RequestId": os.urandom(16).hex()})
+        headers = {"x-amzn-RequestId": os.urandom(16).hex()}
+        if body is None:  # 204: no content
+            return web.Response(status=status, headers=headers)
+        return web.Response(status=status, text=json.dumps(body), content_type="application/json", headers=headers)

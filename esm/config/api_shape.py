@@ -114,11 +114,23 @@ def _check_limits(value: Any, shape: Shape, path: str) -> list[Problem]:
         if "max" in meta and len(value) > meta["max"]:
             problems.append(Problem(path, f"must be at most {meta['max']} characters (got {len(value)})"))
         if shape.enum and value not in shape.enum:
-            problems.append(Problem(path, f"must be one of {', '.join(shape.enum)} (got {value!r})"))
+            problems.append(enum_problem(path, value, shape.enum))
         pattern = meta.get("pattern")
         if pattern and not _full_match(pattern, value):
             problems.append(Problem(path, f"does not match the API pattern {pattern}"))
     return problems
+
+
+# The order AWS's message lists an enum's values in, where it is not the model's (behaviour §10).
+AWS_ENUM_ORDER = {"StartingPosition": ("LATEST", "AT_TIMESTAMP", "TRIM_HORIZON")}
+
+
+def enum_problem(path: str, value: str, allowed: list[str]) -> Problem:
+    """A value outside its enum, in the words AWS's request validation uses (a ValidationException)."""
+    aws_path = ".".join(part[:1].lower() + part[1:] for part in re.sub(r"\[\d+\]", "", path).split("."))
+    order = AWS_ENUM_ORDER.get(path, tuple(allowed))
+    return Problem(path, f"1 validation error detected: Value '{value}' at '{aws_path}' failed to satisfy constraint: "
+                         f"Member must satisfy enum value set: [{', '.join(order)}]", code="ValidationException")
 
 
 @functools.cache

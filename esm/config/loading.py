@@ -350,7 +350,7 @@ class _Builder:
         elif isinstance(name, str) and name not in functions:
             known = ", ".join(functions) or "none"
             local.append(Problem("FunctionName", f"'{name}' is not a key of functions: (known: {known})"))
-        self.problems.extend(Problem(_join(path, p.path), p.message) for p in local)
+        self.problems.extend(dataclasses.replace(p, path=_join(path, p.path)) for p in local)
         if local or extension is None:
             return None
         label = extension.name or f"{check.source_id}->{name}"

@@ -51,7 +51,7 @@ HANDLING: dict[str, str] = {
     "KMSKeyArn": "accepted, not honoured (filters are not stored encrypted)",
     "MetricsConfig": "accepted, not honoured: every metric is always exported (behaviour §9.8)",
     "LoggingConfig": "accepted, not honoured: esm logs as `--log-level` says",
-    "Tags": "accepted, not honoured (control API: stored and returned)",
+    "Tags": "stored with the mapping; the control API lists them (ListTags), nothing else reads them",
     "Queues": "refused: Amazon MQ is not served yet",
     "DocumentDBEventSourceConfig": "refused: DocumentDB is not served yet",
     "ProvisionedPollerConfig": "bounds workers; no on-demand/provisioned split (behaviour §9.7)",

@@ -1,10 +1,12 @@
-"""The rules of SPEC section 1 that the API shape cannot express, and Lambda's defaults.
+"""The rules of behaviour §1 that the API shape cannot express, and Lambda's defaults.
 
 `check_mapping` takes one mapping request that already passed the API-shape check and returns
 its problems (paths relative to the mapping) plus the normalized request with Lambda's
 per-source defaults filled in. Rules follow what CreateEventSourceMapping rejects; where the
 API would accept a value that esm cannot honour (a source it does not serve), that is an error
-too, never a silent ignore. Which source a request names, and that source's own rules and
+too, never a silent ignore. Where AWS refuses a request with a fixed text, the rule says that
+text, with its error code (`MappingCheck.refuse`): `esm validate` and the control API then give
+the user the words AWS gives (behaviour §10). Which source a request names, and that source's own rules and
 defaults, come from its descriptor (esm.descriptor); the checks every source shares are here.
 """
 
@@ -14,7 +16,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from esm import registry
 from esm.arns import NOT_SERVED, parse_arn
@@ -39,6 +41,15 @@ SAM_KEYS = {
     "Function": "use FunctionName (a key of functions:)",
 }
 
+# AWS's own texts for the rules every source shares (behaviour §10).
+INVALID = "InvalidParameterValueException"
+NO_SOURCE = "Unrecognized event source."
+NO_STARTING_POSITION = ("1 validation error detected: Value null at 'startingPosition' failed to satisfy constraint: "
+                        "Member must not be null.")
+TIMESTAMP_WITHOUT_AT_TIMESTAMP = "Timestamp only valid with StartingPosition AT_TIMESTAMP"
+INVALID_PATTERN = "Invalid filter pattern definition."
+ON_SUCCESS = "Unsupported DestinationConfig parameter for given event source mapping type."
+
 STREAM_ONLY = ("ParallelizationFactor", "TumblingWindowInSeconds")
 RETRY_CONTROLS = ("BisectBatchOnFunctionError", "MaximumRetryAttempts", "MaximumRecordAgeInSeconds")
 # What no shard stream source (Kinesis, DynamoDB Streams) takes: Kafka's and SQS's settings.
@@ -56,9 +67,15 @@ class MappingCheck:
     # Top-level fields that already failed the API-shape check: no second complaint about them.
     already_reported: frozenset[str] = frozenset()
 
-    def fail(self, path: str, message: str) -> None:
+    def fail(self, path: str, message: str, code: str = "") -> None:
         if re.split(r"[.\[]", path, maxsplit=1)[0] not in self.already_reported:
-            self.problems.append(Problem(path, message))
+            self.problems.append(Problem(path, message, code))
+
+    def refuse(self, path: str, aws_text: str, code: str = INVALID, detail: str = "") -> None:
+        """A problem AWS answers with the fixed `aws_text` (and `code`): said in AWS's words, with
+        esm's `detail` for `esm validate`."""
+        if re.split(r"[.\[]", path, maxsplit=1)[0] not in self.already_reported:
+            self.problems.append(Problem(path, aws_text, code, detail))
 
 
 def sam_key_problems(raw: dict[str, Any]) -> list[Problem]:
@@ -99,8 +116,7 @@ def _identify_source(check: MappingCheck) -> SourceDescriptor | None:
         if found is not None and found.arnless is not None:
             check.source_id = found.arnless.source_id(req)
         elif not check.problems:
-            check.fail("EventSourceArn", "is required" + "".join(f" (or {d.arnless.hint})"
-                                                                 for d in arnless if d.arnless is not None))
+            check.refuse("EventSourceArn", NO_SOURCE)
     if found is not None:
         check.source = found.kind
     return found
@@ -128,22 +144,35 @@ def _named_by_arn(check: MappingCheck, arn_text: str, descriptors: list[SourceDe
     return found
 
 
+async def not_found(ask: Callable[[], Awaitable[None]], code: str) -> bool | None:
+    """For a source's `exists` probe: False when `ask` fails with the service's not-found `code`,
+    True when it answers, None when the service does not answer (unreachable: not missing)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        await ask()
+    except ClientError as error:
+        return False if error.response.get("Error", {}).get("Code") == code else None
+    except Exception:  # noqa: BLE001 - unreachable or refused: told later by the mapping's state
+        return None
+    return True
+
+
 def not_for(check: MappingCheck, keys: tuple[str, ...], source_name: str) -> None:
     for key in keys:
         if key in check.request:
             check.fail(key, f"is not supported for {source_name} event sources")
 
 
-def check_starting_position(check: MappingCheck, options: str = "TRIM_HORIZON, LATEST or AT_TIMESTAMP",
-                            default: str | None = None) -> None:
-    """StartingPosition (one of `options`, as the message names them) and its timestamp; a source
-    whose StartingPosition AWS does not require gives its `default`."""
+def check_starting_position(check: MappingCheck, default: str | None = None) -> None:
+    """StartingPosition and its timestamp; a source whose StartingPosition AWS does not require
+    gives its `default`."""
     req = check.request
     position = req.get("StartingPosition")
     if position is None and default is not None:
         position = req["StartingPosition"] = default
     if position is None:
-        check.fail("StartingPosition", f"is required for Kinesis and DynamoDB Streams event sources ({options})")
+        check.refuse("StartingPosition", NO_STARTING_POSITION)
         return
     stamp = req.get("StartingPositionTimestamp")
     if position == "AT_TIMESTAMP":
@@ -158,7 +187,7 @@ def check_starting_position(check: MappingCheck, options: str = "TRIM_HORIZON, L
             else:
                 req["StartingPositionTimestamp"] = seconds
     elif stamp is not None:
-        check.fail("StartingPositionTimestamp", "is only allowed when StartingPosition is AT_TIMESTAMP")
+        check.refuse("StartingPositionTimestamp", TIMESTAMP_WITHOUT_AT_TIMESTAMP)
 
 
 def _epoch_seconds(value: Any) -> float | None:
@@ -176,11 +205,15 @@ def _epoch_seconds(value: Any) -> float | None:
     return None
 
 
-def check_retry_controls(check: MappingCheck) -> None:
+def check_retry_controls(check: MappingCheck, *, defaults: bool = True) -> None:
+    """Retries, record age and bisect; with `defaults`, AWS's defaults go in the request (it
+    answers them for streams, not for Kafka: behaviour §10)."""
     req = check.request
-    req.setdefault("BisectBatchOnFunctionError", False)
-    req.setdefault("MaximumRetryAttempts", -1)
-    age = req.setdefault("MaximumRecordAgeInSeconds", -1)
+    if defaults:
+        req.setdefault("BisectBatchOnFunctionError", False)
+        req.setdefault("MaximumRetryAttempts", -1)
+        req.setdefault("MaximumRecordAgeInSeconds", -1)
+    age = req.get("MaximumRecordAgeInSeconds", -1)
     if isinstance(age, int) and not isinstance(age, bool) and age != -1 and age < 60:
         check.fail("MaximumRecordAgeInSeconds", f"must be -1 (infinite) or between 60 and 604800 (got {age})")
 
@@ -227,7 +260,7 @@ def _check_common(check: MappingCheck, descriptor: SourceDescriptor) -> None:
     req.setdefault("Enabled", True)
     req.setdefault("FunctionResponseTypes", [])
     if "OnSuccess" in (req.get("DestinationConfig") or {}):
-        check.fail("DestinationConfig.OnSuccess", "is not supported for event source mappings; only OnFailure is")
+        check.refuse("DestinationConfig.OnSuccess", ON_SUCCESS)
     filters = (req.get("FilterCriteria") or {}).get("Filters") or []
     if len(filters) > MAX_FILTERS:
         check.fail("FilterCriteria.Filters", f"must have at most {MAX_FILTERS} filters (got {len(filters)})")
@@ -241,7 +274,7 @@ def _check_common(check: MappingCheck, descriptor: SourceDescriptor) -> None:
         try:
             validate_pattern(pattern)
         except InvalidPatternError as error:
-            check.fail(path, f"Invalid filter pattern definition: {error}")
+            check.refuse(path, INVALID_PATTERN, detail=str(error))
             continue
         try:
             matcher = compile_filters([pattern])
@@ -250,4 +283,4 @@ def _check_common(check: MappingCheck, descriptor: SourceDescriptor) -> None:
                 # pattern is a create error.
                 check_json_data_patterns(matcher, descriptor.data.key, check.source)
         except InvalidPatternError as error:
-            check.fail(path, f"Invalid filter pattern definition: {error}")
+            check.refuse(path, INVALID_PATTERN, detail=str(error))

@@ -158,7 +158,7 @@ def _cloudformation(options: TemplateOptions, aws: AwsSettings, environ: Mapping
         try:
             template = to_cloudformation(template, {**parameters, **pseudo}, Path(options.template).resolve().parent)
         except ConfigError as error:  # the translator names a mapping by the id it generates for the event
-            raise ConfigError([Problem(sam_events.get(p.path, (p.path, None))[0], p.message)
+            raise ConfigError([dataclasses.replace(p, path=sam_events.get(p.path, (p.path, None))[0])
                                for p in error.problems]) from None
     return template, sam_events, parameters, pseudo
 
@@ -479,12 +479,12 @@ def _locate(problem: Problem, mappings: list[_Mapping], overrides: Mapping[str, 
         # Another mapping named in the message (a clash) is named as the template names it.
         message = re.sub(r"event_source_mappings\[(\d+)\]", lambda m: mappings[int(m.group(1))].label, problem.message)
         message = f"{message} {SKIP_HINT}" if mapping.unserved else message
-        return Problem(path, message)
+        return dataclasses.replace(problem, path=path, message=message)
     match = re.match(r"functions\.([^.]+)\.?(.*)", problem.path)
     if match and match.group(1) not in overrides:
         key = {"timeout": "Timeout", "handler": "Handler"}.get(match.group(2), "")
         return Problem(f"{match.group(1)}.Properties.{key}" if key else match.group(1), problem.message)
-    return Problem(f"{config}: {problem.path}" if config else problem.path, problem.message)
+    return dataclasses.replace(problem, path=f"{config}: {problem.path}" if config else problem.path)
 
 
 def _row(mapping: _Mapping, settings: Any, placements: Mapping[str, fn.Placement]) -> Row:

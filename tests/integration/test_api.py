@@ -185,7 +185,8 @@ async def test_every_operation_with_paging_and_filters(esm_api: EsmProcess):
     assert created["FunctionArn"] == "arn:aws:lambda:us-east-1:000000000000:function:orders"
     assert created["EventSourceMappingArn"] == \
         f"arn:aws:lambda:us-east-1:000000000000:event-source-mapping:{created['UUID']}"
-    assert created["LastProcessingResult"] == "No records processed"
+    assert "LastProcessingResult" not in created  # AWS answers none for SQS (behaviour §10)
+    assert created["MaximumBatchingWindowInSeconds"] == 0
     mine = [created["UUID"]]
     for arn in arns[1:]:
         mine.append(lam.create_event_source_mapping(FunctionName="arn:aws:lambda:us-east-1:000000000000:function:orders",
@@ -241,7 +242,8 @@ async def test_each_error_type(esm_api: EsmProcess):
         _, arn = await create_queue(sqs, "api-errors")
     code, status, message = error_code(lambda: lam.create_event_source_mapping(
         FunctionName="orders", EventSourceArn=arn, BatchSize=50))
-    assert (code, status) == ("InvalidParameterValueException", 400) and "MaximumBatchingWindowInSeconds" in message
+    assert (code, status, message) == ("InvalidParameterValueException", 400, "Maximum batch window in seconds must "
+                                       "be greater than 0 if maximum batch size is greater than 10")
 
     request = urllib.request.Request(esm_api.endpoint + "/2015-03-31/event-source-mappings/", method="POST",
                                      data=json.dumps({"FunctionName": "orders", "EventSourceArn": arn,
@@ -268,16 +270,23 @@ async def test_each_error_type(esm_api: EsmProcess):
 
     assert error_code(lambda: lam.get_event_source_mapping(UUID=str(uuid.uuid4())))[:2] == \
         ("ResourceNotFoundException", 404)
-    code, status, message = error_code(lambda: lam.create_event_source_mapping(FunctionName="nobody", EventSourceArn=arn))
-    assert (code, status) == ("ResourceNotFoundException", 404) and "nobody" in message
+    # behaviour §10: AWS checks the source first, then the function (400, not 404).
+    assert error_code(lambda: lam.create_event_source_mapping(FunctionName="nobody", EventSourceArn=arn)) == \
+        ("InvalidParameterValueException", 400, "Function does not exist")
 
-    # A queue that does not exist yet keeps its mapping in Creating: it cannot be changed then,
-    # but it can be deleted.
+    # A queue that does not exist is refused with SQS's error, as AWS does.
     missing = f"arn:aws:sqs:us-east-1:000000000000:api-not-yet-{uuid.uuid4().hex[:8]}"
-    pending = lam.create_event_source_mapping(FunctionName="orders", EventSourceArn=missing)["UUID"]
+    code, status, message = error_code(lambda: lam.create_event_source_mapping(FunctionName="orders",
+                                                                                 EventSourceArn=missing))
+    assert (code, status) == ("InvalidParameterValueException", 400) and "NonExistentQueue" in message
+    # A cluster that does not answer (not missing) keeps its mapping in Creating: it cannot be
+    # changed then (ResourceInUseException), but it can be deleted.
+    unreachable = {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": [f"127.0.0.1:{free_port()}"]}}
+    pending = lam.create_event_source_mapping(FunctionName="orders", Topics=["nowhere"],
+                                              SelfManagedEventSource=unreachable)["UUID"]
     assert lam.get_event_source_mapping(UUID=pending)["State"] == "Creating"
-    code, status, message = error_code(lambda: lam.update_event_source_mapping(UUID=pending, BatchSize=3))
-    assert (code, status) == ("ResourceConflictException", 409) and "Creating" in message
+    assert error_code(lambda: lam.update_event_source_mapping(UUID=pending, BatchSize=3)) == \
+        ("ResourceInUseException", 400, "Cannot update the event source mapping because it is in use.")
     assert lam.delete_event_source_mapping(UUID=pending)["State"] == "Deleting"
 
     config_uuid = lam.list_event_source_mappings(FunctionName="billing")["EventSourceMappings"][0]["UUID"]
@@ -299,7 +308,6 @@ async def test_disable_holds_messages_and_enable_delivers_them(esm_api: EsmProce
         await wait_state(lam, mapping, "Enabled")
         await send(sqs, url, ["before"])
         await wait_until(lambda: len(esm_api.delivered(arn)) == 1, what="the first message delivered")
-        assert lam.get_event_source_mapping(UUID=mapping)["LastProcessingResult"] == "OK"
 
         assert lam.update_event_source_mapping(UUID=mapping, Enabled=False)["State"] == "Disabling"
         await wait_state(lam, mapping, "Disabled")
@@ -334,7 +342,7 @@ async def test_update_batch_size_applies_to_the_next_batch_without_losing_record
         for call in (lambda: lam.update_event_source_mapping(UUID=mapping, BatchSize=3),
                      lambda: lam.delete_event_source_mapping(UUID=mapping)):
             code, status, message = error_code(call)
-            assert (code, status) == ("ResourceConflictException", 409) and "Updating" in message
+            assert (code, status) == ("ResourceInUseException", 400) and "because it is in use" in message
         (esm_api.folder / "release").write_text("")
         await wait_state(lam, mapping, "Enabled")
         await send(sqs, url, [f"m{i}" for i in range(5)])
@@ -470,15 +478,15 @@ async def test_a_kinesis_mapping_resumes_from_its_checkpoint_after_disable_updat
 
 
 async def test_a_mapping_created_disabled_never_polls(esm_api: EsmProcess):
-    """Issue 15.3: Enabled=false on create goes Creating -> Disabled; its queue is left alone."""
+    """Issue 15.3: Enabled=false on create answers Disabled at once, as AWS does (behaviour §10);
+    its queue is left alone."""
     await esm_api.ready()
     lam = esm_api.client()
     async with sqs_client() as sqs:
         url, arn = await create_queue(sqs, "api-created-disabled")
         await send(sqs, url, ["waiting"])
         created = lam.create_event_source_mapping(FunctionName="orders", EventSourceArn=arn, Enabled=False)
-        assert created["State"] == "Creating"
-        await wait_state(lam, created["UUID"], "Disabled")
+        assert created["State"] == "Disabled"
         assert await queue_counts(sqs, url) == (1, 0) and esm_api.delivered(arn) == []
     lam.delete_event_source_mapping(UUID=created["UUID"])
 

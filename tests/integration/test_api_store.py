@@ -27,6 +27,7 @@ from esm.config.loading import parse_config
 from esm.config.settings import AwsSettings
 from esm.observability.metrics import Metrics
 from esm.runtime import Runtime
+from tests.support.sqs import sqs_client
 from tests.support.waiting import wait_until
 
 CONFIG = """
@@ -35,6 +36,15 @@ functions:
 event_source_mappings: []
 """
 QUEUE = "arn:aws:sqs:us-east-1:000000000000:api-store-orders"
+
+
+@pytest.fixture
+async def source_queue(backends: dict[str, str]) -> str:
+    """The queue the mappings name: create refuses a queue that does not exist (behaviour §10)."""
+    async with sqs_client() as sqs:
+        for name in (QUEUE.rsplit(":", 1)[1], QUEUE.rsplit(":", 1)[1] + "-2"):
+            await sqs.create_queue(QueueName=name)
+    return QUEUE
 
 
 def make_manager(checkpoints: Any, metrics: Metrics | None = None) -> MappingManager:
@@ -92,7 +102,7 @@ async def test_a_write_based_on_an_old_revision_is_refused(backends: dict[str, s
             await store.put(mapping, document(mapping, 3), expected=2)
 
 
-async def test_two_replicas_updating_one_mapping_at_once_agree(backends: dict[str, str]):
+async def test_two_replicas_updating_one_mapping_at_once_agree(source_queue: str, backends: dict[str, str]):
     """Review point 1: replicas A and B, both at revision 1, update the same mapping at the same
     time: exactly one update is stored, the other is answered ResourceConflictException (a
     concurrent change), and once both sync they report the same BatchSize and revision. Before
@@ -116,7 +126,24 @@ async def test_two_replicas_updating_one_mapping_at_once_agree(backends: dict[st
         assert a.get(created.uuid).revision == b.get(created.uuid).revision == 2
 
 
-async def test_an_unreadable_stored_document_is_reported_once_and_skipped(tmp_path: Path,
+async def test_tags_are_shared_through_the_store_without_a_restart(source_queue: str, backends: dict[str, str]):
+    """behaviour §10: a mapping's Tags (given on create, changed by TagResource on replica A) are
+    read by ListTags on replica B once it syncs; the mapping keeps its settings otherwise."""
+    async with dynamodb_store(f"esm-api-{uuid.uuid4().hex[:8]}") as checkpoints:
+        a, b = make_manager(checkpoints), make_manager(checkpoints)
+        created = await a.create({"FunctionName": "orders", "EventSourceArn": QUEUE, "Enabled": False,
+                                  "Tags": {"team": "orders"}})
+        arn = f"arn:aws:lambda:us-east-1:000000000000:event-source-mapping:{created.uuid}"
+        await a.tag(arn, tags={"env": "test"})
+        await a.tag(arn, remove=["team"])
+        await b.sync()
+        assert dict(b.tagged(arn).settings.request["Tags"]) == {"env": "test"}
+        assert b.get(created.uuid).transition is None and b.get(created.uuid).revision == 3
+        for manager in (a, b):
+            await manager.close()
+
+
+async def test_an_unreadable_stored_document_is_reported_once_and_skipped(source_queue: str, tmp_path: Path,
                                                                            caplog: pytest.LogCaptureFixture):
     """Review point 3: a stored document that is not JSON does not stop the manager loading or
     syncing the others; it is logged once (naming the mapping), not at every sync, and a mapping
@@ -193,7 +220,7 @@ async def test_sync_stops_on_an_error_retrying_cannot_fix(monkeypatch: pytest.Mo
         await asyncio.wait_for(manager.sync_forever(asyncio.Event()), 60)
 
 
-async def test_deleting_a_mapping_removes_its_metric_series(tmp_path: Path):
+async def test_deleting_a_mapping_removes_its_metric_series(source_queue: str, tmp_path: Path):
     """Review point 4: once an API mapping is deleted, /metrics has no series labelled with its
     UUID (counters, state, info, pollers: every family), while another mapping's stay."""
     metrics = Metrics()

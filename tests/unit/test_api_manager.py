@@ -40,9 +40,14 @@ def test_function_name_resolves_by_key_arn_or_lambda_target(manager, name, key):
     assert manager._function_key(name) == key
 
 
-def test_an_unknown_function_is_resource_not_found(manager):
-    """15.2: ResourceNotFoundException (404) naming the function."""
+def test_an_unknown_function_is_invalid_parameter_value(manager):
+    """behaviour §10: AWS answers 400 InvalidParameterValueException "Function does not exist"."""
     with pytest.raises(ApiError) as caught:
         manager._function_key("arn:aws:lambda:us-east-1:000000000000:function:nobody")
-    assert caught.value.code == "ResourceNotFoundException" and caught.value.status == 404
-    assert "nobody" in caught.value.message
+    assert (caught.value.code, caught.value.status, caught.value.message) == (
+        "InvalidParameterValueException", 400, "Function does not exist")
+
+
+def test_latest_qualifier_names_the_function_itself(manager):
+    """behaviour §10: AWS accepts `name:$LATEST`."""
+    assert manager._function_key("orders:$LATEST") == "orders"

@@ -123,12 +123,14 @@ def test_unset_env_variable_is_an_error_with_its_path():
         (sqs(BatchSize=0), "event_source_mappings[0].BatchSize: must be at least 1"),
         (sqs(BatchSize=10001, MaximumBatchingWindowInSeconds=1), "event_source_mappings[0].BatchSize: must be at most 10000"),
         (sqs(MaximumBatchingWindowInSeconds=301), "event_source_mappings[0].MaximumBatchingWindowInSeconds: must be at most 300"),
-        (kinesis(StartingPosition="NOW"), "event_source_mappings[0].StartingPosition: must be one of TRIM_HORIZON, LATEST, AT_TIMESTAMP"),
+        (kinesis(StartingPosition="NOW"), "event_source_mappings[0].StartingPosition: 1 validation error detected: Value 'NOW' at 'startingPosition' "
+         "failed to satisfy constraint: Member must satisfy enum value set: [LATEST, AT_TIMESTAMP, TRIM_HORIZON]"),
         (kinesis(ParallelizationFactor=11), "event_source_mappings[0].ParallelizationFactor: must be at most 10"),
         (kinesis(MaximumRetryAttempts=10001), "event_source_mappings[0].MaximumRetryAttempts: must be at most 10000"),
         (kinesis(MaximumRetryAttempts=-2), "event_source_mappings[0].MaximumRetryAttempts: must be at least -1"),
         (kinesis(TumblingWindowInSeconds=901), "event_source_mappings[0].TumblingWindowInSeconds: must be at most 900"),
-        (sqs(FunctionResponseTypes=["Partial"]), "event_source_mappings[0].FunctionResponseTypes[0]: must be one of ReportBatchItemFailures"),
+        (sqs(FunctionResponseTypes=["Partial"]), "event_source_mappings[0].FunctionResponseTypes[0]: 1 validation error detected: Value 'Partial' at "
+         "'functionResponseTypes' failed to satisfy constraint: Member must satisfy enum value set: [ReportBatchItemFailures]"),
         (sqs(ScalingConfig={"MaximumConcurrency": 1}), "event_source_mappings[0].ScalingConfig.MaximumConcurrency: must be at least 2"),
         (sqs(ScalingConfig={"MaximumConcurrency": 1001}), "event_source_mappings[0].ScalingConfig.MaximumConcurrency: must be at most 1000"),
         (sqs(EventSourceArn="queue-name"), "event_source_mappings[0].EventSourceArn: does not match the API pattern"),
@@ -146,20 +148,21 @@ def test_api_shape_rules(mapping, expected):
 @pytest.mark.parametrize(
     "mapping, expected",
     [
-        (sqs(BatchSize=11), "event_source_mappings[0].MaximumBatchingWindowInSeconds: must be at least 1 when BatchSize is greater than 10"),
+        (sqs(BatchSize=11), "event_source_mappings[0].MaximumBatchingWindowInSeconds: Maximum batch window in seconds must be greater than 0 "
+         "if maximum batch size is greater than 10"),
         (sqs(EventSourceArn=FIFO, BatchSize=11), "event_source_mappings[0].BatchSize: must be at most 10 for a FIFO queue"),
         (sqs(EventSourceArn=FIFO, MaximumBatchingWindowInSeconds=5), "event_source_mappings[0].MaximumBatchingWindowInSeconds: is not supported for FIFO queues"),
-        ({"FunctionName": "fn", "EventSourceArn": KINESIS}, "event_source_mappings[0].StartingPosition: is required"),
-        (sqs(StartingPosition="LATEST"), "event_source_mappings[0].StartingPosition: is not supported for SQS"),
+        ({"FunctionName": "fn", "EventSourceArn": KINESIS}, "event_source_mappings[0].StartingPosition: 1 validation error detected: Value null at 'startingPosition' failed to satisfy constraint: Member must not be null."),
+        (sqs(StartingPosition="LATEST"), "event_source_mappings[0].StartingPosition: StartingPosition is not valid for SQS event sources."),
         (sqs(BisectBatchOnFunctionError=True), "event_source_mappings[0].BisectBatchOnFunctionError: is not supported for SQS"),
         (kafka(TumblingWindowInSeconds=60), "event_source_mappings[0].TumblingWindowInSeconds: is not supported for Kafka"),
         (kinesis(StartingPosition="AT_TIMESTAMP"), "event_source_mappings[0].StartingPositionTimestamp: is required when StartingPosition is AT_TIMESTAMP"),
         (kinesis(StartingPosition="AT_TIMESTAMP", StartingPositionTimestamp=4102444800),
          "event_source_mappings[0].StartingPositionTimestamp: must not be in the future"),
-        (kinesis(StartingPositionTimestamp=1700000000), "event_source_mappings[0].StartingPositionTimestamp: is only allowed when StartingPosition is AT_TIMESTAMP"),
+        (kinesis(StartingPositionTimestamp=1700000000), "event_source_mappings[0].StartingPositionTimestamp: Timestamp only valid with StartingPosition AT_TIMESTAMP"),
         (kinesis(MaximumRecordAgeInSeconds=30), "event_source_mappings[0].MaximumRecordAgeInSeconds: must be -1 (infinite) or between 60 and 604800"),
         (kinesis(DestinationConfig={"OnSuccess": {"Destination": "arn:aws:sqs:us-east-1:000000000000:ok"}}),
-         "event_source_mappings[0].DestinationConfig.OnSuccess: is not supported"),
+         "event_source_mappings[0].DestinationConfig.OnSuccess: Unsupported DestinationConfig parameter for given event source mapping type."),
         (sqs(DestinationConfig={"OnFailure": {"Destination": "arn:aws:sqs:us-east-1:000000000000:dlq"}}),
          "event_source_mappings[0].DestinationConfig.OnFailure: is not supported for SQS"),
         (kinesis(DestinationConfig={"OnFailure": {"Destination": "kafka://failures"}}),
@@ -180,7 +183,7 @@ def test_api_shape_rules(mapping, expected):
         (kafka(SelfManagedKafkaEventSourceConfig={"ConsumerGroupId": "bad group!"}),
          "event_source_mappings[0].SelfManagedKafkaEventSourceConfig.ConsumerGroupId: does not match the API pattern"),
         (kinesis(ScalingConfig={"MaximumConcurrency": 5}), "event_source_mappings[0].ScalingConfig: is not supported for Kinesis"),
-        ({"FunctionName": "fn"}, "event_source_mappings[0].EventSourceArn: is required"),
+        ({"FunctionName": "fn"}, "event_source_mappings[0].EventSourceArn: Unrecognized event source."),
     ],
 )
 def test_spec_section_1_rules(mapping, expected):
@@ -190,10 +193,10 @@ def test_spec_section_1_rules(mapping, expected):
 
 
 def test_invalid_filter_pattern_gives_aws_headline_and_reason():
-    """FILTERS.md 2: config validation reports 'Invalid filter pattern definition: <reason>' at the filter's path."""
+    """behaviour §11.2, §10: config validation reports AWS's 'Invalid filter pattern definition.' and esm's reason at the filter's path."""
     found = one_problem(sqs(FilterCriteria={"Filters": [{"Pattern": '{"body": {"status": []}}'}]}))
     assert found == ("event_source_mappings[0].FilterCriteria.Filters[0].Pattern: "
-                     "Invalid filter pattern definition: Empty arrays are not allowed")
+                     "Invalid filter pattern definition. (Empty arrays are not allowed)")
 
 
 @pytest.mark.parametrize(
@@ -365,5 +368,5 @@ def test_kafka_starting_position_is_optional_and_defaults_to_latest():
     mapping = {key: value for key, value in kafka().items() if key != "StartingPosition"}
     config = parse_config(config_text(mapping), environ={})
     assert config.mappings[0].request["StartingPosition"] == "LATEST"
-    assert one_problem({"FunctionName": "fn", "EventSourceArn": KINESIS}).startswith(
-        "event_source_mappings[0].StartingPosition: is required for Kinesis and DynamoDB Streams event sources")
+    assert one_problem({"FunctionName": "fn", "EventSourceArn": KINESIS}) == (
+        "event_source_mappings[0].StartingPosition: 1 validation error detected: Value null at 'startingPosition' failed to satisfy constraint: Member must not be null.")

@@ -179,7 +179,7 @@ def config(**mapping: object) -> str:
 def problems(text: str) -> list[str]:
     with pytest.raises(ConfigError) as caught:
         parse_config(text, base_dir=".")
-    return [f"{p.path}: {p.message}" for p in caught.value.problems]
+    return [str(p) for p in caught.value.problems]
 
 
 def test_config_validation_takes_the_new_sources_arns_rules_and_defaults(tiny: Path) -> None:
@@ -192,8 +192,8 @@ def test_config_validation_takes_the_new_sources_arns_rules_and_defaults(tiny: P
         "event_source_mappings[0].BatchSize: must be at most 3 for Tiny event sources (got 4)",
     ]
     assert problems(config(FilterCriteria='{Filters: [{Pattern: \'{"payload": ["x"]}\'}]}')) == [
-        "event_source_mappings[0].FilterCriteria.Filters[0].Pattern: Invalid filter pattern definition: "
-        '"payload" must be filtered with a JSON object pattern for tiny records'
+        "event_source_mappings[0].FilterCriteria.Filters[0].Pattern: Invalid filter pattern definition. "
+        '("payload" must be filtered with a JSON object pattern for tiny records)'
     ]
     other = config().replace(ARN, "arn:aws:ec2:us-east-1:000000000000:instance/i-1")
     assert problems(other) == ["event_source_mappings[0].EventSourceArn: 'ec2' is not an event source; "

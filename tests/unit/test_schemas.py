@@ -434,7 +434,7 @@ def test_registry_config_problems_name_their_path():
                         'SchemaValidationConfigs: [{Attribute: VALUE}], AccessConfigs: '
                         '[{Type: BASIC_AUTH, URI: "arn:aws:secretsmanager:us-east-1:123456789012:secret:c"}]}')
     assert "takes no AccessConfigs" in found["AccessConfigs[0]"]
-    assert "must be one of JSON, SOURCE" in problems_of(
+    assert "Member must satisfy enum value set: [JSON, SOURCE]" in problems_of(
         '{SchemaRegistryURI: "http://sr", EventRecordFormat: AVRO, SchemaValidationConfigs: [{Attribute: VALUE}]}')[
         "EventRecordFormat"]
     assert "not supported by esm" in problems_of(

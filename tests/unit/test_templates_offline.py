@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from esm.cli import main
+from esm.config.loading import load_config
 from esm.errors import ConfigError
 from esm.invokers.python import load_handler
 from esm.templates import TemplateOptions, load_template, parse_parameter_overrides
@@ -475,3 +476,37 @@ def test_auto_publish_alias_points_at_the_function(tmp_path):
         """)
     (mapping,) = load_template(offline(path)).config.mappings
     assert mapping.function.name == "Fn" and mapping.function.handler == "esm_template_code.Fn.app:handler"
+
+
+def test_template_and_config_report_a_rule_in_the_same_aws_words(tmp_path):
+    """behaviour §10, issue 22.2: a template's mapping and a config file's mapping refused by one
+    rule get the same AWS text; only the path in front differs."""
+    path = write(tmp_path, """
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          Q: {Type: AWS::SQS::Queue}
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: code/
+              Handler: app.handler
+              Runtime: python3.12
+              Events:
+                Orders:
+                  Type: SQS
+                  Properties:
+                    Queue: !GetAtt Q.Arn
+                    BatchSize: 50
+        """)
+    text = "Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10"
+    assert f"Fn.Properties.Events.Orders.Properties.MaximumBatchingWindowInSeconds: {text}" in problems_of(offline(path))
+    config = tmp_path / "esm.yaml"
+    config.write_text(textwrap.dedent("""
+        functions: {orders: {handler: "mod:fn"}}
+        event_source_mappings:
+          - {FunctionName: orders, EventSourceArn: "arn:aws:sqs:us-east-1:000000000000:q", BatchSize: 50}
+        """))
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert [str(p) for p in caught.value.problems] == [
+        f"event_source_mappings[0].MaximumBatchingWindowInSeconds: {text}"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from esm.descriptor import JSON, DataField, SourceDescriptor, StatusColumns, TemplateSupport
+from esm.descriptor import ApiAnswers, JSON, DataField, SourceDescriptor, StatusColumns, TemplateSupport
 
 if TYPE_CHECKING:
     from esm.arns import Arn
@@ -31,4 +31,6 @@ DESCRIPTOR = SourceDescriptor(
                               label=_label),
     checkpoints=True,
     conformance="tests.conformance.sources:DynamoDbSource",
+    answers=ApiAnswers(defaults=(("MaximumBatchingWindowInSeconds", 0), ("DestinationConfig", {"OnFailure": {}})),
+                       exists="esm.sources.dynamodb.rules:stream_exists"),
 )

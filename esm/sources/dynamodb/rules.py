@@ -4,8 +4,21 @@ with the message below; and only a table's stream ARN names a source."""
 
 from __future__ import annotations
 
-from esm.arns import Arn
-from esm.config.rules import NOT_FOR_STREAMS, MappingCheck, check_starting_position, check_stream_controls, not_for
+from typing import Any
+
+from esm.arns import Arn, parse_arn
+from esm.config.rules import (
+    NOT_FOR_STREAMS,
+    MappingCheck,
+    check_starting_position,
+    check_stream_controls,
+    not_for,
+    not_found,
+)
+
+
+# AWS's text for AT_TIMESTAMP on a DynamoDB stream (behaviour §10).
+UNSUPPORTED_POSITION = "Unsupported starting position for arn type: {arn}"
 
 
 def check(check: MappingCheck) -> None:
@@ -13,9 +26,9 @@ def check(check: MappingCheck) -> None:
     not_for(check, NOT_FOR_STREAMS, "DynamoDB Streams")
     req.setdefault("BatchSize", 100)
     if req.get("StartingPosition") == "AT_TIMESTAMP":
-        check.fail("StartingPosition", f"Unsupported starting position for arn type: {check.source_id}")
+        check.refuse("StartingPosition", UNSUPPORTED_POSITION.format(arn=check.source_id))
     else:
-        check_starting_position(check, options="TRIM_HORIZON or LATEST")
+        check_starting_position(check)
     check_stream_controls(check)
 
 
@@ -26,3 +39,15 @@ def check_arn(arn: Arn) -> str | None:
         return None
     return ("must be a DynamoDB stream ARN "
             "(arn:aws:dynamodb:<region>:<account>:table/<table>/stream/<label>), not a table ARN")
+
+
+async def stream_exists(clients: Any, arn_text: str) -> bool | None:
+    """Whether the table's stream exists (create asks, as AWS does: behaviour §10); None when
+    DynamoDB Streams does not answer."""
+    arn = parse_arn(arn_text)
+
+    async def ask() -> None:
+        async with clients.client("dynamodbstreams", arn.region if arn else None) as streams:
+            await streams.describe_stream(StreamArn=arn_text, Limit=1)
+
+    return await not_found(ask, "ResourceNotFoundException")

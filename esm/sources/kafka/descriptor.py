@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from esm.descriptor import BASE64, ArnlessSource, DataField, SourceDescriptor, StatusColumns, TemplateSupport
+from esm.descriptor import BASE64, ApiAnswers, ArnlessSource, DataField, SourceDescriptor, StatusColumns, TemplateSupport
 
 if TYPE_CHECKING:
     from esm.arns import Arn
@@ -32,7 +32,6 @@ DESCRIPTOR = SourceDescriptor(
     arn_services=("kafka",),
     arnless=ArnlessSource(key="SelfManagedEventSource",
                           with_arn="not allowed with EventSourceArn (self-managed Kafka has no ARN)",
-                          hint="SelfManagedEventSource for a self-managed Kafka cluster",
                           source_id=_self_managed_id),
     status=StatusColumns(counts=frozenset({"committed", "on_failure", "dropped"}), acked="committed",
                          lag="offset_lag"),
@@ -46,4 +45,10 @@ DESCRIPTOR = SourceDescriptor(
     lanes_from_extension=True,
     unique_group_keys=("SelfManagedKafkaEventSourceConfig", "AmazonManagedKafkaEventSourceConfig"),
     conformance="tests.conformance.sources:KafkaSource",
+    answers=ApiAnswers(
+        duplicate=('An event source mapping with event source ("{source}"), function ("{function_arn}"), '
+                   'topics ("{topics}") already exists. Please update or delete the existing mapping with UUID {uuid}'),
+        missing="Cluster not found: {arn}",
+        exists="esm.sources.kafka.rules:cluster_exists",  # an MSK cluster; a self-managed one cannot be asked
+    ),
 )

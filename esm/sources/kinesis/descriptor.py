@@ -4,7 +4,7 @@ its config rules, the base64 `data` it filters and transforms, its status column
 
 from __future__ import annotations
 
-from esm.descriptor import BASE64, DataField, SourceDescriptor, StatusColumns, TemplateSupport
+from esm.descriptor import ApiAnswers, BASE64, DataField, SourceDescriptor, StatusColumns, TemplateSupport
 
 DESCRIPTOR = SourceDescriptor(
     kind="kinesis",
@@ -19,4 +19,6 @@ DESCRIPTOR = SourceDescriptor(
                                          ("AWS::Kinesis::StreamConsumer", "esm.sources.kinesis.template:CONSUMER"))),
     checkpoints=True,
     conformance="tests.conformance.sources:KinesisSource",
+    answers=ApiAnswers(defaults=(("MaximumBatchingWindowInSeconds", 0), ("DestinationConfig", {"OnFailure": {}})),
+                       exists="esm.sources.kinesis.rules:stream_exists"),
 )

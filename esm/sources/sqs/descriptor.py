@@ -4,7 +4,7 @@ template may create."""
 
 from __future__ import annotations
 
-from esm.descriptor import TEXT, DataField, SourceDescriptor, StatusColumns, TemplateSupport
+from esm.descriptor import TEXT, ApiAnswers, DataField, SourceDescriptor, StatusColumns, TemplateSupport
 
 DESCRIPTOR = SourceDescriptor(
     kind="sqs",
@@ -16,4 +16,14 @@ DESCRIPTOR = SourceDescriptor(
     status=StatusColumns(counts=frozenset({"deleted"}), acked="deleted"),
     templates=TemplateSupport(sam_events=(("SQS", "Queue"),),
                               resources=(("AWS::SQS::Queue", "esm.sources.sqs.template:QUEUE"),)),
+    answers=ApiAnswers(
+        user_reason="USER_INITIATED",
+        defaults=(("MaximumBatchingWindowInSeconds", 0),),
+        omitted=("LastProcessingResult",),
+        duplicate=('An event source mapping with SQS arn (" {source} ") and function (" {function} ") already exists. '
+                   'Please update or delete the existing mapping with UUID {uuid}'),
+        missing=("Error occurred while ReceiveMessage. SQS Error Code: AWS.SimpleQueueService.NonExistentQueue. "
+                 "SQS Error Message: The specified queue does not exist for this wsdl version."),
+        exists="esm.sources.sqs.rules:queue_exists",
+    ),
 )

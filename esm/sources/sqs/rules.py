@@ -3,10 +3,16 @@ CreateEventSourceMapping refuses for a queue, batch size and window by queue typ
 
 from __future__ import annotations
 
+from typing import Any
+
 from esm.arns import is_fifo_queue, parse_arn
 from esm.config.api_shape import create_mapping_shape
 from esm.config.rules import RETRY_CONTROLS, STREAM_ONLY, MappingCheck, not_for
 from esm.sources.sqs.scaling import SQS_DEFAULT_MAXIMUM_POLLERS, SQS_DEFAULT_MINIMUM_POLLERS
+
+# AWS's texts (behaviour §10).
+NO_STARTING_POSITION = "StartingPosition is not valid for SQS event sources."
+WINDOW_REQUIRED = "Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10"
 
 SQS_FIFO_MAX_BATCH = 10
 SQS_MIN_POLLERS = 2  # ProvisionedPollerConfig for SQS (the API shape allows 1, for Kafka)
@@ -16,8 +22,10 @@ def check(check: MappingCheck) -> None:
     req = check.request
     arn = parse_arn(check.source_id)
     fifo = arn is not None and is_fifo_queue(arn)
-    not_for(check, STREAM_ONLY + RETRY_CONTROLS + ("StartingPosition", "StartingPositionTimestamp", "Topics",
-                                                   "SourceAccessConfigurations"), "SQS")
+    for key in ("StartingPosition", "StartingPositionTimestamp"):
+        if key in req:
+            check.refuse(key, NO_STARTING_POSITION)
+    not_for(check, STREAM_ONLY + RETRY_CONTROLS + ("Topics", "SourceAccessConfigurations"), "SQS")
     if "SelfManagedKafkaEventSourceConfig" in req or "AmazonManagedKafkaEventSourceConfig" in req:
         check.fail("EventSourceArn", "Kafka settings given for an SQS queue")
     if req.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"):
@@ -33,12 +41,27 @@ def check(check: MappingCheck) -> None:
         if window:
             check.fail("MaximumBatchingWindowInSeconds", "is not supported for FIFO queues")
     elif isinstance(batch, int) and batch > 10 and not (isinstance(window, int) and window >= 1):
-        check.fail(
-            "MaximumBatchingWindowInSeconds",
-            f"must be at least 1 when BatchSize is greater than 10 on a standard queue (BatchSize is {batch})",
-        )
+        check.refuse("MaximumBatchingWindowInSeconds", WINDOW_REQUIRED)
     check.batching_window = float(window or 0)
     _check_provisioned(check)
+
+
+async def queue_exists(clients: Any, arn_text: str) -> bool | None:
+    """Whether the queue exists (create asks, as AWS does: behaviour §10); None when SQS does not answer."""
+    from botocore.exceptions import ClientError
+
+    arn = parse_arn(arn_text)
+    if arn is None:
+        return None
+    try:
+        async with clients.client("sqs", arn.region) as sqs:
+            await sqs.get_queue_url(QueueName=arn.resource, QueueOwnerAWSAccountId=arn.account)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        return False if code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist") else None
+    except Exception:  # noqa: BLE001 - unreachable: told later by the mapping's state
+        return None
+    return True
 
 
 def _check_provisioned(check: MappingCheck) -> None:
