@@ -54,7 +54,7 @@ HANDLING: dict[str, str] = {
     "Tags": "stored with the mapping; the control API lists them (ListTags), nothing else reads them",
     "Queues": "refused: Amazon MQ is not served yet",
     "DocumentDBEventSourceConfig": "refused: DocumentDB is not served yet",
-    "ProvisionedPollerConfig": "bounds workers; no on-demand/provisioned split (behaviour §9.7)",
+    "ProvisionedPollerConfig": "SQS: provisioned-mode scaling; Kafka: MaximumPollers bounds the partitions worked, MinimumPollers and PollerGroupName refused (behaviour §9.7)",
     "SourceAccessConfigurations": "honoured; VPC_SUBNET and VPC_SECURITY_GROUP accepted, not honoured",
     "ScalingConfig": "SQS: MaximumConcurrency honoured",
 }
