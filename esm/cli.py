@@ -16,6 +16,14 @@ EXIT_RUNTIME = 1
 EXIT_INVALID = 2
 EXIT_UNREACHABLE = 3
 
+# The version policy in one line (docs/versioning.md has the table; a test keeps the two in step).
+VERSION_POLICY = (
+    "version policy: patch releases fix bugs only; a minor release only adds (config keys, metrics, labels, "
+    "CLI options) and reads every stored state an earlier 0.x/1.x release wrote; a major release may rename "
+    "or remove config keys, metrics or labels, and may change stored state, with a migration note in "
+    "CHANGELOG.md (docs/versioning.md)"
+)
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="esm", description="AWS Lambda event source mappings, anywhere.")
@@ -27,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     _template_arguments(run, run=True)
     validate = commands.add_parser("validate", help="check a configuration file or template offline")
     validate.add_argument("--config", "-c")
+    validate.add_argument("--positions", action="store_true",
+                          help="also read the checkpoint store and Kafka groups for orphaned positions (network)")
     _template_arguments(validate, run=False)
     pattern = commands.add_parser("test-pattern", help="match one event against one filter pattern")
     pattern.add_argument("--pattern", required=True, help="an EventBridge event pattern (JSON)")
@@ -85,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _version(args: argparse.Namespace) -> int:
     print(f"esm {__version__}")
+    print(VERSION_POLICY)
     return EXIT_OK
 
 
@@ -136,7 +147,33 @@ def _validate(args: argparse.Namespace) -> int:
         auth = "SigV4 with api.credentials" if config.api.credentials else "no credentials: loopback only"
         print(f"  control API on {config.api.listen} ({auth})")
     _safety_checks(config)
+    if args.positions:
+        return _validate_positions(config)
     return EXIT_OK
+
+
+def _validate_positions(config) -> int:  # config: esm.config.settings.Config
+    """`esm validate --positions`: orphaned positions (esm.positions); exit 1 when any is found."""
+    import asyncio
+
+    from esm import positions
+    from esm.aws import AwsClients
+    from esm.checkpoints import make_checkpoint_store
+
+    async def check() -> list[positions.Finding]:
+        clients = AwsClients(config.aws)
+        store = make_checkpoint_store(config.checkpoints, clients)
+        await store.open()
+        try:
+            return await positions.check(config.mappings, store, clients)
+        finally:
+            await store.close()
+
+    found = asyncio.run(check())
+    for finding in found:
+        print(f"  {finding.message}")
+    print(f"  positions: {len(found)} finding(s)")
+    return EXIT_RUNTIME if found else EXIT_OK
 
 
 def _safety_checks(config) -> None:  # config: esm.config.settings.Config

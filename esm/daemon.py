@@ -19,6 +19,7 @@ import signal
 import sys
 
 from esm.aws import AwsClients
+from esm import positions
 from esm.checkpoints import make_checkpoint_store
 from esm.config.settings import Config
 from esm.errors import EsmError
@@ -107,6 +108,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
     if config.api is not None or any(registry.descriptor(m.source).checkpoints and m.enabled for m in config.mappings):
         runtime.checkpoints = make_checkpoint_store(config.checkpoints, runtime.clients)
         await runtime.checkpoints.open()
+    await positions.report_at_start(config.mappings, runtime.checkpoints, runtime.clients)  # did you rename?
     invokers = build_invokers(config)
     supervisors = [MappingSupervisor(m, runtime, invokers[m.function.name], metrics, readiness)
                    for m in config.mappings]

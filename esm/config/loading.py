@@ -53,7 +53,7 @@ TOP_LEVEL_KEYS = ("functions", "event_source_mappings", "aws", "checkpoints", "m
                   "shutdown_timeout", "startup_timeout", "api")
 TARGET_KEYS = ("url", "lambda", "handler")
 FUNCTION_KEYS = TARGET_KEYS + ("timeout", "max_concurrency", "role")
-EXTENSION_KEYS = ("name", "transform", "max_in_flight_bytes", "secrets", "kafka_tls", "on_failure_kafka",
+EXTENSION_KEYS = ("name", "uuid", "transform", "max_in_flight_bytes", "secrets", "kafka_tls", "on_failure_kafka",
                   "parallelization_factor")
 MAX_KAFKA_LANES = 10  # esm.parallelization_factor: as Kinesis's ParallelizationFactor, 1..10
 MAX_FUNCTION_TIMEOUT = 900  # Lambda's own ceiling, in seconds
@@ -204,6 +204,9 @@ class _Builder:
     def __init__(self, problems: list[Problem], base_dir: str):
         self.problems = problems
         self.base_dir = base_dir
+        # Names under functions: whose entry was invalid (reported there, so mappings naming them
+        # say so instead of calling the name unknown).
+        self.invalid_functions: set[str] = set()
 
     def fail(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
@@ -216,6 +219,8 @@ class _Builder:
             if key not in TOP_LEVEL_KEYS:
                 self.fail(str(key), "unknown field; valid fields are " + ", ".join(TOP_LEVEL_KEYS))
         functions = self.functions(raw.get("functions"))
+        if isinstance(raw.get("functions"), dict):
+            self.invalid_functions = {str(k) for k in raw["functions"]} - set(functions)
         mappings = self.mappings(raw.get("event_source_mappings"), functions)
         return Config(
             functions=MappingProxyType(functions),
@@ -340,7 +345,9 @@ class _Builder:
         if extension is not None and check.source:
             local.extend(_extension_problems(extension, check.request, registry.descriptor(check.source)))
         name = request.get("FunctionName")
-        if isinstance(name, str) and name not in functions:
+        if isinstance(name, str) and name in self.invalid_functions:
+            local.append(Problem("FunctionName", f"'{name}' names an invalid entry of functions (see functions.{name})"))
+        elif isinstance(name, str) and name not in functions:
             known = ", ".join(functions) or "none"
             local.append(Problem("FunctionName", f"'{name}' is not a key of functions: (known: {known})"))
         self.problems.extend(dataclasses.replace(p, path=_join(path, p.path)) for p in local)
@@ -349,7 +356,8 @@ class _Builder:
         label = extension.name or f"{check.source_id}->{name}"
         return MappingSettings(
             index=index,
-            uuid=mapping_uuid(label),
+            # esm.uuid pins the identity (checkpoints, default Kafka group) across a rename.
+            uuid=str(extension.raw.get("uuid") or mapping_uuid(label)).lower(),
             name=extension.name or label,
             source=check.source,
             function=functions[name],
@@ -370,6 +378,14 @@ class _Builder:
         name = raw.get("name")
         if name is not None and not (isinstance(name, str) and name.strip()):
             self.fail(f"{path}.name", "must be a non-empty string")
+        pinned = raw.get("uuid")
+        if pinned is not None:
+            try:
+                if not isinstance(pinned, str) or str(uuid.UUID(pinned)) != pinned.lower():
+                    raise ValueError
+            except ValueError:
+                self.fail(f"{path}.uuid", "must be a UUID as `esm validate` prints it "
+                          "(8-4-4-4-12 hexadecimal digits)")
         transform = raw.get("transform")
         if transform is not None:
             if not isinstance(transform, str):

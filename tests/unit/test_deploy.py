@@ -47,7 +47,7 @@ INIT = ["/usr/bin/tini", "--"]
 # draining a backlog in batches of 10. Requests and limits may not go below them.
 MEASURED_IDLE_MIB = 63
 MEASURED_DRAIN_PEAK_MIB = 65
-CORE_KINDS = {"ConfigMap", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"}
+CORE_KINDS = {"ConfigMap", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget", "PersistentVolumeClaim"}
 CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "ScaledObject", "TriggerAuthentication"}
 # Kubernetes versions the manifests must be valid for: native sidecars (sidecar.yaml) need 1.29.
 KUBERNETES_VERSIONS = ("1.29.0", "1.37.0")
