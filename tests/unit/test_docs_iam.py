@@ -31,7 +31,10 @@ PARTS: dict[str, tuple[tuple[str, ...], str]] = {
     "esm/schemas/glue.py": (("glue",), "EsmGlueRegistry"),
     "esm/security/secrets.py": (("secretsmanager",), "EsmSecrets"),
     "esm/replay": (("sqs", "kinesis", "s3"), "EsmReplay"),
+    "esm/sources/sqs/replay.py": (("sqs",), "EsmReplay"),
+    "esm/sources/kinesis/replay.py": (("kinesis",), "EsmReplay"),
     "esm/safety.py": (("sqs", "lambda"), "EsmSafetyChecks"),
+    "esm/sources/sqs/safety.py": (("sqs",), "EsmSafetyChecks"),
     "esm/templates/resources.py": (("cloudformation", "secretsmanager", "sns"), "EsmTemplateStack"),
 }
 # Shared by both shard sources: their calls are checked against both statements.
@@ -49,6 +52,9 @@ WAITERS = {"table_exists": "DescribeTable"}
 # `template.py` modules and esm/templates' resource creation run only against endpoint overrides
 # (`--create-resources` refuses AWS itself), so they need no statement.
 LOCAL_ONLY = ("template.py",)
+# A source's safety checks and replay reader run for `esm validate` and `esm replay`, not for the
+# source itself: they are checked against those statements (their own PARTS entries).
+OPERATOR_TOOLS = ("safety.py", "replay.py")
 LOCAL_ONLY_ACTIONS = {"secretsmanager:CreateSecret"}  # esm/templates/resources.py, --create-resources only
 
 
@@ -66,7 +72,7 @@ def names_in(files: list[Path]) -> set[str]:
 def actions_called(part: str, services: tuple[str, ...]) -> set[str]:
     path = ROOT / part
     files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
-    names = names_in([f for f in files if f.name not in LOCAL_ONLY])
+    names = names_in([f for f in files if f.name not in LOCAL_ONLY and not (path.is_dir() and f.name in OPERATOR_TOOLS)])
     names |= {WAITERS[n] for n in names if n in WAITERS}
     session = botocore.session.get_session()
     actions = set()
