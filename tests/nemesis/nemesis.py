@@ -54,7 +54,8 @@ class Nemesis:
             self.done.append(fault.n)
             self.log("end", fault)
         except Exception as error:  # logged and reported: a fault that could not be applied
-            self.errors.append(f"{fault.describe()}: {error!r}")
+            last = (str(error).strip().splitlines() or [repr(error)])[-1][:300]  # a replica's log tail: its last line
+            self.errors.append(f"{fault.describe()}: {type(error).__name__}: {last}")
             self.log("error", fault, error=repr(error))
 
     async def _process(self, fault: Fault) -> None:

@@ -178,7 +178,7 @@ def report(seed: int, minutes: float, rate: float, schedule: list[Any], nemesis:
     if nemesis.errors:
         text += ["", "faults that could not be applied:"] + [f"  {e}" for e in nemesis.errors]
     failed = [r for r in reports if not r.sound]
-    if failed:
+    if failed or nemesis.errors:  # a fault that could not be applied: a replica that would not restart
         text += ["", f"FAILED (seed {seed}; replay: scripts/nemesis --minutes {minutes:g} --seed {seed})"]
         for r in failed:
             text += [f"  {r.source}:"] + [f"    {p}" for p in r.problems]
@@ -193,7 +193,7 @@ def report(seed: int, minutes: float, rate: float, schedule: list[Any], nemesis:
         "seed": seed, "minutes": minutes, "rate": rate, "faults": kinds, "fault_count": len(schedule),
         "restarts": system.restarts, "sources": as_json(reports), "fault_errors": nemesis.errors,
         "replies": replies}, indent=2) + "\n")
-    return 1 if failed else 0
+    return 1 if failed or nemesis.errors else 0
 
 
 def cli(argv: list[str] | None = None) -> int:
