@@ -42,6 +42,7 @@ from tests.support.ledger import Ledger
 ROOT = Path(__file__).resolve().parents[2]
 REPLICAS = 3
 PROBE_RECORDS = 20  # per source
+STUCK = 90.0  # seconds a drained system may miss the same records before the books are settled anyway
 
 
 def say(text: str) -> None:
@@ -70,6 +71,7 @@ async def settle(system: System, ledgers: dict[str, Ledger], timeout: float) -> 
     the group's commits are drained; returns the dead-letter documents naming no record."""
     deadline = time.monotonic() + timeout
     unnamed: dict[str, list[str]] = {s: [] for s in SOURCES}
+    last: tuple[dict[str, int], float] = ({}, time.monotonic())  # what was missing, since when
     while True:
         pending = {s: len(l.lost()) for s, l in ledgers.items()}
         if any(pending.values()):
@@ -79,6 +81,11 @@ async def settle(system: System, ledgers: dict[str, Ledger], timeout: float) -> 
             pending = {s: len(l.lost()) for s, l in ledgers.items()}
         drained = {s: await _drained(system, s) for s in SOURCES}
         if not any(pending.values()) and all(drained.values()):
+            return unnamed
+        if pending != last[0] or not all(drained.values()):
+            last = (pending, time.monotonic())
+        elif time.monotonic() - last[1] > STUCK:  # drained, and nothing moved: those records are gone
+            say(f"drained, but missing {pending} for {STUCK:.0f}s: settling the books as they are")
             return unnamed
         if time.monotonic() > deadline:
             say(f"not settled after {timeout:.0f}s: missing {pending}, drained {drained}")
