@@ -296,34 +296,36 @@ async def _poll_once(system: System, ledgers: dict[str, Ledger], by_mapping: dic
 
 
 async def read_dead_letters(system: System, source: str, ledger: Ledger) -> list[str]:
-    """Everything in a source's dead-letter queue, into its ledger (messages are left in the queue).
-    Returns the documents that named no produced record (the checker reports them)."""
+    """Consume a source's dead-letter queue into its ledger and into `dead-letters-<source>.jsonl`
+    in the work directory (the documents stay on record there). Consumed, not peeked: a FIFO queue
+    shows a message group's later messages only once its earlier ones are deleted. Returns the
+    documents so far that named no produced record (the checker reports them)."""
     sqs = system.clients["sqs"]
     url = system.res.dlq[source]
-    strange: list[str] = []
-    seen: set[str] = set()
-    handles: list[str] = []
+    kept = system.workdir / f"dead-letters-{source}.jsonl"
     idle = 0
     while idle < 2:
         response = await sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
                                              VisibilityTimeout=30, MessageSystemAttributeNames=["All"])
-        messages = [m for m in response.get("Messages") or [] if m["MessageId"] not in seen]
+        messages = response.get("Messages") or []
         if not messages:
             idle += 1
             continue
         idle = 0
-        for m in messages:
-            seen.add(m["MessageId"])
-            handles.append(m["ReceiptHandle"])
-            when = int(m["Attributes"]["SentTimestamp"]) / 1000
-            named = _dead_letter(ledger, m["Body"], when, m["MessageId"])
-            if not named:
-                strange.append(m["Body"][:300])
-    for start in range(0, len(handles), 10):  # visible again, for a later read
-        chunk = handles[start:start + 10]
-        with contextlib.suppress(Exception):
-            await sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
-                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(chunk)])
+        with kept.open("a") as out:
+            for m in messages:
+                when = int(m["Attributes"]["SentTimestamp"]) / 1000
+                named = _dead_letter(ledger, m["Body"], when, m["MessageId"])
+                out.write(json.dumps({"message": m["MessageId"], "sent": when, "named": named,
+                                      "body": m["Body"]}) + "\n")
+        await sqs.delete_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+    strange = []
+    if kept.exists():
+        for line in kept.read_text().splitlines():
+            doc = json.loads(line)
+            if not doc["named"]:
+                strange.append(doc["body"][:300])
     return strange
 
 
