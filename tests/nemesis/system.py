@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -163,7 +164,7 @@ class System:
         for process in self.replicas:
             if process.process is not None and process.process.poll() is None:
                 with contextlib.suppress(Exception):
-                    process.process.send_signal(__import__("signal").SIGCONT)
+                    process.process.send_signal(signal.SIGCONT)  # a paused replica cannot hear SIGTERM
                     await process.terminate(timeout=60)
                 process.stop_now()
 
