@@ -12,15 +12,18 @@ once: what is still in flight is cancelled as when the timeout runs out (same ex
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
 import signal
 import sys
+from typing import Any
 
 from esm.aws import AwsClients
 from esm import positions
 from esm.checkpoints import make_checkpoint_store
+from esm.checkpoints.base import StoreUnavailable
 from esm.config.settings import Config
 from esm.errors import EsmError
 from esm.invokers import make_invoker
@@ -107,7 +110,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None, metrics:
     # The control API may create Kinesis mappings at any time: it needs the store from the start.
     if config.api is not None or any(registry.descriptor(m.source).checkpoints and m.enabled for m in config.mappings):
         runtime.checkpoints = make_checkpoint_store(config.checkpoints, runtime.clients)
-        await runtime.checkpoints.open()
+        await _open_store(runtime.checkpoints, config.startup_timeout, stop)
     await positions.report_at_start(config.mappings, runtime.checkpoints, runtime.clients)  # did you rename?
     invokers = build_invokers(config)
     supervisors = [MappingSupervisor(m, runtime, invokers[m.function.name], metrics, readiness)
@@ -163,6 +166,25 @@ class _Signals:
         elif not self.force.is_set():
             log.warning("%s again: forcing shutdown, in-flight batches are cancelled now", sig.name)
             self.force.set()
+
+
+async def _open_store(store: Any, timeout: float, stop: asyncio.Event) -> None:
+    """Open the checkpoint store, waiting out a store that is away for a moment (a replica restarted
+    while the network to DynamoDB blinks) within `startup_timeout`, as sources and targets are:
+    exit 3 if it is still unreachable then, never exit 1 on the first refused connection."""
+    loop = asyncio.get_running_loop()
+    deadline, delay = loop.time() + timeout, 0.2
+    while True:
+        try:
+            await store.open()
+            return
+        except StoreUnavailable as error:
+            if stop.is_set() or loop.time() + delay > deadline:
+                raise StartupTimeout(f"checkpoint store still unreachable after {timeout:.0f}s: {error}") from error
+            log.warning("checkpoint store unavailable, retrying in %.1fs: %s", delay, error)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, 5.0)
 
 
 async def _start_all(supervisors: list[MappingSupervisor], timeout: float, stop: asyncio.Event) -> None:

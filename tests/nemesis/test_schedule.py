@@ -1,0 +1,46 @@
+"""The nemesis's schedule (issue 23): a seed replays it, faults are bounded and never share a target."""
+
+from __future__ import annotations
+
+from tests.nemesis.schedule import LEAD_IN, QUIET_END, PROCESS_KINDS, make_schedule
+
+
+def test_a_seed_replays_the_same_schedule_and_another_seed_does_not():
+    """Replay: the same seed and length give the same faults, in the same order, at the same times."""
+    assert make_schedule(11, 1800) == make_schedule(11, 1800)
+    assert make_schedule(11, 1800) != make_schedule(12, 1800)
+
+
+def test_a_thirty_minute_schedule_injects_at_least_a_hundred_faults_of_every_kind():
+    """The long run's promise: at least 100 faults, every kind drawn, on every replica."""
+    faults = make_schedule(5, 1800)
+    assert len(faults) >= 100
+    kinds = {f.kind for f in faults}
+    assert kinds == {"sigkill", "sigterm", "pause", "latency", "bandwidth", "timeout", "reset_peer",
+                     "partition", "outage"}
+    assert {f.replica for f in faults if f.kind in PROCESS_KINDS} == {0, 1, 2}
+
+
+def test_every_fault_is_bounded_and_ends_inside_the_schedule():
+    """No fault outlives the run: each starts after the lead-in and ends before the quiet end."""
+    for seed in range(20):
+        for f in make_schedule(seed, 300):
+            assert LEAD_IN <= f.start and f.duration >= 1.0 and f.end <= 300 - QUIET_END + 0.1, f
+
+
+def test_faults_overlap_but_never_on_one_target_at_once():
+    """Overlap across targets (the point of the nemesis), never two faults on one replica or proxy
+    (a process fault also keeps its replica for the restart that follows)."""
+    faults = make_schedule(3, 1800)
+    overlapping = sum(1 for a, b in zip(faults, faults[1:]) if b.start < a.end)
+    assert overlapping > 10
+    for n, a in enumerate(faults):
+        for b in faults[n + 1:]:
+            if b.start >= a.end + 30:
+                break
+            same_replica = a.peer is None and b.peer is None and a.replica == b.replica
+            same_proxy = a.peer is not None and a.peer == b.peer and (
+                a.replica == b.replica or a.replica is None or b.replica is None)
+            if same_replica or same_proxy:
+                gap = 30.0 if a.kind in ("sigkill", "sigterm") else 0.0
+                assert b.start >= a.end + gap, (a.describe(), b.describe())
