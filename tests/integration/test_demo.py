@@ -42,7 +42,7 @@ def test_demo_runs_and_reports_what_happened():
     """README quick start: the demo filters the open orders, processes every paid one, retries one
     partial failure (order 13), empties the queue, and its counters agree with what the handler saw.
     SQS delivers at least once: on a machine slower than the queue's visibility timeout any message
-    may come again, so the counts follow the deliveries instead of being fixed (behaviour §2, §6)."""
+    may come again, so the counts follow the deliveries instead of being fixed (behaviour §9.6, §6)."""
     result = subprocess.run([sys.executable, "examples/demo/run.py"], cwd=ROOT, capture_output=True, text=True,
                             timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
