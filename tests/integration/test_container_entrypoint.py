@@ -23,7 +23,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ import pytest
 import yaml
 
 from tests.backends import backends_required
+from tests.support.ports import free_port
 from tests.support.sqs import create_queue, queue_counts, receive_all, send, sqs_client
 
 pytestmark = pytest.mark.usefixtures("backends")
@@ -72,12 +72,6 @@ def image_env(stage: list[tuple[str, str]]) -> dict[str, str]:
             for name, value in re.findall(r'(\w+)=("[^"]*"|\S+)', arguments):
                 env[name] = value.strip('"')
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def container_command(config: Path, with_init: bool) -> list[str]:
