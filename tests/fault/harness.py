@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from esm.config.loading import parse_config
 from tests.support.daemon import RunningDaemon, running_config
 from tests.support.ledger import Ledger, identity
+from tests.support.ports import free_port
 from tests.support.toxiproxy import Proxy, Toxiproxy
 from tests.support.waiting import wait_until
 
@@ -239,12 +239,6 @@ async def read_s3_dead_letters(s3: Any, bucket: str, ledger: Ledger) -> int:
 
 
 # ---------------------------------------------------------------- the daemon as a process
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

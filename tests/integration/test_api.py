@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -25,6 +24,7 @@ from botocore.exceptions import ClientError
 
 from tests.support.kafka import Message, create_topic, kafka_admin, produce, smk_mapping
 from tests.support.kinesis import create_stream, kinesis_client, put
+from tests.support.ports import free_port
 from tests.support.sqs import create_queue, queue_counts, send, sqs_client
 from tests.support.waiting import wait_until
 
@@ -60,12 +60,6 @@ HANDLER = textwrap.dedent('''
                                       "batch": len(records)}) + "\\n")
         return {}
 ''')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class EsmProcess:

@@ -25,18 +25,13 @@ from aiohttp import web
 from esm.config.settings import AwsSettings, FunctionTarget
 from esm.invokers import make_invoker
 from esm.invokers.base import FunctionError, InvocationError, Succeeded
+from tests.support.ports import free_port
 
 RIE_PATH = "/2015-03-31/functions/function/invocations"
 
 
 def url_target(url: str, **kwargs) -> FunctionTarget:
     return FunctionTarget(name=kwargs.pop("name", "fn"), url=url, **kwargs)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextlib.asynccontextmanager

@@ -6,23 +6,17 @@ tests/functions/programmable.py with a 3 s timeout). SPEC 9.1 "Error classes", A
 from __future__ import annotations
 
 import logging
-import socket
 
 import pytest
 
 from esm.config.settings import AwsSettings, FunctionTarget
 from esm.invokers import make_invoker
 from esm.invokers.base import FunctionError, InvocationError, Succeeded
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.backends
 
 TARGET = FunctionTarget(name="function", lambda_arn="function", timeout=20)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def invoke_once(payload, aws: AwsSettings | None = None, target: FunctionTarget = TARGET):

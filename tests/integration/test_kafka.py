@@ -412,6 +412,12 @@ def ownership_problems(records, topic: str) -> list[str]:
     return problems
 
 
+def assigned(records, name: str) -> bool:
+    """Whether the source of mapping `name` logged a partition assignment."""
+    return any(r.name == "esm.kafka" and getattr(r, "mapping", None) == name and r.getMessage().startswith("assigned ")
+               for r in records)
+
+
 @pytest.mark.parametrize("delay, drain", [(0.05, None), (0.8, 0.1)], ids=["in-flight-finishes", "in-flight-abandoned"])
 async def test_a_second_consumer_joining_loses_nothing_and_commits_only_owned_partitions(caplog, monkeypatch,
                                                                                          delay, drain):
@@ -434,10 +440,14 @@ async def test_a_second_consumer_joining_loses_nothing_and_commits_only_owned_pa
         async with daemon(one) as first:
             await recorder.wait_for(lambda r: len(r.records) >= 12)
             async with daemon(two) as second:
-                await wait_until(lambda: second.total("esm_invoked_events_total") > 0, what="the second daemon invokes")
+                # The first daemon may read the whole first round before the rebalance ends (a slow
+                # join on a busy machine): the second round, on every partition, is produced once the
+                # second daemon owns some, so that some of it is the second's to invoke.
+                await wait_until(lambda: assigned(caplog.records, "two"), what="the second daemon owns partitions")
                 await produce(topic, [Message(f"p{p}-{i}".encode(), partition=p)
                                       for i in range(first_round, first_round + second_round)
                                       for p in range(partitions)])
+                await wait_until(lambda: second.total("esm_invoked_events_total") > 0, what="the second daemon invokes")
                 await kk.wait_for_offsets(admin, group, lambda o: len(o) == partitions and all(
                     v == first_round + second_round for v in o.values()))
             invoked = (first.total("esm_invoked_events_total"), second.total("esm_invoked_events_total"))

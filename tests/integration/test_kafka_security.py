@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -45,12 +44,12 @@ from tests.support.daemon import running_config
 from tests.support.kafka import Message, create_secret, create_topic, kafka_admin, produce, read_pem, smk_mapping
 from tests.support.msk_fake import FakeMskApi
 from tests.support.kafka import quick_group  # noqa: F401  (autouse: the group's quick timings)
+from tests.support.ports import free_port
 
 
 pytestmark = pytest.mark.usefixtures("backends")
 
 ROOT = Path(__file__).resolve().parents[2]
-
 
 
 @pytest.fixture
@@ -322,12 +321,6 @@ async def test_kafka_destination_in_another_cluster_uses_its_own_connection_sett
 
 
 # ---------------------------------------------------------------- secrets stay secret (a daemon process)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_secrets_never_appear_in_logs_or_metrics(sec, tmp_path):

@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -29,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from esm.observability.metrics import Metrics
 from esm.observability.status import HEADER, read_rows, render
+from tests.support.ports import free_port
 from tests.support.sqs import create_queue, send, sqs_client
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,12 +43,6 @@ HANDLERS = textwrap.dedent('''
         failed = [r["messageId"] for r in event["Records"] if json.loads(r["body"])["kind"] == "fail"]
         return {"batchItemFailures": [{"itemIdentifier": i} for i in failed]}
 ''')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_config(folder: Path, port: int, mappings: list[dict], functions: dict) -> Path:

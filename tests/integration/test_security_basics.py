@@ -41,15 +41,10 @@ from esm.invokers import make_invoker
 from esm.invokers.base import InvocationError, Succeeded
 from tests.support import recorder as rec
 from tests.support.daemon import RECORDER, running_config
+from tests.support.ports import free_port
 from tests.support.sqs import create_queue, send, sqs_client, wait_until_empty
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def other_local_addresses() -> list[str]:

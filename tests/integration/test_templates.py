@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -30,6 +29,7 @@ from esm.templates import TemplateOptions, load_template
 from tests.support import recorder as rec
 from tests.support.daemon import running_config
 from tests.support.kinesis import kinesis_client, put
+from tests.support.ports import free_port
 from tests.support.sqs import create_queue, queue_counts, receive_all, send, sqs_client
 from tests.support.waiting import wait_until
 
@@ -256,12 +256,6 @@ async def test_function_through_the_invoke_api_at_an_endpoint(tmp_path):
             await daemon.wait_total("esm_deleted_events_total", 3)
             assert daemon.total("esm_invoke_errors_total") == 0
         assert await queue_counts(sqs, url) == (0, 0)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def http_status(url: str) -> int:
