@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import struct
 import sys
@@ -41,23 +42,39 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def ports(specs: list[str]) -> None:
-    """Keep each saved port that is still free; otherwise pick a new one. All distinct."""
-    held: list[socket.socket] = []  # held open so one call never hands out the same port twice
-    chosen: list[int] = []
+LOWEST_PORT = 20000  # above the well-known and registered ports services commonly listen on
+
+
+def _ephemeral_start() -> int:
+    """The first port of the kernel's ephemeral range (Linux; 32768, its default, elsewhere)."""
     try:
-        for spec in specs:
-            wanted = int(spec or 0)
-            if wanted and wanted not in chosen and _bindable(wanted):
-                chosen.append(wanted)
-                continue
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((LOOPBACK, 0))
-            held.append(s)
-            chosen.append(s.getsockname()[1])
-    finally:
-        for s in held:
-            s.close()
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def ports(specs: list[str]) -> None:
+    """Keep each saved port that is still free; otherwise pick a new one. All distinct.
+
+    New ports are drawn below the kernel's ephemeral range: a port from that range (what binding
+    port 0 gives) can be taken as the source port of any outgoing connection before its server
+    binds it, which matters most for the Kafka proxy's port, bound only when a test creates the
+    proxy (seen as "address already in use" in the fault matrix)."""
+    rng = random.Random()
+    highest = _ephemeral_start()
+    chosen: list[int] = []
+    for spec in specs:
+        wanted = int(spec or 0)
+        if wanted and wanted not in chosen and _bindable(wanted):
+            chosen.append(wanted)
+            continue
+        for _ in range(1000):
+            port = rng.randrange(LOWEST_PORT, max(highest, LOWEST_PORT + 1000))
+            if port not in chosen and _bindable(port):
+                chosen.append(port)
+                break
+        else:
+            raise SystemExit("backends: no free port below the ephemeral range")
     print(" ".join(str(p) for p in chosen))
 
 

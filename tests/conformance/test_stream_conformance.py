@@ -200,7 +200,9 @@ async def test_partial_batch_response_retries_from_the_lowest_reported_item(sour
     async def answer(batch: list[str]) -> Failed | None:
         if len(function.batches) == 1:
             return Failed(("r4", "r2"))  # not in order: the lowest one counts
-        released_during_retry.append(await source.committed())
+        # A commit may land a moment after the retry starts (Kafka commits asynchronously): wait
+        # for the first released position, then record it; one past r1 would break the rule.
+        released_during_retry.append(await first_released(source))
         return None
 
     function = install(Function(source, ledger, answer))
@@ -210,6 +212,14 @@ async def test_partial_batch_response_retries_from_the_lowest_reported_item(sour
     assert function.batches == [ids, ids[2:]], "retried from the lowest reported item, and only that"
     assert released_during_retry == [positions["r1"]], "during the retry: released through r1, not past r2"
     ledger.assert_sound(max_duplicates=4, expect_dead=())
+
+
+async def first_released(source: StreamSource, timeout: float = 15.0) -> int | None:
+    """The first position the source releases (None if nothing is released within `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while (position := await source.committed()) is None and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    return position
 
 
 # ---------------------------------------------------------------- 3. bisect

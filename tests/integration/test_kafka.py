@@ -168,7 +168,9 @@ async def test_partial_batch_commits_the_lowest_failed_offset_and_retries_from_i
             if len(recorder.events) == 1:
                 return {"batchItemFailures": [{"itemIdentifier": {"partition": f"{topic}-0", "offset": o}}
                                               for o in (4, 2)]}
-            seen_committed.append(await kk.group_offsets(admin, group_of(mapping)))
+            # The commit may land a moment after the retry starts (commits are asynchronous): wait
+            # for it, then record it; a commit past offset 2 would break the rule.
+            seen_committed.append(await kk.wait_for_offsets(admin, group_of(mapping), lambda o: o.get(0, 0) > 0, timeout=15))
             return {"batchItemFailures": []} if records else None
 
         recorder = kk.install(kk.KafkaRecorder(behaviour))
@@ -418,6 +420,12 @@ def assigned(records, name: str) -> bool:
                for r in records)
 
 
+def revoking(records, name: str) -> bool:
+    """Whether the source of mapping `name` logged that partitions are being revoked."""
+    return any(r.name == "esm.kafka" and getattr(r, "mapping", None) == name and r.getMessage().startswith("revoked")
+               for r in records)
+
+
 @pytest.mark.parametrize("delay, drain", [(0.05, None), (0.8, 0.1)], ids=["in-flight-finishes", "in-flight-abandoned"])
 async def test_a_second_consumer_joining_loses_nothing_and_commits_only_owned_partitions(caplog, monkeypatch,
                                                                                          delay, drain):
@@ -427,7 +435,16 @@ async def test_a_second_consumer_joining_loses_nothing_and_commits_only_owned_pa
     if drain is not None:
         monkeypatch.setattr(kafka_source, "REVOKE_DRAIN_SECONDS", drain)
     caplog.set_level(logging.DEBUG, logger="esm.kafka")
-    recorder = kk.install(kk.KafkaRecorder(delay=delay))
+    # For the abandoned case, invokes started after the first daemon got going are held until its
+    # revoke has begun, so a batch is surely in flight then (on a busy machine the first daemon
+    # could otherwise sit between batches at that moment, and nothing would be abandoned).
+    gate = asyncio.Event()
+    gate.set()
+
+    async def held(event):
+        await gate.wait()
+
+    recorder = kk.install(kk.KafkaRecorder(held, delay=delay))
     partitions, first_round, second_round = 4, 24, 8
     async with kafka_admin() as admin:
         topic = await create_topic(admin, partitions)
@@ -439,7 +456,12 @@ async def test_a_second_consumer_joining_loses_nothing_and_commits_only_owned_pa
         total = partitions * (first_round + second_round)
         async with daemon(one) as first:
             await recorder.wait_for(lambda r: len(r.records) >= 12)
+            if drain is not None:
+                gate.clear()
             async with daemon(two) as second:
+                if drain is not None:
+                    await wait_until(lambda: revoking(caplog.records, "one"), what="the first daemon's revoke")
+                    gate.set()
                 # The first daemon may read the whole first round before the rebalance ends (a slow
                 # join on a busy machine): the second round, on every partition, is produced once the
                 # second daemon owns some, so that some of it is the second's to invoke.
