@@ -1,6 +1,6 @@
 """The command line: `esm run | validate | test-pattern | status | version`.
 
-Exit codes (DESIGN.md): 0 ok, 1 runtime failure, 2 invalid config or pattern, 3 a source or
+Exit codes (docs/design.md): 0 ok, 1 runtime failure, 2 invalid config or pattern, 3 a source or
 target still unreachable after the startup timeout.
 """
 

@@ -44,7 +44,7 @@ class StartupTimeout(EsmError):
 
 
 def _import_paths(config: Config) -> None:
-    """Handlers import from the config file's folder and the working directory (DESIGN.md)."""
+    """Handlers import from the config file's folder and the working directory (docs/design.md)."""
     for path in (os.getcwd(), config.base_dir):
         if path not in sys.path:
             sys.path.insert(0, path)

@@ -1,6 +1,6 @@
 """The names a mapping's function goes by in what Lambda writes: its ARN and its execution role.
 
-`function_arn` is the ARN on-failure documents carry in `requestContext.functionArn` (SPEC 9.9):
+`function_arn` is the ARN on-failure documents carry in `requestContext.functionArn` (behaviour §9.9):
 a `lambda:` target's own ARN, else `arn:aws:lambda:<region>:<account>:function:<name>` in the
 source's region and account. `execution_role_arn` is the `invokeIdentityArn` of Kinesis (and
 DynamoDB) records: AWS puts the function's execution role there, never the function ARN. A
@@ -32,7 +32,7 @@ def function_name(target: FunctionTarget) -> str:
 
 
 def function_arn(target: FunctionTarget, region: str, account: str | None) -> str:
-    """SPEC 9.9: the function's ARN as failure records name it."""
+    """behaviour §9.9: the function's ARN as failure records name it."""
     if target.lambda_arn and target.lambda_arn.startswith("arn:"):
         return target.lambda_arn
     return f"arn:aws:lambda:{region}:{account or DEFAULT_ACCOUNT}:function:{target.lambda_arn or target.name}"

@@ -1,4 +1,4 @@
-"""One mapping's life: its state (SPEC section 0), its source runner, its readiness.
+"""One mapping's life: its state (behaviour §0), its source runner, its readiness.
 
 The supervisor starts the source (retrying until it is reachable), waits for the target to
 answer once, then runs the source until asked to stop. State moves Creating -> Enabled (or

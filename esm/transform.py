@@ -55,7 +55,7 @@ def _from_base64(data: Any) -> Any:
 
 def _reason(error: Exception) -> str:
     """Why a transform failed, without the record's data: JMESPath's type errors quote the value
-    they got, and record contents stay out of logs (DESIGN.md "Habits")."""
+    they got, and record contents stay out of logs (docs/design.md "Habits")."""
     if isinstance(error, jmespath.exceptions.JMESPathTypeError):
         return (f"in function {error.function_name}(), expected {' or '.join(error.expected_types)}, "
                 f"got {error.actual_type}")

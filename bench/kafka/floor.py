@@ -2,7 +2,7 @@
 
 One `AIOKafkaConsumer` in a consumer group (auto-commit off) calls `getmany`; every record is
 built as Lambda's Kafka event record (topic, partition, offset, timestamp, timestampType, key and
-value base64, headers as lists of signed Java bytes: SPEC 2 "Kafka"); each partition's records go
+value base64, headers as lists of signed Java bytes: behaviour §2 "Kafka"); each partition's records go
 100 at a time into the event envelope (eventSource, bootstrapServers, records under
 "<topic>-<partition>"), the event is serialized with `orjson.dumps` and handed to an in-process
 no-op handler that parses it with `orjson.loads`; the group's offsets are committed after each

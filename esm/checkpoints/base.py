@@ -3,7 +3,7 @@
 A *unit* is a unit of order (a Kinesis shard id); a *position* is an opaque string (a sequence
 number). The store never compares positions: the caller's offset tracker owns ordering, and calls
 `put` only with a position whose records were processed, filtered, dead-lettered or dropped
-(SPEC 9.6). With many replicas, a unit is worked by whoever holds its *lease*; a checkpoint written
+(behaviour §9.6). With many replicas, a unit is worked by whoever holds its *lease*; a checkpoint written
 under a lease is fenced by it (the KCL model): once the lease has passed to another owner, the old
 owner's `put` raises `LeaseLost` instead of moving the position.
 

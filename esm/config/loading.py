@@ -1,4 +1,4 @@
-"""YAML configuration into validated, frozen settings (DESIGN.md "Configuration").
+"""YAML configuration into validated, frozen settings (docs/design.md "Configuration").
 
 `load_config(path)` reads the file, substitutes `${ENV}` references, checks every part and
 raises one ConfigError listing every problem with its zero-based path
@@ -46,7 +46,7 @@ from esm.errors import ConfigError, Problem
 from esm.core.inflight import DEFAULT_MAX_IN_FLIGHT_BYTES, MIN_MAX_IN_FLIGHT_BYTES, parse_size
 from esm.config.kafka_access import check_destination_cluster, check_secrets_option
 
-# SPEC 9.9: a mapping's UUID is uuid5(NAMESPACE, name).
+# behaviour §9.9: a mapping's UUID is uuid5(NAMESPACE, name).
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "esm:event-source-mapping")
 
 TOP_LEVEL_KEYS = ("functions", "event_source_mappings", "aws", "checkpoints", "metrics",

@@ -1,7 +1,7 @@
 """A mapping's pipeline settings, read once from its validated request into a typed value.
 
 The engine and the sources read these fields, never the raw CreateEventSourceMapping dict, so
-each setting has one reading and one default (SPEC 1): batching (BatchSize, the window),
+each setting has one reading and one default (behaviour §1): batching (BatchSize, the window),
 failure handling (retries, record age, bisect, partial batch responses), filters, the on-failure
 target, lanes (ParallelizationFactor; for Kafka `esm.parallelization_factor`), tumbling windows
 and the caps on memory and on pollers with a batch in flight.
@@ -39,7 +39,7 @@ class PipelineSettings:
         destination = ((get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
         retries = int(get("MaximumRetryAttempts", -1))
         if retries == -1 and destination and retry_cap_with_destination is not None:
-            retries = retry_cap_with_destination  # Kafka: 10 retries when a destination waits (SPEC 3)
+            retries = retry_cap_with_destination  # Kafka: 10 retries when a destination waits (behaviour §3)
         tumbling = int(get("TumblingWindowInSeconds", 0) or 0)
         if registry.descriptor(mapping.source).lanes_from_extension:  # Kafka: esm.parallelization_factor
             lanes = int(mapping.extension.raw.get("parallelization_factor", 1) or 1)

@@ -97,7 +97,7 @@ class CheckpointSettings:
 
 @dataclass(frozen=True)
 class Extension:
-    """The mapping's `esm:` key (SPEC 9.10): what esm adds beyond Lambda's API."""
+    """The mapping's `esm:` key (behaviour §9.10): what esm adds beyond Lambda's API."""
 
     name: str | None = None
     transform: str | None = None

@@ -24,7 +24,7 @@ class Backoff:
         return max(random.uniform(ceiling / 2, ceiling), floor or 0.0)
 
 
-# Calls to the function (throttles, unavailable): SPEC 9.1.
+# Calls to the function (throttles, unavailable): behaviour §9.1.
 INVOKE_BACKOFF = Backoff(0.1, 30.0)
 # Calls to the source service (GetRecords, fetch, receive, a Kafka partition's start position).
 SOURCE_BACKOFF = Backoff(0.2, 10.0)
@@ -32,5 +32,5 @@ SOURCE_BACKOFF = Backoff(0.2, 10.0)
 RECONNECT_BACKOFF = Backoff(0.5, 10.0)
 # The checkpoint store's throttled batch reads: short, so a lease round ends well within a lease's life.
 STORE_BACKOFF = Backoff(0.05, 1.0)
-# On-failure destinations: the checkpoint waits for the document to land (SPEC 9.6).
+# On-failure destinations: the checkpoint waits for the document to land (behaviour §9.6).
 DESTINATION_BACKOFF = Backoff(0.5, 30.0)

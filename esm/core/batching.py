@@ -16,7 +16,7 @@ from typing import Callable
 
 from esm.core.records import Record
 
-# Lambda's synchronous invoke limit; the records plus the envelope must fit (SPEC 3).
+# Lambda's synchronous invoke limit; the records plus the envelope must fit (behaviour §3).
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 ENVELOPE_BYTES = len(b'{"Records":[]}')
 

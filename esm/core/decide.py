@@ -4,18 +4,18 @@
 judged answer (`esm.core.outcomes.judge`) and the mapping's failure rules, it returns one decision:
 
 - `Settle(succeeded, failed)`: the batch is done with. Streams settle everything as succeeded;
-  queues (SPEC 3, SQS) settle the reported failures as FAILED, so they come back on their own
+  queues (behaviour §3, SQS) settle the reported failures as FAILED, so they come back on their own
   (visibility timeout), and a function error fails the whole batch that way.
 - `Retry(succeeded, again)`: streams only. The records before the lowest reported failure
-  succeeded; `again` is invoked once more, which counts as a retry (SPEC 3).
+  succeeded; `again` is invoked once more, which counts as a retry (behaviour §3).
 - `Bisect(first, second)`: streams with BisectBatchOnFunctionError, a function error on more than
   one record: the halves are settled one after the other, first completely before second, and
-  splitting consumes no retry (SPEC 9.2).
+  splitting consumes no retry (behaviour §9.2).
 - `GiveUp(succeeded, records, condition)`: MaximumRetryAttempts is exhausted; the records go to
-  the on-failure destination (SPEC 4, 9.3).
+  the on-failure destination (behaviour §4, §9.3).
 
 An invocation error (throttle, unavailable) never reaches `decide`: the invoke path waits it out
-(SPEC 9.1). Record age is checked before each invoke by `split_expired`.
+(behaviour §9.1). Record age is checked before each invoke by `split_expired`.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def _queue(records: list[Record], outcome: Outcome, rules: FailureRules) -> Sett
 
 def split_expired(segment: Sequence[Record], age_of: Callable[[Record], float],
                   max_age: float) -> tuple[list[Record], list[Record]]:
-    """(expired, rest): the leading records older than `max_age` seconds (SPEC 9.3).
+    """(expired, rest): the leading records older than `max_age` seconds (behaviour §9.3).
 
     In stream order only a leading run can have expired, since later records are younger."""
     if max_age < 0:

@@ -3,7 +3,7 @@
 Records are registered in source order; lanes finish them in any order (ParallelizationFactor
 lanes, filtered records, dead-lettered ones). `advance()` releases the position of the last
 record such that it and every record before it is finished, and never moves backwards, so a
-checkpoint can only pass records that are done (SPEC 9.6).
+checkpoint can only pass records that are done (behaviour §9.6).
 """
 
 from __future__ import annotations

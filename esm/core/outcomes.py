@@ -1,6 +1,6 @@
 """What a function's answer means for its batch: the one place results become decisions.
 
-`judge(result, ...)` is pure: it turns an InvokeResult into an Outcome (SPEC 3, 9.1):
+`judge(result, ...)` is pure: it turns an InvokeResult into an Outcome (behaviour §3, §9.1):
 - success: every record succeeded (a null/empty response, `{}`, `batchItemFailures` null or []),
   and always when ReportBatchItemFailures is off (the body is then ignored);
 - partial: ReportBatchItemFailures is on and the response names failed items, each of which is
@@ -8,7 +8,7 @@
 - function_error: the function failed, or its partial response is invalid (an itemIdentifier
   that is empty, null, under the wrong key, or not in the batch): the whole batch failed. An
   invalid response is retried like a function error but is not one (`invalid_response`): the
-  function answered, so an on-failure document says `functionError: null` (SPEC 4);
+  function answered, so an on-failure document says `functionError: null` (behaviour §4);
 - invocation_error: throttled or unreachable; retried with backoff, never counted as a retry.
 Sources turn outcomes into deletes, checkpoints and commits.
 """

@@ -1,7 +1,7 @@
 """A record on its way from a source to a function, and what happened to it.
 
 The `token` is whatever the source needs to acknowledge the record later (an SQS receipt, a
-stream position, a Kafka offset); only the source interprets it (DESIGN.md, after Vector's ack
+stream position, a Kafka offset); only the source interprets it (docs/design.md, after Vector's ack
 tokens). `event` is the record exactly as the function receives it inside the batch.
 """
 

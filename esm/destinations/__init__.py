@@ -1,10 +1,10 @@
-"""On-failure destinations (SPEC 4): where records go when retries or record age run out.
+"""On-failure destinations (behaviour §4): where records go when retries or record age run out.
 
 One interface, `Destination.deliver(document, invocation_event=..., shard_id=...)`, and one
 factory, `make_destination(target, clients, mapping_uuid=...)`, which picks SQS, SNS or S3 by the
 ARN's service (the classes are named in `esm.registry`). A delivery either lands or raises
 `DestinationError` (retriable, with the AWS error in its message): the caller keeps its checkpoint
-and tries again (SPEC 9.6), so a failed delivery never loses records. The AWS destinations share
+and tries again (behaviour §9.6), so a failed delivery never loses records. The AWS destinations share
 `esm.destinations.aws.AwsDestination`; `kafka://` topics are built by `esm.destinations.kafka`
 with the source's cluster. A target esm cannot deliver to raises `esm.errors.UnsupportedDestination`.
 """

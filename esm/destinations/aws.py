@@ -3,7 +3,7 @@
 `AwsDestination` is what the SQS, SNS and S3 destinations share: it checks the ARN names its
 service, opens its AWS client on first use (in the ARN's region; S3 ARNs have none: the default
 region) and keeps it until `close()`, and turns any failed call into a retriable
-`DestinationError` that names the call and the AWS error (SPEC 9.6: the caller keeps its
+`DestinationError` that names the call and the AWS error (behaviour §9.6: the caller keeps its
 checkpoint and tries again).
 """
 

@@ -1,4 +1,4 @@
-"""The `kafka://<topic>` on-failure destination: one message per failed record (SPEC 4).
+"""The `kafka://<topic>` on-failure destination: one message per failed record (behaviour §4).
 
 Lambda's `kafka://` means a topic in the source's own cluster, so the destination is built with
 that cluster's connection settings (`KafkaCluster`). Each failed record becomes one message whose
@@ -6,7 +6,7 @@ value is its failure document (`kafka_record_failure_record`) as JSON and whose 
 record's original key; keyless records are spread round-robin over the topic's partitions, as
 AWS documents. The producer starts on first use and waits for every replica (`acks=all`); a
 message either lands or `deliver` raises `DestinationError`, so the source keeps its commit and
-tries again (SPEC 9.6). A producer that failed is stopped and started afresh on the next try.
+tries again (behaviour §9.6). A producer that failed is stopped and started afresh on the next try.
 """
 
 from __future__ import annotations

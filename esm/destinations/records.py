@@ -1,12 +1,12 @@
-"""The on-failure documents Lambda sends to a destination (SPEC 4), built as plain dicts.
+"""The on-failure documents Lambda sends to a destination (behaviour §4), built as plain dicts.
 
 Pure functions, no I/O: the stream (Kinesis, DynamoDB) and Kafka failure records with their keys
-in the order SPEC 4 shows, the S3 object key, and the `payload` string S3 documents carry.
+in the order behaviour §4 shows, the S3 object key, and the `payload` string S3 documents carry.
 Times are epoch seconds in, ISO-8601 UTC with milliseconds and `Z` out (DynamoDB's record arrival
 times in whole seconds, `2022-07-13T13:48:01Z`, as AWS writes them: its records carry whole seconds).
 
 `responseContext` follows what the function answered on its last invoke (`failure_context`), as
-recorded against real AWS (SPEC 4):
+recorded against real AWS (behaviour §4):
 - whenever the function answered, it has all three keys `statusCode`, `executedVersion` and
   `functionError`; `functionError` is `"Unhandled"` for a function error and `null` otherwise (a
   partial batch response, or an invalid one: retried like a failure, but not a function error);
@@ -125,7 +125,7 @@ def stream_failure_record(
     request_id: str | None = None,
     now: float | None = None,
 ) -> dict[str, Any]:
-    """A Kinesis (`kind="kinesis"`) or DynamoDB (`kind="dynamodb"`) on-failure document (SPEC 4)."""
+    """A Kinesis (`kind="kinesis"`) or DynamoDB (`kind="dynamodb"`) on-failure document (behaviour §4)."""
     try:
         info_key = _BATCH_INFO_KEY[kind]
     except KeyError:
@@ -133,7 +133,7 @@ def stream_failure_record(
     document: dict[str, Any] = {
         "requestContext": _request_context(request_id, function_arn, condition, approximate_invoke_count)
     }
-    if response is not None:  # SPEC 9.3: never invoked, no responseContext
+    if response is not None:  # behaviour §9.3: never invoked, no responseContext
         document["responseContext"] = response.to_dict()
     document["version"] = VERSION
     document["timestamp"] = iso_millis(time() if now is None else now)
@@ -205,7 +205,7 @@ def kafka_batch_failure_record(
     request_id: str | None = None,
     now: float | None = None,
 ) -> dict[str, Any]:
-    """A Kafka on-failure document for an SQS/SNS/S3 destination (SPEC 4): one per failed batch.
+    """A Kafka on-failure document for an SQS/SNS/S3 destination (behaviour §4): one per failed batch.
 
     `records` are the failed batch's Kafka event records; `payload_size` is the invocation payload's
     size in bytes (`json_size(event)`). `batchSize` is the number of records.
@@ -235,7 +235,7 @@ def kafka_record_failure_record(
     request_id: str | None = None,
     now: float | None = None,
 ) -> dict[str, Any]:
-    """The message for one failed record sent to a `kafka://` topic (SPEC 4).
+    """The message for one failed record sent to a `kafka://` topic (behaviour §4).
 
     `payload` is an object (not a string): the invocation event cut down to this one record, which
     is passed through as the event carried it. `payloadSize` is that payload's JSON size in bytes.

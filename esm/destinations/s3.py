@@ -1,4 +1,4 @@
-"""The S3 on-failure destination: one object per document, with the whole invocation event (SPEC 4).
+"""The S3 on-failure destination: one object per document, with the whole invocation event (behaviour §4).
 
 The object is the metadata document plus `"payload"`, the invocation event as a JSON string,
 with its keys in alphabetical order at every level as AWS writes it, under

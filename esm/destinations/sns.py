@@ -1,8 +1,8 @@
-"""The SNS on-failure destination: one Publish per document, the message its JSON (SPEC 4).
+"""The SNS on-failure destination: one Publish per document, the message its JSON (behaviour §4).
 
 SNS takes at most 256 KB (262,144 bytes) per message. A document over that loses its `payload`
-(SPEC 4: "payload dropped if exceeded"); one still over it — or over it without a payload to drop —
-cannot be published and raises DestinationError, so the records stay where they are (SPEC 9.6).
+(behaviour §4: "payload dropped if exceeded"); one still over it — or over it without a payload to drop —
+cannot be published and raises DestinationError, so the records stay where they are (behaviour §9.6).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The SQS on-failure destination: one SendMessage per document, the body its JSON (SPEC 4).
+"""The SQS on-failure destination: one SendMessage per document, the body its JSON (behaviour §4).
 
 The queue URL comes from GetQueueUrl with the ARN's queue name and account, resolved once and
 forgotten when the queue stops answering, so a queue deleted and created again is found again.

@@ -1,4 +1,4 @@
-"""The one dead-letter path: records given up on go to the on-failure destination (SPEC 4, 9.6).
+"""The one dead-letter path: records given up on go to the on-failure destination (behaviour §4, §9.6).
 
 `DeadLetters.send(unit, failure, stopping)` asks the stream's StreamRecordFormat for the documents
 (one per batch, or one per record for a `kafka://` topic), then delivers each until it lands: the

@@ -1,4 +1,4 @@
-"""The one invoke path: call the function, judge its answer, wait out throttles (SPEC 9.1).
+"""The one invoke path: call the function, judge its answer, wait out throttles (behaviour §9.1).
 
 `InvokePath.invoke(records, send)` returns the judged `Answer` of the first invoke the function
 answered (success, partial, function error). An invocation error (throttled, unreachable) is

@@ -5,7 +5,7 @@ A unit's reader hands each lane chunks of records through its `Inbox`; the lane 
 invokable (`pre_failure`: a schema that cannot be decoded) and a record too large for any batch
 (MaximumPayloadSizeExceeded) are dead-lettered in their place in the order, never invoked.
 
-`WindowedLane` adds tumbling windows (SPEC 2, esm.engine.tumbling): a batch never crosses a window;
+`WindowedLane` adds tumbling windows (behaviour §2, esm.engine.tumbling): a batch never crosses a window;
 a window closes with a final invoke (no records, the state) when a record of a later window
 arrives, when it has been idle past its end, or when the unit ends; its records settle only once
 that final invoke succeeded. Every invoke, the final one included, goes through the mapping's one
@@ -162,7 +162,7 @@ class StreamLane:
             failure = Failure(records=records, condition=pre.condition, invoke_count=0, last_error=reasons,
                               last_kind=None)
         elif not self.policy.fits(head):
-            # SPEC 4: a record whose event alone passes the payload cap is never invoked.
+            # behaviour §4: a record whose event alone passes the payload cap is never invoked.
             records = [self.pending.popleft()]
             failure = Failure(records=records, condition=MAXIMUM_PAYLOAD_SIZE_EXCEEDED, invoke_count=0,
                               last_error=None, last_kind=None)

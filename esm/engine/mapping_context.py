@@ -51,11 +51,11 @@ class MappingContext(Generic[F]):
             destination=destination, format=format, events=self.events,  # type: ignore[arg-type]
             function_name=function_name) if mode is Mode.STREAM else None
         self.in_flight = metrics.in_flight(settings.max_in_flight_bytes)
-        # SPEC 9.7: MaximumPollers bounds how many units have a batch in flight at once.
+        # behaviour §9.7: MaximumPollers bounds how many units have a batch in flight at once.
         self.slots = asyncio.Semaphore(settings.max_pollers) if settings.max_pollers and mode is Mode.STREAM else None
 
     def keep(self, records: list[Record]) -> tuple[list[Record], list[Record]]:
-        """(kept, filtered out) by the mapping's filters (SPEC 5), counted."""
+        """(kept, filtered out) by the mapping's filters (behaviour §5), counted."""
         self.events.records_polled(len(records))
         if self.matcher.is_match_all:
             return records, []

@@ -1,4 +1,4 @@
-"""One stream batch through invoke, retries, bisect, record age and dead-lettering (SPEC 3, 4, 9.2-9.6).
+"""One stream batch through invoke, retries, bisect, record age and dead-lettering (behaviour §3, §4, §9.2-9.6).
 
 `StreamBatch.run(records)` invokes until every record is settled, strictly in order, so a
 checkpoint never passes an unsettled record. Before each invoke, records older than

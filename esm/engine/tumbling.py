@@ -1,4 +1,4 @@
-"""Tumbling windows for stream sources (SPEC section 2, "Tumbling window"; AWS "stateful Kinesis processing").
+"""Tumbling windows for stream sources (behaviour §2, "Tumbling window"; AWS "stateful Kinesis processing").
 
 With TumblingWindowInSeconds = N, a shard's records fall into windows aligned on their approximate
 arrival time ([k*N, (k+1)*N)). Every invoke carries one window's records plus `window`, the
@@ -66,7 +66,7 @@ class WindowState:
         })
 
     def take_state(self, result: InvokeResult) -> InvokeResult:
-        """Keep the returned state; a successful answer without `state` is a failed invoke (SPEC 2)."""
+        """Keep the returned state; a successful answer without `state` is a failed invoke (behaviour §2)."""
         if not isinstance(result, Succeeded):
             return result
         body = result.body

@@ -1,7 +1,6 @@
 """EventBridge event patterns, as Lambda event source mappings use them in ``FilterCriteria``.
 
-The language and its edge cases are in FILTERS.md; how each source applies filters is SPEC.md
-section 5. Public API:
+The language and its edge cases are in behaviour §11; how each source applies filters is docs/behaviour.md §5. Public API:
 
 - :class:`InvalidPatternError` (a ``ValueError``) whose ``str()`` is AWS's reason text;
 - :func:`validate_pattern` checks one pattern;

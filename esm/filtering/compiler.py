@@ -1,6 +1,6 @@
 """All filters of a mapping compiled into one matcher that reads each event once.
 
-How a match is decided (FILTERS.md section 3, "How to make it fast"):
+How a match is decided (behaviour §11.3, "How to make it fast"):
 
 1. *Extraction* (walk.py). The paths used by any filter form a small tree. The event is walked
    along that tree only (dict look-ups by key, never a scan of the event's keys; the walk of a

@@ -1,4 +1,4 @@
-"""Each source's *filter view* of a record, and the keep/drop decision (SPEC.md section 5).
+"""Each source's *filter view* of a record, and the keep/drop decision (docs/behaviour.md §5).
 
 A filter pattern's top level is the record: metadata fields plus one *data key* whose content is
 decoded before matching. Per record a source calls one function here and gets True (keep the

@@ -1,7 +1,7 @@
 """The one exception the filtering package raises for a pattern it cannot accept.
 
 Its ``str()`` is the reason alone (for example ``Empty arrays are not allowed``), worded as
-event-ruler and AWS word it (FILTERS.md section 2), so that configuration validation can print
+event-ruler and AWS word it (behaviour §11.2), so that configuration validation can print
 ``Invalid filter pattern definition: <reason>`` without rewording anything.
 """
 

@@ -3,7 +3,7 @@
 Besides ``matches`` (a parsed event) and ``matches_json`` (raw JSON), a matcher knows which of
 its filters use a source's *data key* (``body``, ``data``, ``value``...) and how: as a plain
 string value (``{"body": ["hello"]}``) or as JSON (``{"body": {"state": ["ok"]}}``). Sources use
-that to apply SPEC section 5's format rules without compiling again: ``for_data`` returns a
+that to apply behaviour §5's format rules without compiling again: ``for_data`` returns a
 compiled plan with the sub-rules that cannot apply removed (SQS, Kinesis: the record is dropped)
 or with their data conditions removed (Kafka: metadata-only filtering). Plans are cached.
 """

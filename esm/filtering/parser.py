@@ -2,12 +2,12 @@
 
 A pattern is read token by token, the way event-ruler reads it with a streaming JSON parser, so
 that when a pattern has several faults the one reported is the one event-ruler reports first,
-with event-ruler's wording (FILTERS.md section 2). Malformed JSON gets Jackson-style messages.
+with event-ruler's wording (behaviour §11.2). Malformed JSON gets Jackson-style messages.
 
 The result is a list of *sub-rules*: ``$or`` is expanded into its combinations, nested objects
 are flattened into dotted paths, and each sub-rule maps a path to the operands any one of which
 must match (an AND of ORs). Where AWS and event-ruler differ, esm follows "Decisions for esm" in
-FILTERS.md: ``{}`` and ``"a": {}`` are accepted and add no condition.
+behaviour §11: ``{}`` and ``"a": {}`` are accepted and add no condition.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ def comparable_from_text(text: str) -> float | None:
 
     A number is comparable when it is finite as a double and the double's shortest decimal form
     has exactly the literal's value: ``0.1`` and ``1E-320`` are comparable, ``1E309``,
-    ``1E-325`` and ``123456789012345678`` are not (FILTERS.md, numeric precision).
+    ``1E-325`` and ``123456789012345678`` are not (behaviour §11.1, numeric precision).
     """
     try:
         exact = Decimal(text)

@@ -5,7 +5,7 @@ by dict look-ups of the keys the patterns name, never by a scan of the event's o
 arrays and numbers no pattern can reach are never visited. Each leaf value found is appended to
 its path's list. Values found inside objects or arrays that are elements of an array keep their
 *position* (array id, element index), because fields from different elements of one array must
-not combine (FILTERS.md, array consistency).
+not combine (behaviour §11.1, array consistency).
 
 Most events reach the used leaves through objects alone. For that case ``compile_walker``
 writes the walk of one tree out as straight-line Python (one ``dict.get`` per key, no call per

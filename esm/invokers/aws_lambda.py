@@ -8,7 +8,7 @@ loop and closed by `close()`; botocore's own retries are off (`total_max_attempt
 off invocation errors itself and must never re-run a function that failed. The read timeout is at
 least Lambda's 900 s maximum and the target's timeout, which esm enforces itself per invoke.
 
-Classification (SPEC 9.1, `esm.invokers.classify`): `FunctionError` in the response is a
+Classification (behaviour §9.1, `esm.invokers.classify`): `FunctionError` in the response is a
 function error. When the endpoint is not AWS (an emulator: the RIE serves the Invoke API on the
 same path, LocalStack, ...), the body shape is checked too — the RIE returns a raised exception as
 200 with an error object and no `FunctionError`, the timeout as plain text, and a crash as 502

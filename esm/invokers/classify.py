@@ -1,4 +1,4 @@
-"""How a function's raw answer becomes Succeeded, FunctionError or InvocationError (SPEC 9.1).
+"""How a function's raw answer becomes Succeeded, FunctionError or InvocationError (behaviour §9.1).
 
 Pure functions, no I/O: every invoker reduces what it got (an HTTP status, headers and body; an
 Invoke API response or error) to these calls, so the rules live in one place and are table-tested.
@@ -22,7 +22,7 @@ does not answer a successful invoke with an empty body, while older RIE builds a
 issue #86), and this build still does when the runtime exits during init (a 502). So from an
 emulator (an RIE-style URL, or a non-AWS endpoint behind the Invoke API) an empty 2xx or 502
 body is a function error `Runtime.ExitError`; from any other HTTP server, or from
-real Lambda, an empty 2xx body is a success without a response (SPEC 3: "null / empty response
+real Lambda, an empty 2xx body is a success without a response (behaviour §3: "null / empty response
 -> complete success"). A 502 that is not an emulator's crash is a gateway failing to reach its
 backend: an invocation error.
 
@@ -33,7 +33,7 @@ retried, never lost). Error types esm makes up itself are `Sandbox.Timedout` (a 
 own or the RIE's: the type real Lambda reports), `Runtime.ExitError` (as the RIE names a crash),
 `Runtime.MarshalError` (an unserialisable return, as the Python runtime names it),
 `Function.ResponseSizeTooLarge` (a response over Lambda's 6 MB, Lambda's name),
-`Esm.InvalidJSON` (a 2xx body that is not JSON: SPEC 3 "invalid JSON response -> failure") and
+`Esm.InvalidJSON` (a 2xx body that is not JSON: behaviour §3 "invalid JSON response -> failure") and
 `HTTP<status>` (a 5xx without an error object).
 """
 
@@ -67,7 +67,7 @@ EMPTY_FROM_EMULATOR = "the runtime exited without a response (the emulator answe
 
 _RIE_PATH = re.compile(r"^/2015-03-31/functions/[^/]+/invocations/?$")
 _RIE_TIMEOUT = re.compile(r"Task timed out after \d+(?:\.\d+)? seconds\s*$")
-# Status codes that mean "not invoked, try again later" (SPEC 9.1 invocation errors).
+# Status codes that mean "not invoked, try again later" (behaviour §9.1 invocation errors).
 _UNAVAILABLE = frozenset({429, 502, 503, 504})
 
 
@@ -198,7 +198,7 @@ def classify_http(
     emulator: bool,
     now: float | None = None,
 ) -> InvokeResult:
-    """One HTTP answer from a `url` target (SPEC 9.1). `emulator`: the URL is the RIE's invoke path."""
+    """One HTTP answer from a `url` target (behaviour §9.1). `emulator`: the URL is the RIE's invoke path."""
     function_error = _header(headers, FUNCTION_ERROR_HEADER)
     if function_error is not None:
         found = error_object(parse_json(body))

@@ -3,7 +3,7 @@
 One keep-alive aiohttp session per invoker, created lazily inside the running loop; at most
 `max_concurrency` requests in flight (default 1 for the RIE's invoke path, which serves one invoke
 at a time and crashes on a second; otherwise the mapping's concurrency). The answer is classified
-by `esm.invokers.classify.classify_http` (SPEC 9.1). Redirects are not followed (a 3xx is an
+by `esm.invokers.classify.classify_http` (behaviour §9.1). Redirects are not followed (a 3xx is an
 invocation error), responses are read up to Lambda's 6 MB limit, and a connection refused, reset
 or dropped is an invocation error.
 

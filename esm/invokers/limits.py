@@ -1,6 +1,6 @@
 """Concurrency slots and deadlines: the part of an invoke every target kind shares.
 
-A `Slots` object caps how many invokes of one target run at once (SPEC 9.1 `max_concurrency`)
+A `Slots` object caps how many invokes of one target run at once (behaviour §9.1 `max_concurrency`)
 and waits for each with a deadline. The subtle rule is what a slot means: *the function is
 running*, not *someone is waiting for it*. When the deadline passes, the caller gets its answer
 (a timeout) at once, but the slot is given back only when the work really ends:

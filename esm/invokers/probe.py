@@ -1,4 +1,4 @@
-"""Has a function target answered once? The readiness half of a target (DESIGN.md /readyz).
+"""Has a function target answered once? The readiness half of a target (docs/design.md /readyz).
 
 A URL target is ready when its server answers any HTTP request (a container may start after
 esm); a handler when its module imports; a Lambda function once a client can be built (asking

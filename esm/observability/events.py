@@ -1,9 +1,9 @@
 """Named events: each thing worth telling an operator is one call that logs it and counts it together.
 
-DESIGN.md ("every metric is a named event"): a source or the engine says what happened
+docs/design.md ("every metric is a named event"): a source or the engine says what happened
 (`events.polling_failed("ReceiveMessage", error)`), never which Prometheus family and label tuple
 it lands in. `Events` binds one mapping's `MappingMetrics` to a logger adapter (the mapping's, or
-a unit's via `for_log`); each method bumps its SPEC 6 metric and writes one log line at the
+a unit's via `for_log`); each method bumps its behaviour §6 metric and writes one log line at the
 event's level, carrying the adapter's context plus `event=<name>` so a log search and a metric
 agree. Readings (gauges: pollers, lag, iterator age) are set here too, without a log line, so no
 caller touches `metrics.metrics.<family>.labels(*labels)`.

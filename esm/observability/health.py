@@ -2,7 +2,7 @@
 
 /healthz answers 200 while the process and its event loop run. /readyz answers 200 only when
 every readiness check is true: each enabled mapping has its source connected and its target
-answered once (DESIGN.md "The command line"); otherwise 503 with what is still missing. The
+answered once (docs/design.md "The command line"); otherwise 503 with what is still missing. The
 listener serves nothing else.
 """
 

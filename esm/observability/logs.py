@@ -2,7 +2,7 @@
 
 Context (mapping, unit, batch; `event` for esm.observability.events) travels as `extra=` fields
 and is printed in both formats.
-Message bodies and secrets are never logged at INFO (DESIGN.md "Habits").
+Message bodies and secrets are never logged at INFO (docs/design.md "Habits").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Every metric of SPEC section 6, as Prometheus metrics with `mapping` and `source` labels.
+"""Every metric of behaviour §6, as Prometheus metrics with `mapping` and `source` labels.
 
-Metrics are always on (SPEC 9.8). `mapping` is the mapping's UUID (SPEC 9.9, the CloudWatch
+Metrics are always on (behaviour §9.8). `mapping` is the mapping's UUID (behaviour §9.9, the CloudWatch
 dimension EventSourceMappingUUID); `esm_mapping_info` maps it to the mapping's name and function.
 Each mapping gets a `MappingMetrics` with its label children bound once, so the per-record path
 never looks labels up.
@@ -22,7 +22,7 @@ disable_created_metrics()
 LABELS = ("mapping", "source")
 MAPPING_STATES = ("Creating", "Enabling", "Enabled", "Disabling", "Disabled", "Updating", "Deleting")
 
-# SPEC 6 metric -> (prometheus name, help). Counters get `_total` appended by the client.
+# behaviour §6 metric -> (prometheus name, help). Counters get `_total` appended by the client.
 EVENT_COUNTS = {
     "polled": ("esm_polled_events", "PolledEventCount: events read successfully from the source"),
     "filtered_out": ("esm_filtered_out_events", "FilteredOutEventCount: events removed by filter criteria"),
@@ -98,7 +98,7 @@ class Metrics:
         self.loop_lag = Gauge("esm_event_loop_lag_seconds", "How late the event loop last woke a 0.5 s sleep",
                               registry=r)
         self.tasks = Gauge("esm_asyncio_tasks", "asyncio tasks alive in the daemon", registry=r)
-        self.state = Gauge("esm_mapping_state", "1 for the mapping's current state (SPEC 0), 0 for the others",
+        self.state = Gauge("esm_mapping_state", "1 for the mapping's current state (behaviour §0), 0 for the others",
                            LABELS + ("state",), registry=r)
         self.api_requests = Counter("esm_api_requests", "Control API requests (esm.api) by operation and HTTP status",
                                     ("operation", "status"), registry=r)
@@ -125,7 +125,7 @@ class Metrics:
     def for_mapping(self, uuid: str, source: str) -> "MappingMetrics":
         labels = (uuid, source)
         children = {key: counter.labels(*labels) for key, counter in self.counters.items()}
-        # Touch every counter so a scrape shows 0 rather than nothing (SPEC 6: "empty poll emits 0").
+        # Touch every counter so a scrape shows 0 rather than nothing (behaviour §6: "empty poll emits 0").
         for child in children.values():
             child.inc(0)
         throttles = self.invoke_throttles.labels(*labels)

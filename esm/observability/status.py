@@ -2,8 +2,8 @@
 
 The URL is the daemon's metrics endpoint (`http://127.0.0.1:9090/metrics`, the default) or just its
 base (`http://host:9090`). The table shows each mapping by name with its source, state, readiness
-and function, the SPEC 6 record counts, the errors, and how far behind it is (Kinesis and DynamoDB iterator age,
-Kafka offset lag). A cell is `-` where the metric does not exist for that source (SPEC 6's table),
+and function, the behaviour §6 record counts, the errors, and how far behind it is (Kinesis and DynamoDB iterator age,
+Kafka offset lag). A cell is `-` where the metric does not exist for that source (behaviour §6's table),
 so a `0` always means "counted, none". Mappings with errors get a line each under the table,
 and so does every readiness check that is failing, with its reason.
 """

@@ -1,5 +1,5 @@
 """The schema registry step of a Kafka mapping: validate and decode each record's KEY and/or VALUE
-against its writer schema, before filtering and batching (SPEC 5: poll -> validate -> deserialize
+against its writer schema, before filtering and batching (behaviour §5: poll -> validate -> deserialize
 -> filter -> invoke).
 
 Per record, for each attribute `SchemaValidationConfigs` lists (a null key or value is left alone):
@@ -8,7 +8,7 @@ Per record, for each attribute `SchemaValidationConfigs` lists (a null key or va
    SCHEMA_NOT_FOUND; the registry cannot be asked: the record is read again later);
 3. the payload is decoded (`esm.schemas.formats`; it does not decode: DESERIALIZATION_ERROR).
 
-What the function then receives (SPEC 2): with `EventRecordFormat: JSON`, the decoded attribute as
+What the function then receives (behaviour §2): with `EventRecordFormat: JSON`, the decoded attribute as
 base64 of its compact JSON text; with `SOURCE`, the original payload without the framing (Glue's
 zlib compression undone), base64 as usual. Either way the record gains `keySchemaMetadata` /
 `valueSchemaMetadata`: `{"dataFormat": "AVRO"|"JSON"|"PROTOBUF", "schemaId": "<id>"}`. Filters match the

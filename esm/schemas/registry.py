@@ -3,7 +3,7 @@
 `fetch(schema_id)` returns the writer schema (`RegistrySchema`) or raises an error, and the error
 decides a record's fate:
 - `SchemaNotFound`: the registry answered and has no such schema. The records that name it go to
-  the on-failure destination as SCHEMA_NOT_FOUND (SPEC 4/5).
+  the on-failure destination as SCHEMA_NOT_FOUND (behaviour §4/§5).
 - `SchemaUnusable` (esm.schemas.formats): it has one that cannot be used, such as references that
   form a cycle. The records go to the on-failure destination as DESERIALIZATION_ERROR.
 - `RegistryUnavailable`: no answer (unreachable, timeout, 5xx, throttled, credentials refused).

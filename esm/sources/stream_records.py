@@ -1,5 +1,5 @@
 """How a shard stream's records look in a batch and in an on-failure document: Kinesis and DynamoDB
-Streams alike (SPEC 2, 3, 4).
+Streams alike (behaviour §2, §3, §4).
 
 `ShardStreamFormat` is the part of a RecordFormat both share: the `{"Records": [...]}` payload
 with `esm.transform`, sequence numbers as partial-response identifiers, the 6 MB cap, and the

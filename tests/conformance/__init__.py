@@ -1,2 +1,2 @@
-"""The stream-source conformance suite: one table of behaviour rows (SPEC 3, 4, 5, 9) that every
+"""The stream-source conformance suite: one table of behaviour rows (behaviour §3, §4, §5, §9) that every
 ordered stream source passes through, parametrised by source (tests/conformance/sources.py)."""

@@ -37,8 +37,8 @@ ORDER_KEY = "k"  # every record shares one key: one lane, so the unit's order is
 class Capabilities:
     """What the table may ask of a source.
 
-    record_age: MaximumRecordAgeInSeconds is offered (SPEC 1 "Bisect/retries/age": Kinesis,
-    DynamoDB, Kafka; Kafka's provisioned-only restriction is lifted by SPEC 9.7).
+    record_age: MaximumRecordAgeInSeconds is offered (behaviour §1 "Bisect/retries/age": Kinesis,
+    DynamoDB, Kafka; Kafka's provisioned-only restriction is lifted by behaviour §9.7).
     backdated_records: a record can be written already old (Kafka's CREATE_TIME timestamp is the
     producer's). Where it cannot (a stream's arrival time is the server's), old records are put at
     the start of the session and the row waits out the rest of their age.
@@ -75,7 +75,7 @@ EARLY: dict[str, EarlyRecords] = {}
 class StreamSource(ABC):
     name: ClassVar[str]
     capabilities: ClassVar[Capabilities]
-    data_key: ClassVar[str]  # the record's data key in a filter pattern (SPEC 5 table)
+    data_key: ClassVar[str]  # the record's data key in a filter pattern (behaviour §5 table)
 
     def __init__(self, workdir: Path):
         self.workdir = workdir
@@ -137,7 +137,7 @@ class StreamSource(ABC):
         return {}
 
     def data_pattern(self, field: str, values: list[Any]) -> dict[str, Any]:
-        """A filter pattern on one field of the records' data (SPEC 5 table: the data key)."""
+        """A filter pattern on one field of the records' data (behaviour §5 table: the data key)."""
         return {self.data_key: {field: values}}
 
     # -- what the function sees ------------------------------------------------------------------
@@ -223,7 +223,7 @@ class KinesisSource(StreamSource):
 
 class KafkaSource(StreamSource):
     name = "kafka"
-    # SPEC 1 lists age for Kafka in provisioned mode; SPEC 9.7: esm has that one mode.
+    # behaviour §1 lists age for Kafka in provisioned mode; behaviour §9.7: esm has that one mode.
     capabilities = Capabilities(record_age=True, backdated_records=True)
     data_key = "value"
 

@@ -1,10 +1,10 @@
-"""The conformance table: each row is one rule of SPEC 3, 4, 5 and 9 that every ordered stream
+"""The conformance table: each row is one rule of behaviour §3, §4, §5 and §9 that every ordered stream
 source keeps, run once per source (the `source` parameter, tests/conformance/sources.py).
 
 Each row runs esm through its public surface only: a config document and the daemon
 (tests/support/daemon.py), the in-process function of tests/conformance/function.py, and what
 the backends show (the function's invocations, the released position, the on-failure queue on
-ElasticMQ). Every row ends with the ledger's books (tests/support/ledger.py, SPEC 9.6): nothing
+ElasticMQ). Every row ends with the ledger's books (tests/support/ledger.py, behaviour §9.6): nothing
 lost, order kept, no released position past an unfinished record.
 
 The record-age row comes last: on a source whose records cannot be backdated it waits for
@@ -153,8 +153,8 @@ def invokes_holding(function: Function, record_id: str) -> int:
 
 
 async def test_filtered_records_are_never_invoked_and_released(source: StreamSource):
-    """SPEC 5 (Kinesis: a non-matching record is skipped, the iterator advances; Kafka: dropped, its
-    offset committed) and SPEC 9.6 (a record leaves the source once filtered out): the records
+    """behaviour §5 (Kinesis: a non-matching record is skipped, the iterator advances; Kafka: dropped, its
+    offset committed) and behaviour §9.6 (a record leaves the source once filtered out): the records
     FilterCriteria rejects never reach the function, the released position moves past them, and a
     restart reads nothing before the record after them again."""
     ledger = new_ledger(source, "filter settle")
@@ -187,8 +187,8 @@ async def test_filtered_records_are_never_invoked_and_released(source: StreamSou
 
 
 async def test_partial_batch_response_retries_from_the_lowest_reported_item(source: StreamSource):
-    """SPEC 3 (itemIdentifier: Kinesis/DynamoDB checkpoint at the lowest reported sequence number,
-    all records from it on retried) and SPEC 9.4 (Kafka: the committed offset becomes the lowest
+    """behaviour §3 (itemIdentifier: Kinesis/DynamoDB checkpoint at the lowest reported sequence number,
+    all records from it on retried) and behaviour §9.4 (Kafka: the committed offset becomes the lowest
     failed offset): with ReportBatchItemFailures, reporting r4 and r2 retries from r2; r0 and r1 are
     never invoked again, and while the retry runs the released position covers exactly r0, r1."""
     ledger = new_ledger(source, "partial batch response")
@@ -226,8 +226,8 @@ async def first_released(source: StreamSource, timeout: float = 15.0) -> int | N
 
 
 async def test_bisect_isolates_a_poison_record_and_sends_it_to_the_destination(source: StreamSource):
-    """SPEC 4 (BisectBatchOnFunctionError: split on a function error, splitting does not use the retry
-    quota) and SPEC 9.2 (a batch of one uses one retry per attempt; approximateInvokeCount counts every
+    """behaviour §4 (BisectBatchOnFunctionError: split on a function error, splitting does not use the retry
+    quota) and behaviour §9.2 (a batch of one uses one retry per attempt; approximateInvokeCount counts every
     invocation that held the record): a poison record is isolated to a batch of one, tried
     1 + MaximumRetryAttempts times alone, then sent to the on-failure destination; every other record
     is processed exactly once, in order, and the stream moves on."""
@@ -262,9 +262,9 @@ async def test_bisect_isolates_a_poison_record_and_sends_it_to_the_destination(s
 
 
 async def test_retries_exhausted_go_to_the_destination_and_the_stream_moves_on(source: StreamSource):
-    """SPEC 3 (streams: function errors are retried until MaximumRetryAttempts, then discarded to the
+    """behaviour §3 (streams: function errors are retried until MaximumRetryAttempts, then discarded to the
     on-failure destination and processing continues; MaximumRetryAttempts does not count the first
-    attempt) and SPEC 4 (condition RetryAttemptsExhausted): MaximumRetryAttempts 2 gives 3 invokes of
+    attempt) and behaviour §4 (condition RetryAttemptsExhausted): MaximumRetryAttempts 2 gives 3 invokes of
     the failing batch, one document naming exactly its records, and the next record is processed."""
     ledger = new_ledger(source, "retries exhausted")
     await source.create_unit()
@@ -296,7 +296,7 @@ async def test_retries_exhausted_go_to_the_destination_and_the_stream_moves_on(s
 
 
 async def test_destination_down_holds_the_position_until_the_document_lands(source: StreamSource):
-    """SPEC 9.6 (if delivery to a destination fails, the checkpoint does not move; nothing lost):
+    """behaviour §9.6 (if delivery to a destination fails, the checkpoint does not move; nothing lost):
     while the on-failure queue does not exist, the failed records are not released; once the queue
     exists the document lands, the records are released and the stream moves on."""
     ledger = new_ledger(source, "destination down")
@@ -339,8 +339,8 @@ async def test_destination_down_holds_the_position_until_the_document_lands(sour
 
 @pytest.mark.parametrize("slow", ["finishes", "fails", "abandoned"])
 async def test_shutdown_mid_batch_loses_nothing(source: StreamSource, slow: str):
-    """SPEC 9.6 (at least once, nothing lost: a record leaves the source only once processed), SPEC 0
-    (streams resume from the last checkpoint) and DESIGN (shutdown_timeout drains in-flight batches):
+    """behaviour §9.6 (at least once, nothing lost: a record leaves the source only once processed), behaviour §0
+    (streams resume from the last checkpoint) and docs/design.md (shutdown_timeout drains in-flight batches):
     the daemon is stopped while the function holds a batch — one that succeeds within the drain, one
     that fails within it (its retry is left to the next run), or one still running when the drain
     ends. No released position ever covers a record the function had not processed; a batch that
@@ -385,8 +385,8 @@ async def test_shutdown_mid_batch_loses_nothing(source: StreamSource, slow: str)
 
 
 async def test_records_older_than_the_maximum_age_go_to_the_destination(source: StreamSource):
-    """SPEC 3 (streams: records are retried until they exceed MaximumRecordAgeInSeconds, then
-    discarded to the on-failure destination and processing continues), SPEC 9.3 and SPEC 4 "Recorded
+    """behaviour §3 (streams: records are retried until they exceed MaximumRecordAgeInSeconds, then
+    discarded to the on-failure destination and processing continues), behaviour §9.3 and behaviour §4 "Recorded
     against real AWS" (condition RecordAgeExceeded; no responseContext; approximateInvokeCount 1 for a
     record that expired before its first invoke): records already older than the age are never
     invoked, land in the destination, and do not hold up the records after them."""

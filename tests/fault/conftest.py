@@ -75,7 +75,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     rows = config.stash.get(ROWS, [])
     if not rows:
         return
-    terminalreporter.section("fault matrix (SPEC 9.6: lost must be 0)")
+    terminalreporter.section("fault matrix (behaviour §9.6: lost must be 0)")
     header = f"{'scenario':<44} {'source':<8} {'produced':>8} {'delivered':>9} {'dead-let.':>9} " \
              f"{'lost':>5} {'dup.':>5} {'order!':>6} {'ckpt!':>5} {'ckpts':>6} {'secs':>5}"
     terminalreporter.write_line(header)

@@ -6,8 +6,8 @@ the scenario's `decide(batch)`: a `Reply` per invocation —
 
 - `OK`: 200 and `{}` (processed);
 - `ERROR`: 200 with `X-Amz-Function-Error: Unhandled` and a Lambda error object (not processed);
-- `GARBAGE`: 200 with a body that is not JSON (SPEC 3: a failed invoke; not processed);
-- `status(429)`, `status(503)`: throttled / unavailable (not invoked, SPEC 9.1);
+- `GARBAGE`: 200 with a body that is not JSON (behaviour §3: a failed invoke; not processed);
+- `status(429)`, `status(503)`: throttled / unavailable (not invoked, behaviour §9.1);
 - `timed_out(seconds)`: sleeps past esm's invoke timeout, then answers Lambda's timeout error
   (the runtime was stopped: not processed);
 - `partial(ids)`: 200 with `batchItemFailures` for those ids (the others processed).

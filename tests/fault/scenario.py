@@ -25,7 +25,7 @@ from tests.support.daemon import RunningDaemon
 from tests.support.ledger import Ledger, Row
 from tests.support.waiting import wait_until
 
-# Every SPEC 6 counter esm keeps, by its short name (esm.observability.metrics.EVENT_COUNTS keys: "invoke_errors"...).
+# Every behaviour §6 counter esm keeps, by its short name (esm.observability.metrics.EVENT_COUNTS keys: "invoke_errors"...).
 METRICS = {key: f"{name}_total" for key, (name, _) in {**EVENT_COUNTS, **ERROR_COUNTS}.items()}
 
 # What the matrix's notes column shows of each scenario's metrics (when not 0).

@@ -29,7 +29,7 @@ def ids_and_keys(count: int, keys: int, prefix: str = "r") -> list[tuple[str, st
 
 class SqsSide:
     """A standard or FIFO queue; failures go to the queue's redrive DLQ (SQS has no on-failure
-    destination: SPEC 1), when `max_receive` is set."""
+    destination: behaviour §1), when `max_receive` is set."""
 
     source = "sqs"
 

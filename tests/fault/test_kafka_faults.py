@@ -1,4 +1,4 @@
-"""The fault matrix for the Kafka source (issue 8; SPEC 3, 9.4, 9.6). esm reads the broker through its
+"""The fault matrix for the Kafka source (issue 8; behaviour §3, §9.4, §9.6). esm reads the broker through its
 PROXIED listener, which advertises a toxiproxy port (KAFKA_PROXIED_BOOTSTRAP), so every connection
 esm makes to the broker, bootstrap and reconnects alike, crosses the proxy. The group's committed
 offsets are watched while each scenario runs: a commit never passes a record that was neither
@@ -28,7 +28,7 @@ REREAD = 20
 
 
 async def test_kafka_latency_and_connection_resets(tmp_path, matrix, caplog):
-    """SPEC 9.6: latency on every broker exchange, then connections reset mid-request (fetches,
+    """behaviour §9.6: latency on every broker exchange, then connections reset mid-request (fetches,
     commits, heartbeats): the consumer reconnects through the advertised (proxied) address, commits
     only what was processed, nothing is lost and each partition stays in order. The resets are
     retried inside the Kafka client, so what shows them is its log lines (no esm counter moves
@@ -51,7 +51,7 @@ async def test_kafka_latency_and_connection_resets(tmp_path, matrix, caplog):
 
 
 async def test_kafka_function_throttle_storm(tmp_path, matrix):
-    """SPEC 9.1: 429/503 answers are invocation errors, retried without counting against
+    """behaviour §9.1: 429/503 answers are invocation errors, retried without counting against
     MaximumRetryAttempts (0 here): nothing is dead-lettered, nothing lost."""
     run = await run_scenario(KafkaSide(), scenario="kafka/function-429-503-storm", tmp_path=tmp_path,
                              matrix=matrix, records=ids_and_keys(40, 4), decide=storm(8),
@@ -60,7 +60,7 @@ async def test_kafka_function_throttle_storm(tmp_path, matrix):
 
 
 async def test_kafka_function_garbage_poison_to_destination(tmp_path, matrix):
-    """SPEC 3/4/9.2: garbage answers fail the batch; bisect isolates the failing records; poison ones
+    """behaviour §3/§4/§9.2: garbage answers fail the batch; bisect isolates the failing records; poison ones
     exhaust their retries and go to the SQS destination (exactly those); the commit passes them only
     after they landed."""
     bad = {"r0005", "r0014", "r0026"}
@@ -72,7 +72,7 @@ async def test_kafka_function_garbage_poison_to_destination(tmp_path, matrix):
 
 
 async def test_kafka_function_timeouts(tmp_path, matrix):
-    """SPEC 9.1: a function running past its timeout is a function error, retried; nothing lost."""
+    """behaviour §9.1: a function running past its timeout is a function error, retried; nothing lost."""
     run = await run_scenario(KafkaSide(), scenario="kafka/function-timeouts", tmp_path=tmp_path, matrix=matrix,
                              records=ids_and_keys(40, 4), decide=every_nth_times_out(3, 2.0), function_timeout=1,
                              max_duplicates=REREAD)
@@ -80,7 +80,7 @@ async def test_kafka_function_timeouts(tmp_path, matrix):
 
 
 async def test_kafka_destination_down_while_retries_run_out(tmp_path, matrix):
-    """SPEC 9.6: records exhaust their retries while the SQS destination is down: deliveries are retried
+    """behaviour §9.6: records exhaust their retries while the SQS destination is down: deliveries are retried
     and counted, the commit stays before them; once the destination is back they land."""
     bad = {"r0006", "r0019"}
 

@@ -1,4 +1,4 @@
-"""The fault matrix for the Kinesis source (issue 8; SPEC 3, 4, 9.2, 9.6). Toxiproxy sits between esm
+"""The fault matrix for the Kinesis source (issue 8; behaviour §3, §4, §9.2, §9.6). Toxiproxy sits between esm
 and kinesis-mock, the on-failure destination (ElasticMQ) and the function. Every scenario watches
 the SQLite checkpoint store while it runs: a checkpoint never covers a record that was neither
 processed nor delivered to the destination; order holds per partition key; lost is 0.
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.usefixtures("backends", "toxiproxy")
 
 
 async def test_kinesis_latency_and_connection_resets(tmp_path, matrix):
-    """SPEC 9.6: latency on every kinesis-mock exchange, then connections reset mid-request: reads are
+    """behaviour §9.6: latency on every kinesis-mock exchange, then connections reset mid-request: reads are
     retried from where they were (no record skipped, none out of order per key), checkpoints only
     cover processed records, polling errors are counted."""
 
@@ -46,7 +46,7 @@ async def test_kinesis_latency_and_connection_resets(tmp_path, matrix):
 
 
 async def test_kinesis_function_throttle_storm(tmp_path, matrix):
-    """SPEC 9.1: 429/503 from the function are invocation errors: retried with backoff, never counted
+    """behaviour §9.1: 429/503 from the function are invocation errors: retried with backoff, never counted
     against MaximumRetryAttempts (0 here), so nothing is dead-lettered and nothing lost."""
     run = await run_scenario(KinesisSide(), scenario="kinesis/function-429-503-storm", tmp_path=tmp_path,
                              matrix=matrix, records=ids_and_keys(50, 5), decide=storm(6),
@@ -55,7 +55,7 @@ async def test_kinesis_function_throttle_storm(tmp_path, matrix):
 
 
 async def test_kinesis_function_garbage_poison_to_destination(tmp_path, matrix):
-    """SPEC 3/4/9.2: garbage answers fail the batch; with bisect the failing records are isolated, good
+    """behaviour §3/§4/§9.2: garbage answers fail the batch; with bisect the failing records are isolated, good
     records succeed on retry, poison records exhaust MaximumRetryAttempts and go to the SQS
     destination (exactly those); the checkpoint passes a poison record only after it landed."""
     bad = {"r0004", "r0013", "r0021"}
@@ -69,7 +69,7 @@ async def test_kinesis_function_garbage_poison_to_destination(tmp_path, matrix):
 
 
 async def test_kinesis_function_timeouts(tmp_path, matrix):
-    """SPEC 9.1: a function running past its timeout is a function error; with unlimited retries the
+    """behaviour §9.1: a function running past its timeout is a function error; with unlimited retries the
     batch is retried until it succeeds; nothing lost, order kept."""
     run = await run_scenario(KinesisSide(), scenario="kinesis/function-timeouts", tmp_path=tmp_path,
                              matrix=matrix, records=ids_and_keys(40, 4), decide=every_nth_times_out(3, 2.0),
@@ -78,7 +78,7 @@ async def test_kinesis_function_timeouts(tmp_path, matrix):
 
 
 async def test_kinesis_function_answers_lost_and_resets(tmp_path, matrix):
-    """SPEC 9.6: the function's connections reset, then its answers stop arriving: invocation errors
+    """behaviour §9.6: the function's connections reset, then its answers stop arriving: invocation errors
     and timeouts; records are retried (bounded duplicates), the checkpoint waits, nothing lost."""
 
     async def fault(run: Run) -> None:
@@ -96,7 +96,7 @@ async def test_kinesis_function_answers_lost_and_resets(tmp_path, matrix):
 
 @pytest.mark.parametrize("destination", ["sqs", "s3"])
 async def test_kinesis_destination_down_while_retries_run_out(tmp_path, matrix, destination):
-    """SPEC 9.6: records exhaust their retries while the on-failure destination (ElasticMQ, or S3 on
+    """behaviour §9.6: records exhaust their retries while the on-failure destination (ElasticMQ, or S3 on
     moto) is down: the delivery is retried (OnFailureDestinationDeliveryErrorCount, a log line), the
     checkpoint stays before them, and when the destination is back they land and processing goes on."""
     bad = {"r0007", "r0022"}
@@ -120,7 +120,7 @@ async def test_kinesis_destination_down_while_retries_run_out(tmp_path, matrix, 
 
 
 async def test_kinesis_partial_failures_under_resets(tmp_path, matrix):
-    """SPEC 3 (checkpoint at the lowest reported item) + 9.6: partial batch responses while kinesis-mock
+    """behaviour §3 (checkpoint at the lowest reported item) + 9.6: partial batch responses while kinesis-mock
     connections reset: everything from the first reported failure is retried, nothing lost."""
 
     def decide(batch: list[Item]):

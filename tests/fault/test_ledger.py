@@ -17,7 +17,7 @@ def stream_ledger() -> Ledger:
 
 
 def test_nothing_missing_passes():
-    """SPEC 9.6 books: processed or dead-lettered, in order, checkpoint behind the work: sound."""
+    """behaviour §9.6 books: processed or dead-lettered, in order, checkpoint behind the work: sound."""
     ledger = stream_ledger()
     ledger.invoked(["r0", "r1"], ["r0", "r1"], when=1.0)
     ledger.checkpoint("shard-0", 11, when=1.5)
@@ -29,7 +29,7 @@ def test_nothing_missing_passes():
 
 
 def test_a_lost_record_fails():
-    """SPEC 9.6: a record neither processed nor dead-lettered is lost."""
+    """behaviour §9.6: a record neither processed nor dead-lettered is lost."""
     ledger = stream_ledger()
     ledger.invoked(["r0", "r1", "r2"], ["r0", "r1", "r2"])
     assert ledger.result().lost == 1
@@ -38,7 +38,7 @@ def test_a_lost_record_fails():
 
 
 def test_a_checkpoint_past_an_unfinished_record_fails():
-    """SPEC 9.6: a checkpoint seen covering a record before it was processed is a violation, even if
+    """behaviour §9.6: a checkpoint seen covering a record before it was processed is a violation, even if
     the record is processed later."""
     ledger = stream_ledger()
     ledger.invoked(["r0"], ["r0"], when=1.0)
@@ -49,7 +49,7 @@ def test_a_checkpoint_past_an_unfinished_record_fails():
 
 
 def test_a_dead_letter_after_the_checkpoint_fails():
-    """SPEC 9.6: the checkpoint may pass a failed record only after it landed in the destination."""
+    """behaviour §9.6: the checkpoint may pass a failed record only after it landed in the destination."""
     ledger = stream_ledger()
     ledger.invoked(["r0", "r1", "r2", "r3"], ["r0", "r2", "r3"], when=1.0)
     ledger.checkpoint("shard-0", 13, when=2.0)
@@ -59,7 +59,7 @@ def test_a_dead_letter_after_the_checkpoint_fails():
 
 
 def test_order_per_key_fails_when_broken():
-    """SPEC 3: a key's records presented out of produced order are caught."""
+    """behaviour §3: a key's records presented out of produced order are caught."""
     ledger = stream_ledger()
     ledger.invoked(["r1", "r0"], ["r0", "r1"])
     ledger.invoked(["r2", "r3"], ["r2", "r3"])

@@ -1,4 +1,4 @@
-"""The long part of the fault matrix (second CI stage, `scripts/test -m slow`; issue 8; SPEC 9.6):
+"""The long part of the fault matrix (second CI stage, `scripts/test -m slow`; issue 8; behaviour §9.6):
 a backend down for 30 seconds and back, the Kafka broker cut off as if restarted, the daemon
 SIGKILLed mid-batch and restarted, SIGTERM during a Kafka rebalance.
 
@@ -45,7 +45,7 @@ def backend_down(proxy_of):
 
 
 async def test_sqs_backend_down_30s(tmp_path, matrix):
-    """SPEC 9.6: ElasticMQ unreachable for 30 s mid-processing: receives fail and are retried with
+    """behaviour §9.6: ElasticMQ unreachable for 30 s mid-processing: receives fail and are retried with
     backoff (PollingErrorCount), deletes that fail leave their messages to come back (CommitErrorCount,
     bounded duplicates); after it returns everything is processed and the queue is empty."""
     run = await run_scenario(SqsSide(visibility=10), scenario="sqs/backend-down-30s", tmp_path=tmp_path,
@@ -56,7 +56,7 @@ async def test_sqs_backend_down_30s(tmp_path, matrix):
 
 
 async def test_kinesis_backend_down_30s(tmp_path, matrix):
-    """SPEC 9.6: kinesis-mock unreachable for 30 s mid-processing: GetRecords fails and is retried
+    """behaviour §9.6: kinesis-mock unreachable for 30 s mid-processing: GetRecords fails and is retried
     (PollingErrorCount); reading resumes after the last record read, in order, nothing lost."""
     run = await run_scenario(KinesisSide(shards=2), scenario="kinesis/backend-down-30s", tmp_path=tmp_path,
                              matrix=matrix, records=ids_and_keys(100, 10), mapping={"BatchSize": 2},
@@ -66,7 +66,7 @@ async def test_kinesis_backend_down_30s(tmp_path, matrix):
 
 
 async def test_kafka_broker_down_30s_as_a_restart(tmp_path, matrix, monkeypatch, kafka_proxied):
-    """SPEC 9.6: the broker unreachable for 30 s (as during a restart): esm's member is evicted from
+    """behaviour §9.6: the broker unreachable for 30 s (as during a restart): esm's member is evicted from
     the group, its commits fail (CommitErrorCount) or are refused; when the broker is back it rejoins
     and resumes from the committed offsets: nothing lost, order per partition kept, the duplicates
     bounded by what was processed but not yet committed."""
@@ -99,7 +99,7 @@ def killed_and_restarted(delivered: int = 10):
 
 
 async def test_sqs_sigkill_mid_batch_and_restart(tmp_path, matrix):
-    """SPEC 9.6: SIGKILL during an invocation: nothing was deleted that was not processed; the
+    """behaviour §9.6: SIGKILL during an invocation: nothing was deleted that was not processed; the
     unacknowledged messages return after the visibility timeout and the restarted daemon processes
     them (duplicates bounded by the batches in flight)."""
     await run_scenario(SqsSide(visibility=5), scenario="sqs/sigkill-mid-batch+restart", tmp_path=tmp_path,
@@ -108,7 +108,7 @@ async def test_sqs_sigkill_mid_batch_and_restart(tmp_path, matrix):
 
 
 async def test_kinesis_sigkill_mid_batch_and_restart(tmp_path, matrix):
-    """SPEC 9.6: SIGKILL during an invocation: the restarted daemon resumes from the SQLite checkpoint,
+    """behaviour §9.6: SIGKILL during an invocation: the restarted daemon resumes from the SQLite checkpoint,
     which never covered an unprocessed record; records after it are read again (bounded duplicates),
     in order."""
     await run_scenario(KinesisSide(), scenario="kinesis/sigkill-mid-batch+restart", tmp_path=tmp_path,
@@ -117,7 +117,7 @@ async def test_kinesis_sigkill_mid_batch_and_restart(tmp_path, matrix):
 
 
 async def test_kafka_sigkill_mid_batch_and_restart(tmp_path, matrix, kafka_proxied):
-    """SPEC 9.6: SIGKILL during an invocation: the group's committed offsets never passed an
+    """behaviour §9.6: SIGKILL during an invocation: the group's committed offsets never passed an
     unprocessed record; the restarted daemon (after the dead member's session expires) resumes from
     them, in order per partition, with bounded duplicates."""
     await run_scenario(KafkaSide(partitions=2), scenario="kafka/sigkill-mid-batch+restart", tmp_path=tmp_path,
@@ -129,7 +129,7 @@ async def test_kafka_sigkill_mid_batch_and_restart(tmp_path, matrix, kafka_proxi
 
 
 async def test_kafka_sigterm_during_rebalance(tmp_path, matrix, kafka_proxied):
-    """SPEC 9.6 + graceful shutdown: a second daemon joins the group (a rebalance starts) and the first
+    """behaviour §9.6 + graceful shutdown: a second daemon joins the group (a rebalance starts) and the first
     gets SIGTERM in the middle of it: the first finishes or abandons its in-flight batches, commits only
     what was processed, exits 0; the second takes every partition over from the committed offsets —
     nothing lost, order per partition kept."""
@@ -155,7 +155,7 @@ async def test_kafka_sigterm_during_rebalance(tmp_path, matrix, kafka_proxied):
 
 
 async def test_kinesis_sigterm_during_lease_handover(tmp_path, matrix):
-    """SPEC 9.6 + DESIGN (replicas share shards through DynamoDB leases): a second replica starts
+    """behaviour §9.6 + docs/design.md (replicas share shards through DynamoDB leases): a second replica starts
     taking leases from the first, which gets SIGTERM in the middle of the hand-over: it finishes or
     abandons its batches, checkpoints only what was processed, releases its leases, exits 0; the
     second takes every shard from the checkpoints — nothing lost, order per key kept, and no

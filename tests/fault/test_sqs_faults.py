@@ -1,4 +1,4 @@
-"""The fault matrix for the SQS source (issue 8; SPEC 9.6: at least once, nothing lost, every
+"""The fault matrix for the SQS source (issue 8; behaviour §9.6: at least once, nothing lost, every
 failure visible in a metric and a log line). Toxiproxy sits between esm and ElasticMQ and between
 esm and the function (tests/fault/function.py); each scenario ends with the books of
 tests/support/ledger.py: lost must be 0, duplicates bounded, FIFO order per group, queue empty.
@@ -23,7 +23,7 @@ SLOWLY = {"decide": lambda batch: slow(0.25), "mapping": {"BatchSize": 2}, "max_
 
 
 async def test_sqs_latency_spikes(tmp_path, matrix):
-    """SPEC 9.6: 250 ms (±150) on every ElasticMQ and function exchange loses nothing and duplicates nothing."""
+    """behaviour §9.6: 250 ms (±150) on every ElasticMQ and function exchange loses nothing and duplicates nothing."""
 
     async def fault(run: Run) -> None:
         for proxy in (run.proxied.sqs, run.proxied.function):
@@ -34,7 +34,7 @@ async def test_sqs_latency_spikes(tmp_path, matrix):
 
 
 async def test_sqs_connection_resets_mid_request(tmp_path, matrix):
-    """SPEC 9.6: ElasticMQ connections reset mid-request (receives, deletes) for a while: no message is
+    """behaviour §9.6: ElasticMQ connections reset mid-request (receives, deletes) for a while: no message is
     lost (an unanswered receive or delete only means a redelivery after the visibility timeout), the
     errors are counted, duplicates stay bounded by the messages in flight."""
 
@@ -54,7 +54,7 @@ async def test_sqs_connection_resets_mid_request(tmp_path, matrix):
 
 
 async def test_sqs_fifo_order_under_resets_and_latency(tmp_path, matrix):
-    """SPEC 3 (FIFO order per MessageGroupId) + 9.6: with latency and connection resets on ElasticMQ,
+    """behaviour §3 (FIFO order per MessageGroupId) + 9.6: with latency and connection resets on ElasticMQ,
     each group's messages are still processed in order and none is lost."""
 
     async def fault(run: Run) -> None:
@@ -72,7 +72,7 @@ async def test_sqs_fifo_order_under_resets_and_latency(tmp_path, matrix):
 
 
 async def test_sqs_function_throttle_storm(tmp_path, matrix):
-    """SPEC 9.1/9.6: a storm of 429/503 answers is an invocation error: retried with backoff while the
+    """behaviour §9.1/§9.6: a storm of 429/503 answers is an invocation error: retried with backoff while the
     messages are ours, returned to the queue otherwise; nothing lost, the errors counted."""
     run = await run_scenario(SqsSide(visibility=5), scenario="sqs/function-429-503-storm", tmp_path=tmp_path,
                              matrix=matrix, records=ids_and_keys(50, 5), decide=storm(30), max_duplicates=LATE_DELETES)
@@ -80,7 +80,7 @@ async def test_sqs_function_throttle_storm(tmp_path, matrix):
 
 
 async def test_sqs_function_garbage_and_poison_to_dlq(tmp_path, matrix):
-    """SPEC 3 (invalid JSON response = failed invoke) + SQS redrive: records answered with garbage the
+    """behaviour §3 (invalid JSON response = failed invoke) + SQS redrive: records answered with garbage the
     first time are redelivered and processed; poison records that always get garbage end in the
     queue's redrive DLQ after maxReceiveCount; nothing lost, failures counted."""
     poison = {"r0003", "r0011", "r0017", "r0024"}
@@ -92,7 +92,7 @@ async def test_sqs_function_garbage_and_poison_to_dlq(tmp_path, matrix):
 
 
 async def test_sqs_function_timeouts(tmp_path, matrix):
-    """SPEC 9.1: a function that runs past its timeout is a function error; its messages return after
+    """behaviour §9.1: a function that runs past its timeout is a function error; its messages return after
     the visibility timeout and are processed then; nothing lost."""
     run = await run_scenario(SqsSide(visibility=4), scenario="sqs/function-timeouts", tmp_path=tmp_path,
                              matrix=matrix, records=ids_and_keys(40, 4), decide=every_nth_times_out(3, 2.5),
@@ -102,7 +102,7 @@ async def test_sqs_function_timeouts(tmp_path, matrix):
 
 
 async def test_sqs_function_connection_resets(tmp_path, matrix):
-    """SPEC 9.1/9.6: the function's connections reset mid-request: an invocation error, retried; an
+    """behaviour §9.1/§9.6: the function's connections reset mid-request: an invocation error, retried; an
     answer lost on the way back means a redelivery (a bounded duplicate), never a loss."""
 
     async def fault(run: Run) -> None:
@@ -116,7 +116,7 @@ async def test_sqs_function_connection_resets(tmp_path, matrix):
 
 
 async def test_sqs_function_answers_lost(tmp_path, matrix):
-    """SPEC 9.6: the function processes but its answers never arrive (toxiproxy `timeout` downstream):
+    """behaviour §9.6: the function processes but its answers never arrive (toxiproxy `timeout` downstream):
     esm's invoke timeout makes it a failure, the messages come back and are processed again —
     duplicates (counted, bounded by the batches in flight), nothing lost."""
 
@@ -132,7 +132,7 @@ async def test_sqs_function_answers_lost(tmp_path, matrix):
 
 
 async def test_sqs_partial_failures_under_latency(tmp_path, matrix):
-    """SPEC 3 (ReportBatchItemFailures) + 9.6: reported failures stay on the queue and come back; the
+    """behaviour §3 (ReportBatchItemFailures) + 9.6: reported failures stay on the queue and come back; the
     rest is deleted; with latency on every exchange nothing is lost and nothing processed twice."""
 
     def decide(batch: list[Item]):

@@ -1,4 +1,4 @@
-"""Fuzzing the configuration loader (DESIGN.md "Configuration", README "esm validate").
+"""Fuzzing the configuration loader (docs/design.md "Configuration", README "esm validate").
 
 The rule under test: whatever a config file holds, esm answers with either valid settings or one
 ConfigError listing problems, each a message at a path that exists in the file (or at the root,
@@ -342,7 +342,7 @@ def check_config_text(text: str) -> None:
 @SETTINGS
 @given(document=mutated_docs())
 def test_mutated_configs_give_problems_at_real_paths(document: Any) -> None:
-    """DESIGN "Validation": a bad config fails with every problem listed at its zero-based path,
+    """docs/design.md "Validation": a bad config fails with every problem listed at its zero-based path,
     as one ConfigError, never another exception."""
     check_config_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
 
@@ -377,7 +377,7 @@ def test_python_tags_are_refused():
 
 
 def test_infinite_timeouts_are_rejected():
-    """DESIGN "Configuration": timeouts are positive numbers of seconds; .inf and .nan are not numbers of seconds."""
+    """docs/design.md "Configuration": timeouts are positive numbers of seconds; .inf and .nan are not numbers of seconds."""
     with pytest.raises(ConfigError) as caught:
         parse_config("functions: {f: {url: 'http://x', timeout: .inf}}\nevent_source_mappings: []\n"
                      "shutdown_timeout: .inf\nstartup_timeout: .nan\n", environ={})

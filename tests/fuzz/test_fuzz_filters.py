@@ -1,4 +1,4 @@
-"""Fuzzing filter patterns (FILTERS.md) beyond tests/unit/filtering/test_filter_properties.py.
+"""Fuzzing filter patterns (behaviour §11) beyond tests/unit/filtering/test_filter_properties.py.
 
 Two rules:
 - validation never crashes: any text, any JSON shape (operators nested where they do not belong,
@@ -132,14 +132,14 @@ def _validates(text: str) -> bool:
 @SETTINGS
 @given(text=st.text(max_size=60))
 def test_any_text_validates_or_gives_a_reason(text: str) -> None:
-    """FILTERS.md 2: any input is valid or InvalidPatternError (AWS's reason), never another error."""
+    """behaviour §11.2: any input is valid or InvalidPatternError (AWS's reason), never another error."""
     _validates(text)
 
 
 @SETTINGS
 @given(shape=pattern_shapes)
 def test_any_json_shape_validates_or_gives_a_reason(shape: Any) -> None:
-    """FILTERS.md 2: operators in the wrong place, wrong argument types, odd numbers, broken $or:
+    """behaviour §11.2: operators in the wrong place, wrong argument types, odd numbers, broken $or:
     InvalidPatternError, never another exception."""
     _validates(dump(shape))
 
@@ -147,12 +147,12 @@ def test_any_json_shape_validates_or_gives_a_reason(shape: Any) -> None:
 @SETTINGS
 @given(text=mutated_patterns())
 def test_mutated_patterns_validate_or_give_a_reason(text: str) -> None:
-    """FILTERS.md 2: a valid pattern with characters inserted or cut is still answered cleanly."""
+    """behaviour §11.2: a valid pattern with characters inserted or cut is still answered cleanly."""
     _validates(text)
 
 
 def test_deep_and_long_patterns_are_refused_cleanly():
-    """FILTERS.md 2 limits: 4096 characters; nesting, $or and wildcards at their limits give reasons."""
+    """behaviour §11.2 limits: 4096 characters; nesting, $or and wildcards at their limits give reasons."""
     for text in ['{"a":' * 800 + '["x"]' + "}" * 800, "[" * 4000, '{"$or":' * 500, '{"a": [' + "1," * 3000 + "1]}",
                  '{"a": [{"wildcard": "' + "*a" * 1000 + '"}]}', '{"a": ["' + "x" * 5000 + '"]}']:
         _validates(text)
@@ -246,7 +246,7 @@ free_events = st.dictionaries(st.sampled_from(FIELD_KEYS), _event_values(event_s
 @SETTINGS
 @given(pattern=free_patterns, event=free_events)
 def test_free_patterns_agree_with_the_reference(pattern: str, event: dict[str, Any]) -> None:
-    """FILTERS.md 1: every operator with free values, nested, $or at any depth, arrays and array
+    """behaviour §11.1: every operator with free values, nested, $or at any depth, arrays and array
     consistency: the compiled matcher answers as the reference interpreter does."""
     assume(_validates(pattern))
     matcher = compile_filters([pattern])
@@ -320,7 +320,7 @@ def test_test_pattern_answers_or_refuses_any_event(pattern: str, event: str) -> 
 
 
 def test_integers_past_64_bits_match_themselves():
-    """FILTERS.md numbers: a number a double cannot hold is matched by its literal, also when the
+    """behaviour §11.1 numbers: a number a double cannot hold is matched by its literal, also when the
     event arrives as JSON text (an SQS body, Kinesis data), not rounded to a double on the way."""
     from esm.filtering.decode import filter_sqs
 
@@ -353,7 +353,7 @@ ASTRAL_TEXT = st.text(
 @SETTINGS
 @given(key=ASTRAL_TEXT, value=ASTRAL_TEXT, operator=st.sampled_from(["", "prefix", "suffix", "equals-ignore-case", "anything-but"]))
 def test_surrogate_escaped_patterns_match_like_raw_ones(key: str, value: str, operator: str) -> None:
-    """Issue 13 point 4 (FILTERS.md decisions): a pattern written with json.dumps' surrogate
+    """Issue 13 point 4 (behaviour §11 decisions): a pattern written with json.dumps' surrogate
     escapes is the same filter as the one written with the raw characters, in keys and operands,
     on events that carry the characters raw or escaped; the reference agrees."""
     leaf: Any = value if not operator else {operator: value}

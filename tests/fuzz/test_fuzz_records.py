@@ -1,9 +1,9 @@
 """Fuzzing malformed records through the record builders, the filter decoders and `esm.transform`.
 
-SPEC.md section 5 and FILTERS.md say what each source does with data it cannot read; the rule
+docs/behaviour.md §5 and behaviour §11 say what each source does with data it cannot read; the rule
 under test is that nothing here ever raises, whatever a record holds (invalid base64, invalid
 UTF-8, invalid JSON, JSON nested past every parser's depth, 1 MB values, missing fields), so one
-bad record can never stop the poll loop of its unit, and that the record is judged per SPEC 5:
+bad record can never stop the poll loop of its unit, and that the record is judged per behaviour §5:
 
 - SQS: a JSON body pattern never matches a body that is not a JSON object or array (and a plain
   pattern never matches a JSON body); a body that is JSON is matched as the reference says;
@@ -73,7 +73,7 @@ data_bytes = st.one_of(
     ]),
 )
 
-# Patterns over the data field and metadata, in each source's shape (SPEC 5): JSON data patterns,
+# Patterns over the data field and metadata, in each source's shape (behaviour §5): JSON data patterns,
 # plain data patterns where the source allows them, metadata-only, and $or mixes.
 SQS_PATTERNS = [
     '{"body": {"k": ["ok"]}}', '{"body": {"k": [{"exists": false}]}}', '{"body": ["ok"]}', '{"body": [{"prefix": "{"}]}',
@@ -138,7 +138,7 @@ def kafka_messages(draw: st.DrawFn) -> SimpleNamespace:
 
 
 def _json_container(data: bytes) -> Any:
-    """The data as the filters see it when it is JSON (SPEC 5), or None when it is not."""
+    """The data as the filters see it when it is JSON (behaviour §5), or None when it is not."""
     def no_constants(name: str) -> Any:  # NaN and Infinity are not JSON (RFC 8259)
         raise ValueError(name)
 
@@ -163,7 +163,7 @@ def _depth(value: Any) -> int:
 @SETTINGS
 @given(message=sqs_messages(), pattern=st.sampled_from(SQS_PATTERNS))
 def test_sqs_records_are_built_and_filtered(message: dict[str, Any], pattern: str) -> None:
-    """SPEC 2 + 5, SQS: any message becomes Lambda's record (body untouched, size its JSON length) and is
+    """behaviour §2 + 5, SQS: any message becomes Lambda's record (body untouched, size its JSON length) and is
     kept or filtered without an exception; a JSON body pattern never matches a body that is not JSON."""
     record = sqs_record(message, SQS_ARN, "us-east-1")
     assert record.event["body"] == message["Body"] and record.item_id == message["MessageId"]
@@ -173,11 +173,11 @@ def test_sqs_records_are_built_and_filtered(message: dict[str, Any], pattern: st
     parsed = _json_container(body.encode())
     if '"body": {' in pattern and "$or" not in pattern:
         if parsed is None:
-            assert kept is False, "SPEC 5: a JSON body pattern never matches a plain body"
+            assert kept is False, "behaviour §5: a JSON body pattern never matches a plain body"
         elif _depth(parsed) < 900:
             assert kept == reference_matches([pattern], {**record.event, "body": parsed})
     if '"body": [' in pattern and parsed is not None:
-        assert kept is False, "SPEC 5: a plain body pattern never matches a JSON body"
+        assert kept is False, "behaviour §5: a plain body pattern never matches a JSON body"
 
 
 # ---------------------------------------------------------------- Kinesis
@@ -186,7 +186,7 @@ def test_sqs_records_are_built_and_filtered(message: dict[str, Any], pattern: st
 @SETTINGS
 @given(raw=kinesis_raw(), pattern=st.sampled_from(KINESIS_PATTERNS))
 def test_kinesis_records_are_built_and_filtered(raw: dict[str, Any], pattern: str) -> None:
-    """SPEC 2 + 5, Kinesis: any record becomes Lambda's record (data base64 of the bytes) and is kept or
+    """behaviour §2 + 5, Kinesis: any record becomes Lambda's record (data base64 of the bytes) and is kept or
     skipped without an exception; data that is not base64 JSON never matches a data pattern."""
     record = kinesis_record(raw, "shardId-000000000000", STREAM_ARN, "us-east-1", ROLE)
     data = raw.get("Data", b"")
@@ -198,7 +198,7 @@ def test_kinesis_records_are_built_and_filtered(raw: dict[str, Any], pattern: st
     fields = record.event["kinesis"]
     if pattern.startswith('{"data"'):
         if parsed is None:
-            assert kept is False, "SPEC 5: non-JSON data never matches a data pattern"
+            assert kept is False, "behaviour §5: non-JSON data never matches a data pattern"
         elif _depth(parsed) < 900:
             assert kept == reference_matches([pattern], {**fields, "data": parsed})
     if "$or" in pattern and fields["partitionKey"] == "pass":
@@ -208,7 +208,7 @@ def test_kinesis_records_are_built_and_filtered(raw: dict[str, Any], pattern: st
 @SETTINGS
 @given(data=st.one_of(st.binary(max_size=40), st.sampled_from(["%%%", "YQ", "YQ==\n", "", "\u00e9", 7, None, [1]])))
 def test_kinesis_data_that_is_not_base64_text(data: Any) -> None:
-    """SPEC 5: a record whose data is not base64 text (as a broken proxy could hand it over) is skipped by
+    """behaviour §5: a record whose data is not base64 text (as a broken proxy could hand it over) is skipped by
     a data pattern and kept by a metadata pattern, never an exception."""
     event = {"kinesis": {"partitionKey": "pass", "sequenceNumber": "1", "data": data}}
     assert filter_kinesis(compile_filters(['{"partitionKey": ["pass"]}']), event) is True
@@ -222,7 +222,7 @@ def test_kinesis_data_that_is_not_base64_text(data: Any) -> None:
 @SETTINGS
 @given(message=kafka_messages(), pattern=st.sampled_from(KAFKA_PATTERNS))
 def test_kafka_records_are_built_and_filtered(message: SimpleNamespace, pattern: str) -> None:
-    """SPEC 2 + 5, Kafka: any record (null key or value, binary headers, any bytes) becomes Lambda's record
+    """behaviour §2 + 5, Kafka: any record (null key or value, binary headers, any bytes) becomes Lambda's record
     and is filtered without an exception; a value that is not UTF-8 JSON/text is filtered on metadata only."""
     record = kafka_record(message)
     event = record.event
@@ -230,13 +230,13 @@ def test_kafka_records_are_built_and_filtered(message: SimpleNamespace, pattern:
     if message.value is not None:
         assert base64.b64decode(event["value"]) == message.value
     assert all(-128 <= b <= 127 for header in event["headers"] for values in header.values() for b in values)
-    # SPEC 3's 6 MB cap counts each record's bytes: the counted size is the serialized size, exactly.
+    # behaviour §3's 6 MB cap counts each record's bytes: the counted size is the serialized size, exactly.
     assert record.size == len(orjson.dumps(event))
     kept = filter_kafka(compile_filters([pattern]), event)
     value = message.value
     readable = value is not None and _utf8(value)
     if pattern == '{"value": {"k": ["ok"]}, "topic": ["t"]}' and (not readable or _json_container(value) is None):
-        assert kept is True, "SPEC 5: a value the data pattern cannot read is filtered on its metadata (topic t)"
+        assert kept is True, "behaviour §5: a value the data pattern cannot read is filtered on its metadata (topic t)"
     if pattern == '{"value": {"k": ["ok"]}}' and readable and (parsed := _json_container(value)) is not None \
             and _depth(parsed) < 900:
         assert kept == reference_matches([pattern], {**event, "value": parsed})
@@ -260,7 +260,7 @@ EXPRESSIONS = ["body", "body.k", "data", "data.k", "value.k", "to_string(@)", "a
 @SETTINGS
 @given(message=sqs_messages(), expression=st.sampled_from(EXPRESSIONS))
 def test_sqs_transform_never_raises_and_keeps_the_message_id(message: dict[str, Any], expression: str) -> None:
-    """SPEC 9.10: a transform on any body gives a record with its messageId; a failing one leaves it as it was."""
+    """behaviour §9.10: a transform on any body gives a record with its messageId; a failing one leaves it as it was."""
     event = sqs_record(message, SQS_ARN, "us-east-1").event
     out = sqs_transform(expression).apply(event)
     assert out["messageId"] == event["messageId"] and isinstance(out["body"], str)
@@ -270,7 +270,7 @@ def test_sqs_transform_never_raises_and_keeps_the_message_id(message: dict[str, 
 @SETTINGS
 @given(raw=kinesis_raw(), expression=st.sampled_from(EXPRESSIONS))
 def test_kinesis_transform_never_raises_and_binary_data_passes_unchanged(raw: dict[str, Any], expression: str) -> None:
-    """SPEC 9.10: a transform keeps the sequence number; data that is not UTF-8 text is sent unchanged
+    """behaviour §9.10: a transform keeps the sequence number; data that is not UTF-8 text is sent unchanged
     (re-encoding what the expression saw would replace the bytes)."""
     event = kinesis_record(raw, "shardId-000000000000", STREAM_ARN, "us-east-1", ROLE).event
     out = kinesis_transform(expression).apply(event)
@@ -284,7 +284,7 @@ def test_kinesis_transform_never_raises_and_binary_data_passes_unchanged(raw: di
 @SETTINGS
 @given(message=kafka_messages(), expression=st.sampled_from(EXPRESSIONS))
 def test_kafka_transform_never_raises_and_binary_values_pass_unchanged(message: SimpleNamespace, expression: str) -> None:
-    """SPEC 9.10: a transform keeps topic, partition and offset; a value that is not UTF-8, or no value at all
+    """behaviour §9.10: a transform keeps topic, partition and offset; a value that is not UTF-8, or no value at all
     (a tombstone), is sent unchanged."""
     event = kafka_record(message).event
     out = kafka_transform(expression).apply(event)
@@ -294,7 +294,7 @@ def test_kafka_transform_never_raises_and_binary_values_pass_unchanged(message: 
 
 
 def test_a_failed_transform_logs_no_record_data(caplog):
-    """DESIGN.md "Habits": record contents stay out of logs, also when JMESPath's error quotes the value."""
+    """docs/design.md "Habits": record contents stay out of logs, also when JMESPath's error quotes the value."""
     event = {"messageId": "m1", "body": '{"card": "4111-secret"}'}
     with caplog.at_level("WARNING", logger="esm.transform"):
         assert sqs_transform("abs(body.card)").apply(event) == event

@@ -1,10 +1,10 @@
-"""Fuzzing how a function's answer is judged (SPEC.md sections 3 and 9.1).
+"""Fuzzing how a function's answer is judged (docs/behaviour.md §3 and §9.1).
 
 Any body, JSON or not (random bytes, random JSON, NaN, huge integers, nesting past every parser's
 depth, bodies over 6 MB, Lambda error objects of every type, partial batch responses with
 wrong types everywhere), from any status and header set, for every kind of target (`url`,
 `lambda`, `handler`), is classified as exactly one of success, function error or invocation
-error without an exception; and `judge` then turns it into the SPEC 3 outcome for each source's
+error without an exception; and `judge` then turns it into the behaviour §3 outcome for each source's
 identifier (SQS messageId, Kinesis sequence number, Kafka `{partition, offset}`):
 
 - no ReportBatchItemFailures: the body is ignored, success;
@@ -13,7 +13,7 @@ identifier (SQS messageId, Kinesis sequence number, Kafka `{partition, offset}`)
   of the batch (an empty, null, mistyped, misplaced or unknown identifier): the whole batch failed;
 - otherwise: partial, exactly the named records failed.
 
-The oracles below are written from SPEC 3/9.1, not from the code under test.
+The oracles below are written from behaviour §3/§9.1, not from the code under test.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ header_sets = st.dictionaries(
 
 
 def loads(body: bytes) -> tuple[bool, Any]:
-    """(readable, value): what a JSON reader makes of the body (SPEC 3 "invalid JSON")."""
+    """(readable, value): what a JSON reader makes of the body (behaviour §3 "invalid JSON")."""
     if not body.strip():
         return True, None
     try:
@@ -109,7 +109,7 @@ def _header(headers: dict[str, str], name: str) -> str | None:
 @given(status=statuses, headers=header_sets, body=bodies, emulator=st.booleans())
 def test_any_http_answer_is_classified_per_spec_9_1(status: int, headers: dict[str, str], body: bytes,
                                                     emulator: bool) -> None:
-    """SPEC 9.1 error classes for a `url` target, from status, headers and body alone."""
+    """behaviour §9.1 error classes for a `url` target, from status, headers and body alone."""
     result = classify_http(status, headers, body, emulator=emulator)
     readable, value = loads(body)
     if _header(headers, "X-Amz-Function-Error") is not None:
@@ -139,7 +139,7 @@ def test_any_http_answer_is_classified_per_spec_9_1(status: int, headers: dict[s
 
 
 def test_a_body_over_6_mb_is_a_function_error():
-    """SPEC 9.1 / Lambda's limit: a 2xx answer over 6 MB is Function.ResponseSizeTooLarge, even valid JSON."""
+    """behaviour §9.1 / Lambda's limit: a 2xx answer over 6 MB is Function.ResponseSizeTooLarge, even valid JSON."""
     huge = b'"' + b"x" * MAX_RESPONSE_BYTES + b'"'
     for result in (classify_http(200, {}, huge, emulator=False), classify_body(huge),
                    classify_lambda_response(None, huge, detect_error_object=False)):
@@ -157,7 +157,7 @@ def test_integers_past_64_bits_stay_exact():
 @SETTINGS
 @given(function_error=st.one_of(st.none(), st.text(max_size=10)), payload=bodies, detect=st.booleans())
 def test_any_invoke_api_answer_is_classified(function_error: str | None, payload: bytes, detect: bool) -> None:
-    """SPEC 9.1 for a `lambda` target: FunctionError set is a function error; otherwise the body decides."""
+    """behaviour §9.1 for a `lambda` target: FunctionError set is a function error; otherwise the body decides."""
     result = classify_lambda_response(function_error, payload, detect_error_object=detect)
     readable, value = loads(payload)
     if function_error:
@@ -177,7 +177,7 @@ def test_any_invoke_api_answer_is_classified(function_error: str | None, payload
        emulator=st.booleans())
 def test_any_invoke_api_error_is_classified(code: str, message: str, status: int | None, headers: dict[str, str],
                                             raw: bytes, emulator: bool) -> None:
-    """SPEC 9.1: a failed Invoke call is an invocation error (retried), except an emulator's crash (502)."""
+    """behaviour §9.1: a failed Invoke call is an invocation error (retried), except an emulator's crash (502)."""
     result = classify_lambda_error(code, message, status, headers, raw, emulator=emulator)
     if emulator and status == 502 and (not raw.strip() or is_error_object(loads(raw)[1])):
         assert isinstance(result, FunctionError)
@@ -190,7 +190,7 @@ def test_any_invoke_api_error_is_classified(code: str, message: str, status: int
                                                                "Wed, 21 Oct 2015 07:28:00 GMT", "Fri, 31 Dec 9999 23:59:59 GMT",
                                                                "Mon, 01 Jan 0001 00:00:00 GMT", "Tue, 99 Foo 2015 99:99:99"])))
 def test_retry_after_is_a_delay_or_nothing(value: str) -> None:
-    """SPEC 9.1 throttles: a Retry-After header is a non-negative, finite delay, or ignored."""
+    """behaviour §9.1 throttles: a Retry-After header is a non-negative, finite delay, or ignored."""
     delay = parse_retry_after(value, now=1_700_000_000.0)
     assert delay is None or (0 <= delay < math.inf)
 
@@ -203,7 +203,7 @@ class Opaque:
 @given(value=st.one_of(json_values, st.binary(max_size=32), st.sampled_from([math.nan, math.inf, Opaque(), {1: 2},
                                                                              {(1, 2): 3}, {"a": {1, 2}}, b"", bytearray(b"{}")])))
 def test_any_handler_return_value_is_classified(value: Any) -> None:
-    """SPEC 9.1 for a `handler` target: a return value is success, or Runtime.MarshalError when it cannot be sent."""
+    """behaviour §9.1 for a `handler` target: a return value is success, or Runtime.MarshalError when it cannot be sent."""
     assert isinstance(marshal_response(value), (Succeeded, FunctionError))
 
 
@@ -224,12 +224,12 @@ KAFKA_IDS = [("orders-0", 15), ("orders-0", 16), ("orders-1", 3)]
 
 
 def _valid_string(ids: list[str]) -> Callable[[Any], Hashable | None]:
-    """SQS and Kinesis (SPEC 3): the identifier is the messageId / sequenceNumber, a non-empty string."""
+    """SQS and Kinesis (behaviour §3): the identifier is the messageId / sequenceNumber, a non-empty string."""
     return lambda value: value if isinstance(value, str) and value in ids else None
 
 
 def _valid_kafka(value: Any) -> Hashable | None:
-    """Kafka (SPEC 3): {"partition": "<topic>-<partition>", "offset": n}; esm also takes a string of digits."""
+    """Kafka (behaviour §3): {"partition": "<topic>-<partition>", "offset": n}; esm also takes a string of digits."""
     if not isinstance(value, dict):
         return None
     partition, offset = value.get("partition"), value.get("offset")
@@ -284,7 +284,7 @@ def partial_bodies(draw: st.DrawFn, source: str) -> Any:
 
 
 def expected_outcome(body: Any, rbif: bool, valid: Callable[[Any], Hashable | None]) -> tuple[str, frozenset]:
-    """SPEC 3, written out."""
+    """behaviour §3, written out."""
     if not rbif or not isinstance(body, dict):
         return SUCCESS, frozenset()
     failures = body.get("batchItemFailures")
@@ -313,21 +313,21 @@ def _check_judge(source: str, body: Any, rbif: bool) -> None:
 @SETTINGS
 @given(body=partial_bodies("sqs"), rbif=st.booleans())
 def test_sqs_partial_responses(body: Any, rbif: bool) -> None:
-    """SPEC 3, SQS: itemIdentifier is the messageId; anything malformed fails the whole batch."""
+    """behaviour §3, SQS: itemIdentifier is the messageId; anything malformed fails the whole batch."""
     _check_judge("sqs", body, rbif)
 
 
 @SETTINGS
 @given(body=partial_bodies("kinesis"), rbif=st.booleans())
 def test_kinesis_partial_responses(body: Any, rbif: bool) -> None:
-    """SPEC 3, Kinesis: itemIdentifier is the sequence number (a string); anything malformed fails the batch."""
+    """behaviour §3, Kinesis: itemIdentifier is the sequence number (a string); anything malformed fails the batch."""
     _check_judge("kinesis", body, rbif)
 
 
 @SETTINGS
 @given(body=partial_bodies("kafka"), rbif=st.booleans())
 def test_kafka_partial_responses(body: Any, rbif: bool) -> None:
-    """SPEC 3 / 9.4, Kafka: itemIdentifier is {partition: "<topic>-<p>", offset}; anything else fails the batch."""
+    """behaviour §3 / §9.4, Kafka: itemIdentifier is {partition: "<topic>-<p>", offset}; anything else fails the batch."""
     _check_judge("kafka", body, rbif)
 
 
@@ -347,7 +347,7 @@ def test_any_answer_reaches_an_outcome(status: int, headers: dict[str, str], bod
     if isinstance(result, InvocationError):
         assert outcome.kind == INVOCATION_ERROR
     if 200 <= status < 300 and not loads(body)[0]:
-        assert outcome.kind == FUNCTION_ERROR, "SPEC 3: an invalid JSON response is a complete failure"
+        assert outcome.kind == FUNCTION_ERROR, "behaviour §3: an invalid JSON response is a complete failure"
 
 
 def test_many_reported_failures_are_judged():

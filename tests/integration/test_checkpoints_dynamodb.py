@@ -1,6 +1,6 @@
 """The DynamoDB checkpoint store against moto's DynamoDB (the `backends` fixture): Kinesis shards
-shared by replicas through leases in one table, the KCL model (DESIGN "Who uses it", "Models to
-imitate": checkpoints fenced by the lease), and SPEC 9.6: a checkpoint moves only under a lease
+shared by replicas through leases in one table, the KCL model (docs/design.md "Who uses it", "Models to
+imitate": checkpoints fenced by the lease), and behaviour §9.6: a checkpoint moves only under a lease
 that is still held, so a replica that lost a shard can never move it past what the new owner
 processes. Time is passed explicitly (`now`); nothing sleeps."""
 
@@ -159,7 +159,7 @@ async def test_heartbeat_keeps_leases_from_expiring(backends):
 
 
 async def test_stale_lease_cannot_checkpoint_and_the_checkpoint_survives_handover(backends):
-    """SPEC 9.6 with leases: A checkpoints under its lease; after B takes the expired lease, A's put
+    """behaviour §9.6 with leases: A checkpoints under its lease; after B takes the expired lease, A's put
     with its stale lease raises LeaseLost and does not move the checkpoint; B resumes from A's last
     checkpoint and moves it under its own lease; A's heartbeat drops the lost lease."""
     unit = "shardId-000000000000"

@@ -1,6 +1,6 @@
-"""On-failure destinations against real services: SQS on ElasticMQ, SNS and S3 on moto (SPEC 4, 9.6).
+"""On-failure destinations against real services: SQS on ElasticMQ, SNS and S3 on moto (behaviour §4, §9.6).
 
-Each test delivers a SPEC 4 document through `make_destination` and reads it back from the
+Each test delivers a behaviour §4 document through `make_destination` and reads it back from the
 service; the failure tests check that a delivery that did not land raises a retriable
 DestinationError (so the caller keeps its checkpoint) and lands once the destination is back.
 """
@@ -88,7 +88,7 @@ async def receive(client: Any, url: str, count: int) -> list[dict[str, Any]]:
 
 
 async def test_sqs_destination_sends_the_document_as_the_body():
-    """SPEC 4 Kinesis → SQS: one message per document, its body the document's JSON (metadata only)."""
+    """behaviour §4 Kinesis → SQS: one message per document, its body the document's JSON (metadata only)."""
     async with sqs_client() as sqs:
         url, arn = await create_queue(sqs, "dest")
         first, second = document(), document(batch_size=1)
@@ -105,7 +105,7 @@ async def test_sqs_destination_sends_the_document_as_the_body():
 
 
 async def test_sqs_destination_deleted_queue_raises_and_nothing_is_lost():
-    """SPEC 9.6: delivery to a deleted queue raises a retriable DestinationError; after the queue is back it lands."""
+    """behaviour §9.6: delivery to a deleted queue raises a retriable DestinationError; after the queue is back it lands."""
     async with sqs_client() as sqs:
         url, arn = await create_queue(sqs, "gone")
         doc = document()
@@ -123,7 +123,7 @@ async def test_sqs_destination_deleted_queue_raises_and_nothing_is_lost():
 
 
 async def test_sqs_destination_missing_queue_raises():
-    """SPEC 9.6: a queue that does not exist is a DestinationError naming the destination and the AWS error."""
+    """behaviour §9.6: a queue that does not exist is a DestinationError naming the destination and the AWS error."""
     arn = queue_arn(f"never-{uuid.uuid4().hex[:8]}")
     async with destination(arn) as dest:
         with pytest.raises(DestinationError) as caught:
@@ -132,7 +132,7 @@ async def test_sqs_destination_missing_queue_raises():
 
 
 async def test_unreachable_endpoint_raises_retriable_destination_error():
-    """SPEC 9.6: an endpoint that refuses connections is a retriable DestinationError, never a silent drop."""
+    """behaviour §9.6: an endpoint that refuses connections is a retriable DestinationError, never a silent drop."""
     clients = AwsClients(AwsSettings(endpoints={"sqs": "http://127.0.0.1:1", "s3": "http://127.0.0.1:1"}))
     for target in (queue_arn("anything"), "arn:aws:s3:::anything"):
         async with destination(target, clients) as dest:
@@ -156,7 +156,7 @@ async def sns_topic_with_queue(sns: Any, sqs: Any) -> tuple[str, str]:
 
 
 async def test_sns_destination_publishes_the_document():
-    """SPEC 4 Kinesis → SNS: one notification per document, its Message the document's JSON."""
+    """behaviour §4 Kinesis → SNS: one notification per document, its Message the document's JSON."""
     async with moto("sns") as sns, moto("sqs") as sqs:
         topic, url = await sns_topic_with_queue(sns, sqs)
         doc = document()
@@ -170,7 +170,7 @@ async def test_sns_destination_publishes_the_document():
 
 
 async def test_sns_destination_drops_payload_over_256_kb():
-    """SPEC 4: SNS's 256 KB limit — a document over it is published without its payload."""
+    """behaviour §4: SNS's 256 KB limit — a document over it is published without its payload."""
     async with moto("sns") as sns, moto("sqs") as sqs:
         topic, url = await sns_topic_with_queue(sns, sqs)
         doc = document()
@@ -182,7 +182,7 @@ async def test_sns_destination_drops_payload_over_256_kb():
 
 
 async def test_sns_destination_missing_topic_raises():
-    """SPEC 9.6: publishing to a topic that does not exist raises a retriable DestinationError."""
+    """behaviour §9.6: publishing to a topic that does not exist raises a retriable DestinationError."""
     topic = f"arn:aws:sns:us-east-1:123456789012:missing-{uuid.uuid4().hex[:8]}"
     async with destination(topic) as dest:
         with pytest.raises(DestinationError) as caught:
@@ -212,9 +212,9 @@ def expected_key_re(shard: str) -> re.Pattern[str]:
 
 
 async def test_s3_destination_stores_document_with_payload_under_the_documented_key():
-    """SPEC 4 S3: the document plus `payload` (the event as a JSON string) at aws/lambda/<UUID>/<shard>/…,
+    """behaviour §4 S3: the document plus `payload` (the event as a JSON string) at aws/lambda/<UUID>/<shard>/…,
     keys in alphabetical order at every level and the key's time the document's own timestamp
-    (SPEC 4 "Recorded against real AWS")."""
+    (behaviour §4 "Recorded against real AWS")."""
     bucket = f"dest-{uuid.uuid4().hex[:10]}"
     async with moto("s3") as s3:
         await s3.create_bucket(Bucket=bucket)
@@ -237,7 +237,7 @@ async def test_s3_destination_stores_document_with_payload_under_the_documented_
 
 
 async def test_s3_destination_missing_bucket_raises_and_nothing_is_lost():
-    """SPEC 9.6: a missing bucket raises a retriable DestinationError; once the bucket exists the retry lands."""
+    """behaviour §9.6: a missing bucket raises a retriable DestinationError; once the bucket exists the retry lands."""
     bucket = f"late-{uuid.uuid4().hex[:10]}"
     doc, event = document(), invocation_event()
     async with moto("s3") as s3, destination(f"arn:aws:s3:::{bucket}") as dest:

@@ -1,6 +1,6 @@
 """The DynamoDB Streams source against moto (and ElasticMQ for destinations), one test per rule.
 
-SPEC.md DynamoDB columns of sections 1-6 (issue 14). The daemon runs in the test's loop with the
+docs/behaviour.md DynamoDB columns of sections 1-6 (issue 14). The daemon runs in the test's loop with the
 in-process recording handler; checkpoints live in a per-test SQLite file. moto serves one shard
 per stream that never closes, so lineage is covered by tests/unit/test_dynamodb_lineage.py.
 """
@@ -22,7 +22,7 @@ from tests.support.sqs import create_queue, receive_all, sqs_client
 
 pytestmark = pytest.mark.usefixtures("backends")
 
-# SPEC 2: a DynamoDB record's keys in order, and its `dynamodb` object's.
+# behaviour §2: a DynamoDB record's keys in order, and its `dynamodb` object's.
 RECORD_KEYS = ["eventID", "eventName", "eventVersion", "eventSource", "awsRegion", "dynamodb", "eventSourceARN"]
 IMAGES = {  # the images each view type carries, by event (AWS's StreamViewType)
     "KEYS_ONLY": {"INSERT": [], "MODIFY": [], "REMOVE": []},
@@ -53,7 +53,7 @@ def value(record: dict) -> str:
 
 @pytest.mark.parametrize("view", list(IMAGES))
 async def test_insert_modify_remove_shapes_per_view_type(tmp_path, view):
-    """SPEC 2: INSERT, MODIFY and REMOVE arrive as Lambda's DynamoDB records, key by key, with the
+    """behaviour §2: INSERT, MODIFY and REMOVE arrive as Lambda's DynamoDB records, key by key, with the
     images the stream's view type gives in DynamoDB's typed JSON (binary values base64)."""
     recorder = rec.install(rec.Recorder())
     async with dynamodb_client() as ddb:
@@ -93,7 +93,7 @@ async def test_insert_modify_remove_shapes_per_view_type(tmp_path, view):
 
 
 async def test_filter_on_event_name_skips_other_changes(tmp_path):
-    """SPEC 5 / FILTERS.md: a pattern on `eventName` keeps only inserts; the rest is skipped and the
+    """behaviour §5 / behaviour §11: a pattern on `eventName` keeps only inserts; the rest is skipped and the
     checkpoint passes it (a restart sees nothing again)."""
     recorder = rec.install(rec.Recorder())
     async with dynamodb_client() as ddb:
@@ -110,7 +110,7 @@ async def test_filter_on_event_name_skips_other_changes(tmp_path):
 
 
 async def test_filter_on_a_new_image_attribute(tmp_path):
-    """FILTERS.md / SPEC 5: `dynamodb.NewImage.<attr>.S` addresses the typed image as AWS documents."""
+    """behaviour §11 / behaviour §5: `dynamodb.NewImage.<attr>.S` addresses the typed image as AWS documents."""
     recorder = rec.install(rec.Recorder())
     pattern = json.dumps({"dynamodb": {"NewImage": {"status": {"S": ["paid"]}}}})
     async with dynamodb_client() as ddb:
@@ -125,7 +125,7 @@ async def test_filter_on_a_new_image_attribute(tmp_path):
 
 
 async def test_parallelization_keeps_per_item_order(tmp_path):
-    """SPEC 7: with ParallelizationFactor > 1 batches run concurrently, and each item's changes
+    """behaviour §7: with ParallelizationFactor > 1 batches run concurrently, and each item's changes
     (its Keys) arrive in stream order."""
     recorder = rec.install(rec.Recorder(delay=0.05))
     keys = [f"k{i}" for i in range(6)]
@@ -141,7 +141,7 @@ async def test_parallelization_keeps_per_item_order(tmp_path):
 
 
 async def test_bisect_isolates_a_poison_record_and_dead_letters_it_with_ddb_batch_info(tmp_path):
-    """SPEC 4 / 9.2: bisect splits down to the poison record alone; after its retries it goes to
+    """behaviour §4 / §9.2: bisect splits down to the poison record alone; after its retries it goes to
     the on-failure queue with DDBStreamBatchInfo (whole-second arrival times) and every other
     record is processed in order."""
     def behaviour(event):
@@ -185,14 +185,14 @@ async def test_bisect_isolates_a_poison_record_and_dead_letters_it_with_ddb_batc
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", info["approximateArrivalOfFirstRecord"])
     assert info["approximateArrivalOfFirstRecord"] == info["approximateArrivalOfLastRecord"]
     assert document["requestContext"]["condition"] == "RetryAttemptsExhausted"
-    # SPEC 9.2: every invoke that held the poison record counts, the bisect steps included.
+    # behaviour §9.2: every invoke that held the poison record counts, the bisect steps included.
     held = [b for b in recorder.batches if any(pk(x) == "r4" for x in b)]
     assert document["requestContext"]["approximateInvokeCount"] == len(held) > 2
     assert document["responseContext"]["functionError"] == "Unhandled"
 
 
 async def test_partial_batch_response_by_sequence_number(tmp_path):
-    """SPEC 3: `dynamodb.SequenceNumber` names a failed record; the batch is retried from the lowest
+    """behaviour §3: `dynamodb.SequenceNumber` names a failed record; the batch is retried from the lowest
     one reported, and the records before it are not sent again."""
     failed_once: set[str] = set()
 
@@ -216,7 +216,7 @@ async def test_partial_batch_response_by_sequence_number(tmp_path):
 
 
 async def test_restart_resumes_after_the_checkpoint(tmp_path):
-    """DESIGN/issue 14: after a restart a mapping resumes after its checkpoint, not at its StartingPosition."""
+    """docs/design.md, issue 14: after a restart a mapping resumes after its checkpoint, not at its StartingPosition."""
     recorder = rec.install(rec.Recorder())
     async with dynamodb_client() as ddb:
         table, arn = await create_table(ddb)
@@ -233,7 +233,7 @@ async def test_restart_resumes_after_the_checkpoint(tmp_path):
 
 
 async def test_latest_reads_only_new_changes(tmp_path):
-    """SPEC 1: StartingPosition LATEST reads only changes made after the mapping started."""
+    """behaviour §1: StartingPosition LATEST reads only changes made after the mapping started."""
     recorder = rec.install(rec.Recorder())
     async with dynamodb_client() as ddb:
         table, arn = await create_table(ddb)

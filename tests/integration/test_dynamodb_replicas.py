@@ -1,4 +1,4 @@
-"""Two esm replicas share a DynamoDB stream through DynamoDB leases (issue 14.1, DESIGN "Kubernetes deployment").
+"""Two esm replicas share a DynamoDB stream through DynamoDB leases (issue 14.1, docs/design.md "Kubernetes deployment").
 
 moto gives a stream one shard, so sharing is one holder at a time: exactly one replica reads the
 shard, and after it is killed (SIGKILL: no release, no last checkpoint) the other takes the lease

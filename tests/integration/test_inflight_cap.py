@@ -1,5 +1,5 @@
 """The in-flight bytes cap enforced against real backends (issue 8: memory is capped by
-configuration, `esm: {max_in_flight_bytes}` per mapping). SPEC 9.6 still holds under the cap:
+configuration, `esm: {max_in_flight_bytes}` per mapping). behaviour §9.6 still holds under the cap:
 every record is processed, in order where the source keeps order.
 
 Each test runs a slow function over a backlog several times the cap. Without the cap, the Kafka

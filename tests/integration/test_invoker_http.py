@@ -1,7 +1,7 @@
 """The `url` invoker against real HTTP servers: the Lambda Runtime Interface Emulator running
 tests/functions/programmable.py (the `backends` fixture), private emulators for what would crash
 the shared one, and a plain aiohttp server started in the test for the statuses the emulator
-never sends. SPEC 9.1 "Error classes" throughout.
+never sends. behaviour §9.1 "Error classes" throughout.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def function_url(backends: dict[str, str]) -> str:
 
 @pytest.mark.backends
 async def test_rie_success_is_parsed(function_url):
-    """SPEC 9.1 success: the emulator's 200 body is parsed JSON; an emulator URL defaults to
+    """behaviour §9.1 success: the emulator's 200 body is parsed JSON; an emulator URL defaults to
     max_concurrency 1 (it serves one invoke at a time)."""
     invoker = make_invoker(url_target(function_url), AwsSettings(), default_concurrency=50)
     try:
@@ -83,14 +83,14 @@ async def test_rie_success_is_parsed(function_url):
 
 @pytest.mark.backends
 async def test_rie_none_is_a_success_without_response(function_url):
-    """SPEC 3: a null response is complete success (the RIE answers 200 `null` for None)."""
+    """behaviour §3: a null response is complete success (the RIE answers 200 `null` for None)."""
     result = await invoke_once(function_url, {"esm_test": {"return": None}})
     assert isinstance(result, Succeeded) and result.body is None
 
 
 @pytest.mark.backends
 async def test_rie_raised_exception_is_a_function_error(function_url):
-    """SPEC 9.1: the RIE answers a raised exception with 200 and a Lambda error object and no
+    """behaviour §9.1: the RIE answers a raised exception with 200 and a Lambda error object and no
     X-Amz-Function-Error header; esm reads the body shape: a function error with its type and message."""
     result = await invoke_once(function_url, {"esm_test": {"raise": "kaput"}})
     assert isinstance(result, FunctionError)
@@ -99,7 +99,7 @@ async def test_rie_raised_exception_is_a_function_error(function_url):
 
 @pytest.mark.backends
 async def test_rie_timeout_is_a_function_error(function_url):
-    """SPEC 9.1: the RIE's timeout is 200 with plain text `Task timed out after 3.00 seconds`:
+    """behaviour §9.1: the RIE's timeout is 200 with plain text `Task timed out after 3.00 seconds`:
     a function error (Sandbox.Timedout). The function timeout there is 3 s; ours is longer."""
     result = await invoke_once(function_url, {"esm_test": {"sleep": 5}}, timeout=20)
     assert isinstance(result, FunctionError)
@@ -109,7 +109,7 @@ async def test_rie_timeout_is_a_function_error(function_url):
 
 @pytest.mark.backends
 async def test_rie_runtime_crash_is_a_function_error(function_url):
-    """SPEC 9.1: a runtime that exits mid-invoke (the RIE answers 502 with a Runtime.ExitError
+    """behaviour §9.1: a runtime that exits mid-invoke (the RIE answers 502 with a Runtime.ExitError
     object) is a function error, not an invocation error; the emulator serves the next invoke."""
     crashed = await invoke_once(function_url, {"esm_test": {"exit": 1}})
     after = await invoke_once(function_url)
@@ -120,7 +120,7 @@ async def test_rie_runtime_crash_is_a_function_error(function_url):
 
 @pytest.mark.backends
 async def test_rie_partial_batch_response_is_a_success_with_its_failures(function_url):
-    """SPEC 3 / 9.1: a partial batch response is a success whose batchItemFailures reach the
+    """behaviour §3 / §9.1: a partial batch response is a success whose batchItemFailures reach the
     outcome handler intact."""
     response = {"batchItemFailures": [{"itemIdentifier": "m-2"}, {"itemIdentifier": "m-5"}]}
     result = await invoke_once(function_url, {"esm_test": {"return": response}})
@@ -173,7 +173,7 @@ def private_rie(backends: dict[str, str], folder: Path, handler: str, timeout: i
 
 @pytest.mark.backends
 async def test_rie_concurrent_invoke_is_an_invocation_error(backends, tmp_path):
-    """SPEC 9.1: the RIE runs one invoke at a time; a second one while the first is in flight is
+    """behaviour §9.1: the RIE runs one invoke at a time; a second one while the first is in flight is
     an invocation error (older emulators answer 400 AlreadyReserved; the build under test drops
     the connection as it crashes). Two invokers, so the second bypasses the first's slot."""
     (tmp_path / "marked.py").write_text(textwrap.dedent(
@@ -207,7 +207,7 @@ async def test_rie_concurrent_invoke_is_an_invocation_error(backends, tmp_path):
 
 @pytest.mark.backends
 async def test_rie_runtime_exit_during_init_is_a_function_error(backends, tmp_path):
-    """SPEC 9.1: a runtime that exits gives the RIE's 502 with an *empty* body (observed when it
+    """behaviour §9.1: a runtime that exits gives the RIE's 502 with an *empty* body (observed when it
     exits while importing the handler): from an emulator URL that is a function error."""
     (tmp_path / "dies.py").write_text("import os\nos._exit(3)\n\ndef handler(event, context):\n    return 1\n")
     with private_rie(backends, tmp_path, "dies.handler") as url:
@@ -220,7 +220,7 @@ async def test_rie_runtime_exit_during_init_is_a_function_error(backends, tmp_pa
 
 
 async def test_success_posts_json_and_reuses_the_connection():
-    """SPEC 9.1 success; DESIGN: the event is POSTed as JSON on one pooled keep-alive session
+    """behaviour §9.1 success; docs/design.md: the event is POSTed as JSON on one pooled keep-alive session
     (three invokes arrive over one connection)."""
     peers: list[object] = []
 
@@ -242,7 +242,7 @@ async def test_success_posts_json_and_reuses_the_connection():
 
 @pytest.mark.parametrize("status", [429, 503])
 async def test_throttle_and_unavailable_are_invocation_errors_with_retry_after(status):
-    """SPEC 9.1: 429 and 503 are invocation errors (retried with backoff); Retry-After is parsed."""
+    """behaviour §9.1: 429 and 503 are invocation errors (retried with backoff); Retry-After is parsed."""
 
     async def busy(request: web.Request) -> web.Response:
         return web.Response(status=status, text="busy", headers={"Retry-After": "4"})
@@ -254,7 +254,7 @@ async def test_throttle_and_unavailable_are_invocation_errors_with_retry_after(s
 
 
 async def test_500_is_a_function_error():
-    """SPEC 9.1: any other 5xx (here 500) is a function error."""
+    """behaviour §9.1: any other 5xx (here 500) is a function error."""
 
     async def broken(request: web.Request) -> web.Response:
         return web.Response(status=500, text="Internal Server Error")
@@ -266,7 +266,7 @@ async def test_500_is_a_function_error():
 
 
 async def test_function_error_header_is_a_function_error():
-    """SPEC 9.1: a response with header X-Amz-Function-Error is a function error, even with 200."""
+    """behaviour §9.1: a response with header X-Amz-Function-Error is a function error, even with 200."""
 
     async def handled(request: web.Request) -> web.Response:
         return web.json_response({"errorType": "OrderRejected", "errorMessage": "no stock"},
@@ -279,7 +279,7 @@ async def test_function_error_header_is_a_function_error():
 
 
 async def test_invalid_json_200_is_a_function_error():
-    """SPEC 3: an invalid JSON response is a complete failure: a function error."""
+    """behaviour §3: an invalid JSON response is a complete failure: a function error."""
 
     async def html(request: web.Request) -> web.Response:
         return web.Response(status=200, text="<html>hello</html>", content_type="text/html")
@@ -290,7 +290,7 @@ async def test_invalid_json_200_is_a_function_error():
 
 
 async def test_response_over_6_mb_is_a_function_error():
-    """SPEC 3 / 9.1: a response larger than Lambda's 6 MB synchronous limit fails the invoke
+    """behaviour §3 / §9.1: a response larger than Lambda's 6 MB synchronous limit fails the invoke
     (Lambda's Function.ResponseSizeTooLarge); esm stops reading it."""
 
     async def huge(request: web.Request) -> web.Response:
@@ -302,7 +302,7 @@ async def test_response_over_6_mb_is_a_function_error():
 
 
 async def test_other_4xx_is_an_invocation_error_logged_with_its_body(caplog):
-    """SPEC 9.1: any other 4xx is an invocation error logged with its body."""
+    """behaviour §9.1: any other 4xx is an invocation error logged with its body."""
 
     async def missing(request: web.Request) -> web.Response:
         return web.Response(status=404, text="no route named /invoke")
@@ -316,7 +316,7 @@ async def test_other_4xx_is_an_invocation_error_logged_with_its_body(caplog):
 
 
 async def test_emulator_style_url_400_and_empty_502():
-    """SPEC 9.1: from an emulator-style URL a 400 is an invocation error (AlreadyReserved) and a
+    """behaviour §9.1: from an emulator-style URL a 400 is an invocation error (AlreadyReserved) and a
     502 with an empty body is a function error (a crashed runtime)."""
     answers = iter([400, 502])
 
@@ -331,13 +331,13 @@ async def test_emulator_style_url_400_and_empty_502():
 
 
 async def test_connection_refused_is_an_invocation_error():
-    """SPEC 9.1: connection refused is an invocation error."""
+    """behaviour §9.1: connection refused is an invocation error."""
     result = await invoke_once(f"http://127.0.0.1:{free_port()}/invoke")
     assert isinstance(result, InvocationError)
 
 
 async def test_connection_dropped_mid_request_is_an_invocation_error():
-    """SPEC 9.1: a connection reset or dropped before an answer is an invocation error."""
+    """behaviour §9.1: a connection reset or dropped before an answer is an invocation error."""
 
     async def drop(request: web.Request) -> web.Response:
         assert request.transport is not None
@@ -351,7 +351,7 @@ async def test_connection_dropped_mid_request_is_an_invocation_error():
 
 
 async def test_own_timeout_is_a_function_error_and_the_slot_waits_for_the_answer():
-    """SPEC 9.1: the configured invoke timeout is a function error. The request is left to finish
+    """behaviour §9.1: the configured invoke timeout is a function error. The request is left to finish
     and keeps its slot (max_concurrency 1): the next invoke reaches the server only after the
     first one was answered, so the server never sees two at once."""
     release = asyncio.Event()
@@ -390,7 +390,7 @@ async def test_own_timeout_is_a_function_error_and_the_slot_waits_for_the_answer
 
 
 async def test_concurrency_cap_is_honoured():
-    """SPEC 9.1 max_concurrency (here 2): six parallel invokes, the server never sees more than
+    """behaviour §9.1 max_concurrency (here 2): six parallel invokes, the server never sees more than
     two at once and does see two (each request waits at a two-party barrier, which fails alone)."""
     barrier = asyncio.Barrier(2)
     running = 0
@@ -419,7 +419,7 @@ async def test_concurrency_cap_is_honoured():
 
 
 async def test_default_concurrency_for_a_plain_url():
-    """SPEC 9.1: a `url` target that is not the RIE path takes the mapping's concurrency."""
+    """behaviour §9.1: a `url` target that is not the RIE path takes the mapping's concurrency."""
     invoker = make_invoker(url_target("http://127.0.0.1:9/invoke"), AwsSettings(), default_concurrency=8)
     await invoker.close()
     assert invoker.max_concurrency == 8

@@ -1,6 +1,6 @@
 """The Kafka source against a real Apache Kafka broker (and ElasticMQ for an SQS destination).
 
-SPEC.md Kafka columns of sections 1-7 and section 9 (9.4 partial batch, 9.6 nothing lost, 9.7 one
+docs/behaviour.md Kafka columns of sections 1-7 and section 9 (9.4 partial batch, 9.6 nothing lost, 9.7 one
 mode, 9.9 identity). Each test has its own topic and consumer group; the daemon runs in the
 test's loop with the in-process recording handler of tests/support/kafka.py, except the SIGKILL
 test, which runs it as a process. Group timings are lowered through the source's module
@@ -58,7 +58,7 @@ def group_of(mapping: dict) -> str:
 
 
 async def test_event_shape_signed_header_bytes_and_absent_key():
-    """SPEC 2: records grouped by "<topic>-<partition>", base64 key (absent when null) and value, epoch-ms
+    """behaviour §2: records grouped by "<topic>-<partition>", base64 key (absent when null) and value, epoch-ms
     timestamp, CREATE_TIME, headers as single-entry objects of signed bytes; SelfManagedKafka, no ARN."""
     recorder = kk.install(kk.KafkaRecorder())
     async with kafka_admin() as admin:
@@ -90,7 +90,7 @@ async def test_event_shape_signed_header_bytes_and_absent_key():
 
 
 async def test_partitions_in_parallel_each_in_order_one_batch_in_flight():
-    """SPEC 1/7: the ordering unit is the partition: partitions are processed in parallel, each in order,
+    """behaviour §1/§7: the ordering unit is the partition: partitions are processed in parallel, each in order,
     with one batch in flight per partition and one partition per batch."""
     recorder = kk.install(kk.KafkaRecorder(delay=0.05))
     partitions, per_partition = 4, 15
@@ -115,7 +115,7 @@ async def test_partitions_in_parallel_each_in_order_one_batch_in_flight():
 
 
 async def test_filters_value_json_plain_and_non_utf8_and_filtered_offsets_committed():
-    """SPEC 5: a JSON value is matched as JSON; a plain or non-UTF-8 value does not fit a JSON data pattern,
+    """behaviour §5: a JSON value is matched as JSON; a plain or non-UTF-8 value does not fit a JSON data pattern,
     so that filter is applied to metadata only (kept, not dropped); filtered-out records are committed."""
     recorder = kk.install(kk.KafkaRecorder())
     async with kafka_admin() as admin:
@@ -140,7 +140,7 @@ async def test_filters_value_json_plain_and_non_utf8_and_filtered_offsets_commit
 
 
 async def test_filtered_out_plain_value_with_plain_pattern():
-    """SPEC 5: a plain (non-JSON) value is matched against a plain data pattern."""
+    """behaviour §5: a plain (non-JSON) value is matched against a plain data pattern."""
     recorder = kk.install(kk.KafkaRecorder())
     async with kafka_admin() as admin:
         topic = await create_topic(admin)
@@ -156,7 +156,7 @@ async def test_filtered_out_plain_value_with_plain_pattern():
 
 
 async def test_partial_batch_commits_the_lowest_failed_offset_and_retries_from_it():
-    """SPEC 3 / 9.4: with ReportBatchItemFailures, the committed offset becomes the lowest failed offset
+    """behaviour §3 / §9.4: with ReportBatchItemFailures, the committed offset becomes the lowest failed offset
     and everything from it on is retried."""
     async with kafka_admin() as admin:
         topic = await create_topic(admin)
@@ -183,7 +183,7 @@ async def test_partial_batch_commits_the_lowest_failed_offset_and_retries_from_i
 
 
 async def test_malformed_item_identifier_fails_the_whole_batch():
-    """SPEC 3: an itemIdentifier that is not {partition, offset} of the batch fails the whole batch."""
+    """behaviour §3: an itemIdentifier that is not {partition, offset} of the batch fails the whole batch."""
     async with kafka_admin() as admin:
         topic = await create_topic(admin)
 
@@ -204,7 +204,7 @@ async def test_malformed_item_identifier_fails_the_whole_batch():
 
 
 async def test_bisect_isolates_a_poison_record_in_order():
-    """SPEC 4 / 9.2: with BisectBatchOnFunctionError the poison record is isolated, every other record is
+    """behaviour §4 / §9.2: with BisectBatchOnFunctionError the poison record is isolated, every other record is
     processed in order, and without a destination the poison record is dropped and committed past."""
     def behaviour(event):
         if any(value_of(r) == "r4" for r in event["records"][f"{topic}-0"]):
@@ -225,8 +225,8 @@ async def test_bisect_isolates_a_poison_record_in_order():
 
 
 async def test_retries_exhausted_go_to_an_sqs_destination_as_kafka_batch_info():
-    """SPEC 3/4: after MaximumRetryAttempts the batch goes to the SQS destination as a KafkaBatchInfo
-    document (metadata only), and its offsets are committed (SPEC 9.6)."""
+    """behaviour §3/§4: after MaximumRetryAttempts the batch goes to the SQS destination as a KafkaBatchInfo
+    document (metadata only), and its offsets are committed (behaviour §9.6)."""
     recorder = kk.install(kk.KafkaRecorder(lambda event: (_ for _ in ()).throw(RuntimeError("down"))))
     async with kafka_admin() as admin, sqs_client() as sqs:
         dlq_url, dlq_arn = await create_queue(sqs, "kdlq")
@@ -259,8 +259,8 @@ async def test_retries_exhausted_go_to_an_sqs_destination_as_kafka_batch_info():
 
 
 async def test_records_older_than_maximum_record_age_are_never_invoked():
-    """SPEC 3 / 9.3: a record older than MaximumRecordAgeInSeconds (by its Kafka timestamp) goes to the
-    destination as RecordAgeExceeded without being invoked. SPEC 4 "Recorded against real AWS" (issue
+    """behaviour §3 / §9.3: a record older than MaximumRecordAgeInSeconds (by its Kafka timestamp) goes to the
+    destination as RecordAgeExceeded without being invoked. behaviour §4 "Recorded against real AWS" (issue
     13.2): such a document has no responseContext key and an approximateInvokeCount of 1."""
     recorder = kk.install(kk.KafkaRecorder())
     now_ms = int(time.time() * 1000)
@@ -282,7 +282,7 @@ async def test_records_older_than_maximum_record_age_are_never_invoked():
 
 
 async def test_infinite_retries_with_a_destination_stop_after_ten():
-    """SPEC 3: MaximumRetryAttempts -1 with an on-failure destination means at most 10 retries."""
+    """behaviour §3: MaximumRetryAttempts -1 with an on-failure destination means at most 10 retries."""
     recorder = kk.install(kk.KafkaRecorder(lambda event: (_ for _ in ()).throw(RuntimeError("down"))))
     async with kafka_admin() as admin, sqs_client() as sqs:
         dlq_url, dlq_arn = await create_queue(sqs, "kdlq")
@@ -297,7 +297,7 @@ async def test_infinite_retries_with_a_destination_stop_after_ten():
 
 
 async def test_retries_exhausted_go_to_a_kafka_topic_one_message_per_record_with_original_key():
-    """SPEC 4: a kafka://topic destination gets one message per failed record, produced with the record's
+    """behaviour §4: a kafka://topic destination gets one message per failed record, produced with the record's
     key, holding the record in `payload`, condition RetriesExhausted."""
     recorder = kk.install(kk.KafkaRecorder(lambda event: (_ for _ in ()).throw(RuntimeError("down"))))
     async with kafka_admin() as admin:
@@ -328,7 +328,7 @@ async def test_retries_exhausted_go_to_a_kafka_topic_one_message_per_record_with
 
 
 async def test_latest_skips_earlier_records_and_trim_horizon_reads_them():
-    """SPEC 1: StartingPosition LATEST reads only records produced after the group's start was taken;
+    """behaviour §1: StartingPosition LATEST reads only records produced after the group's start was taken;
     TRIM_HORIZON reads from the beginning."""
     recorder = kk.install(kk.KafkaRecorder())
     async with kafka_admin() as admin:
@@ -349,7 +349,7 @@ async def test_latest_skips_earlier_records_and_trim_horizon_reads_them():
 
 
 async def test_committed_offsets_win_over_starting_position_on_restart():
-    """SPEC 1: when the consumer group has committed offsets, StartingPosition is ignored."""
+    """behaviour §1: when the consumer group has committed offsets, StartingPosition is ignored."""
     recorder = kk.install(kk.KafkaRecorder())
     async with kafka_admin() as admin:
         topic = await create_topic(admin)
@@ -371,7 +371,7 @@ async def test_committed_offsets_win_over_starting_position_on_restart():
 
 
 async def test_at_timestamp_starts_at_the_first_record_at_or_after_it():
-    """SPEC 1: StartingPosition AT_TIMESTAMP starts each partition at its first record whose timestamp is
+    """behaviour §1: StartingPosition AT_TIMESTAMP starts each partition at its first record whose timestamp is
     at or after StartingPositionTimestamp."""
     recorder = kk.install(kk.KafkaRecorder())
     now_ms = int(time.time() * 1000)
@@ -429,7 +429,7 @@ def revoking(records, name: str) -> bool:
 @pytest.mark.parametrize("delay, drain", [(0.05, None), (0.8, 0.1)], ids=["in-flight-finishes", "in-flight-abandoned"])
 async def test_a_second_consumer_joining_loses_nothing_and_commits_only_owned_partitions(caplog, monkeypatch,
                                                                                          delay, drain):
-    """SPEC 9.6 / DESIGN (Benthos ordered Kafka): when a second daemon joins the group, the partitions are
+    """behaviour §9.6 / docs/design.md (Benthos ordered Kafka): when a second daemon joins the group, the partitions are
     shared; revoked partitions are committed while still owned and never after, whether the batch in
     flight finishes or is abandoned (REVOKE_DRAIN_SECONDS); nothing is skipped."""
     if drain is not None:
@@ -494,7 +494,7 @@ async def test_a_second_consumer_joining_loses_nothing_and_commits_only_owned_pa
 
 
 async def test_sigkill_then_restart_resumes_from_the_committed_offset(tmp_path):
-    """SPEC 9.6: a daemon killed mid-batch loses nothing: the restarted one reads from the group's
+    """behaviour §9.6: a daemon killed mid-batch loses nothing: the restarted one reads from the group's
     committed offset, so no record is skipped and none before the commit is read again."""
     record_file = tmp_path / "calls.jsonl"
     async with kafka_admin() as admin:
@@ -545,7 +545,7 @@ async def test_sigkill_then_restart_resumes_from_the_committed_offset(tmp_path):
 
 
 async def test_a_record_over_6_mb_is_never_invoked_and_goes_to_the_destination():
-    """SPEC 4: a record whose event alone exceeds the 6 MB invoke limit goes to the on-failure destination
+    """behaviour §4: a record whose event alone exceeds the 6 MB invoke limit goes to the on-failure destination
     as MaximumPayloadSizeExceeded with a null responseContext; the records around it are invoked."""
     recorder = kk.install(kk.KafkaRecorder())
     big = 5 * 1024 * 1024  # base64 makes it about 6.7 MB in the event
@@ -573,7 +573,7 @@ async def test_a_record_over_6_mb_is_never_invoked_and_goes_to_the_destination()
 
 
 async def test_offset_lag_and_committed_event_count():
-    """SPEC 6: OffsetLag per partition and MaxOffsetLag / SumOffsetLag are latest minus committed offsets;
+    """behaviour §6: OffsetLag per partition and MaxOffsetLag / SumOffsetLag are latest minus committed offsets;
     CommittedEventCount sums the committed offset deltas; ProvisionedPollers and EventPollerUnit count
     the partitions worked."""
     release = asyncio.Event()
@@ -609,7 +609,7 @@ async def test_offset_lag_and_committed_event_count():
 
 
 async def test_an_unreachable_cluster_and_msk_arns_are_source_unavailable():
-    """Source contract / SPEC 1: connect() raises SourceUnavailable while the cluster cannot be reached;
+    """Source contract / behaviour §1: connect() raises SourceUnavailable while the cluster cannot be reached;
     an Amazon MSK cluster ARN whose brokers cannot be looked up (GetBootstrapBrokers) is SourceUnavailable too,
     naming the cluster (tests/integration/test_kafka_security.py resolves one)."""
     import socket
@@ -642,7 +642,7 @@ async def test_an_unreachable_cluster_and_msk_arns_are_source_unavailable():
 
 
 async def test_a_busy_partition_is_paused_not_buffered_without_bound():
-    """DESIGN back-pressure: while a partition's worker is busy, the poller pauses that partition once its
+    """docs/design.md (back-pressure): while a partition's worker is busy, the poller pauses that partition once its
     queue is full instead of reading the whole backlog into memory; nothing is lost when it resumes."""
     release = asyncio.Event()
 
@@ -670,7 +670,7 @@ async def test_a_busy_partition_is_paused_not_buffered_without_bound():
 
 
 async def test_transform_rewrites_the_value_and_keeps_offsets():
-    """SPEC 9.10: esm.transform applies JMESPath to the decoded Kafka value before invoke; offsets stay."""
+    """behaviour §9.10: esm.transform applies JMESPath to the decoded Kafka value before invoke; offsets stay."""
     recorder = kk.install(kk.KafkaRecorder())
     async with kafka_admin() as admin:
         topic = await create_topic(admin)

@@ -1,9 +1,9 @@
 """Kafka per-key lanes against a real broker (issue 12 point 3, `esm: {parallelization_factor: N}`).
 
 A partition's records are spread over N lanes by record key (records with a null key stay on the
-first lane, in partition order); order per key is kept (SPEC 9.4 in order per key), and the group's
+first lane, in partition order); order per key is kept (behaviour §9.4 in order per key), and the group's
 committed offset only passes records that are finished, so a crash replays from the commit and
-loses nothing (SPEC 9.6). The lane of a key is crc32(key) % N (esm.engine.units): the tests pick
+loses nothing (behaviour §9.6). The lane of a key is crc32(key) % N (esm.engine.units): the tests pick
 keys by it to know which keys share the slow key's lane.
 """
 
@@ -110,7 +110,7 @@ async def test_order_per_key_is_kept_over_four_lanes_and_a_slow_key_blocks_only_
 
 
 async def test_nothing_is_committed_past_an_unfinished_record():
-    """SPEC 9.4/9.6 with lanes: while one key's batch is held, later records of other keys finish, but the
+    """behaviour §9.4/§9.6 with lanes: while one key's batch is held, later records of other keys finish, but the
     group's committed offset stays at that key's first record; once it finishes, everything commits."""
     lanes = keys_by_lane(1)
     held, free = lanes[0][0], [lanes[lane][0] for lane in range(1, LANES)]
@@ -168,7 +168,7 @@ async def test_null_key_records_stay_in_partition_order_on_one_lane():
 
 
 async def test_a_crash_replays_from_the_commit_and_loses_nothing(tmp_path):
-    """SPEC 9.6 with lanes: a daemon killed (SIGKILL) with batches of several lanes in flight loses
+    """behaviour §9.6 with lanes: a daemon killed (SIGKILL) with batches of several lanes in flight loses
     nothing: the restarted one reads from the group's committed offset, every offset from there on is
     read again, and each key is still in order."""
     record_file = tmp_path / "calls.jsonl"

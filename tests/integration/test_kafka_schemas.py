@@ -3,7 +3,7 @@ Manager in moto, ElasticMQ as the on-failure destination, and tests/support/conf
 the Confluent registry API (a fake: no Confluent registry installs here). Avro, and Protobuf records
 written by Confluent's own ProtobufSerializer (docs/protobuf.md).
 
-SPEC 1 (SchemaRegistryConfig), 2 (`EventRecordFormat` JSON / SOURCE, `*SchemaMetadata`), 4
+behaviour §1 (SchemaRegistryConfig), 2 (`EventRecordFormat` JSON / SOURCE, `*SchemaMetadata`), 4
 (SCHEMA_NOT_FOUND / DESERIALIZATION_ERROR to the on-failure destination), 5 (the schema pipeline:
 validate -> deserialize -> filter on decoded fields -> invoke), 6 (SchemaRegistryErrorCount),
 9.6 (nothing lost: an unreachable registry holds records back).
@@ -123,7 +123,7 @@ async def glue_schema(definition: str, data_format: str = "AVRO") -> tuple[str, 
 
 
 async def test_confluent_avro_delivered_as_json_with_value_schema_metadata():
-    """SPEC 2: with EventRecordFormat JSON the function gets each Avro value decoded (base64 of its
+    """behaviour §2: with EventRecordFormat JSON the function gets each Avro value decoded (base64 of its
     JSON) and valueSchemaMetadata {dataFormat: AVRO, schemaId}; offsets are committed."""
     recorder = kk.install(kk.KafkaRecorder())
     async with fake_confluent_registry() as fake, kafka_admin() as admin:
@@ -143,7 +143,7 @@ async def test_confluent_avro_delivered_as_json_with_value_schema_metadata():
 
 
 async def test_confluent_avro_delivered_as_source_without_the_framing():
-    """SPEC 2: with EventRecordFormat SOURCE the function gets the Avro bytes as produced, minus the
+    """behaviour §2: with EventRecordFormat SOURCE the function gets the Avro bytes as produced, minus the
     5-byte Confluent header, plus valueSchemaMetadata."""
     recorder = kk.install(kk.KafkaRecorder())
     payloads = [avro(ORDER, order(n)) for n in range(3)]
@@ -158,7 +158,7 @@ async def test_confluent_avro_delivered_as_source_without_the_framing():
 
 
 async def test_avro_records_filtered_on_a_decoded_field():
-    """SPEC 5: filters match the decoded Avro value: only records whose decoded `status` is PAID and
+    """behaviour §5: filters match the decoded Avro value: only records whose decoded `status` is PAID and
     whose `amount` passes the numeric condition are invoked; the rest are filtered out and committed."""
     recorder = kk.install(kk.KafkaRecorder())
     statuses = ["NEW", "PAID", "SHIPPED", "PAID", "PAID", "NEW"]
@@ -206,9 +206,9 @@ async def test_key_validation_decodes_the_key_and_rejects_an_unframed_key():
 
 
 async def test_unknown_schema_goes_to_the_destination_and_the_partition_goes_on():
-    """SPEC 4/5: a record naming a schema the registry does not have is never invoked: it goes to the SQS
+    """behaviour §4/§5: a record naming a schema the registry does not have is never invoked: it goes to the SQS
     on-failure destination with condition SCHEMA_NOT_FOUND (invoke count 0, responseContext null), the
-    partition's later records are processed, and everything is committed after delivery (SPEC 9.6)."""
+    partition's later records are processed, and everything is committed after delivery (behaviour §9.6)."""
     recorder = kk.install(kk.KafkaRecorder())
     async with fake_confluent_registry() as fake, kafka_admin() as admin, sqs_client() as sqs:
         dlq_url, dlq_arn = await create_queue(sqs, "sdlq")
@@ -241,7 +241,7 @@ async def test_unknown_schema_goes_to_the_destination_and_the_partition_goes_on(
 
 
 async def test_corrupt_payload_is_a_deserialization_error_dropped_without_a_destination():
-    """SPEC 4: an Avro payload that does not decode with its schema is DESERIALIZATION_ERROR; with no
+    """behaviour §4: an Avro payload that does not decode with its schema is DESERIALIZATION_ERROR; with no
     on-failure destination it is dropped, counted and logged, and its offset committed."""
     recorder = kk.install(kk.KafkaRecorder())
     async with fake_confluent_registry() as fake, kafka_admin() as admin:
@@ -259,7 +259,7 @@ async def test_corrupt_payload_is_a_deserialization_error_dropped_without_a_dest
 
 
 async def test_an_unreachable_registry_holds_records_back_until_it_answers(monkeypatch):
-    """esm decision (SPEC 9.6, nothing lost): while the registry cannot be asked, records are neither
+    """esm decision (behaviour §9.6, nothing lost): while the registry cannot be asked, records are neither
     invoked, dead-lettered nor committed; SchemaRegistryErrorCount counts it; once it answers, they flow."""
     monkeypatch.setattr(decoder_module, "RECONNECT_BACKOFF", Backoff(0.5, 0.5))
     recorder = kk.install(kk.KafkaRecorder())
@@ -280,7 +280,7 @@ async def test_an_unreachable_registry_holds_records_back_until_it_answers(monke
 
 
 async def test_basic_auth_from_a_secrets_manager_secret():
-    """SPEC 1 AccessConfigs BASIC_AUTH: esm reads {username, password} from the Secrets Manager secret
+    """behaviour §1 AccessConfigs BASIC_AUTH: esm reads {username, password} from the Secrets Manager secret
     and authenticates to the Confluent registry with it."""
     recorder = kk.install(kk.KafkaRecorder())
     async with aws().client("secretsmanager") as secrets:
@@ -300,7 +300,7 @@ async def test_basic_auth_from_a_secrets_manager_secret():
 
 
 async def test_glue_avro_records_decoded_with_the_schema_version_id():
-    """SPEC 2 with an AWS Glue registry: Glue-framed Avro records (plain and zlib-compressed) are
+    """behaviour §2 with an AWS Glue registry: Glue-framed Avro records (plain and zlib-compressed) are
     delivered decoded, with valueSchemaMetadata naming the schema version UUID."""
     recorder = kk.install(kk.KafkaRecorder())
     registry_arn, version = await glue_schema(ORDER_TEXT)
@@ -388,7 +388,7 @@ def make_pki(tmp_path) -> dict[str, str]:
 
 
 async def test_mutual_tls_with_a_private_ca_from_secrets(tmp_path):
-    """SPEC 1 AccessConfigs SERVER_ROOT_CA_CERTIFICATE + CLIENT_CERTIFICATE_TLS_AUTH: esm trusts the
+    """behaviour §1 AccessConfigs SERVER_ROOT_CA_CERTIFICATE + CLIENT_CERTIFICATE_TLS_AUTH: esm trusts the
     secret's CA and presents the secret's client certificate; without either the registry is unavailable."""
     import ssl
 

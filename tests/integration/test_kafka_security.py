@@ -1,7 +1,7 @@
 """Kafka connection security against the real broker's SASL and TLS listeners (scripts/backends).
 
-SPEC 1 "Auth" (self-managed: BASIC_AUTH = SASL/PLAIN, SCRAM-256/512, mTLS with
-CLIENT_CERTIFICATE_TLS_AUTH, SERVER_ROOT_CA_CERTIFICATE; MSK: SCRAM-512, mTLS, IAM) and SPEC 9.10
+behaviour §1 "Auth" (self-managed: BASIC_AUTH = SASL/PLAIN, SCRAM-256/512, mTLS with
+CLIENT_CERTIFICATE_TLS_AUTH, SERVER_ROOT_CA_CERTIFICATE; MSK: SCRAM-512, mTLS, IAM) and behaviour §9.10
 (secrets outside AWS, an on-failure kafka:// topic in another cluster). Records are produced over
 the PLAINTEXT listener and consumed end to end through a running daemon over the listener under
 test. Secrets come from moto's Secrets Manager, except where `esm.secrets` points them at the
@@ -117,7 +117,7 @@ async def connect_error(mapping: dict, **extra) -> str:
 
 
 async def test_basic_auth_is_sasl_plain_over_tls_with_the_root_ca_from_secrets_manager(sec):
-    """SPEC 1 Auth: self-managed BASIC_AUTH is SASL/PLAIN, over TLS as Lambda runs it (SASL_SSL), verifying the
+    """behaviour §1 Auth: self-managed BASIC_AUTH is SASL/PLAIN, over TLS as Lambda runs it (SASL_SSL), verifying the
     broker against SERVER_ROOT_CA_CERTIFICATE; both secrets come from Secrets Manager."""
     async with kafka_admin() as admin:
         topic = await create_topic(admin)
@@ -131,7 +131,7 @@ async def test_basic_auth_is_sasl_plain_over_tls_with_the_root_ca_from_secrets_m
 
 @pytest.mark.parametrize("kind, bits", [("SASL_SCRAM_256_AUTH", "256"), ("SASL_SCRAM_512_AUTH", "512")])
 async def test_scram_types_use_their_own_hash(sec, kind, bits):
-    """SPEC 1 Auth: SASL_SCRAM_256_AUTH is SCRAM-SHA-256 and SASL_SCRAM_512_AUTH is SCRAM-SHA-512 (the broker's user
+    """behaviour §1 Auth: SASL_SCRAM_256_AUTH is SCRAM-SHA-256 and SASL_SCRAM_512_AUTH is SCRAM-SHA-512 (the broker's user
     for each has credentials for that hash only, so the other mechanism would be refused)."""
     async with kafka_admin() as admin:
         topic = await create_topic(admin)
@@ -143,7 +143,7 @@ async def test_scram_types_use_their_own_hash(sec, kind, bits):
 
 
 async def test_server_root_ca_alone_is_tls_without_authentication(sec, caplog):
-    """SPEC 1 Auth: SERVER_ROOT_CA_CERTIFICATE without an authentication type connects over TLS (SSL) and trusts
+    """behaviour §1 Auth: SERVER_ROOT_CA_CERTIFICATE without an authentication type connects over TLS (SSL) and trusts
     the broker's private CA; VPC_SUBNET / VPC_SECURITY_GROUP are accepted and ignored, with a log line."""
     caplog.set_level(logging.INFO, logger="esm")
     async with kafka_admin() as admin:
@@ -158,7 +158,7 @@ async def test_server_root_ca_alone_is_tls_without_authentication(sec, caplog):
 
 
 async def test_client_certificate_tls_auth_is_mutual_tls_with_an_encrypted_key(sec):
-    """SPEC 1 Auth: CLIENT_CERTIFICATE_TLS_AUTH presents the secret's certificate chain and PKCS#8 private key
+    """behaviour §1 Auth: CLIENT_CERTIFICATE_TLS_AUTH presents the secret's certificate chain and PKCS#8 private key
     (here encrypted, opened with privateKeyPassword) to a listener that requires client certificates."""
     key = serialization.load_pem_private_key(read_pem(sec["KAFKA_CLIENT_KEY_PEM"]).encode(), password=None)
     encrypted = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -175,7 +175,7 @@ async def test_client_certificate_tls_auth_is_mutual_tls_with_an_encrypted_key(s
 
 
 async def test_secrets_from_environment_and_files_and_sasl_without_tls(sec, tmp_path, monkeypatch):
-    """SPEC 9.10: outside AWS, esm.secrets points the same secret fields at environment variables and files (the
+    """behaviour §9.10: outside AWS, esm.secrets points the same secret fields at environment variables and files (the
     URIs here are names Secrets Manager does not have, so nothing is read from it); esm.kafka_tls: false runs SASL
     on a plaintext listener."""
     password_file = tmp_path / "password"
@@ -234,7 +234,7 @@ async def test_a_missing_secret_is_named(sec):
 
 
 async def test_tls_verification_is_on_by_default(sec):
-    """DESIGN/SPEC 1 Auth: TLS verifies the broker's certificate; one signed by a CA that is neither a system CA
+    """docs/design.md, behaviour §1 Auth: TLS verifies the broker's certificate; one signed by a CA that is neither a system CA
     nor the SERVER_ROOT_CA_CERTIFICATE is refused (TLS alone with esm.kafka_tls, and SASL over TLS)."""
     tls_only = secured("orders", sec["KAFKA_SSL_BOOTSTRAP"], esm={"kafka_tls": True})
     message = await connect_error(tls_only)
@@ -248,7 +248,7 @@ async def test_tls_verification_is_on_by_default(sec):
 
 
 async def test_msk_cluster_arn_resolves_to_the_brokers_lambda_would_choose(sec, monkeypatch):
-    """SPEC 1 (MSK: EventSourceArn is the cluster ARN; auth SCRAM-512, mTLS, IAM) and Lambda's broker choice: a
+    """behaviour §1 (MSK: EventSourceArn is the cluster ARN; auth SCRAM-512, mTLS, IAM) and Lambda's broker choice: a
     SCRAM secret takes the SASL/SCRAM broker string, no secret the strongest the cluster offers (here TLS, as it has
     no IAM brokers). The cluster is made in moto; GetBootstrapBrokers comes from FakeMskApi, SigV4-signed for
     the kafka service. The event is an aws:kafka one with the cluster ARN. MSK brokers use public certificates, so
@@ -295,7 +295,7 @@ async def test_msk_cluster_arn_resolves_to_the_brokers_lambda_would_choose(sec, 
 
 
 async def test_kafka_destination_in_another_cluster_uses_its_own_connection_settings(sec):
-    """SPEC 9.10: esm.on_failure_kafka puts the kafka:// on-failure topic in another cluster with its own access
+    """behaviour §9.10: esm.on_failure_kafka puts the kafka:// on-failure topic in another cluster with its own access
     settings. The source reads over PLAINTEXT; the destination is reached only through the SASL listener with
     SCRAM-SHA-512 credentials from Secrets Manager, so a message lands only if the destination's own settings
     were used."""
@@ -324,7 +324,7 @@ async def test_kafka_destination_in_another_cluster_uses_its_own_connection_sett
 
 
 async def test_secrets_never_appear_in_logs_or_metrics(sec, tmp_path):
-    """DESIGN "Habits" (never log secrets): a daemon process reading a SCRAM password from Secrets Manager with a
+    """docs/design.md "Habits" (never log secrets): a daemon process reading a SCRAM password from Secrets Manager with a
     distinctive AWS secret key, at DEBUG, consumes records; neither secret appears in its log output nor in its
     /metrics page, while the log shows the secured connection was made."""
     aws_secret_key = f"esm-test-aws-secret-{uuid.uuid4().hex}"

@@ -1,6 +1,6 @@
 """The Kinesis source against kinesis-mock (and ElasticMQ/moto for destinations), one test per rule.
 
-SPEC.md Kinesis columns of sections 1-7 and section 9. The daemon runs in the test's loop with the
+docs/behaviour.md Kinesis columns of sections 1-7 and section 9. The daemon runs in the test's loop with the
 in-process recording handler; checkpoints live in a per-test SQLite file.
 """
 
@@ -40,7 +40,7 @@ def data_of(record: dict) -> str:
 
 
 async def test_records_in_order_with_lambda_shape(tmp_path):
-    """SPEC 2/3: one shard's records arrive in order, shaped like Lambda's Kinesis event."""
+    """behaviour §2/§3: one shard's records arrive in order, shaped like Lambda's Kinesis event."""
     recorder = rec.install(rec.Recorder())
     async with kinesis_client() as kinesis:
         name, arn = await create_stream(kinesis)
@@ -56,13 +56,13 @@ async def test_records_in_order_with_lambda_shape(tmp_path):
     assert first["eventID"].endswith(":" + sequences[0]) and first["eventID"].startswith("shardId-")
     assert first["eventSource"] == "aws:kinesis" and first["eventName"] == "aws:kinesis:record"
     assert first["eventSourceARN"] == arn and first["awsRegion"] == "us-east-1"
-    # SPEC 4 "Recorded against real AWS": the execution role, never the function ARN; an in-process
+    # behaviour §4 "Recorded against real AWS": the execution role, never the function ARN; an in-process
     # handler without `role` gets the documented default role in the stream's account.
     assert first["invokeIdentityArn"] == "arn:aws:iam::000000000000:role/service-role/recorder-role"
 
 
 async def test_invoke_identity_is_the_configured_execution_role(tmp_path):
-    """SPEC 4 "Recorded against real AWS": Kinesis records carry `functions.<name>.role` as
+    """behaviour §4 "Recorded against real AWS": Kinesis records carry `functions.<name>.role` as
     invokeIdentityArn when it is set."""
     recorder = rec.install(rec.Recorder())
     role = "arn:aws:iam::123456789012:role/stream-reader"
@@ -76,7 +76,7 @@ async def test_invoke_identity_is_the_configured_execution_role(tmp_path):
 
 
 async def test_restart_resumes_from_the_checkpoint(tmp_path):
-    """DESIGN/issue 5.2: after a restart a mapping resumes at its checkpoint, not its StartingPosition."""
+    """docs/design.md, issue 5.2: after a restart a mapping resumes at its checkpoint, not its StartingPosition."""
     recorder = rec.install(rec.Recorder())
     async with kinesis_client() as kinesis:
         name, arn = await create_stream(kinesis)
@@ -92,7 +92,7 @@ async def test_restart_resumes_from_the_checkpoint(tmp_path):
 
 
 async def test_latest_skips_existing_records(tmp_path):
-    """SPEC 1: StartingPosition LATEST reads only records put after the mapping started."""
+    """behaviour §1: StartingPosition LATEST reads only records put after the mapping started."""
     recorder = rec.install(rec.Recorder())
     async with kinesis_client() as kinesis:
         name, arn = await create_stream(kinesis)
@@ -142,7 +142,7 @@ async def test_partial_failure_retries_then_dead_letters_with_invoke_count(tmp_p
 
 
 async def test_bisect_isolates_a_poison_record_and_keeps_order(tmp_path):
-    """SPEC 4 / 9.2: with bisect, a poison record is isolated while every other record is processed in order."""
+    """behaviour §4 / §9.2: with bisect, a poison record is isolated while every other record is processed in order."""
     def behaviour(event):
         if any(data_of(r) == "r4" for r in event["Records"]):
             raise RuntimeError("poison")
@@ -164,7 +164,7 @@ async def test_bisect_isolates_a_poison_record_and_keeps_order(tmp_path):
 
 
 async def test_record_age_exceeded_goes_to_destination_without_response(tmp_path):
-    """SPEC 9.3: records older than MaximumRecordAgeInSeconds go to the destination as RecordAgeExceeded."""
+    """behaviour §9.3: records older than MaximumRecordAgeInSeconds go to the destination as RecordAgeExceeded."""
     recorder = rec.install(rec.Recorder(lambda event: (_ for _ in ()).throw(RuntimeError("down"))))
     async with kinesis_client() as kinesis, sqs_client() as sqs:
         dlq_url, dlq_arn = await create_queue(sqs, "agedlq")
@@ -194,7 +194,7 @@ def _with_request(config, request):
 
 
 async def test_filters_skip_records_and_the_checkpoint_passes_them(tmp_path):
-    """SPEC 5: Kinesis data is filtered as JSON; non-matching records are skipped (iterator advances)."""
+    """behaviour §5: Kinesis data is filtered as JSON; non-matching records are skipped (iterator advances)."""
     recorder = rec.install(rec.Recorder())
     pattern = json.dumps({"data": {"kind": ["keep"]}})
     async with kinesis_client() as kinesis:
@@ -209,7 +209,7 @@ async def test_filters_skip_records_and_the_checkpoint_passes_them(tmp_path):
 
 
 async def test_parallelization_factor_keeps_order_per_partition_key(tmp_path):
-    """SPEC 7: ParallelizationFactor > 1 processes a shard in lanes, in order per partition key."""
+    """behaviour §7: ParallelizationFactor > 1 processes a shard in lanes, in order per partition key."""
     recorder = rec.install(rec.Recorder(delay=0.05))
     async with kinesis_client() as kinesis:
         name, arn = await create_stream(kinesis)
@@ -321,7 +321,7 @@ async def test_sigkill_and_restart_resume_from_the_checkpoint(tmp_path):
 
 
 async def test_tumbling_windows_carry_state_and_end_with_a_final_invoke(tmp_path):
-    """SPEC 2 (tumbling window): windows aligned on arrival time; state carried between invokes; each window
+    """behaviour §2 (tumbling window): windows aligned on arrival time; state carried between invokes; each window
     ends with a final invoke (no records, isFinalInvokeForWindow) holding the accumulated state."""
     from esm.engine.tumbling import window_of
 
@@ -334,7 +334,7 @@ async def test_tumbling_windows_carry_state_and_end_with_a_final_invoke(tmp_path
             return {"state": event["state"]}
         if not missing_state_once["done"]:
             missing_state_once["done"] = True
-            return {}  # no state: a failed invoke, retried (SPEC 2)
+            return {}  # no state: a failed invoke, retried (behaviour §2)
         state = dict(event["state"])
         state["count"] = state.get("count", 0) + len(event["Records"])
         return {"state": state}
@@ -361,7 +361,7 @@ async def test_tumbling_windows_carry_state_and_end_with_a_final_invoke(tmp_path
 
 
 async def test_enhanced_fan_out_consumer_reads_in_order(tmp_path, caplog):
-    """Issue 5.6 / SPEC 7: a stream consumer ARN reads through SubscribeToShard (pushed records), in order,
+    """Issue 5.6 / behaviour §7: a stream consumer ARN reads through SubscribeToShard (pushed records), in order,
     including records put while subscribed; events name the stream, not the consumer."""
     import asyncio
     import logging
@@ -391,7 +391,7 @@ async def test_enhanced_fan_out_consumer_reads_in_order(tmp_path, caplog):
 
 
 async def test_at_timestamp_starts_at_the_given_time(tmp_path):
-    """SPEC 1: StartingPosition AT_TIMESTAMP reads the records that arrived at or after StartingPositionTimestamp."""
+    """behaviour §1: StartingPosition AT_TIMESTAMP reads the records that arrived at or after StartingPositionTimestamp."""
     import asyncio
     import time
 
@@ -412,7 +412,7 @@ async def test_at_timestamp_starts_at_the_given_time(tmp_path):
 
 
 async def test_s3_destination_gets_document_with_payload_under_lambda_key_layout(tmp_path):
-    """SPEC 4: an S3 on-failure destination stores the document plus the whole invocation payload under
+    """behaviour §4: an S3 on-failure destination stores the document plus the whole invocation payload under
     aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<uuid>."""
     import asyncio
     import os
@@ -453,7 +453,7 @@ async def test_s3_destination_gets_document_with_payload_under_lambda_key_layout
 
 
 async def test_transform_rewrites_data_and_keeps_sequence_numbers(tmp_path):
-    """SPEC 9.10: esm.transform applies JMESPath to the decoded Kinesis data before invoke."""
+    """behaviour §9.10: esm.transform applies JMESPath to the decoded Kinesis data before invoke."""
     recorder = rec.install(rec.Recorder())
     async with kinesis_client() as kinesis:
         name, arn = await create_stream(kinesis)

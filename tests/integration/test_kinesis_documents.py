@@ -1,5 +1,5 @@
 """Kinesis on-failure documents end to end, compared key by key with the shapes recorded against
-real AWS (SPEC 4 "Recorded against real AWS"; issue 13 point 2).
+real AWS (behaviour §4 "Recorded against real AWS"; issue 13 point 2).
 
 One daemon runs four mappings, each on its own stream with its own on-failure queue, and the
 in-process function answers by record: a partial batch response naming one record, an invalid
@@ -61,7 +61,7 @@ async def _first_message(sqs, url: str) -> dict:
 
 
 async def test_destination_documents_match_the_shapes_recorded_against_aws(tmp_path):
-    """SPEC 4 "Recorded against real AWS": a partial failure and an invalid partial response end with
+    """behaviour §4 "Recorded against real AWS": a partial failure and an invalid partial response end with
     responseContext {200, $LATEST, functionError null}; a function error with functionError
     "Unhandled"; a record that expired before its first invoke has no responseContext key and
     approximateInvokeCount 1. Every document has AWS's keys in AWS's order."""
@@ -138,7 +138,7 @@ async def test_destination_documents_match_the_shapes_recorded_against_aws(tmp_p
 
 
 async def test_lambda_target_reports_executed_version_and_role_from_the_lambda_api(tmp_path):
-    """SPEC 4 "Recorded against real AWS": executedVersion is the version the Invoke response says
+    """behaviour §4 "Recorded against real AWS": executedVersion is the version the Invoke response says
     ran (X-Amz-Executed-Version), and Kinesis records' invokeIdentityArn is the function's execution
     role, read once from GetFunctionConfiguration. The Lambda API here is a named fake
     (tests/support/lambda_fake.py): no server here runs a published version."""

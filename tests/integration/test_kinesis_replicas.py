@@ -1,4 +1,4 @@
-"""Several esm replicas share a stream through DynamoDB leases (DESIGN.md "Kubernetes deployment", issue 5.3/5.8)."""
+"""Several esm replicas share a stream through DynamoDB leases (docs/design.md "Kubernetes deployment", issue 5.3/5.8)."""
 
 from __future__ import annotations
 

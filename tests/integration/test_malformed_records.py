@@ -4,7 +4,7 @@ Each unit of order (an SQS FIFO message group, a Kinesis shard, a Kafka partitio
 records with malformed ones between them: bodies and data that are not JSON, invalid JSON,
 binary and invalid UTF-8, JSON nested past orjson's 1024 levels and past what the matcher walks,
 tombstones, and values near each service's size limit. A filter with a data condition runs on
-every record (so every record is decoded). Every record SPEC 5 keeps reaches the function, in
+every record (so every record is decoded). Every record behaviour §5 keeps reaches the function, in
 order, the ones it filters out are counted, and the unit finishes (queue empty, offsets
 committed): one bad record never stalls the ones after it.
 (Avro records with an unknown schema id are covered with the schema registry tests.)
@@ -40,7 +40,7 @@ def deep_list(depth: int) -> str:
 
 
 async def test_sqs_malformed_bodies_do_not_block_their_message_group():
-    """SPEC 5 (SQS) + issue 8.3: in one FIFO group, plain text, invalid JSON, JSON with arrays nested
+    """behaviour §5 (SQS) + issue 8.3: in one FIFO group, plain text, invalid JSON, JSON with arrays nested
     1000 levels, an object nested 1030 levels and a 200 KB body are filtered like any other message (the JSON pattern cannot apply, the
     metadata branch of $or keeps them); the one the filter rejects is deleted; the others reach the
     function in order and the queue ends empty."""
@@ -75,7 +75,7 @@ async def test_sqs_malformed_bodies_do_not_block_their_message_group():
 
 
 async def test_kinesis_binary_and_malformed_data_do_not_block_the_shard(tmp_path):
-    """SPEC 5 (Kinesis) + issue 8.3: binary data, invalid UTF-8, plain text, JSON arrays nested 1000 levels and a
+    """behaviour §5 (Kinesis) + issue 8.3: binary data, invalid UTF-8, plain text, JSON arrays nested 1000 levels and a
     ~1 MB binary record sit between JSON records; a data pattern skips what it cannot read unless the
     metadata branch of $or keeps it, and a transform leaves binary data unchanged. Every kept record
     reaches the function in shard order; the skipped ones are counted."""
@@ -113,7 +113,7 @@ async def test_kinesis_binary_and_malformed_data_do_not_block_the_shard(tmp_path
 
 
 async def test_kafka_malformed_values_do_not_block_the_partition():
-    """SPEC 5 (Kafka) + issue 8.3: a value that is not UTF-8, a tombstone, plain text, invalid JSON, JSON
+    """behaviour §5 (Kafka) + issue 8.3: a value that is not UTF-8, a tombstone, plain text, invalid JSON, JSON
     arrays nested 1000 levels and a ~900 KB binary value are filtered on their metadata only (the data pattern
     is ignored for them); the JSON value the pattern rejects is filtered out. Every other record reaches
     the function in partition order and the group's committed offset reaches the end."""

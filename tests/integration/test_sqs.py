@@ -1,4 +1,4 @@
-"""The SQS event source against ElasticMQ, one test per rule of SPEC.md (SQS columns, sections 1-7, 9).
+"""The SQS event source against ElasticMQ, one test per rule of docs/behaviour.md (SQS columns, sections 1-7, 9).
 
 The daemon runs in the test's event loop with an in-process recording handler
 (tests/support/recorder.py); the SIGTERM/SIGKILL tests run it as a real process.
@@ -27,7 +27,7 @@ def metric(daemon, name: str) -> float:
 
 
 async def test_success_deletes_the_batch_and_counts_it():
-    """SPEC 3: a successful invoke deletes its messages; Polled/Invoked/Deleted counts move (SPEC 6)."""
+    """behaviour §3: a successful invoke deletes its messages; Polled/Invoked/Deleted counts move (behaviour §6)."""
     recorder = rec.install(rec.Recorder())
     async with sqs_client() as sqs:
         url, arn = await create_queue(sqs)
@@ -53,7 +53,7 @@ def daemon_mapping_uuid(daemon) -> str:
 
 
 async def test_record_shape_reaches_the_function():
-    """SPEC 2: the SQS record as Lambda builds it, with message attributes and the queue ARN."""
+    """behaviour §2: the SQS record as Lambda builds it, with message attributes and the queue ARN."""
     recorder = rec.install(rec.Recorder())
     async with sqs_client() as sqs:
         url, arn = await create_queue(sqs)
@@ -71,7 +71,7 @@ async def test_record_shape_reaches_the_function():
 
 
 async def test_filter_deletes_non_matching_messages():
-    """SPEC 3/5: messages the filters reject are deleted, never invoked; FilteredOutEventCount counts them."""
+    """behaviour §3/§5: messages the filters reject are deleted, never invoked; FilteredOutEventCount counts them."""
     recorder = rec.install(rec.Recorder())
     pattern = json.dumps({"body": {"status": ["paid"]}})
     async with sqs_client() as sqs:
@@ -89,7 +89,7 @@ async def test_filter_deletes_non_matching_messages():
 
 
 async def test_plain_text_body_against_json_filter_is_dropped():
-    """SPEC 5: a plain-text body against a JSON body pattern does not match, so it is deleted."""
+    """behaviour §5: a plain-text body against a JSON body pattern does not match, so it is deleted."""
     recorder = rec.install(rec.Recorder())
     pattern = json.dumps({"body": {"status": ["paid"]}})
     async with sqs_client() as sqs:
@@ -104,7 +104,7 @@ async def test_plain_text_body_against_json_filter_is_dropped():
 
 
 async def test_partial_batch_response_keeps_only_the_failed_message():
-    """SPEC 3: with ReportBatchItemFailures, listed messages return after the visibility timeout, the rest are deleted."""
+    """behaviour §3: with ReportBatchItemFailures, listed messages return after the visibility timeout, the rest are deleted."""
     failed_once: set[str] = set()
 
     def behaviour(event):
@@ -136,7 +136,7 @@ async def test_partial_batch_response_keeps_only_the_failed_message():
     {"batchItemFailures": [{"itemIdentifier": "not-in-batch"}]},
 ])
 async def test_invalid_partial_batch_response_fails_the_whole_batch(response):
-    """SPEC 3: an empty, null, wrongly-keyed or unknown itemIdentifier fails the whole batch (all redelivered)."""
+    """behaviour §3: an empty, null, wrongly-keyed or unknown itemIdentifier fails the whole batch (all redelivered)."""
     calls = {"n": 0}
 
     def behaviour(event):
@@ -156,7 +156,7 @@ async def test_invalid_partial_batch_response_fails_the_whole_batch(response):
 
 @pytest.mark.parametrize("response", [None, {}, {"batchItemFailures": []}, {"batchItemFailures": None}])
 async def test_empty_partial_batch_response_is_success(response):
-    """SPEC 3: a null or empty response, or an empty/null batchItemFailures, deletes the whole batch."""
+    """behaviour §3: a null or empty response, or an empty/null batchItemFailures, deletes the whole batch."""
     recorder = rec.install(rec.Recorder(lambda event: response))
     async with sqs_client() as sqs:
         url, arn = await create_queue(sqs, visibility=2)
@@ -169,7 +169,7 @@ async def test_empty_partial_batch_response_is_success(response):
 
 
 async def test_function_error_returns_messages_and_redrive_moves_them_to_the_dlq():
-    """SPEC 3: a function error deletes nothing; after maxReceiveCount SQS moves the message to its DLQ."""
+    """behaviour §3: a function error deletes nothing; after maxReceiveCount SQS moves the message to its DLQ."""
     def behaviour(event):
         raise RuntimeError("always fails")
 
@@ -189,7 +189,7 @@ async def test_function_error_returns_messages_and_redrive_moves_them_to_the_dlq
 
 
 async def test_batching_window_collects_more_than_ten():
-    """SPEC 1/3: BatchSize > 10 with a window: repeated receives fill one batch beyond 10 messages."""
+    """behaviour §1/§3: BatchSize > 10 with a window: repeated receives fill one batch beyond 10 messages."""
     recorder = rec.install(rec.Recorder())
     async with sqs_client() as sqs:
         url, arn = await create_queue(sqs)
@@ -204,7 +204,7 @@ async def test_batching_window_collects_more_than_ten():
 
 
 async def test_six_megabyte_cut():
-    """SPEC 3: a batch is cut before its payload passes 6 MB (Lambda's invoke limit); nothing is lost."""
+    """behaviour §3: a batch is cut before its payload passes 6 MB (Lambda's invoke limit); nothing is lost."""
     recorder = rec.install(rec.Recorder())
     body = "x" * 250_000
     async with sqs_client() as sqs:
@@ -223,7 +223,7 @@ async def test_six_megabyte_cut():
 
 
 async def test_fifo_order_per_group_groups_in_parallel_and_cap():
-    """SPEC 3/7: FIFO order per MessageGroupId; groups in parallel, a group never with itself; MaximumConcurrency caps."""
+    """behaviour §3/§7: FIFO order per MessageGroupId; groups in parallel, a group never with itself; MaximumConcurrency caps."""
     recorder = rec.install(rec.Recorder(delay=0.2))
     async with sqs_client() as sqs:
         url, arn = await create_queue(sqs, fifo=True)
@@ -242,7 +242,7 @@ async def test_fifo_order_per_group_groups_in_parallel_and_cap():
 
 
 async def test_fifo_failure_keeps_the_rest_of_the_group():
-    """SPEC 3 FIFO: after a reported failure, later messages of the same group are not deleted (order holds)."""
+    """behaviour §3 FIFO: after a reported failure, later messages of the same group are not deleted (order holds)."""
     attempts: dict[str, int] = {}
 
     def behaviour(event):
@@ -267,7 +267,7 @@ async def test_fifo_failure_keeps_the_rest_of_the_group():
 
 
 async def test_transform_replaces_the_body():
-    """SPEC 9.10: esm.transform applies JMESPath to the decoded body; messageId stays for partial responses."""
+    """behaviour §9.10: esm.transform applies JMESPath to the decoded body; messageId stays for partial responses."""
     recorder = rec.install(rec.Recorder())
     async with sqs_client() as sqs:
         url, arn = await create_queue(sqs)
@@ -280,7 +280,7 @@ async def test_transform_replaces_the_body():
 
 
 async def test_disabled_mapping_does_not_poll():
-    """SPEC 0: Enabled: false pauses polling; the state gauge says Disabled."""
+    """behaviour §0: Enabled: false pauses polling; the state gauge says Disabled."""
     recorder = rec.install(rec.Recorder())
     async with sqs_client() as sqs:
         url, arn = await create_queue(sqs)
@@ -296,7 +296,7 @@ async def test_disabled_mapping_does_not_poll():
 
 
 async def test_end_to_end_through_the_emulator(backends):
-    """SPEC 9.1 / DESIGN.md: a url target running the Lambda Runtime Interface Emulator processes a queue."""
+    """behaviour §9.1 / docs/design.md: a url target running the Lambda Runtime Interface Emulator processes a queue."""
     async with sqs_client() as sqs:
         url, arn = await create_queue(sqs)
         await send(sqs, url, [f"e{i}" for i in range(12)])

@@ -1,4 +1,4 @@
-"""SQS provisioned mode against ElasticMQ (issue 13.6; SPEC 6 ProvisionedPollers, SPEC 7 scaling).
+"""SQS provisioned mode against ElasticMQ (issue 13.6; behaviour §6 ProvisionedPollers, behaviour §7 scaling).
 
 The floor and the ceiling are read from the `esm_provisioned_pollers` gauge and from the poller
 tasks the daemon runs (it runs in the test's event loop); the ramp is a count of concurrent
@@ -61,8 +61,8 @@ class Sampler(rec.Recorder):
 
 
 async def test_minimum_pollers_stay_up_on_an_idle_queue():
-    """SPEC 7: with ProvisionedPollerConfig, MinimumPollers pollers stay active on an idle queue, while an
-    on-demand mapping beside it idles down to 2; SPEC 6: esm_provisioned_pollers reports them."""
+    """behaviour §7: with ProvisionedPollerConfig, MinimumPollers pollers stay active on an idle queue, while an
+    on-demand mapping beside it idles down to 2; behaviour §6: esm_provisioned_pollers reports them."""
     rec.install(rec.Recorder())
     async with sqs_client() as sqs:
         _, idle_arn = await create_queue(sqs, "idle")
@@ -85,7 +85,7 @@ async def test_minimum_pollers_stay_up_on_an_idle_queue():
 
 
 async def test_maximum_pollers_bound_concurrency_at_ten_invokes_each():
-    """SPEC 7: each poller carries up to 10 concurrent invokes, never more than MaximumPollers pollers:
+    """behaviour §7: each poller carries up to 10 concurrent invokes, never more than MaximumPollers pollers:
     MaximumPollers 3 means at most 30 invokes at once, and the gauge never passes 3."""
     sampler = rec.install(Sampler(delay=1.0))
     async with sqs_client() as sqs:
@@ -116,7 +116,7 @@ async def ramp(fields: dict[str, Any], name: str) -> list[int]:
 
 
 async def test_provisioned_mode_ramps_up_faster_than_on_demand_on_the_same_backlog():
-    """SPEC 7 / R19: provisioned mode scales 3x faster (up to 1,000 concurrent invokes a minute against
+    """behaviour §7 / R19: provisioned mode scales 3x faster (up to 1,000 concurrent invokes a minute against
     300, from warm pollers of 10 invokes each): over the same first invokes of the same backlog it
     reaches a concurrency on-demand mode does not."""
     on_demand = await ramp({}, "on-demand")

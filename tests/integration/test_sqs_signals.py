@@ -1,4 +1,4 @@
-"""SIGTERM and SIGKILL mid-batch, with esm as a real process (SPEC 9.6: at least once, nothing lost).
+"""SIGTERM and SIGKILL mid-batch, with esm as a real process (behaviour §9.6: at least once, nothing lost).
 
 SIGTERM: the batch being invoked finishes and is deleted, gathered-but-uninvoked messages are made
 visible again at once, the process exits 0, and nothing is acknowledged twice.
@@ -62,7 +62,7 @@ async def wait_for_events(record_file: Path, condition, timeout: float = 60) -> 
 
 
 async def test_sigterm_mid_batch_drains_releases_and_loses_nothing(tmp_path):
-    """SPEC 9.6 + issue 4.6: SIGTERM finishes the in-flight batch, releases gathered messages at once, exits 0."""
+    """behaviour §9.6 + issue 4.6: SIGTERM finishes the in-flight batch, releases gathered messages at once, exits 0."""
     record_file = tmp_path / "calls.jsonl"
     async with sqs_client() as sqs:
         url, arn = await create_queue(sqs, visibility=300)
@@ -91,7 +91,7 @@ async def test_sigterm_mid_batch_drains_releases_and_loses_nothing(tmp_path):
 
 
 async def test_sigkill_mid_batch_loses_nothing(tmp_path):
-    """SPEC 9.6 + issue 4.6: after SIGKILL, unacknowledged messages return after the visibility timeout."""
+    """behaviour §9.6 + issue 4.6: after SIGKILL, unacknowledged messages return after the visibility timeout."""
     record_file = tmp_path / "calls.jsonl"
     async with sqs_client() as sqs:
         url, arn = await create_queue(sqs, visibility=2)
@@ -147,7 +147,7 @@ async def test_sigterm_releases_gathered_messages_at_once(tmp_path):
 
 
 async def test_a_second_signal_during_the_drain_forces_exit(tmp_path):
-    """DESIGN.md "Layout" (daemon: a second signal forces exit) + SPEC 9.6: the first SIGTERM starts
+    """docs/design.md "Layout" (daemon: a second signal forces exit) + behaviour §9.6: the first SIGTERM starts
     the drain; a SIGINT during it cancels the batch in flight at once (the drain could last 600 s),
     the process exits as after a shutdown timeout (0), and nothing is acknowledged."""
     record_file = tmp_path / "calls.jsonl"

@@ -246,7 +246,7 @@ async def test_function_through_the_invoke_api_at_an_endpoint(tmp_path):
         url, arn = await create_queue(sqs, "rie")
         loaded = await load(TemplateOptions(str(template), parameter_overrides={"Queue": arn.rsplit(":", 1)[-1]},
                                             functions_endpoint=endpoint,
-                                            # The emulator serves one invoke at a time (SPEC 9.1).
+                                            # The emulator serves one invoke at a time (behaviour §9.1).
                                             config=overrides(tmp_path, functions={"function": {"max_concurrency": 1}})))
         target = loaded.config.functions["function"]
         assert (target.kind, target.lambda_arn, target.timeout, target.max_concurrency) == ("lambda", "function", 20, 1)

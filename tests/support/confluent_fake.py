@@ -1,5 +1,5 @@
 """A FAKE Confluent Schema Registry for tests: no real one installs here (Confluent's is not on Maven
-Central, Karapace is not on PyPI; DESIGN.md), so this serves the slice of its REST API that esm
+Central, Karapace is not on PyPI; docs/design.md), so this serves the slice of its REST API that esm
 and the tests use, with the real API's shapes:
 
 - `GET /schemas/ids/{id}` -> `{"schema": text}` plus `"schemaType"` for JSON/PROTOBUF (AVRO omits it)

@@ -1,4 +1,4 @@
-"""The accounting of a fault scenario (SPEC 9.6: at least once, nothing lost).
+"""The accounting of a fault scenario (behaviour §9.6: at least once, nothing lost).
 
 A test registers every record it produced (`produce`), the function reports every invocation it
 answered (`invoked`: which records, succeeded or not), the test reads back what reached the

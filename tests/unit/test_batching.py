@@ -1,4 +1,4 @@
-"""The batch policy: BatchSize, a window from the first record, and the 6 MB cap (SPEC 3, DESIGN.md)."""
+"""The batch policy: BatchSize, a window from the first record, and the 6 MB cap (behaviour §3, docs/design.md)."""
 
 from esm.core.batching import ENVELOPE_BYTES, MAX_PAYLOAD_BYTES, BatchPolicy, FlushReason
 from esm.core.records import Record
@@ -9,7 +9,7 @@ def record(size: int = 100) -> Record:
 
 
 def test_flushes_at_batch_size():
-    """SPEC 3: a batch is sent when BatchSize is reached."""
+    """behaviour §3: a batch is sent when BatchSize is reached."""
     policy = BatchPolicy(batch_size=3, window=10)
     assert policy.add(record(), now=0) is None
     assert policy.add(record(), now=0) is None
@@ -18,7 +18,7 @@ def test_flushes_at_batch_size():
 
 
 def test_window_starts_at_the_first_record():
-    """DESIGN.md: the window is timed from the batch's first record, not from the last flush."""
+    """docs/design.md: the window is timed from the batch's first record, not from the last flush."""
     policy = BatchPolicy(batch_size=100, window=5)
     assert policy.deadline() is None
     policy.add(record(), now=1000.0)
@@ -31,7 +31,7 @@ def test_window_starts_at_the_first_record():
 
 
 def test_payload_cap_counts_envelope_and_separators():
-    """SPEC 3: a batch never exceeds 6 MB including the {"Records":[...]} envelope and commas."""
+    """behaviour §3: a batch never exceeds 6 MB including the {"Records":[...]} envelope and commas."""
     policy = BatchPolicy(batch_size=10000, window=0)
     policy.add(record(1000), now=0)
     exact = MAX_PAYLOAD_BYTES - ENVELOPE_BYTES - 1000 - 1  # the comma between the two records counts

@@ -1,5 +1,5 @@
 """The embedded SQLite checkpoint store (esm/checkpoints/sqlite.py): durable positions that survive
-a restart (SPEC 9.6: a checkpoint is where processing resumes, so losing one replays or skips), and
+a restart (behaviour §9.6: a checkpoint is where processing resumes, so losing one replays or skips), and
 single-owner leases that still fence a released or re-granted lease like the shared store does."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Config validation: DESIGN.md "Configuration" and the parameter rules of SPEC.md section 1.
+"""Config validation: docs/design.md "Configuration" and the parameter rules of docs/behaviour.md §1.
 
 Every bad case names the rule it checks, and asserts the exact path and the gist of the message,
 so a rule that stops firing (or fires at the wrong path) fails its test.
@@ -58,14 +58,14 @@ def kafka(**fields) -> dict:
 # -- good files ----------------------------------------------------------------------------
 
 def test_example_config_is_valid():
-    """The shipped config.example.yaml validates (DESIGN.md: it is the reference example)."""
+    """The shipped config.example.yaml validates (docs/design.md: it is the reference example)."""
     config = load_config(ROOT / "config.example.yaml")
     assert [m.source for m in config.mappings] == ["sqs", "kinesis", "dynamodb", "kafka"]
     assert config.mappings[3].enabled is False
 
 
 def test_defaults_per_source():
-    """SPEC 1: BatchSize defaults to 10 for SQS and 100 otherwise; Kafka's window defaults to 500 ms."""
+    """behaviour §1: BatchSize defaults to 10 for SQS and 100 otherwise; Kafka's window defaults to 500 ms."""
     config = parse_config(config_text(sqs(), kinesis(), kafka()), environ={})
     by_source = {m.source: m for m in config.mappings}
     assert by_source["sqs"].get("BatchSize") == 10
@@ -79,7 +79,7 @@ def test_defaults_per_source():
 
 
 def test_identity_is_uuid5_of_name_or_source_and_function():
-    """SPEC 9.9: the UUID is uuid5(NAMESPACE, esm.name) or of source plus FunctionName."""
+    """behaviour §9.9: the UUID is uuid5(NAMESPACE, esm.name) or of source plus FunctionName."""
     config = parse_config(config_text(sqs(), kinesis(esm={"name": "pay"})), environ={})
     assert config.mappings[0].uuid == mapping_uuid(f"{SQS}->fn")
     assert config.mappings[1].uuid == mapping_uuid("pay")
@@ -89,7 +89,7 @@ def test_identity_is_uuid5_of_name_or_source_and_function():
 
 
 def test_settings_are_frozen():
-    """DESIGN.md: config becomes frozen objects; a running mapping cannot be mutated by accident."""
+    """docs/design.md: config becomes frozen objects; a running mapping cannot be mutated by accident."""
     config = parse_config(config_text(sqs()), environ={})
     with pytest.raises(Exception):
         config.mappings[0].request["BatchSize"] = 5  # type: ignore[index]
@@ -98,7 +98,7 @@ def test_settings_are_frozen():
 
 
 def test_env_interpolation_with_default():
-    """DESIGN.md: ${ENV} and ${ENV:-default} are substituted in any string."""
+    """docs/design.md: ${ENV} and ${ENV:-default} are substituted in any string."""
     text = config_text(sqs(EventSourceArn="arn:aws:sqs:us-east-1:${ACCOUNT}:q"),
                        metrics={"listen": "${LISTEN:-127.0.0.1:9999}"})
     config = parse_config(text, environ={"ACCOUNT": "123456789012"})
@@ -107,7 +107,7 @@ def test_env_interpolation_with_default():
 
 
 def test_unset_env_variable_is_an_error_with_its_path():
-    """DESIGN.md: an unset ${NAME} without a default is reported where it is used."""
+    """docs/design.md: an unset ${NAME} without a default is reported where it is used."""
     found = problems(sqs(EventSourceArn="arn:aws:sqs:us-east-1:${NOPE}:q"))
     assert "event_source_mappings[0].EventSourceArn: environment variable NOPE is not set" in found
 
@@ -139,11 +139,11 @@ def test_unset_env_variable_is_an_error_with_its_path():
     ],
 )
 def test_api_shape_rules(mapping, expected):
-    """SPEC 1 [R1]: ranges, enums, types and patterns come from botocore's CreateEventSourceMapping shape."""
+    """behaviour §1 [R1]: ranges, enums, types and patterns come from botocore's CreateEventSourceMapping shape."""
     assert one_problem(mapping).startswith(expected)
 
 
-# -- SPEC section 1 semantic rules -----------------------------------------------------------
+# -- behaviour §1 semantic rules -----------------------------------------------------------
 
 @pytest.mark.parametrize(
     "mapping, expected",
@@ -187,7 +187,7 @@ def test_api_shape_rules(mapping, expected):
     ],
 )
 def test_spec_section_1_rules(mapping, expected):
-    """SPEC 1: the per-source rules CreateEventSourceMapping enforces beyond the API shape."""
+    """behaviour §1: the per-source rules CreateEventSourceMapping enforces beyond the API shape."""
     mapping = {k: v for k, v in mapping.items() if v is not None}
     assert one_problem(mapping).startswith(expected)
 
@@ -207,7 +207,7 @@ def test_invalid_filter_pattern_gives_aws_headline_and_reason():
     ],
 )
 def test_sources_not_served_are_rejected_by_name(arn, name):
-    """DESIGN.md: sources esm does not serve yet are rejected by name, never ignored."""
+    """docs/design.md: sources esm does not serve yet are rejected by name, never ignored."""
     found = one_problem({"FunctionName": "fn", "EventSourceArn": arn, "StartingPosition": "LATEST"})
     assert found.startswith("event_source_mappings[0].EventSourceArn:") and name in found
 
@@ -222,13 +222,13 @@ def test_sources_not_served_are_rejected_by_name(arn, name):
     ],
 )
 def test_sam_keys_get_the_api_field_to_use(key, value, hint):
-    """DESIGN.md: SAM's short names get a pointed error naming the API field."""
+    """docs/design.md: SAM's short names get a pointed error naming the API field."""
     found = problems({"FunctionName": "fn", key: value} | ({} if key in ("Queue", "Stream") else {"EventSourceArn": SQS}))
     assert any(p.startswith(f"event_source_mappings[0].{key}:") and hint in p for p in found), found
 
 
 def test_function_name_must_be_a_key_of_functions():
-    """DESIGN.md: a FunctionName that is not a key of functions: is an error."""
+    """docs/design.md: a FunctionName that is not a key of functions: is an error."""
     assert one_problem(sqs(FunctionName="nope")).startswith(
         "event_source_mappings[0].FunctionName: 'nope' is not a key of functions:")
 
@@ -247,7 +247,7 @@ def test_function_name_must_be_a_key_of_functions():
     ],
 )
 def test_function_targets(spec, expected):
-    """DESIGN.md: a target is exactly one of url, lambda, handler, plus timeout and max_concurrency."""
+    """docs/design.md: a target is exactly one of url, lambda, handler, plus timeout and max_concurrency."""
     found = problems(functions={"f": spec})
     assert any(p.startswith(expected) for p in found), found
 
@@ -261,18 +261,18 @@ def test_function_targets(spec, expected):
     ],
 )
 def test_extension_key(extension, expected):
-    """SPEC 9.10: the esm: key holds esm's extensions and is validated too."""
+    """behaviour §9.10: the esm: key holds esm's extensions and is validated too."""
     assert one_problem(sqs(esm=extension)).startswith(expected)
 
 
 def test_transform_and_name_are_kept():
-    """SPEC 9.10: a valid esm: key reaches the mapping settings."""
+    """behaviour §9.10: a valid esm: key reaches the mapping settings."""
     config = parse_config(config_text(sqs(esm={"name": "n", "transform": "body.order"})), environ={})
     assert config.mappings[0].extension.transform == "body.order"
 
 
 def test_duplicate_identity_and_consumer_group():
-    """SPEC 9.9 / SPEC 1: identities are unique; a ConsumerGroupId is unique across Kafka mappings."""
+    """behaviour §9.9 / behaviour §1: identities are unique; a ConsumerGroupId is unique across Kafka mappings."""
     group = {"SelfManagedKafkaEventSourceConfig": {"ConsumerGroupId": "g"}}
     found = problems(sqs(), sqs(), kafka(**group), kafka(Topics=["other"], **group))
     assert any(p.startswith("event_source_mappings[1]: has the same identity as event_source_mappings[0]") for p in found)
@@ -292,13 +292,13 @@ def test_duplicate_identity_and_consumer_group():
     ],
 )
 def test_top_level_sections(extra, expected):
-    """DESIGN.md "Configuration": aws, checkpoints, metrics and timeouts are validated too."""
+    """docs/design.md "Configuration": aws, checkpoints, metrics and timeouts are validated too."""
     found = problems(sqs(), **extra)
     assert any(p.startswith(expected) for p in found), found
 
 
 def test_every_problem_is_listed_in_one_pass():
-    """DESIGN.md: a bad config fails with every problem listed, each with its zero-based path."""
+    """docs/design.md: a bad config fails with every problem listed, each with its zero-based path."""
     found = problems(sqs(BatchSize=0), kinesis(StartingPosition=None), sqs(FunctionName="ghost", esm={"name": "other"}))
     assert [p.split(":")[0] for p in found] == [
         "event_source_mappings[0].BatchSize",
@@ -314,7 +314,7 @@ def run_esm(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_validate_exits_0_on_the_example():
-    """DESIGN.md: `esm validate` exits 0 for a valid file."""
+    """docs/design.md: `esm validate` exits 0 for a valid file."""
     result = run_esm("validate", "--config", "config.example.yaml")
     assert result.returncode == 0, result.stderr
     assert "valid (4 mapping(s)" in result.stdout
@@ -345,7 +345,7 @@ def test_validate_names_three_mistakes_and_exits_2(tmp_path):
 
 
 def test_validate_works_offline_and_never_imports_handlers(tmp_path):
-    """DESIGN.md: validate works offline, with no handler import (the module does not exist)."""
+    """docs/design.md: validate works offline, with no handler import (the module does not exist)."""
     path = tmp_path / "c.yaml"
     path.write_text(config_text(sqs(), functions={"fn": {"handler": "no_such_module_anywhere:handler"}}))
     result = run_esm("validate", "--config", str(path))
@@ -353,7 +353,7 @@ def test_validate_works_offline_and_never_imports_handlers(tmp_path):
 
 
 def test_unreadable_and_non_yaml_files_exit_2(tmp_path):
-    """DESIGN.md exit codes: an invalid config exits 2 with a message, never a traceback."""
+    """docs/design.md exit codes: an invalid config exits 2 with a message, never a traceback."""
     missing = run_esm("validate", "--config", str(tmp_path / "absent.yaml"))
     assert missing.returncode == 2 and "cannot read" in missing.stderr
     broken = tmp_path / "broken.yaml"

@@ -1,4 +1,4 @@
-"""esm.core.decide: one table from a function's answer to settle / retry / bisect / give up (SPEC 3, 9.2-9.4).
+"""esm.core.decide: one table from a function's answer to settle / retry / bisect / give up (behaviour §3, §9.2-9.4).
 
 Each row names the rule it checks; the same function decides for every source, so these rows are
 the whole of the failure semantics before any I/O.
@@ -47,28 +47,28 @@ FIFO = FailureRules(mode=Mode.QUEUE, group_of=lambda r: r.event["group"])
 
 # rule, rules, batch, answer, retries so far, expected decision (as plain values)
 TABLE = [
-    ("SPEC 3: success settles the whole batch", STREAM, batch("a", "b"), OK, 0, ("settle", ["a", "b"], [])),
-    ("SPEC 3: a partial response settles the records before the lowest failure and retries the rest",
+    ("behaviour §3: success settles the whole batch", STREAM, batch("a", "b"), OK, 0, ("settle", ["a", "b"], [])),
+    ("behaviour §3: a partial response settles the records before the lowest failure and retries the rest",
      STREAM, batch("a", "b", "c", "d"), partial("d", "b"), 0, ("retry", ["a"], ["b", "c", "d"])),
-    ("SPEC 3: a failure on the first record settles nothing", STREAM, batch("a", "b"), partial("a"), 0,
+    ("behaviour §3: a failure on the first record settles nothing", STREAM, batch("a", "b"), partial("a"), 0,
      ("retry", [], ["a", "b"])),
-    ("SPEC 3: a function error retries the whole batch", STREAM, batch("a", "b"), ERROR, 1, ("retry", [], ["a", "b"])),
-    ("SPEC 9.3: MaximumRetryAttempts exhausted gives up on the failed tail", STREAM, batch("a", "b", "c"),
+    ("behaviour §3: a function error retries the whole batch", STREAM, batch("a", "b"), ERROR, 1, ("retry", [], ["a", "b"])),
+    ("behaviour §9.3: MaximumRetryAttempts exhausted gives up on the failed tail", STREAM, batch("a", "b", "c"),
      partial("b"), 2, ("give_up", ["a"], ["b", "c"])),
-    ("SPEC 9.3: retries exhausted after a function error give up on the whole batch", STREAM, batch("a"), ERROR, 2,
+    ("behaviour §9.3: retries exhausted after a function error give up on the whole batch", STREAM, batch("a"), ERROR, 2,
      ("give_up", [], ["a"])),
-    ("SPEC 9.3: MaximumRetryAttempts -1 never gives up", FailureRules(max_retries=-1), batch("a"), ERROR, 10_000,
+    ("behaviour §9.3: MaximumRetryAttempts -1 never gives up", FailureRules(max_retries=-1), batch("a"), ERROR, 10_000,
      ("retry", [], ["a"])),
-    ("SPEC 9.2: bisect splits a failing batch in halves, first half first", BISECT, batch("a", "b", "c"), ERROR, 2,
+    ("behaviour §9.2: bisect splits a failing batch in halves, first half first", BISECT, batch("a", "b", "c"), ERROR, 2,
      ("bisect", ["a"], ["b", "c"])),
-    ("SPEC 9.2: a batch of one cannot be split: it consumes retries", BISECT, batch("a"), ERROR, 0,
+    ("behaviour §9.2: a batch of one cannot be split: it consumes retries", BISECT, batch("a"), ERROR, 0,
      ("retry", [], ["a"])),
-    ("SPEC 9.2: a partial response is not bisected", BISECT, batch("a", "b"), partial("b"), 0, ("retry", ["a"], ["b"])),
-    ("SPEC 3 SQS: success deletes everything", QUEUE, batch("a", "b"), OK, 0, ("settle", ["a", "b"], [])),
-    ("SPEC 3 SQS: a partial response deletes all but the reported failures", QUEUE, batch("a", "b", "c"),
+    ("behaviour §9.2: a partial response is not bisected", BISECT, batch("a", "b"), partial("b"), 0, ("retry", ["a"], ["b"])),
+    ("behaviour §3 SQS: success deletes everything", QUEUE, batch("a", "b"), OK, 0, ("settle", ["a", "b"], [])),
+    ("behaviour §3 SQS: a partial response deletes all but the reported failures", QUEUE, batch("a", "b", "c"),
      partial("b"), 0, ("settle", ["a", "c"], ["b"])),
-    ("SPEC 3 SQS: a function error deletes nothing", QUEUE, batch("a", "b"), ERROR, 0, ("settle", [], ["a", "b"])),
-    ("SPEC 3 SQS FIFO: after a failure in a group, the group's later messages fail too", FIFO,
+    ("behaviour §3 SQS: a function error deletes nothing", QUEUE, batch("a", "b"), ERROR, 0, ("settle", [], ["a", "b"])),
+    ("behaviour §3 SQS FIFO: after a failure in a group, the group's later messages fail too", FIFO,
      batch("a", "b", "c", "d", groups="xyxy"), partial("a"), 0, ("settle", ["b", "d"], ["a", "c"])),
 ]
 
@@ -90,7 +90,7 @@ def test_decide(rule, rules, records, answer, retries, expected):
 
 
 def test_only_a_leading_run_of_old_records_expires():
-    """SPEC 9.3: records older than MaximumRecordAgeInSeconds are given up on before an invoke; in
+    """behaviour §9.3: records older than MaximumRecordAgeInSeconds are given up on before an invoke; in
     stream order only a leading run can have expired."""
     records = batch("a", "b", "c")
     ages = {"a": 100.0, "b": 61.0, "c": 5.0}

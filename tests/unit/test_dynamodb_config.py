@@ -1,4 +1,4 @@
-"""Config validation for DynamoDB stream mappings (issue 14.5; SPEC 1): what `esm validate` and the
+"""Config validation for DynamoDB stream mappings (issue 14.5; behaviour §1): what `esm validate` and the
 control API (the same checks) accept and refuse, with Lambda's defaults."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def problems(*mappings: dict) -> list[str]:
 
 
 def test_a_stream_mapping_loads_as_dynamodb_with_lambdas_defaults():
-    """SPEC 1: BatchSize 100, window 0, PF 1, retries and age -1, no bisect, tumbling off."""
+    """behaviour §1: BatchSize 100, window 0, PF 1, retries and age -1, no bisect, tumbling off."""
     [mapping] = parse_config(config_text(ddb()), environ={}).mappings
     assert mapping.source == "dynamodb" and mapping.source_id == ARN
     assert (mapping.get("BatchSize"), mapping.batching_window, mapping.get("ParallelizationFactor")) == (100, 0.0, 1)
@@ -51,14 +51,14 @@ def test_every_stream_control_is_accepted():
 
 
 def test_at_timestamp_is_refused_with_lambdas_message():
-    """SPEC 1: AT_TIMESTAMP is only for Kinesis, Kafka and DocumentDB; Lambda answers
+    """behaviour §1: AT_TIMESTAMP is only for Kinesis, Kafka and DocumentDB; Lambda answers
     `Unsupported starting position for arn type: <EventSourceArn>`."""
     found = problems(ddb(StartingPosition="AT_TIMESTAMP", StartingPositionTimestamp=1))
     assert found == [f"event_source_mappings[0].StartingPosition: Unsupported starting position for arn type: {ARN}"]
 
 
 def test_starting_position_is_required():
-    """SPEC 1: StartingPosition is required for DynamoDB streams."""
+    """behaviour §1: StartingPosition is required for DynamoDB streams."""
     mapping = ddb()
     del mapping["StartingPosition"]
     [found] = problems(mapping)
@@ -74,13 +74,13 @@ def test_a_table_arn_is_not_a_stream():
 
 @pytest.mark.parametrize("field, value", [("Topics", ["orders"]), ("ScalingConfig", {"MaximumConcurrency": 2})])
 def test_other_sources_settings_are_refused(field, value):
-    """SPEC 1: Kafka's and SQS's fields are not DynamoDB's."""
+    """behaviour §1: Kafka's and SQS's fields are not DynamoDB's."""
     [found] = problems(ddb(**{field: value}))
     assert found == f"event_source_mappings[0].{field}: is not supported for DynamoDB Streams event sources"
 
 
 def test_a_plain_pattern_on_the_dynamodb_key_is_refused():
-    """SPEC 5: DynamoDB data is JSON; a plain value pattern on `dynamodb` is a create error."""
+    """behaviour §5: DynamoDB data is JSON; a plain value pattern on `dynamodb` is a create error."""
     [found] = problems(ddb(FilterCriteria={"Filters": [{"Pattern": '{"dynamodb": ["x"]}'}]}))
     assert "Invalid filter pattern definition" in found
 
@@ -96,7 +96,7 @@ def test_esm_validate_accepts_a_mapping_and_rejects_at_timestamp(tmp_path, capsy
 
 
 def test_control_api_refuses_at_timestamp_as_invalid_parameter():
-    """SPEC 10: CreateEventSourceMapping with AT_TIMESTAMP on a DynamoDB stream is InvalidParameterValueException."""
+    """behaviour §10: CreateEventSourceMapping with AT_TIMESTAMP on a DynamoDB stream is InvalidParameterValueException."""
     functions = dict(parse_config(config_text()).functions)
     manager = MappingManager(functions, runtime=None, invokers={}, metrics=Metrics(), store=None,  # type: ignore[arg-type]
                              shutdown_timeout=1)

@@ -125,7 +125,7 @@ async def test_describe_stream_is_read_page_by_page():
 
 
 async def test_a_child_starts_only_after_its_closed_parent_was_drained_and_ended(tmp_path):
-    """Issue 14.1 / SPEC 7: the closed parent is read to its end, its records settled, checkpointed as
+    """Issue 14.1 / behaviour §7: the closed parent is read to its end, its records settled, checkpointed as
     SHARD_END; only then is the child leased, and it is read from TRIM_HORIZON (not LATEST)."""
     fake = FakeStreams([shard("parent"), shard("child", "parent")],
                        {"parent": [stream_record(1), stream_record(2)], "child": [stream_record(3)]}, {"parent"})
@@ -155,7 +155,7 @@ async def test_a_child_starts_only_after_its_closed_parent_was_drained_and_ended
 
 
 async def test_an_unsettled_closed_shard_is_not_ended(tmp_path):
-    """SPEC 9.6: a closed shard whose records were not all settled keeps its checkpoint where it is,
+    """behaviour §9.6: a closed shard whose records were not all settled keeps its checkpoint where it is,
     without SHARD_END, so its child does not start and nothing is skipped."""
     fake = FakeStreams([shard("parent"), shard("child", "parent")], {"parent": [stream_record(1), stream_record(2)]},
                        {"parent"})

@@ -1,4 +1,4 @@
-"""DynamoDB records and their format (issue 14; SPEC 2, 3, 4, 5): the bridge from GetRecords to
+"""DynamoDB records and their format (issue 14; behaviour §2, §3, §4, §5): the bridge from GetRecords to
 Lambda's record, lanes by item key, filters, partial-response identifiers, and the on-failure
 document with DDBStreamBatchInfo."""
 
@@ -33,7 +33,7 @@ def raw(sequence: str = "111", name: str = "MODIFY", **stream) -> dict:
 
 
 def test_record_is_lambdas_shape_in_spec_order():
-    """SPEC 2: keys in order, eventVersion 1.1, region and ARN from the stream, creation time in whole
+    """behaviour §2: keys in order, eventVersion 1.1, region and ARN from the stream, creation time in whole
     epoch seconds, SizeBytes passed through, no invokeIdentityArn."""
     event = dynamodb_event(raw(), ARN, "eu-west-1")
     assert list(event) == ["eventID", "eventName", "eventVersion", "eventSource", "awsRegion", "dynamodb",
@@ -48,7 +48,7 @@ def test_record_is_lambdas_shape_in_spec_order():
 
 
 def test_binary_values_become_base64_and_typed_json_stays_typed():
-    """SPEC 2 / issue 14.2: images stay DynamoDB's typed JSON; B and BS (nested in M and L too) are base64."""
+    """behaviour §2 / issue 14.2: images stay DynamoDB's typed JSON; B and BS (nested in M and L too) are base64."""
     image = dynamodb_event(raw(), ARN, "eu-west-1")["dynamodb"]["NewImage"]
     assert image == {"pk": {"S": "a"}, "sk": {"N": "1"}, "b": {"B": "AQI="},
                      "m": {"M": {"bs": {"BS": ["eA==", "eQ=="]}, "l": {"L": [{"B": "eg=="}]}}}}
@@ -67,7 +67,7 @@ def test_ttl_deletes_name_dynamodb_as_user_identity():
 
 
 def test_keys_only_records_carry_no_images():
-    """SPEC 2: a view type without images gives a `dynamodb` object without NewImage/OldImage."""
+    """behaviour §2: a view type without images gives a `dynamodb` object without NewImage/OldImage."""
     record = raw()
     del record["dynamodb"]["NewImage"], record["dynamodb"]["OldImage"]
     assert "NewImage" not in dynamodb_event(record, ARN, "r")["dynamodb"]
@@ -78,7 +78,7 @@ def fmt(transform=None) -> DynamoDbFormat:
 
 
 def test_payload_and_partial_response_identifier():
-    """SPEC 2/3: the payload is {"Records": [...]}; an itemIdentifier is the record's dynamodb.SequenceNumber,
+    """behaviour §2/§3: the payload is {"Records": [...]}; an itemIdentifier is the record's dynamodb.SequenceNumber,
     and tokens order by the number."""
     records = [dynamodb_record(raw(str(s)), ARN, "eu-west-1") for s in (9, 10)]
     assert orjson.loads(fmt().payload(records)) == {"Records": [r.event for r in records]}
@@ -88,7 +88,7 @@ def test_payload_and_partial_response_identifier():
 
 
 def test_lane_key_is_the_items_keys_written_canonically():
-    """SPEC 7 (ParallelizationFactor): one item's changes share a lane whatever the key order in the record."""
+    """behaviour §7 (ParallelizationFactor): one item's changes share a lane whatever the key order in the record."""
     a = dynamodb_record(raw(), ARN, "r")
     b = dynamodb_record(raw(Keys={"sk": {"N": "1"}, "pk": {"S": "a"}}), ARN, "r")
     c = dynamodb_record(raw(Keys={"pk": {"S": "b"}, "sk": {"N": "1"}}), ARN, "r")
@@ -96,7 +96,7 @@ def test_lane_key_is_the_items_keys_written_canonically():
 
 
 def test_filters_address_event_name_and_typed_images():
-    """SPEC 5 / FILTERS.md: patterns on eventName and dynamodb.NewImage.<attr>.S match the record as sent."""
+    """behaviour §5 / behaviour §11: patterns on eventName and dynamodb.NewImage.<attr>.S match the record as sent."""
     record = dynamodb_record(raw(), ARN, "r")
     assert fmt().keep(compile_filters(['{"eventName": ["MODIFY"]}']), record)
     assert not fmt().keep(compile_filters(['{"eventName": ["INSERT"]}']), record)
@@ -105,19 +105,19 @@ def test_filters_address_event_name_and_typed_images():
 
 
 def test_arrival_is_the_creation_time():
-    """SPEC 6: IteratorAge, MaximumRecordAgeInSeconds and windows use ApproximateCreationDateTime."""
+    """behaviour §6: IteratorAge, MaximumRecordAgeInSeconds and windows use ApproximateCreationDateTime."""
     assert fmt().arrival(dynamodb_record(raw(), ARN, "r")) == 1657720081.0
 
 
 def test_transform_applies_to_the_dynamodb_object():
-    """SPEC 9.10 esm.transform: the expression sees the record (as for SQS) and its result replaces `dynamodb`."""
+    """behaviour §9.10 esm.transform: the expression sees the record (as for SQS) and its result replaces `dynamodb`."""
     record = dynamodb_record(raw(), ARN, "r")
     [event] = fmt(dynamodb_transform("{id: dynamodb.Keys.pk.S, seq: dynamodb.SequenceNumber}")).events([record])
     assert event["dynamodb"] == {"id": "a", "seq": "111"} and event["eventName"] == "MODIFY"
 
 
 def test_failure_document_has_ddb_stream_batch_info_with_whole_seconds():
-    """SPEC 4: DynamoDB's document is the stream envelope with DDBStreamBatchInfo, record arrivals in
+    """behaviour §4: DynamoDB's document is the stream envelope with DDBStreamBatchInfo, record arrivals in
     whole seconds as AWS writes them (2022-07-13T13:48:01Z); Kinesis keeps milliseconds."""
     records = [dynamodb_record(raw("7"), ARN, "eu-west-1"),
                dynamodb_record(raw("8", ApproximateCreationDateTime=1657720090), ARN, "eu-west-1")]
@@ -137,6 +137,6 @@ def test_failure_document_has_ddb_stream_batch_info_with_whole_seconds():
 
 
 def test_record_size_is_its_json():
-    """SPEC 3 (6 MB cap): a record's size is its JSON as sent."""
+    """behaviour §3 (6 MB cap): a record's size is its JSON as sent."""
     record: Record = dynamodb_record(raw(), ARN, "r")
     assert record.size == len(orjson.dumps(record.event))

@@ -1,6 +1,6 @@
-"""Named events count their SPEC 6 metric and log one line with the mapping's context, together.
+"""Named events count their behaviour §6 metric and log one line with the mapping's context, together.
 
-DESIGN.md "every metric is a named event": for each event, the metric it names moves by the
+docs/design.md "every metric is a named event": for each event, the metric it names moves by the
 amount the event says, under this mapping's labels only, and one log record carries the event's
 name, the adapter's context (mapping, unit) and the event's level.
 """
@@ -70,7 +70,7 @@ def test_an_event_counts_its_metric_and_logs_with_context(
     metrics: Metrics, caplog: pytest.LogCaptureFixture, emit: Callable[[Events], Any], name: str, level: int,
     increases: dict[str, float],
 ) -> None:
-    """SPEC 6 metrics: the event's series move by the event's amount for this mapping only, and
+    """behaviour §6 metrics: the event's series move by the event's amount for this mapping only, and
     the same call logs once, at the event's level, with the mapping and the event's name."""
     events = _events(metrics)
     before = {series: _value(metrics, series, LABELS) for series in increases}
@@ -87,7 +87,7 @@ def test_an_event_counts_its_metric_and_logs_with_context(
 
 
 def test_a_destination_delivery_failure_is_also_counted_per_function(metrics: Metrics) -> None:
-    """SPEC 6 DestinationDeliveryFailures is per function, besides the mapping's error count."""
+    """behaviour §6 DestinationDeliveryFailures is per function, besides the mapping's error count."""
     _events(metrics).destination_delivery_failed("arn:aws:sqs:us-east-1:1:dlq", "billing", "throttled")
     assert _value(metrics, "esm_destination_delivery_failures_total", {"function": "billing"}) == 1
 

@@ -1,4 +1,4 @@
-"""The on-failure documents of SPEC 4, key by key and in order, and the S3 key layout."""
+"""The on-failure documents of behaviour §4, key by key and in order, and the S3 key layout."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ STREAM_ARN = "arn:aws:kinesis:us-east-2:123456789012:stream/mystream"
 TABLE_STREAM_ARN = "arn:aws:dynamodb:us-east-2:123456789012:table/orders/stream/2024-01-01T00:00:00.000"
 MSK_ARN = "arn:aws:kafka:us-east-1:123456789012:cluster/vpc-2/d4d3d8d0-0a1d-4c7f-9c8e-8d1e7c7e5b7c-2"
 
-# SPEC 4's Kinesis example: 2019-11-14T00:38:06.021Z etc.
+# behaviour §4's Kinesis example: 2019-11-14T00:38:06.021Z etc.
 NOW = datetime(2019, 11, 14, 0, 38, 6, 21000, tzinfo=timezone.utc).timestamp()
 FIRST = datetime(2019, 11, 14, 0, 38, 4, 835000, tzinfo=timezone.utc).timestamp()
 LAST = datetime(2019, 11, 14, 0, 38, 5, 580000, tzinfo=timezone.utc).timestamp()
@@ -58,7 +58,7 @@ def kinesis_document(**overrides):
 
 
 def test_kinesis_document_matches_spec_example_byte_for_byte():
-    """SPEC 4 Kinesis → SQS/SNS: the documented keys, in the documented order, with the documented values."""
+    """behaviour §4 Kinesis → SQS/SNS: the documented keys, in the documented order, with the documented values."""
     expected = (
         '{"requestContext":{"requestId":"c9b8fa9f-5a7f-4fae-8b3d-2f2f3a6e0d9e","functionArn":"' + FUNCTION_ARN + '",'
         '"condition":"RetryAttemptsExhausted","approximateInvokeCount":1},'
@@ -72,7 +72,7 @@ def test_kinesis_document_matches_spec_example_byte_for_byte():
 
 
 def test_expired_records_have_no_response_context_and_count_at_least_one():
-    """SPEC 4 "Recorded against real AWS": records dropped for RecordAgeExceeded carry no
+    """behaviour §4 "Recorded against real AWS": records dropped for RecordAgeExceeded carry no
     responseContext key (not even null), whether or not they were ever invoked, and
     approximateInvokeCount is 1 for a record that expired before its first invoke, else the count."""
     for invokes, last, reported in ((0, None, 1), (3, "function_error", 3), (2, "partial", 2)):
@@ -85,7 +85,7 @@ def test_expired_records_have_no_response_context_and_count_at_least_one():
 
 
 def test_failure_context_reports_the_last_answer_for_other_conditions():
-    """SPEC 4: after retries are exhausted the count is the invokes and responseContext what the
+    """behaviour §4: after retries are exhausted the count is the invokes and responseContext what the
     function last answered, with the version that answered."""
     assert failure_context(RETRY_ATTEMPTS_EXHAUSTED, 4, "function_error", executed_version="3") == (
         4, ResponseContext(200, "3", "Unhandled"))
@@ -94,7 +94,7 @@ def test_failure_context_reports_the_last_answer_for_other_conditions():
 
 
 def test_dynamodb_document_uses_ddb_stream_batch_info():
-    """SPEC 4 DynamoDB: same envelope, `DDBStreamBatchInfo` with the seven fields in order."""
+    """behaviour §4 DynamoDB: same envelope, `DDBStreamBatchInfo` with the seven fields in order."""
     document = kinesis_document(kind="dynamodb", stream_arn=TABLE_STREAM_ARN)
     assert list(document) == ["requestContext", "responseContext", "version", "timestamp", "DDBStreamBatchInfo"]
     assert list(document["DDBStreamBatchInfo"]) == [
@@ -107,7 +107,7 @@ def test_dynamodb_document_uses_ddb_stream_batch_info():
 
 
 def test_request_id_defaults_to_a_fresh_uuid4_and_timestamp_to_now():
-    """SPEC 4: requestId is a UUID per document; timestamp is ISO-8601 UTC with milliseconds and Z."""
+    """behaviour §4: requestId is a UUID per document; timestamp is ISO-8601 UTC with milliseconds and Z."""
     a = kinesis_document(request_id=None, now=None)
     b = kinesis_document(request_id=None, now=None)
     assert uuid.UUID(a["requestContext"]["requestId"]).version == 4
@@ -117,13 +117,13 @@ def test_request_id_defaults_to_a_fresh_uuid4_and_timestamp_to_now():
 
 
 def test_iso_millis_truncates_to_milliseconds_in_utc():
-    """SPEC 4 timestamps: `YYYY-MM-DDTHH:MM:SS.mmmZ`, UTC whatever the local zone."""
+    """behaviour §4 timestamps: `YYYY-MM-DDTHH:MM:SS.mmmZ`, UTC whatever the local zone."""
     assert iso_millis(0) == "1970-01-01T00:00:00.000Z"
     assert iso_millis(1573691886.0219) == "2019-11-14T00:38:06.021Z"
 
 
 def test_response_context_follows_the_last_invoke():
-    """SPEC 4 "Recorded against real AWS": whenever the function answered, responseContext has all
+    """behaviour §4 "Recorded against real AWS": whenever the function answered, responseContext has all
     three keys; functionError is "Unhandled" for a function error and null otherwise (a partial
     response, or an invalid partial response: not a function error); never invoked → none."""
     assert response_context(FunctionError("Timeout", "late")).to_dict() == {
@@ -149,7 +149,7 @@ def kafka_record(topic="my-topic", partition=0, offset=100, timestamp=1749116692
 
 
 def test_kafka_batch_document_shape():
-    """SPEC 4 Kafka → SQS/SNS: envelope, KafkaBatchInfo fields in order, recordsInfo per topic-partition."""
+    """behaviour §4 Kafka → SQS/SNS: envelope, KafkaBatchInfo fields in order, recordsInfo per topic-partition."""
     records = [kafka_record(offset=7, timestamp=1000), kafka_record(offset=5, timestamp=500),
                kafka_record(partition=1, offset=3, timestamp=2000), kafka_record(offset=9, timestamp=1500)]
     document = kafka_batch_failure_record(
@@ -172,7 +172,7 @@ def test_kafka_batch_document_shape():
 
 
 def test_kafka_payload_too_large_has_null_response_context():
-    """SPEC 4: MaximumPayloadSizeExceeded (never invoked) → `"responseContext": null` for Kafka."""
+    """behaviour §4: MaximumPayloadSizeExceeded (never invoked) → `"responseContext": null` for Kafka."""
     document = kafka_batch_failure_record(
         condition=MAXIMUM_PAYLOAD_SIZE_EXCEEDED, function_arn=FUNCTION_ARN, approximate_invoke_count=0,
         response=None, event_source_arn=MSK_ARN, bootstrap_servers="b-1:9092", payload_size=7_000_000,
@@ -182,7 +182,7 @@ def test_kafka_payload_too_large_has_null_response_context():
 
 
 def test_kafka_expired_records_have_no_response_context_key():
-    """SPEC 4 "Recorded against real AWS": RecordAgeExceeded documents carry no responseContext key,
+    """behaviour §4 "Recorded against real AWS": RecordAgeExceeded documents carry no responseContext key,
     for Kafka as for streams (null stays for MaximumPayloadSizeExceeded)."""
     count, response = failure_context(RECORD_AGE_EXCEEDED, 0, None)
     document = kafka_batch_failure_record(
@@ -194,7 +194,7 @@ def test_kafka_expired_records_have_no_response_context_key():
 
 
 def test_kafka_per_record_document_for_a_kafka_topic():
-    """SPEC 4 Kafka → kafka://topic: batchSize 1, recordInfo, and `payload` as an object holding the one record."""
+    """behaviour §4 Kafka → kafka://topic: batchSize 1, recordInfo, and `payload` as an object holding the one record."""
     record = kafka_record()
     document = kafka_record_failure_record(
         condition=RETRIES_EXHAUSTED, function_arn=FUNCTION_ARN + ":$LATEST", approximate_invoke_count=3,
@@ -216,7 +216,7 @@ def test_kafka_per_record_document_for_a_kafka_topic():
 
 
 def test_kafka_per_record_document_without_arn_for_self_managed_kafka():
-    """SPEC 4: a self-managed cluster has no ARN; the payload carries its own eventSource and no ARN."""
+    """behaviour §4: a self-managed cluster has no ARN; the payload carries its own eventSource and no ARN."""
     document = kafka_record_failure_record(
         condition=RETRIES_EXHAUSTED, function_arn=FUNCTION_ARN, approximate_invoke_count=1, response=None,
         event_source_arn=None, bootstrap_servers="k:9092", record=kafka_record(), event_source="SelfManagedKafka")
@@ -226,7 +226,7 @@ def test_kafka_per_record_document_without_arn_for_self_managed_kafka():
 
 
 def test_with_payload_adds_the_event_as_an_escaped_json_string():
-    """SPEC 4 S3: same document plus `payload`, the whole original invocation event as a JSON string."""
+    """behaviour §4 S3: same document plus `payload`, the whole original invocation event as a JSON string."""
     event = {"Records": [{"kinesis": {"data": "eyJhIjoxfQ==", "sequenceNumber": "1"}, "note": "ünï \"q\""}]}
     document = kinesis_document()
     stored = json.loads(dumps(with_payload(document, event)))
@@ -237,7 +237,7 @@ def test_with_payload_adds_the_event_as_an_escaped_json_string():
 
 
 def test_s3_object_key_layout():
-    """SPEC 4: `aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<Random UUID>`, in UTC,
+    """behaviour §4: `aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<Random UUID>`, in UTC,
     the time being the document's own `timestamp` (one instant, not a second clock read)."""
     mapping = "0f8fad5b-d9cb-469f-a165-70867728950e"
     stamp = kinesis_document()["timestamp"]
@@ -252,7 +252,7 @@ def test_s3_object_key_layout():
 
 
 def test_s3_body_keys_are_alphabetical_at_every_level():
-    """SPEC 4 "Recorded against real AWS": the S3 object's JSON has its keys in alphabetical order at
+    """behaviour §4 "Recorded against real AWS": the S3 object's JSON has its keys in alphabetical order at
     every level; `payload` stays a string."""
     stored = json.loads(dumps(with_payload(kinesis_document(), {"Records": [{"b": 1, "a": 2}]}), sort_keys=True))
 
@@ -267,7 +267,7 @@ def test_s3_body_keys_are_alphabetical_at_every_level():
 
 
 def test_sns_message_drops_payload_over_256_kb():
-    """SPEC 4 SNS: over 256 KB the payload is dropped; a document too big without one cannot be sent."""
+    """behaviour §4 SNS: over 256 KB the payload is dropped; a document too big without one cannot be sent."""
     small = with_payload(kinesis_document(), {"x": "y"})
     assert json.loads(sns_message(small)) == small  # under the limit: sent whole
     big = with_payload(kinesis_document(), {"blob": "x" * SNS_MAX_MESSAGE_BYTES})
@@ -277,7 +277,7 @@ def test_sns_message_drops_payload_over_256_kb():
 
 
 def test_factory_refuses_kafka_topics_and_foreign_arns():
-    """SPEC 4: destinations are SQS, SNS, S3 (kafka:// belongs to the Kafka source): a clear, non-retriable error."""
+    """behaviour §4: destinations are SQS, SNS, S3 (kafka:// belongs to the Kafka source): a clear, non-retriable error."""
     clients = AwsClients(AwsSettings())
     for target in ("kafka://dead-letters", "arn:aws:lambda:us-east-1:1:function:f", "not-an-arn"):
         with pytest.raises(UnsupportedDestination) as caught:

@@ -1,4 +1,4 @@
-"""esm.engine.gather: the one loop that fills a batch, and why it flushed (SPEC 3, DESIGN "batch policy").
+"""esm.engine.gather: the one loop that fills a batch, and why it flushed (behaviour §3, docs/design.md "batch policy").
 
 The input is scripted: `pull` answers from a list of chunks (a chunk of None ends the input), and
 records what it was asked (room, wait), so each rule is checked without a clock.
@@ -33,7 +33,7 @@ def run(policy: BatchPolicy, script: Script, pending: deque[Record] | None = Non
 
 
 def test_batch_size_flushes_and_the_rest_waits_in_pending():
-    """SPEC 3: BatchSize records make a batch; what came with them opens the next one, in order."""
+    """behaviour §3: BatchSize records make a batch; what came with them opens the next one, in order."""
     pending: deque[Record] = deque()
     records, reason = run(BatchPolicy(3, 0), Script([rec(i) for i in range(5)]), pending)
     assert ([r.item_id for r in records], reason) == (["0", "1", "2"], FlushReason.BATCH_SIZE)
@@ -41,7 +41,7 @@ def test_batch_size_flushes_and_the_rest_waits_in_pending():
 
 
 def test_without_a_window_what_is_ready_is_sent_and_nothing_more_is_awaited():
-    """SPEC 3: MaximumBatchingWindowInSeconds 0 invokes with what is ready; the only waiting pull is
+    """behaviour §3: MaximumBatchingWindowInSeconds 0 invokes with what is ready; the only waiting pull is
     for the first record."""
     script = Script([rec(0)], [rec(1)])
     records, reason = run(BatchPolicy(10, 0), script)
@@ -50,7 +50,7 @@ def test_without_a_window_what_is_ready_is_sent_and_nothing_more_is_awaited():
 
 
 def test_a_window_waits_for_more_from_the_first_record():
-    """DESIGN: the window starts at the batch's first record: later pulls wait at most what is left of it."""
+    """docs/design.md: the window starts at the batch's first record: later pulls wait at most what is left of it."""
     script = Script([rec(0)], [rec(1)])
     records, reason = run(BatchPolicy(10, 5.0), script)
     assert ([r.item_id for r in records], reason) == (["0", "1"], FlushReason.WINDOW)
@@ -59,7 +59,7 @@ def test_a_window_waits_for_more_from_the_first_record():
 
 
 def test_the_payload_cap_cuts_before_the_record_that_does_not_fit():
-    """SPEC 3: the 6 MB cap (envelope included): the record that would pass it opens the next batch."""
+    """behaviour §3: the 6 MB cap (envelope included): the record that would pass it opens the next batch."""
     cap = ENVELOPE_BYTES + 100 + 1 + 100
     pending: deque[Record] = deque()
     records, reason = run(BatchPolicy(10, 0, max_bytes=cap), Script([rec(0, 100), rec(1, 100), rec(2, 100)]), pending)
@@ -68,7 +68,7 @@ def test_the_payload_cap_cuts_before_the_record_that_does_not_fit():
 
 
 def test_a_boundary_record_opens_the_next_batch():
-    """SPEC 2 tumbling windows: a batch never crosses a boundary the lane names."""
+    """behaviour §2 tumbling windows: a batch never crosses a boundary the lane names."""
     pending: deque[Record] = deque()
     records, reason = run(BatchPolicy(10, 0), Script([rec(0), rec(1), rec(2)]), pending, cut=lambda r: r.token == 2)
     assert ([r.item_id for r in records], reason) == (["0", "1"], FlushReason.BOUNDARY)
@@ -83,7 +83,7 @@ def test_the_end_of_the_input_flushes_what_is_held():
 
 
 def test_the_pull_asks_only_for_the_room_left():
-    """SPEC 3: BatchSize bounds what one pull may bring (SQS receives at most the room)."""
+    """behaviour §3: BatchSize bounds what one pull may bring (SQS receives at most the room)."""
     script = Script([rec(0), rec(1)], [rec(2)])
     run(BatchPolicy(4, 1.0), script)
     assert [room for room, _ in script.asked][:2] == [4, 2]

@@ -1,4 +1,4 @@
-"""The names a function goes by in records and documents (esm.identity; SPEC 4, 9.9)."""
+"""The names a function goes by in records and documents (esm.identity; behaviour §4, §9.9)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from esm.identity import default_role_arn, execution_role_arn, function_arn, fun
 
 
 def test_function_arn_is_the_lambda_arn_or_built_in_the_source_account():
-    """SPEC 9.9: a lambda: ARN as given, else arn:aws:lambda:<region>:<account>:function:<name>."""
+    """behaviour §9.9: a lambda: ARN as given, else arn:aws:lambda:<region>:<account>:function:<name>."""
     arn = "arn:aws:lambda:eu-west-1:123456789012:function:orders:live"
     assert function_arn(FunctionTarget("f", lambda_arn=arn), "us-east-1", "1") == arn
     assert function_arn(FunctionTarget("f", lambda_arn="orders"), "us-east-2", "123456789012") == \

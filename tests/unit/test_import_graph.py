@@ -1,4 +1,4 @@
-"""esm's import graph keeps the layout's promises (DESIGN.md "Layout", issue 12), and only a
+"""esm's import graph keeps the layout's promises (docs/design.md "Layout", issue 12), and only a
 source's own package branches on its kind (docs/design.md "Layout", issue 20).
 
 The graph is read from the source with `ast`, not by importing: every `import` and `from ... import`
@@ -163,7 +163,7 @@ def test_the_engine_and_the_core_never_import_a_source() -> None:
 
 
 def test_sources_never_import_an_invoker() -> None:
-    """Sources know their service and nothing about functions (DESIGN.md "Layout")."""
+    """Sources know their service and nothing about functions (docs/design.md "Layout")."""
     assert _importers(_graph(), "esm.sources", "esm.invokers") == {}
 
 

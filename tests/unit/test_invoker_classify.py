@@ -1,4 +1,4 @@
-"""Table tests of the pure invoke classification (esm.invokers.classify), SPEC 9.1 and SPEC 3.
+"""Table tests of the pure invoke classification (esm.invokers.classify), behaviour §9.1 and behaviour §3.
 
 The RIE bodies below are copied from what the emulator the test backends run answered
 (aws-sam-cli 1.170.0's aws-lambda-rie with awslambdaric 4.2).
@@ -89,8 +89,8 @@ HTTP_CASES = [
 
 @pytest.mark.parametrize(("status", "headers", "body", "emulator", "kind", "detail"), HTTP_CASES)
 def test_classify_http(status, headers, body, emulator, kind, detail):
-    """SPEC 9.1 "Error classes" for HTTP targets, including the RIE's quirks (an empty body from
-    an emulator is a crashed runtime), and SPEC 3 (null / empty response = success; invalid JSON
+    """behaviour §9.1 "Error classes" for HTTP targets, including the RIE's quirks (an empty body from
+    an emulator is a crashed runtime), and behaviour §3 (null / empty response = success; invalid JSON
     = failure): status, headers and body -> result kind."""
     result = classify_http(status, headers, body, emulator=emulator, now=NOW)
     assert KIND[type(result)] == kind, result
@@ -106,7 +106,7 @@ def test_classify_http(status, headers, body, emulator, kind, detail):
 
 
 def test_error_object_message_is_kept():
-    """SPEC 9.1: a 200 whose body is a Lambda error object is a function error carrying its
+    """behaviour §9.1: a 200 whose body is a Lambda error object is a function error carrying its
     errorType and errorMessage."""
     result = classify_http(200, {}, RIE_RAISED, emulator=True)
     assert isinstance(result, FunctionError)
@@ -114,7 +114,7 @@ def test_error_object_message_is_kept():
 
 
 def test_other_4xx_reason_carries_the_body():
-    """SPEC 9.1: any other 4xx is an invocation error logged with its body (truncated)."""
+    """behaviour §9.1: any other 4xx is an invocation error logged with its body (truncated)."""
     result = classify_http(404, {}, b"no such route " + b"x" * 5000, emulator=False)
     assert isinstance(result, InvocationError)
     assert "no such route" in result.reason
@@ -137,7 +137,7 @@ def test_other_4xx_reason_carries_the_body():
     ],
 )
 def test_parse_retry_after(value, expected):
-    """SPEC 9.1 invocation errors: a Retry-After header (seconds or HTTP date) is parsed when present."""
+    """behaviour §9.1 invocation errors: a Retry-After header (seconds or HTTP date) is parsed when present."""
     result = parse_retry_after(value, now=NOW)
     if expected is None:
         assert result is None
@@ -157,7 +157,7 @@ def test_parse_retry_after(value, expected):
     ],
 )
 def test_is_emulator_url(url, expected):
-    """SPEC 9.1: a `url` target that looks like the RIE path gets max_concurrency 1 by default and
+    """behaviour §9.1: a `url` target that looks like the RIE path gets max_concurrency 1 by default and
     its 400 / empty 502 answers read as the emulator's."""
     assert is_emulator_url(url) is expected
 
@@ -173,7 +173,7 @@ def test_is_emulator_url(url, expected):
     ],
 )
 def test_is_aws_endpoint(endpoint, expected):
-    """SPEC 9.1: body-shape detection applies to emulators behind the Invoke API, not to real AWS."""
+    """behaviour §9.1: body-shape detection applies to emulators behind the Invoke API, not to real AWS."""
     assert is_aws_endpoint(endpoint) is expected
 
 
@@ -196,8 +196,8 @@ LAMBDA_RESPONSES = [
 
 @pytest.mark.parametrize(("function_error", "payload", "detect", "kind", "detail"), LAMBDA_RESPONSES)
 def test_classify_lambda_response(function_error, payload, detect, kind, detail):
-    """SPEC 9.1, AWS Lambda targets: `FunctionError` in the Invoke response is a function error;
-    behind an emulator the body shape counts too; SPEC 3 empty = success, invalid JSON = failure."""
+    """behaviour §9.1, AWS Lambda targets: `FunctionError` in the Invoke response is a function error;
+    behind an emulator the body shape counts too; behaviour §3 empty = success, invalid JSON = failure."""
     result = classify_lambda_response(function_error, payload, detect_error_object=detect)
     assert KIND[type(result)] == kind, result
     if kind == S:
@@ -223,7 +223,7 @@ LAMBDA_ERRORS = [
 
 @pytest.mark.parametrize(("code", "message", "status", "headers", "raw", "emulator", "kind", "detail"), LAMBDA_ERRORS)
 def test_classify_lambda_error(code, message, status, headers, raw, emulator, kind, detail):
-    """SPEC 9.1: TooManyRequestsException and service errors are invocation errors; an emulator's
+    """behaviour §9.1: TooManyRequestsException and service errors are invocation errors; an emulator's
     502 with a Lambda error object (or an empty body) is a function error; other 4xx are
     invocation errors."""
     result = classify_lambda_error(code, message, status, headers, raw, emulator=emulator, now=NOW)
@@ -237,7 +237,7 @@ def test_classify_lambda_error(code, message, status, headers, raw, emulator, ki
 
 
 def test_python_runtime_nan_is_still_json():
-    """SPEC 3 "invalid JSON response -> failure" applies only to bodies that are not JSON: the
+    """behaviour §3 "invalid JSON response -> failure" applies only to bodies that are not JSON: the
     Python runtime writes NaN for float('nan'), which is JSON as Python reads it."""
     result = classify_http(200, {}, json.dumps({"x": float("nan")}).encode(), emulator=True)
     assert isinstance(result, Succeeded)

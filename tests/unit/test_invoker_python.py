@@ -1,5 +1,5 @@
-"""The in-process Python invoker (`handler:` targets): DESIGN.md "Configuration" -> Functions,
-SPEC 9.1 (in-process targets: an exception is a function error), SPEC 3, SPEC 9.9.
+"""The in-process Python invoker (`handler:` targets): docs/design.md "Configuration" -> Functions,
+behaviour §9.1 (in-process targets: an exception is a function error), behaviour §3, behaviour §9.9.
 
 Each test writes its handler module to a temporary folder on sys.path, so the invoker imports it
 on first use exactly as it imports a user's module.
@@ -40,8 +40,8 @@ def target(spec: str, **kwargs: Any) -> FunctionTarget:
 
 
 async def test_sync_handler_gets_the_event_and_its_answer_is_parsed(handler_module):
-    """DESIGN Functions: a plain `handler(event, context)` runs and its return value is the
-    response (SPEC 9.1 success); the event arrives decoded, whether given as JSON bytes or a dict."""
+    """docs/design.md "Configuration" (Functions): a plain `handler(event, context)` runs and its return value is the
+    response (behaviour §9.1 success); the event arrives decoded, whether given as JSON bytes or a dict."""
     name = handler_module(
         """
         import threading
@@ -63,7 +63,7 @@ async def test_sync_handler_gets_the_event_and_its_answer_is_parsed(handler_modu
 
 
 async def test_async_handler_is_awaited_on_the_loop(handler_module):
-    """DESIGN Functions: an `async def` handler runs on the event loop (same thread as the test)."""
+    """docs/design.md "Configuration" (Functions): an `async def` handler runs on the event loop (same thread as the test)."""
     name = handler_module(
         """
         import asyncio, threading
@@ -86,7 +86,7 @@ async def test_async_handler_is_awaited_on_the_loop(handler_module):
 
 @pytest.mark.parametrize("style", ["colon", "lambda-dot"])
 async def test_handler_spelling(handler_module, style):
-    """DESIGN Functions: `module:function`; Lambda's own `module.function` is accepted too."""
+    """docs/design.md "Configuration" (Functions): `module:function`; Lambda's own `module.function` is accepted too."""
     name = handler_module("def process(event, context):\n    return 'hi'\n")
     spec = f"{name}:process" if style == "colon" else f"{name}.process"
     invoker = make_invoker(target(spec), AwsSettings())
@@ -98,7 +98,7 @@ async def test_handler_spelling(handler_module, style):
 
 
 async def test_context_carries_lambda_fields(handler_module):
-    """DESIGN Functions and SPEC 9.9 identity: context has function_name, function_version $LATEST,
+    """docs/design.md "Configuration" (Functions) and behaviour §9.9 identity: context has function_name, function_version $LATEST,
     invoked_function_arn arn:aws:lambda:<region>:<account>:function:<name>, a uuid4
     aws_request_id per invoke, memory, log names and get_remaining_time_in_millis()."""
     name = handler_module(
@@ -137,7 +137,7 @@ async def test_context_carries_lambda_fields(handler_module):
 
 
 async def test_exception_is_a_function_error(handler_module):
-    """SPEC 9.1: in-process Python targets: an exception is a function error (its type and message)."""
+    """behaviour §9.1: in-process Python targets: an exception is a function error (its type and message)."""
     name = handler_module("def handler(event, context):\n    raise ValueError('bad record 7')\n")
     invoker = make_invoker(target(f"{name}:handler"), AwsSettings())
     try:
@@ -149,7 +149,7 @@ async def test_exception_is_a_function_error(handler_module):
 
 
 async def test_async_exception_is_a_function_error(handler_module):
-    """SPEC 9.1: an exception from an async handler is a function error as well."""
+    """behaviour §9.1: an exception from an async handler is a function error as well."""
     name = handler_module("async def handler(event, context):\n    raise KeyError('k')\n")
     invoker = make_invoker(target(f"{name}:handler"), AwsSettings())
     try:
@@ -160,7 +160,7 @@ async def test_async_exception_is_a_function_error(handler_module):
 
 
 async def test_exit_is_a_runtime_exit_error(handler_module):
-    """SPEC 9.1: a runtime that exits is a function error (Lambda's Runtime.ExitError)."""
+    """behaviour §9.1: a runtime that exits is a function error (Lambda's Runtime.ExitError)."""
     name = handler_module("import sys\ndef handler(event, context):\n    sys.exit(3)\n")
     invoker = make_invoker(target(f"{name}:handler"), AwsSettings())
     try:
@@ -171,7 +171,7 @@ async def test_exit_is_a_runtime_exit_error(handler_module):
 
 
 async def test_unserialisable_return_is_a_function_error(handler_module):
-    """SPEC 3 (a response that is not JSON fails the batch): a return value json cannot encode is
+    """behaviour §3 (a response that is not JSON fails the batch): a return value json cannot encode is
     a function error, Runtime.MarshalError as the Python runtime reports it."""
     name = handler_module("def handler(event, context):\n    return {'x': object()}\n")
     invoker = make_invoker(target(f"{name}:handler"), AwsSettings())
@@ -184,7 +184,7 @@ async def test_unserialisable_return_is_a_function_error(handler_module):
 
 
 async def test_response_and_event_are_json_round_tripped(handler_module):
-    """DESIGN Functions: the return value is JSON round-tripped exactly as an HTTP body would be
+    """docs/design.md "Configuration" (Functions): the return value is JSON round-tripped exactly as an HTTP body would be
     (a tuple becomes a list, a Decimal a number, bytes are the raw body), and the handler gets its
     own decoded copy of the event (mutating it leaves the caller's payload alone)."""
     name = handler_module(
@@ -213,7 +213,7 @@ async def test_response_and_event_are_json_round_tripped(handler_module):
 
 
 async def test_import_error_is_a_function_error_and_is_retried(handler_module):
-    """SPEC 9.1 (the function failed) and Lambda's re-init: a module that cannot be imported is a
+    """behaviour §9.1 (the function failed) and Lambda's re-init: a module that cannot be imported is a
     Runtime.ImportModuleError function error; once it exists, the next invoke imports it."""
     name = f"esm_test_handler_{uuid.uuid4().hex}"
     invoker = make_invoker(target(f"{name}:handler"), AwsSettings())
@@ -228,7 +228,7 @@ async def test_import_error_is_a_function_error_and_is_retried(handler_module):
 
 
 async def test_missing_handler_attribute_is_a_function_error(handler_module):
-    """SPEC 9.1: a handler name that the module does not define is a function error."""
+    """behaviour §9.1: a handler name that the module does not define is a function error."""
     name = handler_module("def other(event, context):\n    return 1\n")
     invoker = make_invoker(target(f"{name}:handler"), AwsSettings())
     try:
@@ -239,7 +239,7 @@ async def test_missing_handler_attribute_is_a_function_error(handler_module):
 
 
 async def test_sync_timeout_is_a_function_error_and_keeps_the_slot(handler_module):
-    """SPEC 9.1: the configured invoke timeout is a function error. A thread cannot be stopped, so
+    """behaviour §9.1: the configured invoke timeout is a function error. A thread cannot be stopped, so
     its concurrency slot stays taken until the handler returns: with max_concurrency 1 the next
     invoke starts only then."""
     name = handler_module(
@@ -274,7 +274,7 @@ async def test_sync_timeout_is_a_function_error_and_keeps_the_slot(handler_modul
 
 
 async def test_async_timeout_cancels_the_handler(handler_module):
-    """SPEC 9.1: the configured invoke timeout is a function error; an async handler is cancelled
+    """behaviour §9.1: the configured invoke timeout is a function error; an async handler is cancelled
     (and its slot freed, so the next invoke runs)."""
     name = handler_module(
         """
@@ -305,7 +305,7 @@ async def test_async_timeout_cancels_the_handler(handler_module):
 
 
 async def test_slow_sync_handler_does_not_block_the_loop(handler_module):
-    """DESIGN Functions: a plain handler runs in a worker thread, so a slow handler never blocks
+    """docs/design.md "Configuration" (Functions): a plain handler runs in a worker thread, so a slow handler never blocks
     the loop. The handler blocks until a coroutine on the loop releases it; were it on the loop,
     that coroutine could not run and the handler would report it was never released."""
     name = handler_module(
@@ -337,7 +337,7 @@ async def test_slow_sync_handler_does_not_block_the_loop(handler_module):
 
 
 async def test_concurrency_cap(handler_module):
-    """SPEC 9.1 max_concurrency (here 2): of six parallel invokes, two handlers run at once (they
+    """behaviour §9.1 max_concurrency (here 2): of six parallel invokes, two handlers run at once (they
     meet at a two-party barrier, which fails alone) and, while those two are held at a gate, no
     third one starts."""
     name = handler_module(
@@ -384,7 +384,7 @@ async def test_concurrency_cap(handler_module):
 
 
 async def test_default_concurrency_applies_without_max_concurrency(handler_module):
-    """SPEC 9.1: without max_concurrency an in-process target takes the mapping's concurrency."""
+    """behaviour §9.1: without max_concurrency an in-process target takes the mapping's concurrency."""
     name = handler_module("def handler(event, context):\n    return 1\n")
     invoker = make_invoker(target(f"{name}:handler"), AwsSettings(), default_concurrency=7)
     try:

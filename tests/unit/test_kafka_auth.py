@@ -1,5 +1,5 @@
-"""Kafka connection security without a broker: SourceAccessConfigurations rules (SPEC 1 "Auth",
-Lambda's CreateEventSourceMapping checks), the `esm:` options of SPEC 9.10 (secrets outside AWS,
+"""Kafka connection security without a broker: SourceAccessConfigurations rules (behaviour §1 "Auth",
+Lambda's CreateEventSourceMapping checks), the `esm:` options of behaviour §9.10 (secrets outside AWS,
 kafka_tls, on_failure_kafka), the access plan, Lambda's MSK broker choice, secrets from the
 environment and files, and the MSK IAM token.
 
@@ -84,7 +84,7 @@ P = "event_source_mappings[0]"
 # -- SourceAccessConfigurations: what Lambda refuses -----------------------------------------------
 
 def test_every_self_managed_auth_type_is_accepted():
-    """SPEC 1 Auth: SMK takes BASIC_AUTH, SCRAM-256/512, CLIENT_CERTIFICATE_TLS_AUTH, SERVER_ROOT_CA_CERTIFICATE,
+    """behaviour §1 Auth: SMK takes BASIC_AUTH, SCRAM-256/512, CLIENT_CERTIFICATE_TLS_AUTH, SERVER_ROOT_CA_CERTIFICATE,
     IAM_AUTH (no URI) and the VPC types."""
     for access in ([entry("BASIC_AUTH"), entry("SERVER_ROOT_CA_CERTIFICATE", CA)], [entry("SASL_SCRAM_256_AUTH")],
                    [entry("SASL_SCRAM_512_AUTH")], [entry("CLIENT_CERTIFICATE_TLS_AUTH", CERT)],
@@ -124,7 +124,7 @@ def test_types_not_for_kafka_or_not_served():
 
 
 def test_msk_types():
-    """SPEC 1 Auth, MSK: IAM (no secret), SCRAM-512, mTLS; no SCRAM-256, no private root CA, no IAM_AUTH entry.
+    """behaviour §1 Auth, MSK: IAM (no secret), SCRAM-512, mTLS; no SCRAM-256, no private root CA, no IAM_AUTH entry.
     BASIC_AUTH can only mean SCRAM-512 there (MSK has no SASL/PLAIN)."""
     for access in ([entry("SASL_SCRAM_512_AUTH")], [entry("BASIC_AUTH")], [entry("CLIENT_CERTIFICATE_TLS_AUTH", CERT)],
                    []):
@@ -143,7 +143,7 @@ def test_source_access_configurations_are_not_for_sqs_or_kinesis():
 # -- esm: options ------------------------------------------------------------------------------------
 
 def test_esm_secrets_whole_or_by_field_with_paths_from_the_config_folder():
-    """SPEC 9.10: outside AWS a secret's JSON, or each field, comes from an environment variable or a file."""
+    """behaviour §9.10: outside AWS a secret's JSON, or each field, comes from an environment variable or a file."""
     config = parse(smk(entry("SASL_SCRAM_512_AUTH"), entry("SERVER_ROOT_CA_CERTIFICATE", CA),
                        esm={"secrets": {SECRET: {"username": "esm", "password": {"env": "KAFKA_PASSWORD"}},
                                         CA: {"file": "tls/ca.json"}}}))
@@ -178,7 +178,7 @@ def test_kafka_tls_option():
 
 
 def test_on_failure_kafka_option():
-    """SPEC 9.10: a kafka:// on-failure topic in another cluster, with its own access settings."""
+    """behaviour §9.10: a kafka:// on-failure topic in another cluster, with its own access settings."""
     other = {"bootstrap_servers": ["10.0.0.1:9096"], "SourceAccessConfigurations": [entry("SASL_SCRAM_512_AUTH")]}
     config = parse(smk(DestinationConfig={"OnFailure": {"Destination": "kafka://dlt"}},
                        esm={"on_failure_kafka": other, "secrets": {SECRET: {"env": "DLT_SECRET"}}}))
@@ -203,7 +203,7 @@ def test_on_failure_kafka_option():
 # -- the plan ------------------------------------------------------------------------------------------
 
 def test_plans_follow_lambda():
-    """SPEC 1 Auth: SMK BASIC_AUTH = SASL/PLAIN, SCRAM types, mTLS; SASL over TLS; root CA alone = TLS; nothing =
+    """behaviour §1 Auth: SMK BASIC_AUTH = SASL/PLAIN, SCRAM types, mTLS; SASL over TLS; root CA alone = TLS; nothing =
     PLAINTEXT; MSK BASIC_AUTH = SCRAM-512. VPC entries are ignored with a note."""
     cases = [
         ([entry("BASIC_AUTH")], False, PLAIN, "SASL_SSL"),
@@ -269,7 +269,7 @@ def test_msk_never_falls_back_to_a_weaker_broker():
 # -- secrets outside AWS ---------------------------------------------------------------------------------
 
 async def test_secrets_from_environment_and_files(tmp_path, monkeypatch):
-    """SPEC 9.10: esm.secrets points a secret, or its fields, at environment variables or files."""
+    """behaviour §9.10: esm.secrets points a secret, or its fields, at environment variables or files."""
     (tmp_path / "secret.json").write_text(json.dumps({"username": "u1", "password": "p1", "extra": "x"}))
     (tmp_path / "key.pem").write_text("KEY")
     monkeypatch.setenv("CERT_PEM", "CERT")
@@ -303,7 +303,7 @@ async def test_secret_errors_name_the_secret_and_never_its_value(tmp_path, monke
 # -- MSK IAM -----------------------------------------------------------------------------------------------
 
 async def test_iam_token_is_a_presigned_kafka_cluster_connect_url():
-    """SPEC 1 Auth, MSK IAM: the SASL/OAUTHBEARER token is AWS's MSK signer output: a base64url presigned GET of
+    """behaviour §1 Auth, MSK IAM: the SASL/OAUTHBEARER token is AWS's MSK signer output: a base64url presigned GET of
     https://kafka.<region>.amazonaws.com/?Action=kafka-cluster:Connect, SigV4 for service kafka-cluster, signed with
     esm's credentials; it is reused until close to expiry. (No IAM-enabled broker runs here: the broker side is not
     tested.)"""
@@ -329,7 +329,7 @@ REGISTRY_SECRET = "arn:aws:secretsmanager:us-east-1:000000000000:secret:registry
 
 
 def test_esm_secrets_may_hold_the_schema_registry_credentials():
-    """SPEC 9.10: a Confluent registry's AccessConfigs secrets can come from esm.secrets as well."""
+    """behaviour §9.10: a Confluent registry's AccessConfigs secrets can come from esm.secrets as well."""
     registry = {"SchemaRegistryConfig": {
         "SchemaRegistryURI": "https://registry.example:8081", "EventRecordFormat": "JSON",
         "SchemaValidationConfigs": [{"Attribute": "VALUE"}],

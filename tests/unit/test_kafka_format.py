@@ -1,7 +1,7 @@
 """KafkaFormat (esm/sources/kafka/records.py), the Kafka source's RecordFormat: the payload is exactly
-Lambda's Kafka event (SPEC 2), lanes follow the record key (a null key: the first lane), the 6 MB cap
+Lambda's Kafka event (behaviour §2), lanes follow the record key (a null key: the first lane), the 6 MB cap
 counts the Kafka envelope, and the on-failure documents are one per record for a kafka:// topic
-(RetriesExhausted) or one per batch (SPEC 4); plus the tracker's batch methods the source uses."""
+(RetriesExhausted) or one per batch (behaviour §4); plus the tracker's batch methods the source uses."""
 
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def test_a_record_that_failed_its_schema_is_a_pre_failure_and_passes_the_filters
 
 
 def test_tracker_batch_methods_release_only_contiguous_finished_offsets():
-    """SPEC 9.4/9.6: finishing a batch out of order never lets the position pass an unfinished offset."""
+    """behaviour §9.4/§9.6: finishing a batch out of order never lets the position pass an unfinished offset."""
     tracker = OffsetTracker()
     tracker.register_many([10, 11, 12, 13, 14])
     tracker.finish_many([12, 13])

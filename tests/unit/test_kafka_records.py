@@ -1,4 +1,4 @@
-"""Kafka records as Lambda shapes them (SPEC 2), their batch ids (SPEC 3) and the 6 MB cut with the
+"""Kafka records as Lambda shapes them (behaviour §2), their batch ids (behaviour §3) and the 6 MB cut with the
 Kafka envelope: the pure functions of esm/sources/kafka/records.py."""
 
 from __future__ import annotations
@@ -38,20 +38,20 @@ def message(offset=0, key=b"k", value=b"v", headers=(), partition=0, topic="orde
 
 @given(st.binary(max_size=300))
 def test_signed_bytes_are_java_bytes(data):
-    """SPEC 2 [R17]: header values are Java's signed bytes, -128..127, the same bytes modulo 256."""
+    """behaviour §2 [R17]: header values are Java's signed bytes, -128..127, the same bytes modulo 256."""
     signed = signed_bytes(data)
     assert all(-128 <= b <= 127 for b in signed)
     assert bytes(b & 0xFF for b in signed) == data
 
 
 def test_non_ascii_header_values_yield_negative_bytes():
-    """SPEC 2: non-ASCII UTF-8 yields negatives; each header is a single-entry object, in order."""
+    """behaviour §2: non-ASCII UTF-8 yields negatives; each header is a single-entry object, in order."""
     record = kafka_event_record(message(headers=[("a", "é".encode()), ("b", b"ok"), ("a", b"\x80\xff")]))
     assert record["headers"] == [{"a": [-61, -87]}, {"b": [111, 107]}, {"a": [-128, -1]}]
 
 
 def test_record_fields_and_order():
-    """SPEC 2: topic, partition, offset, timestamp (epoch ms), timestampType, base64 key and value, headers."""
+    """behaviour §2: topic, partition, offset, timestamp (epoch ms), timestampType, base64 key and value, headers."""
     record = kafka_event_record(message(offset=15, key=b"\x00key", value=b"Hello, this is a test."))
     assert list(record) == ["topic", "partition", "offset", "timestamp", "timestampType", "key", "value", "headers"]
     assert record["offset"] == 15 and record["timestamp"] == 1545084650987
@@ -62,14 +62,14 @@ def test_record_fields_and_order():
 
 
 def test_null_key_is_absent_and_log_append_time_is_named():
-    """SPEC 2: the key is absent when null; timestampType LOG_APPEND_TIME for broker timestamps."""
+    """behaviour §2: the key is absent when null; timestampType LOG_APPEND_TIME for broker timestamps."""
     record = kafka_event_record(message(key=None, timestamp_type=1))
     assert "key" not in record and record["timestampType"] == "LOG_APPEND_TIME"
     assert kafka_event_record(message(key=b""))["key"] == ""  # empty is not null
 
 
 def test_event_groups_by_topic_partition_self_managed_and_msk():
-    """SPEC 2: records grouped by "<topic>-<partition>"; SelfManagedKafka without eventSourceArn, aws:kafka with it."""
+    """behaviour §2: records grouped by "<topic>-<partition>"; SelfManagedKafka without eventSourceArn, aws:kafka with it."""
     records = [kafka_event_record(message(offset=o, partition=p)) for p, o in [(0, 1), (1, 7), (0, 2)]]
     event = kafka_event(records, bootstrap_servers=SERVERS)
     assert event == {"eventSource": "SelfManagedKafka", "bootstrapServers": SERVERS,
@@ -81,7 +81,7 @@ def test_event_groups_by_topic_partition_self_managed_and_msk():
 
 
 def test_pipeline_record_ids_and_size():
-    """SPEC 3: a record is named by ("<topic>-<partition>", offset); its size is its JSON size."""
+    """behaviour §3: a record is named by ("<topic>-<partition>", offset); its size is its JSON size."""
     record = kafka_record(message(offset=100, partition=3))
     assert record.item_id == ("orders-3", 100) and record.token == 100
     assert record.size == len(orjson.dumps(record.event))
@@ -106,13 +106,13 @@ def test_pipeline_record_ids_and_size():
     (None, None),
 ])
 def test_read_identifier(identifier, expected):
-    """SPEC 3: a Kafka itemIdentifier is {"partition": "<topic>-<partition>", "offset": n};
+    """behaviour §3: a Kafka itemIdentifier is {"partition": "<topic>-<partition>", "offset": n};
     anything else is malformed."""
     assert read_identifier(identifier) == expected
 
 
 def test_partial_response_with_kafka_identifiers():
-    """SPEC 3: reported {partition, offset} items are partial failures; one not in the batch, or malformed,
+    """behaviour §3: reported {partition, offset} items are partial failures; one not in the batch, or malformed,
     fails the whole batch."""
     ids = [("orders-0", 5), ("orders-0", 6), ("orders-0", 7)]
 
@@ -135,7 +135,7 @@ def test_partial_response_with_kafka_identifiers():
 @settings(deadline=None, max_examples=60)
 @given(st.lists(st.integers(min_value=0, max_value=400_000), min_size=1, max_size=40))
 def test_the_payload_cap_keeps_the_kafka_event_within_6_mb(value_sizes):
-    """SPEC 2/3: a batch is cut before the event, envelope included, passes 6 MB; a record alone is sent alone."""
+    """behaviour §2/§3: a batch is cut before the event, envelope included, passes 6 MB; a record alone is sent alone."""
     cap = payload_cap("orders", 0, bootstrap_servers=SERVERS, event_source_arn=None)
     records = [kafka_record(message(offset=i, value=b"x" * (n * 16))) for i, n in enumerate(value_sizes)]
     policy = BatchPolicy(10_000, 0.0, max_bytes=cap)
@@ -155,7 +155,7 @@ def test_the_payload_cap_keeps_the_kafka_event_within_6_mb(value_sizes):
 
 
 def test_kafka_destination_partitions_keyed_like_kafka_and_keyless_round_robin():
-    """SPEC 4: kafka:// failure messages keep the record's key (Kafka's default partitioning) and
+    """behaviour §4: kafka:// failure messages keep the record's key (Kafka's default partitioning) and
     keyless ones go round-robin over the topic's partitions."""
     from aiokafka.partitioner import DefaultPartitioner
 

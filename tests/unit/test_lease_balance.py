@@ -1,5 +1,5 @@
 """Lease balancing (esm/checkpoints/balance.py): which units one owner takes in one acquire call.
-The KCL model (DESIGN "Who uses it": Kinesis shards shared through leases): take free or expired
+The KCL model (docs/design.md "Who uses it": Kinesis shards shared through leases): take free or expired
 leases up to the fair share ceil(units / live owners), steal at most one lease per call, and
 converge to every owner within one lease of every other."""
 

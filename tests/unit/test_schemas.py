@@ -1,7 +1,7 @@
 """The schema registry step (esm.schemas): wire framing, Avro and JSON Schema decoding, the schema
 cache, the decoder's JSON / SOURCE output and failure conditions, and SchemaRegistryConfig rules.
 
-SPEC 1 (SchemaRegistryConfig), 2 (`EventRecordFormat` JSON/SOURCE, `*SchemaMetadata`), 4
+behaviour §1 (SchemaRegistryConfig), 2 (`EventRecordFormat` JSON/SOURCE, `*SchemaMetadata`), 4
 (SCHEMA_NOT_FOUND / DESERIALIZATION_ERROR), 5 (filters see decoded fields). The decoder tests talk
 HTTP to tests/support/confluent_fake.py (a fake: no Confluent registry installs here) through the
 real Confluent client.
@@ -107,7 +107,7 @@ def settings(uri: str, record_format: str = "JSON", attributes=("VALUE",)) -> Sc
 
 
 def test_confluent_framing_is_magic_zero_and_a_big_endian_id():
-    """SPEC 2 / wire format: Confluent = byte 0, 4-byte big-endian schema id, payload."""
+    """behaviour §2 / wire format: Confluent = byte 0, 4-byte big-endian schema id, payload."""
     framed = parse_confluent(b"\x00\x00\x01\x00\x02payload")
     assert framed.schema_id == str(65538) and framed.payload == b"payload"
     assert parse_confluent(confluent_frame(7, b"")).payload == b""
@@ -135,7 +135,7 @@ def test_glue_framing_is_version_3_compression_and_a_uuid_and_zlib_is_undone():
 
 
 def test_avro_decodes_to_plain_json_values_and_rejects_short_or_long_payloads():
-    """SPEC 2 (JSON format): Avro becomes JSON — enums as symbols, unions as their value, bytes as base64."""
+    """behaviour §2 (JSON format): Avro becomes JSON — enums as symbols, unions as their value, bytes as base64."""
     codec = compile_schema("AVRO", ORDER_TEXT)
     assert codec.data_format == "AVRO"
     payload = avro(ORDER, order(2))
@@ -241,7 +241,7 @@ async def test_an_unusable_schema_is_cached_as_such():
 
 
 async def test_json_format_delivers_the_decoded_value_with_schema_metadata():
-    """SPEC 2: EventRecordFormat JSON -> value is base64 of the decoded record's JSON, plus
+    """behaviour §2: EventRecordFormat JSON -> value is base64 of the decoded record's JSON, plus
     valueSchemaMetadata {dataFormat, schemaId}; an unvalidated key stays as produced."""
     async with fake_confluent_registry() as fake:
         schema_id = fake.register(ORDER_TEXT)
@@ -262,7 +262,7 @@ async def test_json_format_delivers_the_decoded_value_with_schema_metadata():
 
 
 async def test_source_format_delivers_the_payload_without_framing_and_filters_see_decoded_fields():
-    """SPEC 2/5: EventRecordFormat SOURCE -> the original Avro bytes without the Confluent header;
+    """behaviour §2/§5: EventRecordFormat SOURCE -> the original Avro bytes without the Confluent header;
     filters still match the decoded value (and the decoded key when KEY is validated)."""
     async with fake_confluent_registry() as fake:
         value_id, key_id = fake.register(ORDER_TEXT), fake.register(orjson.dumps(KEY_SCHEMA).decode(), subject="k")
@@ -285,7 +285,7 @@ async def test_source_format_delivers_the_payload_without_framing_and_filters_se
 
 
 async def test_failures_name_their_condition_and_lookups_are_batched():
-    """SPEC 4/5: an unknown schema id -> SCHEMA_NOT_FOUND; a payload that does not decode, or bytes
+    """behaviour §4/§5: an unknown schema id -> SCHEMA_NOT_FOUND; a payload that does not decode, or bytes
     without the framing -> DESERIALIZATION_ERROR; a batch naming one unknown id many times asks once."""
     async with fake_confluent_registry() as fake:
         good = fake.register(ORDER_TEXT)
@@ -326,7 +326,7 @@ async def test_key_validation_only_checks_the_key():
 
 
 async def test_failed_records_carry_their_original_bytes_and_are_marked():
-    """SPEC 4: a failed record is never invoked; the Kafka source reads `failure_of` and dead-letters
+    """behaviour §4: a failed record is never invoked; the Kafka source reads `failure_of` and dead-letters
     it with the record as produced."""
     async with fake_confluent_registry() as fake:
         decoder = SchemaDecoder(settings(fake.url), ConfluentRegistry(fake.url))
@@ -409,7 +409,7 @@ def problems_of(registry: str) -> dict[str, str]:
 
 
 def test_valid_registry_configs_pass():
-    """SPEC 1: a Glue registry ARN or a Confluent URL, JSON or SOURCE, KEY and/or VALUE."""
+    """behaviour §1: a Glue registry ARN or a Confluent URL, JSON or SOURCE, KEY and/or VALUE."""
     assert problems_of('{SchemaRegistryURI: "arn:aws:glue:us-east-1:123456789012:registry/orders", '
                        'EventRecordFormat: JSON, SchemaValidationConfigs: [{Attribute: VALUE}]}') == {}
     assert problems_of('{SchemaRegistryURI: "https://sr.example.com:8081", EventRecordFormat: SOURCE, '
@@ -419,7 +419,7 @@ def test_valid_registry_configs_pass():
 
 
 def test_registry_config_problems_name_their_path():
-    """SPEC 1: a bad URI, a missing EventRecordFormat or SchemaValidationConfigs, a repeated attribute,
+    """behaviour §1: a bad URI, a missing EventRecordFormat or SchemaValidationConfigs, a repeated attribute,
     an enum outside the API's, and access configs that cannot apply are errors naming the field."""
     found = problems_of('{SchemaRegistryURI: "ftp://sr", SchemaValidationConfigs: []}')
     assert "must be an AWS Glue registry ARN" in found["SchemaRegistryURI"]

@@ -1,4 +1,4 @@
-"""The SQS record shape Lambda hands a function (SPEC 2)."""
+"""The SQS record shape Lambda hands a function (behaviour §2)."""
 
 import base64
 
@@ -8,7 +8,7 @@ ARN = "arn:aws:sqs:us-east-1:000000000000:q"
 
 
 def test_record_shape_and_attribute_order():
-    """SPEC 2 and SPEC 4 "Recorded against real AWS": field names and key order as AWS's recorded
+    """behaviour §2 and behaviour §4 "Recorded against real AWS": field names and key order as AWS's recorded
     events show them (md5OfMessageAttributes before md5OfBody; AWSTraceHeader second among the
     attributes), string attribute values, message attributes with list fields, metadata."""
     message = {
@@ -36,7 +36,7 @@ def test_record_shape_and_attribute_order():
 
 
 def test_md5_of_attributes_is_null_without_attributes():
-    """SPEC 4 "Recorded against real AWS": a message without attributes carries
+    """behaviour §4 "Recorded against real AWS": a message without attributes carries
     `"md5OfMessageAttributes": null` (present, not left out), in its place before md5OfBody."""
     event = sqs_event({"MessageId": "m", "ReceiptHandle": "r", "Body": "", "MD5OfBody": "x"}, ARN, "us-east-1")
     assert "md5OfMessageAttributes" in event and event["md5OfMessageAttributes"] is None

@@ -1,4 +1,4 @@
-"""The SQS source against a scripted SQS client: what it receives and how it settles (SPEC 1-3, 6).
+"""The SQS source against a scripted SQS client: what it receives and how it settles (behaviour §1-3, §6).
 
 No backend: a fake client records every call and answers from a script, so each rule is checked
 on the exact requests the source makes (ReceiveMessage size and long poll, the in-flight
@@ -118,13 +118,13 @@ def _receipts(*numbers: int) -> list[Receipt]:
 
 
 async def test_batch_size_defaults_to_ten():
-    """SPEC 1: BatchSize defaults to 10 for SQS."""
+    """behaviour §1: BatchSize defaults to 10 for SQS."""
     source, _ = _source(FakeSqs())
     assert PipelineSettings.read(source.mapping, default_batch_size=SqsSource.default_batch_size).batch_size == 10
 
 
 async def test_connect_reads_the_queue_and_fifo_groups_follow_its_attributes():
-    """SPEC 3 (FIFO order per MessageGroupId): a FIFO queue's records are grouped by MessageGroupId; a
+    """behaviour §3 (FIFO order per MessageGroupId): a FIFO queue's records are grouped by MessageGroupId; a
     standard queue has no groups (group_of None, so the engine never holds back later messages)."""
     sqs = FakeSqs({"VisibilityTimeout": "45", "FifoQueue": "true"})
     source, _ = _source(sqs, FIFO)
@@ -136,7 +136,7 @@ async def test_connect_reads_the_queue_and_fifo_groups_follow_its_attributes():
 
 
 async def test_an_unreachable_queue_is_source_unavailable():
-    """SPEC 9.6 (startup): a queue that cannot be reached is reported, not raised as a crash."""
+    """behaviour §9.6 (startup): a queue that cannot be reached is reported, not raised as a crash."""
     sqs = FakeSqs()
     sqs.script["get_queue_url"] = [_error("AWS.SimpleQueueService.NonExistentQueue")]
     source, _ = _source(sqs)
@@ -145,7 +145,7 @@ async def test_an_unreachable_queue_is_source_unavailable():
 
 
 async def test_receive_asks_for_at_most_ten_with_a_bounded_long_poll_and_reserves_room():
-    """SPEC 1 (ReceiveMessage takes at most 10), the 5 s long poll that bounds shutdown, and the
+    """behaviour §1 (ReceiveMessage takes at most 10), the 5 s long poll that bounds shutdown, and the
     in-flight cap: while a receive is under way its largest possible answer is held, then released."""
     sqs = FakeSqs({"VisibilityTimeout": "45", "MaximumMessageSize": "1000"})
     source, _ = _source(sqs)
@@ -165,7 +165,7 @@ async def test_receive_asks_for_at_most_ten_with_a_bounded_long_poll_and_reserve
 
 
 async def test_a_failed_receive_is_counted_and_retried():
-    """SPEC 6 PollingErrorCount: each failed ReceiveMessage counts once; the receive retries until answered."""
+    """behaviour §6 PollingErrorCount: each failed ReceiveMessage counts once; the receive retries until answered."""
     sqs = FakeSqs()
     source, metrics = _source(sqs)
     await source.connect()
@@ -175,7 +175,7 @@ async def test_a_failed_receive_is_counted_and_retried():
 
 
 async def test_shutdown_ends_the_wait_between_failed_receives():
-    """Shutdown (SPEC 9.6) is not held up by an unreachable queue: once stopping is set, the backoff
+    """Shutdown (behaviour §9.6) is not held up by an unreachable queue: once stopping is set, the backoff
     wait after a failed ReceiveMessage ends with Stopped instead of trying again."""
     sqs = FakeSqs()
     source, _ = _source(sqs)
@@ -189,7 +189,7 @@ async def test_shutdown_ends_the_wait_between_failed_receives():
 
 
 async def test_settle_deletes_processed_and_filtered_in_chunks_and_leaves_failures():
-    """SPEC 3 + 5: processed and filtered-out messages are deleted (10 per call, DeletedEventCount);
+    """behaviour §3 + 5: processed and filtered-out messages are deleted (10 per call, DeletedEventCount);
     a failed message is left alone, to return after its visibility timeout."""
     sqs = FakeSqs()
     source, metrics = _source(sqs)
@@ -219,7 +219,7 @@ async def test_released_messages_are_made_visible_at_once(caplog):
 
 
 async def test_failed_entries_are_retried_unless_the_sender_is_at_fault():
-    """SPEC 6 CommitErrorCount: an entry that failed on SQS's side is retried; one that failed by the
+    """behaviour §6 CommitErrorCount: an entry that failed on SQS's side is retried; one that failed by the
     sender's fault (an expired receipt) is not, and what stays unsettled is counted once per message."""
     sqs = FakeSqs()
     source, metrics = _source(sqs)
@@ -236,7 +236,7 @@ async def test_failed_entries_are_retried_unless_the_sender_is_at_fault():
 
 
 async def test_payload_is_lambdas_envelope_with_the_transform_applied():
-    """SPEC 2: the invoke payload is {"Records": [...]}; esm.transform rewrites each record's body;
+    """behaviour §2: the invoke payload is {"Records": [...]}; esm.transform rewrites each record's body;
     a partial batch response names messages by messageId (strings only)."""
     sqs = FakeSqs()
     source, _ = _source(sqs, esm={"transform": "body.order"})

@@ -1,4 +1,4 @@
-"""The stream retry engine: partial responses, bisect, retries, record age (SPEC 3, 4, 9.2, 9.3).
+"""The stream retry engine: partial responses, bisect, retries, record age (behaviour §3, §4, §9.2, §9.3).
 
 esm.engine.stream_batch carries out esm.core.decide's decisions; the function is scripted here,
 the engine's invoke path and batch are real.
@@ -82,7 +82,7 @@ def test_partial_response_retries_from_lowest_failure_and_counts_invokes():
 
 
 def test_bisect_isolates_the_poison_record_in_order_without_consuming_retries():
-    """SPEC 4 / 9.2: bisect splits until the failing record is alone; splits cost no retry; order holds."""
+    """behaviour §4 / §9.2: bisect splits until the failing record is alone; splits cost no retry; order holds."""
     h = Harness(RetryPolicy(max_retries=1, bisect=True), fails_on("2"))
     asyncio.run(h.batch.run(records(0, 1, 2, 3, 4, 5, 6, 7)))
     order = [i for i, d in h.settled]
@@ -95,7 +95,7 @@ def test_bisect_isolates_the_poison_record_in_order_without_consuming_retries():
 
 
 def test_function_error_without_bisect_retries_the_whole_batch():
-    """SPEC 3: a function error retries the batch until MaximumRetryAttempts, then dead-letters all of it."""
+    """behaviour §3: a function error retries the batch until MaximumRetryAttempts, then dead-letters all of it."""
     h = Harness(RetryPolicy(max_retries=2), fails_on("1"))
     asyncio.run(h.batch.run(records(0, 1)))
     assert h.calls == [["0", "1"]] * 3
@@ -103,7 +103,7 @@ def test_function_error_without_bisect_retries_the_whole_batch():
 
 
 def test_invocation_errors_do_not_consume_retries():
-    """SPEC 9.1: throttles are retried with backoff and never count against MaximumRetryAttempts."""
+    """behaviour §9.1: throttles are retried with backoff and never count against MaximumRetryAttempts."""
     def answer(ids, n):
         return InvocationError("throttled", retry_after=0.0) if n <= 3 else Succeeded(None)
     h = Harness(RetryPolicy(max_retries=0), answer)
@@ -112,7 +112,7 @@ def test_invocation_errors_do_not_consume_retries():
 
 
 def test_old_records_are_dead_lettered_before_invoke_without_response():
-    """SPEC 9.3: records older than MaximumRecordAgeInSeconds go out as RecordAgeExceeded, never invoked."""
+    """behaviour §9.3: records older than MaximumRecordAgeInSeconds go out as RecordAgeExceeded, never invoked."""
     h = Harness(RetryPolicy(max_age=60), fails_on("none"))
     batch = records(0, 1, age=120) + records(2, age=1)
     asyncio.run(h.batch.run(batch))
@@ -122,7 +122,7 @@ def test_old_records_are_dead_lettered_before_invoke_without_response():
 
 
 def test_offset_tracker_releases_only_contiguous_positions():
-    """SPEC 9.6: a checkpoint never moves past a record that is not finished."""
+    """behaviour §9.6: a checkpoint never moves past a record that is not finished."""
     tracker = OffsetTracker()
     for key in (1, 2, 3, 4):
         tracker.register(key)

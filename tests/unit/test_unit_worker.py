@@ -1,4 +1,4 @@
-"""esm.engine.units: a unit worker's states and stop reasons, and keyed lanes (DESIGN "UNITS", KCL shutdown reasons).
+"""esm.engine.units: a unit worker's states and stop reasons, and keyed lanes (docs/design.md "UNITS", KCL shutdown reasons).
 
 The source and the function are named FAKES (scripted in memory: no server is involved in what a
 worker decides); the worker, lanes, batches and decisions are the real engine.
@@ -136,7 +136,7 @@ def test_a_unit_that_ends_settles_everything_then_closes_as_ended():
 
 
 def test_filtered_records_settle_without_an_invoke():
-    """SPEC 5: records the filters reject settle FILTERED at once and are never invoked."""
+    """behaviour §5: records the filters reject settle FILTERED at once and are never invoked."""
     source = FakeSource(Fetched([rec(1, keep=False), rec(2)], ended=True))
     invoker = FakeInvoker()
     asyncio.run(worker(source, invoker).run())
@@ -145,7 +145,7 @@ def test_filtered_records_settle_without_an_invoke():
 
 
 def test_shutdown_lets_the_batch_in_flight_finish_and_closes_with_shutdown():
-    """SPEC 9.6 / DESIGN shutdown: a batch being invoked finishes and settles; nothing more is read; the
+    """behaviour §9.6 / docs/design.md (shutdown): a batch being invoked finishes and settles; nothing more is read; the
     unit closes with SHUTDOWN (the contiguous checkpoint)."""
     async def scenario() -> tuple[FakeSource, UnitWorker]:
         gate = asyncio.Event()
@@ -172,7 +172,7 @@ def test_a_lost_lease_stops_the_worker_with_lease_lost():
 
 
 def test_keyed_lanes_keep_order_per_key_and_null_keys_on_one_lane():
-    """Issue 12.3 / SPEC 1 ParallelizationFactor: records of a key stay in order across lanes; records
+    """Issue 12.3 / behaviour §1 ParallelizationFactor: records of a key stay in order across lanes; records
     without a key stay in unit order on the first lane."""
     records = [rec(i, key=("a" if i % 3 == 0 else "b" if i % 3 == 1 else None)) for i in range(30)]
     source = FakeSource(Fetched(records[:15]), Fetched(records[15:], ended=True))

@@ -1,4 +1,4 @@
-"""Where a DynamoDB stream shard's reading starts, and how it is polled (SPEC 1, 7).
+"""Where a DynamoDB stream shard's reading starts, and how it is polled (behaviour §1, §7).
 
 `StreamStart`: after its checkpoint, else TRIM_HORIZON for a child shard (its parents were read),
 else the mapping's StartingPosition (TRIM_HORIZON or LATEST; DynamoDB offers no AT_TIMESTAMP).

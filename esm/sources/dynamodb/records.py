@@ -1,14 +1,14 @@
-"""DynamoDB stream records as Lambda hands them to a function (SPEC section 2), and as documents name them.
+"""DynamoDB stream records as Lambda hands them to a function (behaviour §2), and as documents name them.
 
 `dynamodb_event` bridges a DynamoDB Streams GetRecords record (as botocore reads it) to Lambda's
 record: `eventVersion` "1.1", `awsRegion` and `eventSourceARN` from the stream, the `dynamodb`
-object in SPEC 2's key order with `ApproximateCreationDateTime` as whole epoch seconds and binary
+object in behaviour §2's key order with `ApproximateCreationDateTime` as whole epoch seconds and binary
 attribute values (`B`, `BS`) as base64 strings, so images stay DynamoDB's typed JSON as Lambda
 passes them. A delete made by TTL names DynamoDB as its `userIdentity`. Records carry no
 `invokeIdentityArn` (recorded DynamoDB events have none). `DynamoDbFormat` is the source's
 RecordFormat: the `{"Records": [...]}` payload, item keys for ParallelizationFactor lanes,
 filters on the record as it is, `dynamodb.SequenceNumber` partial responses, and the on-failure
-document with DDBStreamBatchInfo (SPEC 4).
+document with DDBStreamBatchInfo (behaviour §4).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from esm.filtering.decode import filter_dynamodb
 from esm.sources.stream_records import ShardStreamFormat
 
 EVENT_VERSION = "1.1"
-# SPEC 2's order of the `dynamodb` object; a view type leaves some of them out.
+# behaviour §2's order of the `dynamodb` object; a view type leaves some of them out.
 STREAM_RECORD_KEYS = ("ApproximateCreationDateTime", "Keys", "NewImage", "OldImage", "SequenceNumber", "SizeBytes",
                       "StreamViewType")
 # What Lambda writes for a delete DynamoDB made itself (time to live), whatever the SDK spells.

@@ -1,4 +1,4 @@
-"""The DynamoDB Streams source: a table's stream shards as units, read and checkpointed (SPEC 1-7).
+"""The DynamoDB Streams source: a table's stream shards as units, read and checkpointed (behaviour §1-7).
 
 Units are shards, discovered by DescribeStream (paged) and leased by the shared
 `esm.sources.shards.ShardLeases` (lineage: a child starts after its parent ended; leases in the

@@ -2,7 +2,7 @@
 
 A record is finished once the engine settled it (processed, filtered out, dead-lettered or dropped);
 a partition's committed offset is its contiguous finished position + 1 (`esm.core.offsets`), so
-on a partial failure it is the lowest unfinished offset (SPEC 9.4). Settling only marks offsets
+on a partial failure it is the lowest unfinished offset (behaviour §9.4). Settling only marks offsets
 finished and wakes the **committer**, which commits every partition that moved in one request
 (lanes never wait for the broker's round trip). Every commit runs under one lock with the
 revocation's final commit (`final`) and only for partitions still tracked here, so a partition is

@@ -1,4 +1,4 @@
-"""The schema step of a Kafka mapping with a SchemaRegistryConfig (SPEC 2, 4, 5): a fetch is
+"""The schema step of a Kafka mapping with a SchemaRegistryConfig (behaviour §2, §4, §5): a fetch is
 validated and decoded (esm.schemas) before records are built and filtered.
 
 `SchemaStep.decode(fetched)` runs on the poll loop's whole `getmany` result (every schema id it
@@ -26,7 +26,7 @@ from esm.sources.kafka.records import kafka_record
 
 
 def keeps(matcher: Any, record: Record) -> bool:
-    """SPEC 5: filters match the decoded key/value; a record that failed its schema is kept, to be
+    """behaviour §5: filters match the decoded key/value; a record that failed its schema is kept, to be
     dead-lettered (it never reaches the filters)."""
     return failure_of(record) is not None or filter_kafka(matcher, record.event, **filter_arguments(record))
 

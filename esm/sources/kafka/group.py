@@ -120,7 +120,7 @@ class Group:
                 await sleep_unless(stopping, delay)
                 continue
             if fetched and self.schemas is not None:
-                # SPEC 5: validate and deserialize before filtering; an unreachable registry backs off here.
+                # behaviour §5: validate and deserialize before filtering; an unreachable registry backs off here.
                 fetched = await self.schemas.decode(fetched, self.consumer, stopping)
             if fetched:
                 self._buffer(fetched)
@@ -234,7 +234,7 @@ class Group:
 
     def report_pollers(self) -> None:
         """ProvisionedPollers: the partitions this mapping works (one in-order worker each), within
-        MaximumPollers; EventPollerUnit: those pollers at Lambda's default of 10 per unit (SPEC 6, 7)."""
+        MaximumPollers; EventPollerUnit: those pollers at Lambda's default of 10 per unit (behaviour §6, §7)."""
         pollers = len(self.partitions)
         if self.max_pollers:
             pollers = min(pollers, self.max_pollers)

@@ -1,4 +1,4 @@
-"""Kafka records as Lambda hands them to a function (SPEC 2), and the ids partial responses use (SPEC 3).
+"""Kafka records as Lambda hands them to a function (behaviour §2), and the ids partial responses use (behaviour §3).
 
 Pure functions, no I/O. A Kafka event has no `Records` array: records are grouped under
 `"<topic>-<partition>"` in `records`, each with `key` (base64, absent when the key is null),
@@ -9,13 +9,13 @@ Amazon MSK events say `"aws:kafka"` with the cluster ARN.
 
 A record's batch id is `("<topic>-<partition>", offset)`: `read_identifier` turns a partial batch
 response's `{"partition": "topic-0", "offset": 100}` into it, or None when it is malformed (which
-fails the whole batch, SPEC 3).
+fails the whole batch, behaviour §3).
 
 `KafkaFormat` is the source's RecordFormat (esm.core.contract): the payload (the Kafka envelope
 around one partition's records, `esm.transform` applied), lane keys (the record's key; a null key
 stays on the first lane), filtering (schema-aware with a SchemaRegistryConfig), records that failed
 the schema step as pre-failures, and the on-failure documents: one per record for a `kafka://`
-topic (condition spelled RetriesExhausted), else one per batch (SPEC 4).
+topic (condition spelled RetriesExhausted), else one per batch (behaviour §4).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def _b64(data: bytes) -> str:
 def kafka_event_record(message: Any) -> dict[str, Any]:
     """One record of the event from an aiokafka `ConsumerRecord` (or anything with its fields).
 
-    A null key is left out (SPEC 2); so is a null value (a tombstone), for the same reason.
+    A null key is left out (behaviour §2); so is a null value (a tombstone), for the same reason.
     """
     record: dict[str, Any] = {
         "topic": message.topic,
@@ -298,7 +298,7 @@ class KafkaFormat:
     def failure_deliveries(self, unit: str, records: Sequence[Record], *, condition: str, invoke_count: int,
                            response: Any, per_record: bool) -> list[Delivery]:
         if per_record:
-            # kafka://topic: one message per record, keyed by the record's own key (SPEC 4).
+            # kafka://topic: one message per record, keyed by the record's own key (behaviour §4).
             spelled = RETRIES_EXHAUSTED if condition == RETRY_ATTEMPTS_EXHAUSTED else condition
             deliveries = []
             for record in records:

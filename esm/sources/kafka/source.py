@@ -1,4 +1,4 @@
-"""The Kafka event source on the shared engine (SPEC 1-7, 9.4): self-managed Kafka or an Amazon MSK cluster ARN.
+"""The Kafka event source on the shared engine (behaviour §1-7, §9.4): self-managed Kafka or an Amazon MSK cluster ARN.
 
 `KafkaSource` only reaches the cluster, reads and commits; the engine (esm.engine.stream_mapping)
 gathers, invokes, retries and dead-letters. Units of order are partitions (`TopicPartition`,
@@ -60,7 +60,7 @@ class KafkaSource:
 
     mode = Mode.STREAM
     default_batch_size = 100
-    # With MaximumRetryAttempts -1 and an on-failure destination, Lambda stops after 10 retries (SPEC 3).
+    # With MaximumRetryAttempts -1 and an on-failure destination, Lambda stops after 10 retries (behaviour §3).
     retry_cap_with_destination = 10
 
     @staticmethod

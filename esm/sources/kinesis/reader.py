@@ -1,4 +1,4 @@
-"""Reading one Kinesis shard: where it starts, and SubscribeToShard for enhanced fan-out (SPEC 7).
+"""Reading one Kinesis shard: where it starts, and SubscribeToShard for enhanced fan-out (behaviour §7).
 
 Polling with GetRecords is esm.sources.shard_reader's (shared with DynamoDB Streams), about once
 a second while the shard is idle, as Lambda does. `SubscribedReader` returns the same thing

@@ -1,9 +1,9 @@
-"""Kinesis records as Lambda hands them to a function (SPEC section 2), and as documents name them.
+"""Kinesis records as Lambda hands them to a function (behaviour §2), and as documents name them.
 
 `kinesis_record` builds one record (its token is the sequence number as an int, so offsets order);
 `KinesisFormat` is the source's RecordFormat: the `{"Records": [...]}` payload (with
 `esm.transform`), partition keys for ParallelizationFactor lanes, filtering with `data` decoded,
-arrival times, and the on-failure document with KinesisBatchInfo (SPEC 4).
+arrival times, and the on-failure document with KinesisBatchInfo (behaviour §4).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The Kinesis source: a stream's shards as units, read and checkpointed (SPEC 1-7).
+"""The Kinesis source: a stream's shards as units, read and checkpointed (behaviour §1-7).
 
 Units are shards, discovered and leased by `esm.sources.shards.ShardLeases` (lineage: children
 start after their parents ended; leases in the checkpoint store let replicas share a stream).
@@ -51,7 +51,7 @@ class KinesisSource(ShardSource):
         self.arn = arn
         self.account = arn.account
         self.stream_arn = mapping.source_id.split("/consumer/")[0]
-        # Enhanced fan-out when EventSourceArn names a stream consumer (SPEC 7).
+        # Enhanced fan-out when EventSourceArn names a stream consumer (behaviour §7).
         self.consumer_arn = mapping.source_id if "/consumer/" in mapping.source_id else None
         self.stream_name = self.stream_arn.split(":stream/")[1]
         self.region = arn.region or runtime.clients.region_for() or "us-east-1"

@@ -30,7 +30,7 @@ INITIAL = 5
 FLOOR = 2
 ADD_PER_SECOND = 5  # 300 a minute
 
-# Provisioned mode (SPEC 7, R2/R19).
+# Provisioned mode (behaviour §7, R2/R19).
 INVOKES_PER_POLLER = 10
 PROVISIONED_MAX_CONCURRENCY = 20_000
 PROVISIONED_ADD_PER_SECOND = math.ceil(1000 / 60)  # up to 1,000 concurrent invokes a minute

@@ -6,7 +6,7 @@ call, and checks every sub-rule field by field with a backtracking search over a
 The property-based tests compare the compiled matcher with it, and ``bench/filters`` uses it as
 the "naive engine" baseline. It assumes valid patterns (validation is tested separately).
 
-Semantics implemented (FILTERS.md):
+Semantics implemented (behaviour §11):
 - fields AND, values OR; nested objects and dotted keys join with ``.``;
 - strings exact (IP literals compare as addresses), numbers by value when finite and exact as a
   double, otherwise by literal text; true/false/null literally;

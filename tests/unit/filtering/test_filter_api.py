@@ -101,7 +101,7 @@ NUMBER_CASES = [
 def test_matches_json_reads_long_numbers_as_parse_event_does(pattern: str, event: str) -> None:
     """Issue 13 point 5 reads events with orjson and scans for 19-digit runs only when a float
     reached by the patterns could be one; the answer must be the one ``parse_event`` (which
-    keeps such numbers by their literal, FILTERS.md numeric precision) gives."""
+    keeps such numbers by their literal, behaviour §11.1 numeric precision) gives."""
     matcher = compile_filters([pattern])
     expected = matcher.matches(parse_event(event))
     assert matcher.matches_json(event) is expected

@@ -1,4 +1,4 @@
-"""SPEC.md section 5: how each source builds its filter view of a record and applies filters."""
+"""docs/behaviour.md §5: how each source builds its filter view of a record and applies filters."""
 
 from __future__ import annotations
 
@@ -210,7 +210,7 @@ def test_sources_read_long_numbers_as_parse_event_does(pattern: str, data: str) 
     """Issue 13 point 5 reads record data with orjson and scans it for 19-digit runs only when
     a float reached by the filters could be one; every source must still answer as if the data
     had been read by ``decode_json_or_text`` (numbers a double cannot hold kept by their literal,
-    FILTERS.md numeric precision)."""
+    behaviour §11.1 numeric precision)."""
     _, exact = decode_json_or_text(data)
     for key, keep, record in (
         ("body", filter_sqs, sqs(data)),
@@ -228,7 +228,7 @@ def test_sources_read_long_numbers_as_parse_event_does(pattern: str, data: str) 
 def test_a_record_too_deep_for_the_exact_reading_is_still_answered() -> None:
     """The exact reading is the standard library's, which stops near 1,000 levels where orjson
     reads 1,024: a record between the two is answered from orjson's reading, never an error
-    that would fail the whole poll (SPEC.md section 5: filtering decides, it does not raise)."""
+    that would fail the whole poll (docs/behaviour.md §5: filtering decides, it does not raise)."""
     body = '{"a":0.1234567890123456789,"d":' + "[" * 1000 + "]" * 1000 + "}"
     matcher = compile_filters(['{"body":{"a":[0.1234567890123456789]}}'])
     assert filter_sqs(matcher, sqs(body)) is False

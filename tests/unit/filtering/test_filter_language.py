@@ -1,4 +1,4 @@
-"""FILTERS.md section 1, row by row: one case per rule and edge case of the pattern language.
+"""behaviour §11.1, row by row: one case per rule and edge case of the pattern language.
 
 Each case is (rule, pattern, event, expected). The compiled matcher (through ``matches`` and
 through ``matches_json``) and the reference interpreter must both give ``expected``. Events are

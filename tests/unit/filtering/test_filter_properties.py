@@ -1,6 +1,6 @@
 """Property-based tests: the compiled matcher agrees with the reference interpreter.
 
-Hypothesis draws patterns from every operator of FILTERS.md (with ``$or``, nesting and dotted
+Hypothesis draws patterns from every operator of behaviour §11 (with ``$or``, nesting and dotted
 keys) and events made of the same keys and of values chosen to hit the operators' edges (IP
 literals, case pairs, numbers equal by value, arrays of objects for array consistency). Runs are
 derandomized and bounded, so CI is deterministic and fast.

@@ -1,4 +1,4 @@
-"""FILTERS.md "Decisions for esm": a pattern string written with JSON surrogate escapes
+"""behaviour §11 "Decisions for esm": a pattern string written with JSON surrogate escapes
 (``"\\ud83d\\ude80"``, as ``json.dumps`` writes an emoji by default) is the same character as the
 emoji itself, in every place the pattern reader decodes a ``\\u`` escape: value strings, keys (plain
 and dotted), and the operands of exactly, prefix, suffix, equals-ignore-case (and its prefix and
@@ -78,7 +78,7 @@ def test_a_json_dumps_pattern_is_the_same_filter_as_the_raw_one() -> None:
 
 
 def test_wildcard_positions_count_the_character_as_four_utf8_bytes() -> None:
-    """Wildcard errors give UTF-8 byte positions (FILTERS.md section 2): the joined character
+    """Wildcard errors give UTF-8 byte positions (behaviour §11.2): the joined character
     is 4 bytes, as event-ruler counts it, not two 3-byte halves."""
     with pytest.raises(InvalidPatternError) as raised:
         validate_pattern('{"a":[{"wildcard":"' + ESCAPED + '**"}]}')

@@ -1,6 +1,6 @@
-"""FILTERS.md section 2: every validation message, with the pattern that triggers it.
+"""behaviour §11.2: every validation message, with the pattern that triggers it.
 
-The reason texts are event-ruler's (checked against event-ruler 2.1 and, where FILTERS.md marks
+The reason texts are event-ruler's (checked against event-ruler 2.1 and, where behaviour §11 marks
 them, AWS). When a pattern has several faults the reported one is the first event-ruler meets
 reading the pattern from left to right; a few cases pin that order.
 """
@@ -237,7 +237,7 @@ def test_invalid_pattern_error_is_a_value_error_whose_text_is_the_reason() -> No
 
 
 def test_every_message_of_the_filters_doc_is_exercised() -> None:
-    """Each reason listed in FILTERS.md section 2 has at least one case above."""
+    """Each reason listed in behaviour §11.2 has at least one case above."""
     documented = [
         "Filter is not an object", "must be an object or an array", "Empty arrays are not allowed",
         "Match value must be String, number, true, false, or null", "Unrecognized match type",

@@ -1,7 +1,7 @@
 """The walk that pulls the used paths' values out of an event (esm/filtering/walk.py).
 
 Issue 13 point 5 writes the walk of a plan's path tree out as straight-line code. It must find
-exactly what the general walk finds (FILTERS.md: nested objects and dotted keys join with ``.``,
+exactly what the general walk finds (behaviour §11: nested objects and dotted keys join with ``.``,
 arrays are entered element by element, values inside array elements keep their positions for
 array consistency), for any tree and any event, and fall back to the general walk where the
 written-out form cannot be used (deep trees, huge trees, keys that look like code).
@@ -83,7 +83,7 @@ def spelled_events(draw: st.DrawFn, used: list[str]) -> dict[str, Any]:
 @SETTINGS
 @given(data=st.data(), used=paths, track_arrays=st.booleans())
 def test_the_written_out_walk_finds_every_spelling_of_a_path(data: st.DataObject, used: list[str], track_arrays: bool) -> None:
-    """Issue 13 point 5, FILTERS.md dotted keys: events that spell the used paths with dotted
+    """Issue 13 point 5, behaviour §11.1 dotted keys: events that spell the used paths with dotted
     keys at any level give the same findings through both walks."""
     event = data.draw(spelled_events(used))
     tree = build_tree(used)
@@ -91,7 +91,7 @@ def test_the_written_out_walk_finds_every_spelling_of_a_path(data: st.DataObject
 
 
 def test_dotted_event_keys_are_found_behind_the_one_check() -> None:
-    """FILTERS.md: `{"a":{"b.c":..}}`, `{"a.b":{"c":..}}` and `{"a.b.c":..}` all reach a.b.c;
+    """behaviour §11: `{"a":{"b.c":..}}`, `{"a.b":{"c":..}}` and `{"a.b.c":..}` all reach a.b.c;
     the written-out walk looks dotted keys up only when the object has one, and then finds each."""
     tree = build_tree(["a.b.c", "a.b.d"])
     walk = compile_walker(tree)
