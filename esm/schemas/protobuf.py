@@ -1,5 +1,5 @@
 """Protobuf writer schemas, compiled at run time, and the decoder of one framed payload
-(behaviour §2, §5; docs/protobuf.md has the choices).
+(behaviour §2, §5; behaviour §9.13 has the choices).
 
 `compile_protobuf(definition, references, framing)` builds a private descriptor pool from what the
 registry serves, once per schema (the cache keeps the result):
@@ -18,7 +18,7 @@ The payload in front of the message names the message type within the schema fil
 - AWS Glue: one unsigned varint, the position of the type among all the file's message types
   (nested ones included) sorted by full name.
 The message is then parsed and rendered as JSON values with protobuf's JSON mapping, keeping the
-field names of the `.proto` file (see docs/protobuf.md).
+field names of the `.proto` file (see behaviour §9.13).
 """
 
 from __future__ import annotations

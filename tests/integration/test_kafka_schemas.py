@@ -1,7 +1,7 @@
 """Kafka with a schema registry, end to end: the real broker, AWS Glue's schema registry and Secrets
 Manager in moto, ElasticMQ as the on-failure destination, and tests/support/confluent_fake.py for
 the Confluent registry API (a fake: no Confluent registry installs here). Avro, and Protobuf records
-written by Confluent's own ProtobufSerializer (docs/protobuf.md).
+written by Confluent's own ProtobufSerializer (behaviour §9.13).
 
 behaviour §1 (SchemaRegistryConfig), 2 (`EventRecordFormat` JSON / SOURCE, `*SchemaMetadata`), 4
 (SCHEMA_NOT_FOUND / DESERIALIZATION_ERROR to the on-failure destination), 5 (the schema pipeline:
@@ -429,7 +429,7 @@ async def test_mutual_tls_with_a_private_ca_from_secrets(tmp_path):
 async def test_confluent_protobuf_from_the_official_serializer_delivered_as_json():
     """behaviour §2, §5 with Protobuf: records written by Confluent's ProtobufSerializer (nested, repeated
     and map fields, a oneof, an enum, int64/uint64, bytes, a Timestamp, an import registered as a
-    reference) reach the function as JSON (docs/protobuf.md) with key/valueSchemaMetadata PROTOBUF;
+    reference) reach the function as JSON (behaviour §9.13) with key/valueSchemaMetadata PROTOBUF;
     filters match the decoded fields."""
     from tests.support.protobuf import confluent_serialized, sample_order, shop_classes
 
@@ -463,7 +463,7 @@ async def test_confluent_protobuf_from_the_official_serializer_delivered_as_json
 
 async def test_confluent_protobuf_as_source_keeps_the_message_indexes():
     """EventRecordFormat SOURCE with Protobuf: the function gets the bytes after the 5-byte header (magic
-    byte and schema id), the message-index list kept, as AWS's Powertools expects (docs/protobuf.md)."""
+    byte and schema id), the message-index list kept, as AWS's Powertools expects (behaviour §9.13)."""
     from tests.support.protobuf import confluent_serialized, sample_order, shop_classes
 
     classes = shop_classes()

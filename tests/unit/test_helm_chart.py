@@ -69,6 +69,8 @@ def find_helm() -> str | None:
 def helm() -> str:
     found = find_helm()
     if found is None:
+        if os.environ.get("CI") or os.environ.get("ESM_REQUIRE_BACKENDS"):
+            pytest.fail("helm is not installed: scripts/test builds it with scripts/helm (needs Go)")
         pytest.skip("helm is not installed (scripts/helm builds it)")
     return found
 

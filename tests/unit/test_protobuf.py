@@ -1,4 +1,4 @@
-"""Protobuf through a schema registry (behaviour §2, §4, §5; docs/protobuf.md): Confluent's and AWS
+"""Protobuf through a schema registry (behaviour §2, §4, §5; behaviour §9.13): Confluent's and AWS
 Glue's message-index prefixes, schemas as .proto text or serialized descriptors with their imports,
 the JSON form, and every bad input's condition. Confluent's registry is the named fake
 (tests/support/confluent_fake.py); record bytes come from confluent-kafka's ProtobufSerializer."""
@@ -79,7 +79,7 @@ def test_glue_message_index_counts_every_type_sorted_by_full_name():
 
 
 def test_json_form_is_protobufs_json_mapping_with_the_proto_field_names():
-    """docs/protobuf.md: 64-bit integers as strings, enums by name, fields at their default left out,
+    """behaviour §9.13: 64-bit integers as strings, enums by name, fields at their default left out,
     field names as in the .proto, bytes as base64, Timestamp as RFC 3339, maps as objects."""
     codec = compile_schema("PROTOBUF", ORDER_PROTO, references=REFERENCES)
     order = sample_order(CLASSES, 1)
@@ -218,7 +218,7 @@ def settings(uri: str, record_format: str = "JSON", attributes=("VALUE",)) -> Sc
 async def test_serializer_bytes_decode_as_json_or_pass_as_source():
     """Records written by confluent-kafka's ProtobufSerializer: with JSON the function gets the JSON form
     and valueSchemaMetadata {dataFormat: PROTOBUF}; with SOURCE it gets the bytes after the 5-byte
-    header, message indexes kept (docs/protobuf.md); keys are validated the same way."""
+    header, message indexes kept (behaviour §9.13); keys are validated the same way."""
     async with fake_confluent_registry() as fake:
         orders = [sample_order(CLASSES, n) for n in range(3)]
         values = await asyncio.to_thread(confluent_serialized, fake.url, orders)
