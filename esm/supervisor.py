@@ -33,7 +33,7 @@ class MappingSupervisor:
         self.metrics: MappingMetrics = metrics.for_mapping(mapping.uuid, mapping.source)
         metrics.info.labels(mapping.uuid, mapping.source, mapping.name, mapping.function.name, mapping.source_id).set(1)
         self.state = ""
-        # Creating for a new mapping; the control API (esm.api.manager) starts one in Enabling or
+        # Creating for a new mapping; the control API (esm.api.lifecycle) starts one in Enabling or
         # Updating when it re-enables or replaces a mapping.
         self.set_state(initial_state)
         self.runner: Any = _runner(mapping, runtime, invoker, self.metrics)

@@ -23,6 +23,7 @@ import re
 from typing import Any, Mapping, Sequence
 
 from esm.config.references import check_reference
+from esm.config.schema_registry import schema_registry_config
 from esm.errors import Problem
 
 BASIC_AUTH = "BASIC_AUTH"
@@ -230,8 +231,6 @@ def check_kafka_extension(extension: Any, request: Mapping[str, Any], source: st
         problems.append(Problem("esm.on_failure_kafka", "names the cluster of a kafka:// on-failure destination, "
                                 "but DestinationConfig.OnFailure.Destination is not kafka://<topic>"))
     used = secret_uris(access) | secret_uris((other or {}).get("SourceAccessConfigurations"))
-    # Imported here: the esm.schemas package builds on esm.security.kafka_auth, which builds on this module.
-    from esm.schemas.config import schema_registry_config
 
     registry = schema_registry_config(request)
     if registry is not None:

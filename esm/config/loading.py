@@ -413,7 +413,7 @@ class _Builder:
         return Extension(name=name, transform=transform, max_in_flight_bytes=limit, raw=MappingProxyType(dict(raw)))
 
     def kafka_extension(self, extension: Extension | None, raw: Any, path: str) -> Extension | None:
-        """The `esm:` Kafka security options (esm.security.kafka_auth): secrets, kafka_tls, on_failure_kafka."""
+        """The `esm:` Kafka security options (esm.config.kafka_access): secrets, kafka_tls, on_failure_kafka."""
         if extension is None or not isinstance(raw, dict):
             return extension
         before = len(self.problems)

@@ -10,7 +10,7 @@ and settings), `decoder` (the step itself).
 """
 
 from esm.core.conditions import DESERIALIZATION_ERROR, SCHEMA_NOT_FOUND
-from esm.schemas.config import SchemaRegistrySettings, settings_for
+from esm.config.schema_registry import SchemaRegistrySettings, settings_for
 from esm.schemas.decoder import (
     DecodedMessage,
     DecodedRecord,

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 from esm.aws import AwsClients
 from esm.errors import SourceUnavailable
-from esm.schemas.config import BASIC_AUTH, CLIENT_CERTIFICATE_TLS_AUTH, SERVER_ROOT_CA_CERTIFICATE
+from esm.config.schema_registry import BASIC_AUTH, CLIENT_CERTIFICATE_TLS_AUTH, SERVER_ROOT_CA_CERTIFICATE
 from esm.schemas.registry import RegistryUnavailable
 from esm.security.kafka_auth import ssl_context
 from esm.security.secrets import SecretSource

@@ -38,7 +38,7 @@ from esm.core.conditions import DESERIALIZATION_ERROR, SCHEMA_NOT_FOUND
 from esm.core.records import Record
 from esm.schemas.access import load_access
 from esm.schemas.cache import Resolved, SchemaCache
-from esm.schemas.config import GLUE, SchemaRegistrySettings
+from esm.config.schema_registry import GLUE, SchemaRegistrySettings
 from esm.schemas.confluent import ConfluentRegistry
 from esm.schemas.formats import DeserializationError
 from esm.schemas.glue import GlueRegistry

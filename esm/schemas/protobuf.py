@@ -36,7 +36,7 @@ from typing import Any, Callable, Mapping
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from google.protobuf.message import DecodeError
 
-from esm.schemas.config import GLUE
+from esm.config.schema_registry import GLUE
 from esm.schemas.errors import DeserializationError, SchemaUnusable
 
 MAIN_FILE = "registry_schema.proto"  # the registry names no file for the schema itself

@@ -14,7 +14,7 @@ from google.protobuf import json_format
 
 from esm.schemas import DESERIALIZATION_ERROR, SCHEMA_NOT_FOUND, DecodedRecord, DecodeFailure, RegistryDown
 from esm.schemas.cache import SchemaCache
-from esm.schemas.config import SchemaRegistrySettings
+from esm.config.schema_registry import SchemaRegistrySettings
 from esm.schemas.confluent import ConfluentRegistry
 from esm.schemas.decoder import SchemaDecoder
 from esm.schemas.formats import DeserializationError, SchemaUnusable, compile_schema

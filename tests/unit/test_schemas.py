@@ -39,7 +39,7 @@ from esm.schemas import (
     schema_record,
 )
 from esm.schemas.cache import SchemaCache
-from esm.schemas.config import SchemaRegistrySettings
+from esm.config.schema_registry import SchemaRegistrySettings
 from esm.schemas.confluent import ConfluentRegistry
 from esm.schemas.formats import DeserializationError, compile_schema
 from esm.schemas.registry import RegistrySchema, RegistryUnavailable, SchemaNotFound

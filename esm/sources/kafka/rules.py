@@ -1,6 +1,6 @@
 """Kafka's config rules and Lambda's defaults for a Kafka mapping (behaviour §1): self-managed
 clusters (bootstrap servers) or Amazon MSK (a cluster ARN), one topic, the consumer group id,
-connection security (esm.security.kafka_auth), the schema registry, a kafka:// on-failure
+connection security (esm.config.kafka_access), the schema registry, a kafka:// on-failure
 destination, and the batching window's 500 ms default."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from esm.config.rules import (
     not_for,
     not_found,
 )
-from esm.schemas.config import problems as schema_registry_problems
+from esm.config.schema_registry import problems as schema_registry_problems
 from esm.arns import parse_arn
 from esm.config.kafka_access import HOST_PORT, MAX_BOOTSTRAP_SERVERS, check_access
 
@@ -85,7 +85,7 @@ def _check_kafka_config(check: MappingCheck, kafka_config_key: str, self_managed
     group = kafka_config.get("ConsumerGroupId")
     if group is not None and not CONSUMER_GROUP_ID.fullmatch(str(group)):
         check.fail(f"{kafka_config_key}.ConsumerGroupId", "must be 1 to 200 characters of [a-zA-Z0-9-/*:_+=.@]")
-    # Connection security (esm.security.kafka_auth): the Types Lambda accepts for this kind of cluster.
+    # Connection security (esm.config.kafka_access): the Types Lambda accepts for this kind of cluster.
     for problem in check_access(req.get("SourceAccessConfigurations"), msk=not self_managed):
         check.fail(problem.path, problem.message)
     if kafka_config.get("ConsumptionMode") == "Queue":
