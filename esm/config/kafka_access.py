@@ -231,7 +231,6 @@ def check_kafka_extension(extension: Any, request: Mapping[str, Any], source: st
         problems.append(Problem("esm.on_failure_kafka", "names the cluster of a kafka:// on-failure destination, "
                                 "but DestinationConfig.OnFailure.Destination is not kafka://<topic>"))
     used = secret_uris(access) | secret_uris((other or {}).get("SourceAccessConfigurations"))
-
     registry = schema_registry_config(request)
     if registry is not None:
         used |= secret_uris(registry[1].get("AccessConfigs"))
