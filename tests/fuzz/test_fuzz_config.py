@@ -83,7 +83,7 @@ VALID = {
             "StartingPosition": "LATEST",
             "SelfManagedKafkaEventSourceConfig": {"ConsumerGroupId": "esm-audit"},
             "DestinationConfig": {"OnFailure": {"Destination": "kafka://audit-failures"}},
-            "ProvisionedPollerConfig": {"MinimumPollers": 1, "MaximumPollers": 3},
+            "ProvisionedPollerConfig": {"MaximumPollers": 3},  # MinimumPollers is refused for Kafka (behaviour §1)
             "Enabled": False,
             "Tags": {"team": "${TEAM:-core}"},
         },
