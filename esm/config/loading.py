@@ -352,7 +352,9 @@ class _Builder:
         local.extend(check_against_api_shape(request))
         # The semantic rules assume the types the shape promises: run them on the fields that passed.
         broken = {re.split(r"[.\[]", p.path, maxsplit=1)[0] for p in local}
-        check = check_mapping({k: v for k, v in request.items() if k not in broken}, frozenset(broken))
+        written = spec.get("esm")
+        check = check_mapping({k: v for k, v in request.items() if k not in broken}, frozenset(broken),
+                              written if isinstance(written, dict) else None)
         local.extend(check.problems)
         if extension is not None and check.source:
             local.extend(_extension_problems(extension, check.request, registry.descriptor(check.source)))

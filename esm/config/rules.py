@@ -16,7 +16,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping
 
 from esm import registry
 from esm.arns import NOT_SERVED, parse_arn
@@ -66,6 +66,8 @@ class MappingCheck:
     batching_window: float = 0.0
     # Top-level fields that already failed the API-shape check: no second complaint about them.
     already_reported: frozenset[str] = frozenset()
+    # The mapping's `esm:` keys as written (a source's `claims` may read them, e.g. esm.broker).
+    extension: Mapping[str, Any] = field(default_factory=dict)
 
     def fail(self, path: str, message: str, code: str = "") -> None:
         if re.split(r"[.\[]", path, maxsplit=1)[0] not in self.already_reported:
@@ -82,9 +84,11 @@ def sam_key_problems(raw: dict[str, Any]) -> list[Problem]:
     return [Problem(key, hint) for key, hint in SAM_KEYS.items() if key in raw]
 
 
-def check_mapping(request: dict[str, Any], already_reported: frozenset[str] = frozenset()) -> MappingCheck:
-    """Check `request` (without the fields in `already_reported`, which failed the shape check)."""
-    check = MappingCheck(request=dict(request), already_reported=already_reported)
+def check_mapping(request: dict[str, Any], already_reported: frozenset[str] = frozenset(),
+                  extension: Mapping[str, Any] | None = None) -> MappingCheck:
+    """Check `request` (without the fields in `already_reported`, which failed the shape check);
+    `extension` is the mapping's `esm:` section as written."""
+    check = MappingCheck(request=dict(request), already_reported=already_reported, extension=dict(extension or {}))
     descriptor = _identify_source(check)
     if descriptor is None:
         return check
@@ -148,7 +152,7 @@ def _named_by_arn(check: MappingCheck, arn_text: str, descriptors: list[SourceDe
 def _claimant(check: MappingCheck, candidates: list[SourceDescriptor]) -> SourceDescriptor | None:
     """Of sources sharing an ARN service, the one whose `claims` takes the request; else None, said."""
     for candidate in candidates:
-        if candidate.claims is not None and registry.import_path(candidate.claims[0])(check.request):
+        if candidate.claims is not None and registry.import_path(candidate.claims[0])(check.request, check.extension):
             return candidate
     ways = "; ".join(f"{d.title}: {d.claims[1]}" for d in candidates if d.claims is not None)
     check.fail("EventSourceArn", f"names a resource {' and '.join(d.title for d in candidates)} share, and "

@@ -16,12 +16,12 @@ from esm.descriptor import BASE64, DataField, SourceDescriptor
 ARN = "arn:aws:mq:us-east-1:000000000000:broker:b:b-1234"
 
 
-def claims_north(request: dict[str, Any]) -> bool:
-    return str((request.get("esm") or {}).get("side", "")) == "north"
+def claims_north(request: dict[str, Any], extension: dict[str, Any]) -> bool:
+    return extension.get("side") == "north"
 
 
-def claims_south(request: dict[str, Any]) -> bool:
-    return str((request.get("esm") or {}).get("side", "")) == "south"
+def claims_south(request: dict[str, Any], extension: dict[str, Any]) -> bool:
+    return extension.get("side") == "south"
 
 
 def no_rules(check: Any) -> None:
@@ -44,22 +44,20 @@ def two_sources_on_one_service(monkeypatch: pytest.MonkeyPatch) -> None:
         **registry.SOURCES, "north": f"{__name__}:NORTH", "south": f"{__name__}:SOUTH"}))
 
 
-def _request(side: str | None) -> dict[str, Any]:
-    request: dict[str, Any] = {"EventSourceArn": ARN, "FunctionName": "f"}
-    if side is not None:
-        request["esm"] = {"side": side}
-    return request
+def _check(side: str | None) -> Any:
+    return check_mapping({"EventSourceArn": ARN, "FunctionName": "f"}, frozenset(),
+                         {"side": side} if side is not None else None)
 
 
 @pytest.mark.parametrize("side", ["north", "south"])
 def test_the_source_whose_claims_take_the_request_serves_it(two_sources_on_one_service: None, side: str) -> None:
-    check = check_mapping(_request(side))
+    check = _check(side)
     assert check.source == side
     assert not [p for p in check.problems if p.path == "EventSourceArn"]
 
 
 def test_a_request_no_source_claims_is_refused_with_the_ways_to_say_which(two_sources_on_one_service: None) -> None:
-    check = check_mapping(_request(None))
+    check = _check(None)
     assert not check.source
     [problem] = [p for p in check.problems if p.path == "EventSourceArn"]
     assert "North and South share" in problem.message
