@@ -2,7 +2,8 @@
 ways esm runs (a Deployment of competing consumers, a native sidecar beside a function, a Deployment
 per mapping group) into objects that validate, strictly, against the Kubernetes schemas
 kubernetes-validate bundles (nothing fetched at run time); the config each pod reads is a valid esm
-config; the alert rules and the dashboard are those of deploy/ (one source).
+config; the alert rules and the dashboard are those of deploy/ (one source), and the plain manifests
+of deploy/kubernetes/ are the chart's rendering (scripts/k8s-manifests), byte for byte.
 
 Helm comes from scripts/helm (its Go module, built once); the tests find it through HELM, PATH or
 that script's cache, and are skipped where none is installed.
@@ -146,9 +147,14 @@ def test_the_esm_container_is_non_root_read_only_and_probed(helm, tmp_path, mode
         assert esm["resources"]["limits"]["memory"]
         secrets = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in esm["env"] if "valueFrom" in e}
         assert secrets == {"ESM_API_ACCESS_KEY_ID": "esm-api", "ESM_API_SECRET_ACCESS_KEY": "esm-api"}
-        if mode == "sidecar":  # a native sidecar: an init container that keeps running beside the function
-            assert esm in pod["initContainers"] and esm["restartPolicy"] == "Always"
-            assert [c["name"] for c in pod["containers"]] == ["function"]
+        if mode == "sidecar":
+            # The function is the native sidecar (an init container that keeps running, with a
+            # startup probe): it starts before esm and stops after it, so esm's drain at shutdown
+            # still reaches it.
+            [function] = pod["initContainers"]
+            assert function["name"] == "function" and function["restartPolicy"] == "Always"
+            assert function["startupProbe"]["tcpSocket"]["port"] == "function"
+            assert [c["name"] for c in pod["containers"]] == ["esm"]
 
 
 def test_keda_triggers_follow_each_groups_source(helm, tmp_path):
@@ -228,3 +234,18 @@ def test_persistence_refuses_more_than_one_replica(helm, tmp_path, extra):
                          capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode != 0
     assert "checkpoints.dynamodb" in run.stderr
+
+
+def test_plain_manifests_are_what_the_chart_renders(helm, tmp_path):
+    """One source of truth: deploy/kubernetes/ holds exactly what scripts/k8s-manifests writes from
+    the chart today (a change to the chart without rerunning it, or an edit by hand, fails here)."""
+    import sys
+
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "k8s-manifests"), "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "HELM": helm})
+    assert run.returncode == 0, run.stderr
+    written = {p.name: p.read_text() for p in tmp_path.glob("*.yaml")}
+    shipped = {p.name: p.read_text() for p in (ROOT / "deploy" / "kubernetes").glob("*.yaml")}
+    assert sorted(written) == sorted(shipped)
+    stale = [name for name in shipped if written[name] != shipped[name]]
+    assert not stale, f"rerun scripts/k8s-manifests: {stale} differ from the chart's rendering"
