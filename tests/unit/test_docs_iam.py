@@ -33,6 +33,7 @@ PARTS: dict[str, tuple[tuple[str, ...], str]] = {
     "esm/replay": (("sqs", "kinesis", "s3"), "EsmReplay"),
     "esm/sources/sqs/replay.py": (("sqs",), "EsmReplay"),
     "esm/sources/kinesis/replay.py": (("kinesis",), "EsmReplay"),
+    "esm/sources/dynamodb/replay.py": (("dynamodbstreams",), "EsmReplay"),
     "esm/safety.py": (("sqs", "lambda"), "EsmSafetyChecks"),
     "esm/sources/sqs/safety.py": (("sqs",), "EsmSafetyChecks"),
     "esm/templates/resources.py": (("cloudformation", "secretsmanager", "sns"), "EsmTemplateStack"),
