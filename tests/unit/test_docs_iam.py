@@ -22,6 +22,7 @@ PARTS: dict[str, tuple[tuple[str, ...], str]] = {
     "esm/sources/kinesis": (("kinesis",), "EsmKinesisSource"),
     "esm/sources/dynamodb": (("dynamodbstreams",), "EsmDynamoDBStreamsSource"),
     "esm/sources/kafka": (("kafka",), "EsmKafkaMsk"),
+    "esm/sources/amazonmq.py": (("mq",), "EsmAmazonMqBroker"),
     "esm/destinations/sqs.py": (("sqs",), "EsmSqsDestination"),
     "esm/destinations/sns.py": (("sns",), "EsmSnsDestination"),
     "esm/destinations/s3.py": (("s3",), "EsmS3Destination"),
