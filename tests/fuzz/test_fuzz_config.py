@@ -83,7 +83,7 @@ VALID = {
             "StartingPosition": "LATEST",
             "SelfManagedKafkaEventSourceConfig": {"ConsumerGroupId": "esm-audit"},
             "DestinationConfig": {"OnFailure": {"Destination": "kafka://audit-failures"}},
-            "ProvisionedPollerConfig": {"MaximumPollers": 3},  # MinimumPollers is refused for Kafka (behaviour §1)
+            "ProvisionedPollerConfig": {"MaximumPollers": 3},
             "Enabled": False,
             "Tags": {"team": "${TEAM:-core}"},
         },
