@@ -79,6 +79,8 @@ VALID = {
         {
             "FunctionName": "audit",
             "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["127.0.0.1:9092", "localhost:9093"]}},
+            "SourceAccessConfigurations": [{"Type": "VPC_SUBNET", "URI": "subnet:subnet-1"},
+                                           {"Type": "VPC_SECURITY_GROUP", "URI": "security_group:sg-1"}],
             "Topics": ["audit-log"],
             "StartingPosition": "LATEST",
             "SelfManagedKafkaEventSourceConfig": {"ConsumerGroupId": "esm-audit"},

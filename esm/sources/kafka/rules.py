@@ -27,6 +27,8 @@ CONSUMER_GROUP_ID = re.compile(r"[a-zA-Z0-9\-/*:_+=.@]{1,200}")
 
 
 KAFKA_DEFAULT_STARTING_POSITION = "LATEST"
+# AWS's answer to a self-managed Kafka mapping without SourceAccessConfigurations (behaviour §10).
+NO_ACCESS_CONFIGURATIONS = "Required 'sourceAccessConfigurations' parameter is missing."
 
 def check(check: MappingCheck) -> None:
     req = check.request
@@ -81,6 +83,12 @@ def _check_cluster(check: MappingCheck, self_managed: bool) -> None:
             for i, server in enumerate(servers):
                 if not (isinstance(server, str) and HOST_PORT.match(server)):
                     check.fail(f"{path}[{i}]", f"must be host:port (got {server!r})")
+        if not req.get("SourceAccessConfigurations"):
+            # AWS requires them for a self-managed cluster; one reached without authentication gives
+            # its VPC_SUBNET and VPC_SECURITY_GROUP entries, which esm accepts and ignores (behaviour §9.11).
+            check.refuse("SourceAccessConfigurations", NO_ACCESS_CONFIGURATIONS,
+                         detail="a cluster without authentication takes its VPC_SUBNET and VPC_SECURITY_GROUP "
+                                "entries, which esm ignores")
         if "AmazonManagedKafkaEventSourceConfig" in req:
             check.fail("AmazonManagedKafkaEventSourceConfig", "is for Amazon MSK; use SelfManagedKafkaEventSourceConfig")
     elif "SelfManagedKafkaEventSourceConfig" in req and not self_managed:  # not when SelfManagedEventSource is malformed
