@@ -65,9 +65,11 @@ from esm.filtering.values import (
     parse_ip,
     wildcard_matcher,
 )
+from esm.filtering.reader import UNDECIDED, StructReader, compile_quick, compile_reader
 from esm.filtering.walk import Extraction, build_tree, compile_walker, consistent
 
 _EMPTY: tuple[int, ...] = ()
+_UNBUILT = object()
 
 
 class _Token:
@@ -535,6 +537,7 @@ class Plan:
         ]
         self.tree = build_tree(self.paths)
         self._walk = compile_walker(self.tree)
+        self._reader: Any = _UNBUILT  # a StructReader, or None: parse fully; built by the first matches_json
 
         # Sub-rules whose fields all need a present value. A one-field sub-rule is complete as
         # soon as one of its tests fires. A longer one is filed under one *anchor* field, the
@@ -604,11 +607,29 @@ class Plan:
         """Parse JSON text and match it. Raises ValueError when it is not valid JSON."""
         if self.match_all:
             return True
+        reader = self._reader
+        if reader is _UNBUILT:
+            reader = self._reader = self._build_reader()
+        if reader is not None:
+            struct = reader.read(data)
+            if struct is not None:
+                quick = reader.quick
+                if quick is not None:
+                    answer = quick(struct)
+                    if answer is not UNDECIDED:
+                        return answer  # type: ignore[no-any-return]
+                return self.matches(reader.as_dict(struct), lambda: exact_reading(data))
         try:
             event = orjson.loads(data)
         except orjson.JSONDecodeError:
             return self.matches(parse_event(data))  # the standard library's reading, or ValueError
         return self.matches(event, lambda: exact_reading(data))
+
+    def _build_reader(self) -> StructReader | None:
+        reader = compile_reader(self.tree)
+        if reader is not None and self.any_test_matches and not self.absent_alone:
+            reader.quick = compile_quick(self.tree, reader.types, [index.tests_for for index in self.indexes])
+        return reader
 
     def _decide(self, found: Extraction) -> bool:
         """Whether the values pulled out of one event satisfy any sub-rule."""
