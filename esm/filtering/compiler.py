@@ -65,11 +65,10 @@ from esm.filtering.values import (
     parse_ip,
     wildcard_matcher,
 )
-from esm.filtering.reader import UNDECIDED, StructReader, compile_quick, compile_reader
+from esm.filtering.reader import UNDECIDED, compile_quick, compile_reader
 from esm.filtering.walk import Extraction, build_tree, compile_walker, consistent
 
 _EMPTY: tuple[int, ...] = ()
-_UNBUILT = object()
 
 
 class _Token:
@@ -537,7 +536,6 @@ class Plan:
         ]
         self.tree = build_tree(self.paths)
         self._walk = compile_walker(self.tree)
-        self._reader: Any = _UNBUILT  # a StructReader, or None: parse fully; built by the first matches_json
 
         # Sub-rules whose fields all need a present value. A one-field sub-rule is complete as
         # soon as one of its tests fires. A longer one is filed under one *anchor* field, the
@@ -604,32 +602,49 @@ class Plan:
         return self._decide(found)
 
     def matches_json(self, data: bytes | bytearray | memoryview | str) -> bool:
-        """Parse JSON text and match it. Raises ValueError when it is not valid JSON."""
+        """Parse JSON text and match it. Raises ValueError when it is not valid JSON.
+
+        The first call builds the plan's reader of the used paths (reader.py) and puts the
+        function using it in this method's place on the instance."""
         if self.match_all:
             return True
-        reader = self._reader
-        if reader is _UNBUILT:
-            reader = self._reader = self._build_reader()
-        if reader is not None:
-            struct = reader.read(data)
-            if struct is not None:
-                quick = reader.quick
-                if quick is not None:
-                    answer = quick(struct)
-                    if answer is not UNDECIDED:
-                        return answer  # type: ignore[no-any-return]
-                return self.matches(reader.as_dict(struct), lambda: exact_reading(data))
+        self.matches_json = self._compile_json()  # type: ignore[method-assign]
+        return self.matches_json(data)
+
+    def _parse_fully(self, data: bytes | bytearray | memoryview | str) -> bool:
+        """The whole event read by orjson (or by ``parse_event`` for what orjson refuses)."""
         try:
             event = orjson.loads(data)
         except orjson.JSONDecodeError:
             return self.matches(parse_event(data))  # the standard library's reading, or ValueError
         return self.matches(event, lambda: exact_reading(data))
 
-    def _build_reader(self) -> StructReader | None:
+    def _compile_json(self) -> Callable[[bytes | bytearray | memoryview | str], bool]:
         reader = compile_reader(self.tree)
-        if reader is not None and self.any_test_matches and not self.absent_alone:
-            reader.quick = compile_quick(self.tree, reader.types, [index.tests_for for index in self.indexes])
-        return reader
+        if reader is None:
+            return self._parse_fully
+        quick = None
+        if self.any_test_matches and not self.absent_alone:
+            quick = compile_quick(
+                self.tree,
+                reader.types,
+                [index.tests_for for index in self.indexes],
+                # Exact values only: a string passes when it is one of them (no test-id list).
+                [index.exact.__contains__ if index.only_exact else index.tests_for for index in self.indexes],
+            )
+        read, as_dict, matches, parse_fully = reader.read, reader.as_dict, self.matches, self._parse_fully
+
+        def matches_json(data: bytes | bytearray | memoryview | str) -> bool:
+            struct = read(data)
+            if struct is None:  # something only the full reading can vouch for
+                return parse_fully(data)
+            if quick is not None:
+                answer = quick(struct)
+                if answer is not UNDECIDED:
+                    return answer  # type: ignore[no-any-return]
+            return matches(as_dict(struct), lambda: exact_reading(data))
+
+        return matches_json
 
     def _decide(self, found: Extraction) -> bool:
         """Whether the values pulled out of one event satisfy any sub-rule."""

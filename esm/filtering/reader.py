@@ -103,11 +103,17 @@ _MAX_QUICK_DEPTH = 24
 _MAX_QUICK_LINES = 4000
 
 
-def compile_quick(root: Node, types: dict[int, Any], tests: Sequence[Callable[[Any], Any]]) -> Callable[[Any], Any] | None:
+def compile_quick(
+    root: Node,
+    types: dict[int, Any],
+    tests: Sequence[Callable[[Any], Any]],
+    string_tests: Sequence[Callable[[str], Any]],
+) -> Callable[[Any], Any] | None:
     """For a plan whose every sub-rule is one field without ``exists: false`` (the event matches
     when any value at any used path passes any test: ``Plan.any_test_matches``), a function
     deciding a Struct from ``read`` directly: True at the first value that passes its path's
-    test (``tests[path id]``, a non-empty answer meaning it passes), False when none does, or
+    test (``tests[path id]``, or ``string_tests[path id]`` for a string: a true answer means it
+    passes), False when none does, or
     UNDECIDED when a used path holds an array, an object or a float (floats may need the exact
     reading of long numbers, behaviour §11; arrays and objects the general walk). Written out
     as straight-line attribute reads like walk.py's written-out walk; None past its size limits."""
@@ -120,7 +126,7 @@ def compile_quick(root: Node, types: dict[int, Any], tests: Sequence[Callable[[A
             lines.append(f"{pad}kind = type({inner})")
             if child.leaf >= 0:
                 lines.append(f"{pad}if kind is str:")
-                lines.append(f"{pad}    if TESTS[{child.leaf}]({inner}):")
+                lines.append(f"{pad}    if STRING_TESTS[{child.leaf}]({inner}):")
                 lines.append(f"{pad}        return True")
                 lines.append(f"{pad}elif kind is float or kind is dict or kind is list:")
                 lines.append(f"{pad}    return UNDECIDED")
@@ -142,7 +148,7 @@ def compile_quick(root: Node, types: dict[int, Any], tests: Sequence[Callable[[A
     except _TooLarge:
         return None
     lines.append("    return False")
-    namespace: dict[str, Any] = {"TESTS": tuple(tests), "TYPES": types, "UNSET": msgspec.UNSET, "UNDECIDED": UNDECIDED}
+    namespace: dict[str, Any] = {"TESTS": tuple(tests), "STRING_TESTS": tuple(string_tests), "TYPES": types, "UNSET": msgspec.UNSET, "UNDECIDED": UNDECIDED}
     try:
         exec("\n".join(lines), namespace)  # noqa: S102 - source built from numbers only, no event keys
     except (SyntaxError, RecursionError, MemoryError):
