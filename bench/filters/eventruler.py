@@ -81,9 +81,11 @@ class EventRuler:
             raise SystemExit(f"event-ruler harness: unexpected answer {answer!r} for {len(blobs)} events")
         return [bit == "1" for bit in bits]
 
-    def time(self, name: str) -> float:
-        """Seconds for one pass over the case's events (parse and match, one thread)."""
-        return float(self._ask(f"time\t{name}"))
+    def time(self, name: str) -> tuple[float, float]:
+        """Seconds of wall-clock and of thread CPU time for one pass over the case's events
+        (parse and match, one thread)."""
+        wall, cpu = self._ask(f"time\t{name}").split("\t")
+        return float(wall), float(cpu)
 
     def close(self) -> None:
         try:

@@ -320,6 +320,7 @@ class _PathIndex:
             or self.any_string or self.ranges or self.ips or self.exists or self.all_but
             or self.but_checks or self.wild_heads or self.wild_tails
         )
+        self.only_affixes = bool(only_affixes)
         if only_affixes:
             self.tests_for = self._affix_tests()  # type: ignore[method-assign]
         if self.exists and not self.exact and _only_exact_or_exists(self):
@@ -353,6 +354,32 @@ class _PathIndex:
             return out
 
         return affix_tests
+
+    def string_passes(self) -> Callable[[str], Any]:
+        """A function telling whether a string passes any test of this path (a true answer),
+        for the one-field plans decided without test ids (reader.py's quick decision): dict
+        membership for exact values, prefixes and suffixes; ``tests_for`` otherwise."""
+        if self.only_exact:
+            return self.exact.__contains__
+        if not self.only_affixes:
+            return self.tests_for
+        exact, prefixes, suffixes = self.exact, tuple(self.prefixes), tuple(self.suffixes)
+        if not exact and not suffixes and len(prefixes) == 1:
+            size, heads = prefixes[0]
+            return lambda value: value[:size] in heads  # keys are all `size` long: a shorter value misses
+
+        def affix_passes(value: str) -> bool:
+            if value in exact:
+                return True
+            for size, table in prefixes:
+                if value[:size] in table:
+                    return True
+            for size, table in suffixes:
+                if value[-size:] in table:
+                    return True
+            return False
+
+        return affix_passes
 
     def tests_for(self, value: Any) -> list[int] | tuple[int, ...]:
         """Test ids satisfied by one leaf value."""
@@ -629,8 +656,7 @@ class Plan:
                 self.tree,
                 reader.types,
                 [index.tests_for for index in self.indexes],
-                # Exact values only: a string passes when it is one of them (no test-id list).
-                [index.exact.__contains__ if index.only_exact else index.tests_for for index in self.indexes],
+                [index.string_passes() for index in self.indexes],
             )
         read, as_dict, matches, parse_fully = reader.read, reader.as_dict, self.matches, self._parse_fully
 

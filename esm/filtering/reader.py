@@ -5,7 +5,8 @@ keys in it: building the objects was more than half of the time per event. Here 
 paths (walk.py) becomes a tree of msgspec Struct types, one field per key the patterns name at
 that point, and msgspec decodes the JSON into it: every byte is still checked as JSON, but keys
 no pattern names are skipped without building anything. The result, turned back into plain
-dicts holding only the named keys, walks and matches exactly as the full event would.
+dicts holding only the named keys, walks and matches exactly as the full event would; plans
+of one-field filters decide on the structs directly (``compile_quick``).
 
 msgspec's reading agrees with orjson's on every document both accept, with two differences that
 are handled, not trusted: msgspec does not check the UTF-8 of strings it skips (so non-ASCII
@@ -28,6 +29,7 @@ from esm.filtering.walk import Node
 # A value found at a point where the patterns name keys further down: an object is read as that
 # point's Struct; anything else (arrays fully, since the walk visits their elements) as it is.
 _NOT_OBJECT: Any = list | str | int | float | bool | None
+
 
 def _struct_for(node: Node, made: dict[int, Any]) -> Any:
     """The Struct type reading, at ``node``, the keys that lead to used paths. Nodes are shared

@@ -1,6 +1,8 @@
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -19,6 +21,7 @@ import software.amazon.event.ruler.Machine;
  *                                      per event to MATCHED ('1' when any pattern matched);
  *                                      answers "ok COUNT"
  *   time NAME                          one timed pass over all events; answers the seconds
+ *                                      of wall-clock time and of this thread's CPU time
  *   quit
  *
  * Each event goes through rulesForJSONEvent(String): parse included, array consistency on,
@@ -52,6 +55,7 @@ public final class EventRulerBench {
 
     public static void main(String[] args) throws Exception {
         Map<String, Case> cases = new HashMap<>();
+        ThreadMXBean threads = ManagementFactory.getThreadMXBean();
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         String line;
@@ -84,9 +88,12 @@ public final class EventRulerBench {
                 }
                 case "time": {
                     Case timed = cases.get(words[1]);
+                    long cpu = threads.getCurrentThreadCpuTime();
                     long start = System.nanoTime();
                     timed.pass(null);
-                    out.println((System.nanoTime() - start) / 1e9);
+                    long wall = System.nanoTime() - start;
+                    cpu = threads.getCurrentThreadCpuTime() - cpu;
+                    out.println(wall / 1e9 + "\t" + cpu / 1e9);
                     break;
                 }
                 case "quit":
