@@ -23,6 +23,15 @@ each operator kind and 1, 5, 20 and 100 filters of that kind, in one run:
   ``python3 -m venv /tmp/esm-bench-localstack &&
   /tmp/esm-bench-localstack/bin/pip install localstack-core botocore boto3 rolo jsonpatch``.
 
+With ``--event-ruler``, AWS's own engine (event-ruler 2.1.0, Java; bench/filters/eventruler.py
+builds its harness with Maven) runs the same events and patterns in one warmed JVM, parse
+included, one thread: ``er ev/s`` and ``esm/er`` (wall-clock), ``cpu esm/er`` (the same ratio
+from each side's thread CPU time, steadier on a busy machine). Its timed passes and esm's ``matches_json``
+passes take turns (best of ``--repeat`` each), and the set of events each matched must be the
+same, event by event, or the bench stops. The comparison in docs/filters.md is
+
+    .venv/bin/python -m bench.filters.run --events 20000 --counts 20 --kinds exact,prefix --event-ruler
+
 The matched counts of all engines are compared on the events each ran. Prints a table and writes
 bench/results/filters.json. Not part of the test suite; one core (the loop is single-threaded).
 """
@@ -50,6 +59,8 @@ sys.path.insert(0, str(ROOT / "tests" / "unit" / "filtering"))
 import orjson  # noqa: E402
 
 from bench.filters.citylots import STREETS, features  # noqa: E402
+from bench.filters.eventruler import VERSION as EVENT_RULER_VERSION  # noqa: E402
+from bench.filters.eventruler import EventRuler  # noqa: E402
 from bench.filters.orders import CITIES, orders  # noqa: E402
 from esm.filtering import compile_filters  # noqa: E402
 from filter_reference import reference_matches_json  # noqa: E402
@@ -185,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--localstack-python", default=os.environ.get("ESM_BENCH_LOCALSTACK_PYTHON", str(DEFAULT_LOCALSTACK)))
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "filters.json"))
     parser.add_argument("--event-kinds", default=",".join(EVENT_KINDS), help="event kinds (comma-separated): citylots, orders")
+    parser.add_argument("--event-ruler", action="store_true",
+                        help="also run AWS event-ruler (Java, needs java and mvn) and print esm/event-ruler")
     args = parser.parse_args(argv)
     counts = [int(part) for part in args.counts.split(",")]
     kinds = args.kinds.split(",")
@@ -195,8 +208,11 @@ def main(argv: list[str] | None = None) -> int:
           f"LocalStack on the first {min(args.ref_events, args.events)}; Python {platform.python_version()}; one core")
     if not has_localstack:
         print(f"LocalStack engine: not found at {localstack} (see the module docstring); column left empty")
+    ruler = EventRuler() if args.event_ruler else None
     header = (f"{'events':<10}{'kind':<19}{'filters':>8}{'json ev/s':>12}{'json us':>8}{'us/ev':>8}{'matched':>9}"
               f"{'ref ev/s':>10}{'x ref':>8}{'ls ev/s':>10}{'x ls':>7}")
+    if ruler is not None:
+        header += f"{'er ev/s':>11}{'esm/er':>8}{'cpu esm/er':>11}{'same':>6}"
     rows: list[dict[str, Any]] = []
     sizes: dict[str, float] = {}
     for event_kind in event_kinds:
@@ -215,7 +231,33 @@ def main(argv: list[str] | None = None) -> int:
             for count in counts:
                 patterns = make_patterns(kind, count, event_kind)
                 matcher = compile_filters(patterns)
-                json_time, matched = timed(lambda: sum(1 for blob in blobs if matcher.matches_json(blob)), args.repeat)
+                if ruler is None:
+                    json_time, matched = timed(lambda: sum(1 for blob in blobs if matcher.matches_json(blob)), args.repeat)
+                else:
+                    case = f"{event_kind}-{kind}-{count}"
+                    theirs = ruler.load(case, blobs, patterns)
+                    ours = [matcher.matches_json(blob) for blob in blobs]
+                    if ours != theirs:
+                        first = next(i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b)
+                        raise SystemExit(
+                            f"{case}: esm and event-ruler disagree on {sum(a != b for a, b in zip(ours, theirs))} events; "
+                            f"first: event {first} (esm {ours[first]}, event-ruler {theirs[first]}): {blobs[first].decode()}")
+                    # Turns: one event-ruler pass, one esm pass, ... (a busy shared machine slows both alike).
+                    # Thread CPU time too: on a machine shared with other work, wall-clock time
+                    # also counts the time either side waited for a core.
+                    er_time = json_time = er_cpu = json_cpu = float("inf")
+                    for _ in range(args.repeat):
+                        wall, cpu = ruler.time(case)
+                        er_time, er_cpu = min(er_time, wall), min(er_cpu, cpu)
+                        gc.collect()
+                        gc.disable()
+                        try:
+                            cpu_start, start = time.thread_time(), time.perf_counter()
+                            matched = sum(1 for blob in blobs if matcher.matches_json(blob))
+                            wall, cpu = time.perf_counter() - start, time.thread_time() - cpu_start
+                        finally:
+                            gc.enable()
+                        json_time, json_cpu = min(json_time, wall), min(json_cpu, cpu)
                 dict_time, matched_dicts = timed(lambda: sum(1 for event in events if matcher.matches(event)), args.repeat)
                 assert matched == matched_dicts
                 subset = blobs[:ref_n]
@@ -244,13 +286,25 @@ def main(argv: list[str] | None = None) -> int:
                         row["localstack_events_per_s"] = outcome["events_per_s"]
                         row["speedup_vs_localstack"] = row["matches_json_events_per_s"] / outcome["events_per_s"]
                         row["localstack_matched_agrees"] = outcome["matched"] == own_on_subset
+                if ruler is not None:
+                    row["event_ruler_events_per_s"] = len(blobs) / er_time
+                    row["esm_vs_event_ruler"] = row["matches_json_events_per_s"] / row["event_ruler_events_per_s"]
+                    row["esm_cpu_events_per_s"] = len(blobs) / json_cpu
+                    row["event_ruler_cpu_events_per_s"] = len(blobs) / er_cpu
+                    row["esm_vs_event_ruler_cpu"] = er_cpu / json_cpu
+                    row["event_ruler_matches_identical"] = True  # checked above: the bench stops otherwise
                 rows.append(row)
                 ls = f"{row['localstack_events_per_s']:>10,.0f}{row['speedup_vs_localstack']:>6.0f}x" if "localstack_events_per_s" in row else (
                     f"{'error':>10}{'':>7}" if "localstack_error" in row else f"{'-':>10}{'':>7}")
                 print(f"{event_kind:<10}{kind:<19}{count:>8}{row['matches_json_events_per_s']:>12,.0f}"
                       f"{row['matches_json_us_per_event']:>8.2f}{row['matches_us_per_event']:>8.2f}"
-                      f"{matched:>9}{row['reference_events_per_s']:>10,.0f}{row['speedup_vs_reference']:>7.0f}x{ls}", flush=True)
+                      f"{matched:>9}{row['reference_events_per_s']:>10,.0f}{row['speedup_vs_reference']:>7.0f}x{ls}"
+                      + (f"{row['event_ruler_events_per_s']:>11,.0f}{row['esm_vs_event_ruler']:>7.2f}x"
+                         f"{row['esm_vs_event_ruler_cpu']:>10.2f}x{'yes':>6}" if ruler else ""),
+                      flush=True)
         os.unlink(events_file.name)
+    if ruler is not None:
+        ruler.close()
 
     by_kind: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
     for row in rows:
@@ -284,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         "event_bytes": sizes,
         "reference_events": min(args.ref_events, args.events),
         "localstack": str(localstack) if has_localstack else None,
+        "event_ruler": f"event-ruler {EVENT_RULER_VERSION} (Java, one thread, warmed JIT)" if ruler else None,
         "rows": rows,
         "cost_ratio": summary,
     }, indent=2) + "\n")

@@ -65,6 +65,7 @@ from esm.filtering.values import (
     parse_ip,
     wildcard_matcher,
 )
+from esm.filtering.reader import UNDECIDED, compile_quick, compile_reader
 from esm.filtering.walk import Extraction, build_tree, compile_walker, consistent
 
 _EMPTY: tuple[int, ...] = ()
@@ -319,6 +320,7 @@ class _PathIndex:
             or self.any_string or self.ranges or self.ips or self.exists or self.all_but
             or self.but_checks or self.wild_heads or self.wild_tails
         )
+        self.only_affixes = bool(only_affixes)
         if only_affixes:
             self.tests_for = self._affix_tests()  # type: ignore[method-assign]
         if self.exists and not self.exact and _only_exact_or_exists(self):
@@ -352,6 +354,32 @@ class _PathIndex:
             return out
 
         return affix_tests
+
+    def string_passes(self) -> Callable[[str], Any]:
+        """A function telling whether a string passes any test of this path (a true answer),
+        for the one-field plans decided without test ids (reader.py's quick decision): dict
+        membership for exact values, prefixes and suffixes; ``tests_for`` otherwise."""
+        if self.only_exact:
+            return self.exact.__contains__
+        if not self.only_affixes:
+            return self.tests_for
+        exact, prefixes, suffixes = self.exact, tuple(self.prefixes), tuple(self.suffixes)
+        if not exact and not suffixes and len(prefixes) == 1:
+            size, heads = prefixes[0]
+            return lambda value: value[:size] in heads  # keys are all `size` long: a shorter value misses
+
+        def affix_passes(value: str) -> bool:
+            if value in exact:
+                return True
+            for size, table in prefixes:
+                if value[:size] in table:
+                    return True
+            for size, table in suffixes:
+                if value[-size:] in table:
+                    return True
+            return False
+
+        return affix_passes
 
     def tests_for(self, value: Any) -> list[int] | tuple[int, ...]:
         """Test ids satisfied by one leaf value."""
@@ -601,14 +629,48 @@ class Plan:
         return self._decide(found)
 
     def matches_json(self, data: bytes | bytearray | memoryview | str) -> bool:
-        """Parse JSON text and match it. Raises ValueError when it is not valid JSON."""
+        """Parse JSON text and match it. Raises ValueError when it is not valid JSON.
+
+        The first call builds the plan's reader of the used paths (reader.py) and puts the
+        function using it in this method's place on the instance."""
         if self.match_all:
             return True
+        self.matches_json = self._compile_json()  # type: ignore[method-assign]
+        return self.matches_json(data)
+
+    def _parse_fully(self, data: bytes | bytearray | memoryview | str) -> bool:
+        """The whole event read by orjson (or by ``parse_event`` for what orjson refuses)."""
         try:
             event = orjson.loads(data)
         except orjson.JSONDecodeError:
             return self.matches(parse_event(data))  # the standard library's reading, or ValueError
         return self.matches(event, lambda: exact_reading(data))
+
+    def _compile_json(self) -> Callable[[bytes | bytearray | memoryview | str], bool]:
+        reader = compile_reader(self.tree)
+        if reader is None:
+            return self._parse_fully
+        quick = None
+        if self.any_test_matches and not self.absent_alone:
+            quick = compile_quick(
+                self.tree,
+                reader.types,
+                [index.tests_for for index in self.indexes],
+                [index.string_passes() for index in self.indexes],
+            )
+        read, as_dict, matches, parse_fully = reader.read, reader.as_dict, self.matches, self._parse_fully
+
+        def matches_json(data: bytes | bytearray | memoryview | str) -> bool:
+            struct = read(data)
+            if struct is None:  # something only the full reading can vouch for
+                return parse_fully(data)
+            if quick is not None:
+                answer = quick(struct)
+                if answer is not UNDECIDED:
+                    return answer  # type: ignore[no-any-return]
+            return matches(as_dict(struct), lambda: exact_reading(data))
+
+        return matches_json
 
     def _decide(self, found: Extraction) -> bool:
         """Whether the values pulled out of one event satisfy any sub-rule."""
