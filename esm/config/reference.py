@@ -14,7 +14,7 @@ from typing import Any
 
 import botocore.session
 
-from esm.config.loading import EXTENSION_KEYS, FUNCTION_KEYS, TOP_LEVEL_KEYS
+from esm.config.loading import FUNCTION_KEYS, TOP_LEVEL_KEYS, extension_keys
 
 DESCRIBED: dict[str, str] = {
     # top level
@@ -134,7 +134,7 @@ def render() -> str:
         "",
         "| key | meaning |",
         "|---|---|",
-        *_keys(EXTENSION_KEYS),
+        *_keys(extension_keys()),
         "",
     ]
     return "\n".join(lines)
