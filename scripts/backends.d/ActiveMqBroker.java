@@ -6,7 +6,8 @@
 // Lambda uses. A STOMP NACK is a poison acknowledgement: the RedeliveryPlugin turns it into a
 // scheduled redelivery (the message comes back with redelivered=true) until the limit.
 //
-// Usage: java -cp 'lib/*:classes' ActiveMqBroker DATA_DIR STOMP_PORT USER PASSWORD
+// Usage: ACTIVEMQ_PASSWORD=... java -cp 'lib/*:classes' ActiveMqBroker DATA_DIR STOMP_PORT USER
+// (the password from the environment, so that it is not on the command line)
 import java.io.File;
 import java.util.List;
 
@@ -21,8 +22,9 @@ import org.apache.activemq.store.kahadb.KahaDBPersistenceAdapter;
 
 public final class ActiveMqBroker {
     public static void main(String[] args) throws Exception {
-        if (args.length != 4) {
-            System.err.println("usage: ActiveMqBroker DATA_DIR STOMP_PORT USER PASSWORD");
+        String password = System.getenv("ACTIVEMQ_PASSWORD");
+        if (args.length != 3 || password == null || password.isEmpty()) {
+            System.err.println("usage: ACTIVEMQ_PASSWORD=... ActiveMqBroker DATA_DIR STOMP_PORT USER");
             System.exit(2);
         }
         File data = new File(args[0]);
@@ -43,7 +45,7 @@ public final class ActiveMqBroker {
         broker.getSystemUsage().getJobSchedulerUsage().setLimit(1L << 30);
 
         SimpleAuthenticationPlugin authentication = new SimpleAuthenticationPlugin(
-                List.of(new AuthenticationUser(args[2], args[3], "users")));
+                List.of(new AuthenticationUser(args[2], password, "users")));
         authentication.setAnonymousAccessAllowed(false);
         RedeliveryPolicyMap policies = new RedeliveryPolicyMap();
         policies.setDefaultEntry(new RedeliveryPolicy());  // ActiveMQ's defaults: 6 redeliveries, 1 s apart
