@@ -42,6 +42,7 @@ DESCRIBED: dict[str, str] = {
     "kafka_tls": "Kafka: TLS on or off against Lambda's default",
     "on_failure_kafka": "Kafka: the cluster of a `kafka://` on-failure topic, when not the source's",
     "parallelization_factor": "Kafka: lanes per partition by record key, 1 to 10",
+    "broker": "Amazon MQ: the broker's URI (ActiveMQ: `stomp://` or `stomp+ssl://`), no user or password",
 }
 
 # What esm does with each CreateEventSourceMapping field; a field missing here renders "honoured".
@@ -52,11 +53,11 @@ HANDLING: dict[str, str] = {
     "MetricsConfig": "accepted, not honoured: every metric is always exported (behaviour §9.8)",
     "LoggingConfig": "accepted, not honoured: esm logs as `--log-level` says",
     "Tags": "stored with the mapping; the control API lists them (ListTags), nothing else reads them",
-    "Queues": "refused: Amazon MQ is not served yet",
+    "Queues": "Amazon MQ: the one queue the mapping reads",
     "DocumentDBEventSourceConfig": "refused: DocumentDB is not served yet",
     "ProvisionedPollerConfig": "SQS: provisioned-mode scaling; Kafka: MaximumPollers bounds the partitions worked, MinimumPollers and PollerGroupName refused (behaviour §9.7)",
     "SourceAccessConfigurations": "honoured; VPC_SUBNET and VPC_SECURITY_GROUP accepted, not honoured",
-    "ScalingConfig": "SQS: MaximumConcurrency honoured",
+    "ScalingConfig": "SQS: MaximumConcurrency honoured; ActiveMQ: the consumers (default 5, as Lambda)",
 }
 
 
