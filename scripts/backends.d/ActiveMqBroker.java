@@ -6,16 +6,27 @@
 // Lambda uses. A STOMP NACK is a poison acknowledgement: the RedeliveryPlugin turns it into a
 // scheduled redelivery (the message comes back with redelivered=true) until the limit.
 //
-// Usage: ACTIVEMQ_PASSWORD=... java -cp 'lib/*:classes' ActiveMqBroker DATA_DIR STOMP_PORT USER
+// For tests it also answers GET http://127.0.0.1:ADMIN_PORT/queue?name=NAME with what the queue
+// holds: {"waiting": messages not handed to a consumer, "held": handed out, not acknowledged}.
+//
+// Usage: ACTIVEMQ_PASSWORD=... java -cp 'lib/*:classes' ActiveMqBroker DATA_DIR STOMP_PORT USER ADMIN_PORT
 // (the password from the environment, so that it is not on the command line)
 import java.io.File;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.net.URLDecoder;
+import java.nio.charset.StandardCharsets;
 import java.util.List;
+
+import com.sun.net.httpserver.HttpServer;
 
 import org.apache.activemq.RedeliveryPolicy;
 import org.apache.activemq.broker.BrokerPlugin;
 import org.apache.activemq.broker.BrokerService;
+import org.apache.activemq.broker.region.Destination;
 import org.apache.activemq.broker.region.policy.RedeliveryPolicyMap;
 import org.apache.activemq.broker.util.RedeliveryPlugin;
+import org.apache.activemq.command.ActiveMQQueue;
 import org.apache.activemq.security.AuthenticationUser;
 import org.apache.activemq.security.SimpleAuthenticationPlugin;
 import org.apache.activemq.store.kahadb.KahaDBPersistenceAdapter;
@@ -23,8 +34,8 @@ import org.apache.activemq.store.kahadb.KahaDBPersistenceAdapter;
 public final class ActiveMqBroker {
     public static void main(String[] args) throws Exception {
         String password = System.getenv("ACTIVEMQ_PASSWORD");
-        if (args.length != 3 || password == null || password.isEmpty()) {
-            System.err.println("usage: ACTIVEMQ_PASSWORD=... ActiveMqBroker DATA_DIR STOMP_PORT USER");
+        if (args.length != 4 || password == null || password.isEmpty()) {
+            System.err.println("usage: ACTIVEMQ_PASSWORD=... ActiveMqBroker DATA_DIR STOMP_PORT USER ADMIN_PORT");
             System.exit(2);
         }
         File data = new File(args[0]);
@@ -66,6 +77,32 @@ public final class ActiveMqBroker {
         }));
         broker.start();
         broker.waitUntilStarted();
+        HttpServer admin = HttpServer.create(new InetSocketAddress("127.0.0.1", Integer.parseInt(args[3])), 0);
+        admin.createContext("/queue", exchange -> {
+            String query = exchange.getRequestURI().getRawQuery();
+            String name = query == null ? "" : URLDecoder.decode(query.replaceFirst("^name=", ""), StandardCharsets.UTF_8);
+            long messages = 0;
+            long inflight = 0;
+            try {
+                Destination queue = broker.getDestination(new ActiveMQQueue(name));
+                if (queue != null) {
+                    messages = queue.getDestinationStatistics().getMessages().getCount();
+                    inflight = queue.getDestinationStatistics().getInflight().getCount();
+                }
+            } catch (Exception error) {
+                exchange.sendResponseHeaders(500, -1);
+                exchange.close();
+                return;
+            }
+            byte[] body = String.format("{\"waiting\": %d, \"held\": %d}", messages - inflight, inflight)
+                    .getBytes(StandardCharsets.UTF_8);
+            exchange.getResponseHeaders().set("Content-Type", "application/json");
+            exchange.sendResponseHeaders(200, body.length);
+            try (OutputStream out = exchange.getResponseBody()) {
+                out.write(body);
+            }
+        });
+        admin.start();
         System.out.println("ActiveMqBroker: STOMP on 127.0.0.1:" + args[1]);
         broker.waitUntilStopped();
     }

@@ -37,5 +37,5 @@ start_activemq() {
   # The password goes in the environment: never on the command line (nor the log's first line).
   ACTIVEMQ_PASSWORD=$ACTIVEMQ_PASSWORD launch activemq "$dir" java $ACTIVEMQ_HEAP_OPTS -Djava.awt.headless=true \
     -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$dir/lib/*:$dir/classes" \
-    ActiveMqBroker "$dir/data" "$ACTIVEMQ_PORT" "$ACTIVEMQ_USERNAME"
+    ActiveMqBroker "$dir/data" "$ACTIVEMQ_PORT" "$ACTIVEMQ_USERNAME" "$ACTIVEMQ_ADMIN_PORT"
 }

@@ -34,6 +34,11 @@ async def stomp_client(password: str | None = None) -> AsyncIterator[stompman.Cl
         yield client
 
 
+def admin_url() -> str:
+    """The test broker's admin endpoint (GET /queue?name=Q: what the queue holds)."""
+    return os.environ["ACTIVEMQ_ADMIN_URL"]
+
+
 def queue_name(prefix: str = "q") -> str:
     return f"esm-{prefix}-{uuid.uuid4().hex[:10]}"
 

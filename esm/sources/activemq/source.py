@@ -177,8 +177,6 @@ class ActiveMqSource:
                 self.events.records_dropped(1, MAXIMUM_PAYLOAD_SIZE_EXCEEDED, f"{self.queue} {record.item_id}")
                 continue
             records.append(record)
-        if records:
-            self.events.records_polled(len(records), sum(r.size for r in records))
         return records
 
     # -- settling ------------------------------------------------------------------------------
