@@ -46,6 +46,10 @@ public final class ActiveMqBroker {
         broker.setPersistent(true);
         KahaDBPersistenceAdapter kahadb = new KahaDBPersistenceAdapter();
         kahadb.setDirectory(new File(data, "kahadb"));
+        // The journal is flushed to disk once a second rather than at every send and acknowledgement:
+        // a killed broker process still loses nothing (the OS has the writes); only a machine crash
+        // could, which a test broker on a shared machine may risk for speed.
+        kahadb.setJournalDiskSyncStrategy("periodic");
         broker.setPersistenceAdapter(kahadb);
         broker.setSchedulerSupport(true);  // the RedeliveryPlugin schedules its redeliveries
         broker.setSchedulerDirectoryFile(new File(data, "scheduler"));
