@@ -125,8 +125,8 @@ class SourceDescriptor:
     `rule(mapping, source_facts) -> (problem, advice, fix) or None`, and optionally
     `read_facts(mapping, clients, unread, probe)`, what the source says about itself; or None;
     replay: dotted path of the module `esm replay` uses for it (esm.replay): `replay_dlq(...)` for a
-    queue's dead-letter queue, or `record_format`, `ours` and `read` to read an on-failure
-    document's records again from the source; None: its failures are not replayed.
+    queue's dead-letter queue, or `record_format`, `ours` and `read(clients, span, form, mapping)` to
+    read an on-failure document's records again from the source; None: its failures are not replayed.
     """
 
     kind: str

@@ -42,7 +42,7 @@ DESCRIBED: dict[str, str] = {
     "kafka_tls": "Kafka: TLS on or off against Lambda's default",
     "on_failure_kafka": "Kafka: the cluster of a `kafka://` on-failure topic, when not the source's",
     "parallelization_factor": "Kafka: lanes per partition by record key, 1 to 10",
-    "broker": "Amazon MQ: the broker's URI (ActiveMQ: `stomp://` or `stomp+ssl://`), no user or password",
+    "broker": "Amazon MQ: the broker's URI (amqps://… RabbitMQ, stomp+ssl://… ActiveMQ); without it esm asks mq:DescribeBroker",
 }
 
 # What esm does with each CreateEventSourceMapping field; a field missing here renders "honoured".
