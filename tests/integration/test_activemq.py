@@ -183,3 +183,32 @@ async def test_two_replicas_share_one_queue_and_lose_nothing():
     assert set(first.bodies) | set(second.bodies) == set(bodies)
     assert first.bodies and second.bodies, "both replicas consumed"
     assert await drain(queue, idle=3) == []
+
+
+async def test_without_esm_broker_describe_broker_names_the_engine_and_the_endpoint(monkeypatch):
+    """behaviour §9.11: a mapping without esm.broker is ActiveMQ's when mq:DescribeBroker (moto) says
+    the broker's engine is ACTIVEMQ, and the source connects to the stomp+ssl:// endpoint it lists."""
+    import os
+    import uuid
+
+    from aiobotocore.session import get_session
+
+    from esm.sources.activemq.rules import BrokerAddress
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_MQ", os.environ["ESM_AWS_ENDPOINT"])
+    name = f"b{uuid.uuid4().hex[:8]}"
+    async with get_session().create_client("mq", region_name="us-east-1") as mq:
+        made = await mq.create_broker(BrokerName=name, EngineType="ACTIVEMQ", EngineVersion="5.18",
+                                      HostInstanceType="mq.t3.micro", DeploymentMode="SINGLE_INSTANCE",
+                                      PubliclyAccessible=False, AutoMinorVersionUpgrade=False,
+                                      Users=[{"Username": "esm", "Password": "esm-password-1"}])
+    arn = f"arn:aws:mq:us-east-1:123456789012:broker:{name}:{made['BrokerId']}"
+    request = mapping(queue_name("described"), await make_secret(), EventSourceArn=arn)
+    del request["esm"]
+    config = parse_config(mapping_config(request), base_dir=".")
+    [settings] = config.mappings
+    assert settings.source == "activemq"
+    source = ActiveMqSource(settings, PipelineSettings.read(settings, default_batch_size=100),
+                            Runtime(clients=AwsClients(config.aws)), Metrics().for_mapping(settings.uuid, "activemq"))
+    found = await source._described()
+    assert isinstance(found, BrokerAddress) and found.tls and found.port == 61614

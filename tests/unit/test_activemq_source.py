@@ -13,7 +13,7 @@ import pytest
 from esm.config.loading import parse_config
 from esm.errors import ConfigError
 from esm.sources.activemq.records import ActiveMqFormat, activemq_event
-from esm.sources.activemq.rules import claims
+from esm.sources.activemq.rules import BrokerAddress, claims, stomp_endpoint
 
 ARN = "arn:aws:mq:us-east-1:000000000000:broker:b:b-1234"
 SECRET = "arn:aws:secretsmanager:us-east-1:000000000000:secret:mq"
@@ -99,3 +99,11 @@ def test_the_payload_is_the_aws_mq_envelope():
     event = activemq_event({"message-id": "ID:2"}, b"x", 5)
     payload = orjson.loads(ActiveMqFormat(source_arn=ARN).payload([Record(event, "ID:2", 1, 0.0, None)]))
     assert payload == {"eventSource": "aws:mq", "eventSourceArn": ARN, "messages": [event]}
+
+
+def test_the_stomp_endpoint_of_those_describe_broker_lists():
+    """behaviour §9.11: without esm.broker the source connects to the broker's stomp+ssl:// endpoint."""
+    endpoints = ["ssl://b-1.mq.us-east-1.amazonaws.com:61617", "amqp+ssl://b-1.mq.us-east-1.amazonaws.com:5671",
+                 "stomp+ssl://b-1.mq.us-east-1.amazonaws.com:61614", "wss://b-1.mq.us-east-1.amazonaws.com:61619"]
+    assert stomp_endpoint(endpoints) == BrokerAddress("b-1.mq.us-east-1.amazonaws.com", 61614, True)
+    assert stomp_endpoint(endpoints[:2]) is None

@@ -1,8 +1,9 @@
 """Amazon MQ for ActiveMQ's config rules and Lambda's defaults for it (behaviour §1, §9.11):
 one queue, a BASIC_AUTH secret, BatchSize 1..10,000 (default 100), a window up to 300 s (default
 0.5 s); what Lambda refuses for an MQ mapping is refused. `claims` tells an ActiveMQ mapping from a
-RabbitMQ one on the broker ARN both share: esm.broker's scheme (stomp://, stomp+ssl://).
-`broker_address` reads that URI."""
+RabbitMQ one on the broker ARN both share: esm.broker's scheme (stomp://, stomp+ssl://), or, without
+esm.broker, the engine mq:DescribeBroker names (esm.sources.amazonmq). `broker_address` reads a URI,
+`stomp_endpoint` picks the STOMP one of the endpoints DescribeBroker lists."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from esm.config.rules import RETRY_CONTROLS, STREAM_ONLY, MappingCheck, not_for
+from esm.sources import amazonmq
 
 TITLE = "Amazon MQ for ActiveMQ"
 SCHEMES = {"stomp": False, "stomp+ssl": True}  # scheme -> TLS
@@ -56,9 +58,22 @@ def broker_address(uri: Any) -> BrokerAddress | str:
     return BrokerAddress(parts.hostname, port or DEFAULT_PORTS[tls], tls)
 
 
+def stomp_endpoint(endpoints: list[str]) -> BrokerAddress | None:
+    """The STOMP endpoint of those DescribeBroker lists (stomp+ssl:// on Amazon MQ), if any."""
+    for uri in endpoints:
+        address = broker_address(uri)
+        if isinstance(address, BrokerAddress):
+            return address
+    return None
+
+
 def claims(request: Mapping[str, Any], extension: Mapping[str, Any]) -> bool:
-    """An ActiveMQ mapping: esm.broker is a STOMP URI."""
+    """An ActiveMQ mapping: esm.broker is a STOMP URI or, without esm.broker, DescribeBroker says
+    the broker's engine is ActiveMQ."""
     broker = extension.get("broker")
+    if broker is None:
+        arn = request.get("EventSourceArn")
+        return isinstance(arn, str) and amazonmq.engine_of(arn) == amazonmq.ACTIVEMQ
     return isinstance(broker, str) and urlsplit(broker).scheme in SCHEMES
 
 
@@ -74,9 +89,12 @@ def check(check: MappingCheck) -> None:
         check.fail("BatchSize", f"must be between 1 and {MAX_BATCH_SIZE} for {TITLE} (got {batch})")
     window = req.get("MaximumBatchingWindowInSeconds")
     check.batching_window = DEFAULT_WINDOW if window is None else float(window)
-    address = broker_address(check.extension.get("broker")) if "broker" in check.extension else NO_BROKER
-    if isinstance(address, str):
-        check.fail("esm.broker", address)
+    if "broker" in check.extension:
+        address = broker_address(check.extension["broker"])
+        if isinstance(address, str):
+            check.fail("esm.broker", address)
+    elif amazonmq.engine_of(check.source_id) != amazonmq.ACTIVEMQ:
+        check.fail("esm.broker", NO_BROKER)  # the source finds the broker's endpoints when it connects
 
 
 def _check_access(check: MappingCheck, access: Any) -> None:

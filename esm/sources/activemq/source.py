@@ -15,8 +15,10 @@ queue. A message gathered but never invoked goes back to the buffer for another 
 is acknowledged before its outcome is known, so a crash or a lost connection loses nothing: the
 broker redelivers what was not acknowledged.
 
-Credentials come from the mapping's BASIC_AUTH secret (esm.security.secrets); a broker that
-refuses them is reported with Lambda's EVENT_SOURCE_AUTHN_ERROR.
+The broker is esm.broker, or else the STOMP endpoint mq:DescribeBroker lists for the broker ARN
+(esm.sources.amazonmq), asked at each connect. Credentials come from the mapping's BASIC_AUTH
+secret (esm.security.secrets); a broker that refuses them is reported with Lambda's
+EVENT_SOURCE_AUTHN_ERROR.
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ from esm.observability.metrics import MappingMetrics
 from esm.security.secrets import SecretSource
 from esm.sources.activemq.descriptor import DESCRIPTOR
 from esm.sources.activemq.records import ActiveMqFormat, Delivery, activemq_record
-from esm.sources.activemq.rules import BASIC_AUTH, BrokerAddress, broker_address, secret_uri
+from esm.sources import amazonmq
+from esm.sources.activemq.rules import BASIC_AUTH, BrokerAddress, broker_address, secret_uri, stomp_endpoint
 from esm.sources.activemq.scaling import FixedConsumers, concurrency_ceiling
 from esm.sources.activemq.stomp import refusal
 from esm.transform import transform_for
@@ -77,9 +80,10 @@ class ActiveMqSource:
         arn = parse_arn(mapping.source_id)
         self.account = arn.account if arn is not None else None
         self.queue: str = mapping.request["Queues"][0]
-        address = broker_address(mapping.extension.raw.get("broker"))
-        assert isinstance(address, BrokerAddress), "the config rules check esm.broker"
-        self.address = address
+        given = mapping.extension.raw.get("broker")
+        address = broker_address(given) if given is not None else None
+        assert not isinstance(address, str), "the config rules check esm.broker"
+        self.address: BrokerAddress | None = address  # None: DescribeBroker's, found at connect
         self.batch_size = settings.batch_size
         transform = transform_for(settings.transform, DESCRIPTOR.data) if settings.transform else None
         self.format = ActiveMqFormat(source_arn=mapping.source_id, transform=transform)
@@ -106,7 +110,7 @@ class ActiveMqSource:
         secrets = SecretSource(self.clients, self.mapping.extension.secrets)
         credentials = await secrets.read(secret_uri(self.mapping.request), BASIC_AUTH)
         user, password = credentials["username"], credentials["password"]
-        address = self.address
+        address = self.address or await self._described()
         client = stompman.Client(
             # stompman unquotes the passcode it is given
             [stompman.ConnectionParameters(address.host, address.port, user, quote(password, safe=""))],
@@ -138,6 +142,19 @@ class ActiveMqSource:
         self._stack = stack
         self._client = client
         self.log.info("consuming queue %s on %s as %s (prefetch %d)", self.queue, address, user, prefetch)
+
+    async def _described(self) -> BrokerAddress:
+        """The broker's STOMP endpoint as mq:DescribeBroker lists it."""
+        try:
+            endpoints = await amazonmq.broker_endpoints(self.clients, self.mapping.source_id)
+        except Exception as error:  # noqa: BLE001 - unreachable or refused: retried like any connect
+            raise SourceUnavailable(f"Amazon MQ broker {self.mapping.source_id}: DescribeBroker failed: "
+                                    f"{error}") from None
+        found = stomp_endpoint(endpoints)
+        if found is None:
+            raise SourceUnavailable(f"Amazon MQ broker {self.mapping.source_id} lists no STOMP endpoint "
+                                    f"(endpoints: {', '.join(endpoints) or 'none'})")
+        return found
 
     async def _arrive(self, frame: Any) -> None:
         self._buffer.append(frame)
