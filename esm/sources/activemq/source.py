@@ -60,6 +60,7 @@ AUTHN_ERROR = "EVENT_SOURCE_AUTHN_ERROR"  # Lambda's StateTransitionReason for r
 LONG_POLL_SECONDS = 5.0  # a receive with no window waits at most this long for a message
 HOLD_SECONDS = 840.0  # a message is ours while the connection lives; Lambda's 14-minute run limit
 MAX_PREFETCH = 50_000
+CLOSE_SECONDS = 5.0
 ACKED = (Disposition.SUCCEEDED, Disposition.FILTERED, Disposition.DEAD_LETTERED)
 
 
@@ -161,14 +162,15 @@ class ActiveMqSource:
         self._arrived.set()
 
     async def close(self) -> None:
+        # Bounded: with the broker away, the client would try to reconnect for as long as it may.
         if self._subscription is not None:
             # What was not acknowledged goes back to the broker with the subscription.
             with contextlib.suppress(Exception):
-                await self._subscription.unsubscribe()
+                await asyncio.wait_for(self._subscription.unsubscribe(), CLOSE_SECONDS)
             self._subscription = None
         self._buffer.clear()
         with contextlib.suppress(Exception):
-            await self._stack.aclose()
+            await asyncio.wait_for(self._stack.aclose(), CLOSE_SECONDS)
         self._client = None
 
     # -- receiving -----------------------------------------------------------------------------
