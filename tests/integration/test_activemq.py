@@ -212,3 +212,50 @@ async def test_without_esm_broker_describe_broker_names_the_engine_and_the_endpo
                             Runtime(clients=AwsClients(config.aws)), Metrics().for_mapping(settings.uuid, "activemq"))
     found = await source._described()
     assert isinstance(found, BrokerAddress) and found.tls and found.port == 61614
+
+
+async def test_a_sam_mq_event_becomes_an_activemq_mapping(tmp_path, monkeypatch):
+    """behaviour §9.12, §9.11: `esm validate --template` turns a SAM `MQ` event of an ActiveMQ broker
+    (DescribeBroker on moto names the engine) into an activemq mapping with the event's settings."""
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    from aiobotocore.session import get_session
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_MQ", os.environ["ESM_AWS_ENDPOINT"])
+    name = f"b{uuid.uuid4().hex[:8]}"
+    async with get_session().create_client("mq", region_name="us-east-1") as mq:
+        made = await mq.create_broker(BrokerName=name, EngineType="ACTIVEMQ", EngineVersion="5.18",
+                                      HostInstanceType="mq.t3.micro", DeploymentMode="SINGLE_INSTANCE",
+                                      PubliclyAccessible=False, AutoMinorVersionUpgrade=False,
+                                      Users=[{"Username": "esm", "Password": "esm-password-1"}])
+    arn = f"arn:aws:mq:us-east-1:123456789012:broker:{name}:{made['BrokerId']}"
+    template = tmp_path / "template.yaml"
+    template.write_text(f"""
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Orders:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: app.handler
+      Runtime: python3.12
+      CodeUri: .
+      Events:
+        Mq:
+          Type: MQ
+          Properties:
+            Broker: {arn}
+            Queues: [orders]
+            SourceAccessConfigurations:
+              - {{Type: BASIC_AUTH, URI: "arn:aws:secretsmanager:us-east-1:123456789012:secret:mq"}}
+            BatchSize: 50
+""")
+    done = subprocess.run([sys.executable, "-m", "esm", "validate", "--template", str(template),
+                           "--functions-url", "http://127.0.0.1:9/{name}"],
+                          capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "valid (1 mapping(s)" in done.stdout
+    assert "activemq" in done.stdout and "batch 50, window 0.5s" in done.stdout
