@@ -259,3 +259,18 @@ Resources:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "valid (1 mapping(s)" in done.stdout
     assert "activemq" in done.stdout and "batch 50, window 0.5s" in done.stdout
+
+
+async def test_a_message_over_six_megabytes_is_dropped_with_a_metric():
+    """behaviour §9.11 (Lambda drops records over its 6 MB payload limit): the message is
+    acknowledged without an invoke and counted as dropped; the messages around it are processed."""
+    recorder = rec.install(MqRecorder())
+    queue, secret = queue_name("big"), await make_secret()
+    async with stomp_client() as client:
+        await send(client, queue, ["before", b"x" * (5 * 1024 * 1024), "after"])
+    async with running(mapping_config(mapping(queue, secret, BatchSize=10))) as daemon:
+        await daemon.wait_total("esm_dropped_events_total", 1)
+        await recorder.wait_for(lambda r: len(r.records) >= 2)
+        await daemon.wait_total("esm_deleted_events_total", 2)  # the dropped one is counted as dropped only
+    assert sorted(recorder.bodies()) == ["after", "before"]
+    assert await drain(queue, idle=3) == []
