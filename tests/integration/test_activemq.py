@@ -274,3 +274,26 @@ async def test_a_message_over_six_megabytes_is_dropped_with_a_metric():
         await daemon.wait_total("esm_deleted_events_total", 2)  # the dropped one is counted as dropped only
     assert sorted(recorder.bodies()) == ["after", "before"]
     assert await drain(queue, idle=3) == []
+
+
+def test_the_test_broker_listens_on_loopback_only():
+    """scripts/backends: the ActiveMQ broker's STOMP and admin listeners bind 127.0.0.1 only."""
+    import ipaddress
+    import os
+    from urllib.parse import urlsplit
+
+    ports = {int(os.environ["ACTIVEMQ_STOMP_URL"].rsplit(":", 1)[1]), urlsplit(os.environ["ACTIVEMQ_ADMIN_URL"]).port}
+    found: dict[int, list[str]] = {}
+    for table, width in (("/proc/net/tcp", 4), ("/proc/net/tcp6", 16)):
+        with open(table, encoding="ascii") as lines:
+            for line in list(lines)[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, port = local.split(":")
+                if state != "0A" or int(port, 16) not in ports:  # 0A: LISTEN
+                    continue
+                raw = b"".join(bytes.fromhex(address[i:i + 8])[::-1] for i in range(0, len(address), 8))
+                ip = ipaddress.ip_address(raw[:width])
+                mapped = getattr(ip, "ipv4_mapped", None)
+                found.setdefault(int(port, 16), []).append(str(mapped or ip))
+    assert set(found) == ports, found
+    assert all(ipaddress.ip_address(a).is_loopback for addresses in found.values() for a in addresses), found
