@@ -61,6 +61,7 @@ LONG_POLL_SECONDS = 5.0  # a receive with no window waits at most this long for 
 HOLD_SECONDS = 840.0  # a message is ours while the connection lives; Lambda's 14-minute run limit
 MAX_PREFETCH = 50_000
 CLOSE_SECONDS = 5.0
+HEARTBEAT_MS = 5000
 ACKED = (Disposition.SUCCEEDED, Disposition.FILTERED, Disposition.DEAD_LETTERED)
 
 
@@ -116,6 +117,9 @@ class ActiveMqSource:
             # stompman unquotes the passcode it is given
             [stompman.ConnectionParameters(address.host, address.port, user, quote(password, safe=""))],
             ssl=True if address.tls else None,
+            # Heart-beats every 5 s each way: a busy event loop (a long batch of filtering) must not look
+            # like a dead client to the broker, which would hand our messages to another consumer.
+            heartbeat=stompman.Heartbeat(HEARTBEAT_MS, HEARTBEAT_MS),
             connect_retry_attempts=2,
             keep_alive_on_connection_failure=True,  # after the first connect, reconnect forever
             no_message_restart_interval=None,  # an idle queue is no reason to reconnect
