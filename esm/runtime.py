@@ -23,3 +23,6 @@ class Runtime:
     clients: AwsClients
     checkpoints: Any = None  # an esm.checkpoints store, opened by the daemon when a stream needs it
     owner: str = field(default_factory=_owner_id)
+    # What a source's mappings share across the daemon, under names the source chooses (Kafka's
+    # poller groups: esm.sources.kafka.pollers).
+    shared: dict[str, Any] = field(default_factory=dict)

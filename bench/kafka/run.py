@@ -120,6 +120,9 @@ def esm_config(topic: str, handler: str, batch_size: int, window: float,
             "FunctionName": "f", "Topics": [topic], "StartingPosition": "TRIM_HORIZON", "BatchSize": batch_size,
             "MaximumBatchingWindowInSeconds": window,
             "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": servers().split(",")}},
+            # No authentication: the VPC entries AWS requires of a self-managed cluster (esm ignores them).
+            "SourceAccessConfigurations": [{"Type": "VPC_SUBNET", "URI": "subnet:subnet-1"},
+                                           {"Type": "VPC_SECURITY_GROUP", "URI": "security_group:sg-1"}],
             "SelfManagedKafkaEventSourceConfig": kafka_config}],
         "metrics": {"listen": "127.0.0.1:0"},
     })

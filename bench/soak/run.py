@@ -85,7 +85,10 @@ def config(names: dict[str, Any], folder: str, port: int) -> str:
              "StartingPosition": "TRIM_HORIZON", "BatchSize": 100},
             {"FunctionName": "f", "Topics": [names["topic"]], "StartingPosition": "TRIM_HORIZON", "BatchSize": 100,
              "SelfManagedEventSource": {"Endpoints": {
-                 "KAFKA_BOOTSTRAP_SERVERS": os.environ["KAFKA_BOOTSTRAP_SERVERS"].split(",")}}},
+                 "KAFKA_BOOTSTRAP_SERVERS": os.environ["KAFKA_BOOTSTRAP_SERVERS"].split(",")}},
+             # No authentication: the VPC entries AWS requires of a self-managed cluster (esm ignores them).
+             "SourceAccessConfigurations": [{"Type": "VPC_SUBNET", "URI": "subnet:subnet-1"},
+                                            {"Type": "VPC_SECURITY_GROUP", "URI": "security_group:sg-1"}]},
         ],
         "checkpoints": {"sqlite": f"{folder}/checkpoints.db"},
         "metrics": {"listen": f"127.0.0.1:{port}"},

@@ -35,7 +35,8 @@ from esm.api.replica_sync import ReplicaSync, stored_document
 from esm.checkpoints.mappings import MappingStore, RevisionConflict
 from esm.config.loading import build_mapping
 from esm.config.settings import FunctionTarget, MappingSettings
-from esm.errors import ConfigError
+from esm.config.rules import poller_group_problems
+from esm.errors import ConfigError, Problem
 from esm.identity import function_name
 from esm.invokers.base import Invoker
 from esm.observability.metrics import Metrics
@@ -111,6 +112,7 @@ class MappingManager:
             new_uuid = str(uuids.uuid4())
             settings = self._build(self._with_function_key(request), new_uuid)
             self._refuse_duplicate(settings, None)
+            self._refuse_overfull_poller_group(settings, None)
             await self._refuse_missing_source(settings)
             entry = Entry(settings, "api", revision=1)
             await self.store.put(new_uuid, stored_document(entry), expected=None)
@@ -125,6 +127,7 @@ class MappingManager:
             request = {**entry.settings.request, **{k: v for k, v in changes.items() if k != "UUID"}}
             settings = self._build(self._with_function_key(request), uuid)
             self._refuse_duplicate(settings, uuid)
+            self._refuse_overfull_poller_group(settings, uuid)
             document = {**stored_document(entry, settings), "Revision": entry.revision + 1,
                         "LastModified": time.time(), "StateTransitionReason": None}
             await self._store(entry, document)
@@ -221,6 +224,14 @@ class MappingManager:
                     source=settings.get("EventSourceArn") or ",".join(_servers(settings.request)),
                     function=settings.function.name, function_arn=settings.function.lambda_arn or settings.function.name,
                     topics=",".join(settings.request.get("Topics") or []), uuid=other.uuid))
+
+    def _refuse_overfull_poller_group(self, settings: MappingSettings, own_uuid: str | None) -> None:
+        """A poller group holds at most 100 mappings and 2,000 MaximumPollers (behaviour §7)."""
+        others = [(e.uuid, dict(e.settings.request)) for e in self.entries.values() if e.uuid != own_uuid]
+        found = poller_group_problems([*others, ("request", dict(settings.request))])
+        mine = [Problem(path.removeprefix("request."), reason) for path, reason in found if path.startswith("request.")]
+        if mine:
+            raise answers.refused(mine)
 
     async def _refuse_missing_source(self, settings: MappingSettings) -> None:
         """AWS refuses a mapping of a queue, stream or cluster that does not exist; one that does

@@ -26,7 +26,7 @@ import yaml
 from esm import registry
 from esm.config.api_shape import check_against_api_shape, check_role_arn
 from esm.config.references import check_reference
-from esm.config.rules import check_mapping, sam_key_problems
+from esm.config.rules import check_mapping, poller_group_problems, sam_key_problems
 from esm.config.settings import (
     DEFAULT_FUNCTION_TIMEOUT,
     DEFAULT_SHUTDOWN_TIMEOUT,
@@ -460,6 +460,9 @@ class _Builder:
                     self.fail(f"{path}.{key}.ConsumerGroupId",
                               f"'{group}' is already used by event_source_mappings[{groups[group]}]")
                 groups.setdefault(group, mapping.index)
+        for path, reason in poller_group_problems([(f"event_source_mappings[{m.index}]", dict(m.request))
+                                                   for m in mappings]):
+            self.fail(path, reason)
 
     # -- the rest ---------------------------------------------------------------------------
     def aws(self, raw: Any) -> AwsSettings:

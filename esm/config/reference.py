@@ -55,8 +55,11 @@ HANDLING: dict[str, str] = {
     "Tags": "stored with the mapping; the control API lists them (ListTags), nothing else reads them",
     "Queues": "Amazon MQ: the one queue the mapping reads",
     "DocumentDBEventSourceConfig": "refused: DocumentDB is not served yet",
-    "ProvisionedPollerConfig": "SQS: provisioned-mode scaling; Kafka: MaximumPollers bounds the partitions worked, MinimumPollers and PollerGroupName refused (behaviour §9.7)",
-    "SourceAccessConfigurations": "honoured; VPC_SUBNET and VPC_SECURITY_GROUP accepted, not honoured",
+    "ProvisionedPollerConfig": ("provisioned-mode scaling: SQS 10 invokes a poller, Kafka 5 batches in flight a "
+                                "poller and poller groups (behaviour §7, §9.11)"),
+    "SourceAccessConfigurations": ("honoured; required for self-managed Kafka, as on AWS; VPC_SUBNET and "
+                                   "VPC_SECURITY_GROUP accepted, not honoured (the form of a cluster without "
+                                   "authentication)"),
     "ScalingConfig": "SQS: MaximumConcurrency honoured; ActiveMQ: the consumers (default 5, as Lambda)",
 }
 

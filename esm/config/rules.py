@@ -50,6 +50,38 @@ TIMESTAMP_WITHOUT_AT_TIMESTAMP = "Timestamp only valid with StartingPosition AT_
 INVALID_PATTERN = "Invalid filter pattern definition."
 ON_SUCCESS = "Unsupported DestinationConfig parameter for given event source mapping type."
 
+# A poller group (ProvisionedPollerConfig.PollerGroupName, Kafka): at most this many mappings, whose
+# MaximumPollers (default 200) total at most this many pollers (botocore's documentation of the field).
+POLLER_GROUP_MAX_MAPPINGS = 100
+POLLER_GROUP_MAX_POLLERS = 2000
+DEFAULT_MAXIMUM_POLLERS = 200
+
+
+def poller_group_problems(requests: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str]]:
+    """(path, reason) for each mapping that overfills its poller group, given (path, request) pairs
+    in order: the mapping past the 100th, or the one whose MaximumPollers passes the 2,000 total."""
+    found: list[tuple[str, str]] = []
+    groups: dict[str, tuple[int, int]] = {}  # name -> (mappings, total MaximumPollers)
+    for path, request in requests:
+        config = request.get("ProvisionedPollerConfig")
+        name = config.get("PollerGroupName") if isinstance(config, dict) else None
+        if not name:
+            continue
+        count, total = groups.get(name, (0, 0))
+        highest = config.get("MaximumPollers", DEFAULT_MAXIMUM_POLLERS)
+        highest = highest if isinstance(highest, int) else 0
+        where = f"{path}.ProvisionedPollerConfig.PollerGroupName"
+        if count + 1 > POLLER_GROUP_MAX_MAPPINGS:
+            found.append((where, f"poller group '{name}' already has {POLLER_GROUP_MAX_MAPPINGS} mappings "
+                                 f"(at most {POLLER_GROUP_MAX_MAPPINGS} mappings a group)"))
+        elif total + highest > POLLER_GROUP_MAX_POLLERS:
+            found.append((where, f"poller group '{name}' would hold {total + highest} MaximumPollers in all "
+                                 f"(at most {POLLER_GROUP_MAX_POLLERS} across a group's mappings)"))
+        else:
+            groups[name] = (count + 1, total + highest)
+    return found
+
+
 STREAM_ONLY = ("ParallelizationFactor", "TumblingWindowInSeconds")
 RETRY_CONTROLS = ("BisectBatchOnFunctionError", "MaximumRetryAttempts", "MaximumRecordAgeInSeconds")
 # What no shard stream source (Kinesis, DynamoDB Streams) takes: Kafka's and SQS's settings.

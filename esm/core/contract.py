@@ -172,7 +172,10 @@ class Source(Protocol):
     """One mapping's stream source (see the module docstring), built as
     `cls(mapping, settings, runtime, metrics, identity)`: the validated MappingSettings, its
     PipelineSettings (read once), the daemon's Runtime (AWS clients, checkpoint store, owner id),
-    the mapping's MappingMetrics, and an IdentityLookup (None for sources whose records name no role)."""
+    the mapping's MappingMetrics, and an IdentityLookup (None for sources whose records name no role).
+
+    A source that sizes its own concurrency may also have `in_flight_slots`: an async context
+    manager every batch enters before its invoke (Kafka's provisioned pollers)."""
 
     mode: ClassVar[Mode]  # Mode.STREAM
     format: StreamRecordFormat

@@ -10,7 +10,6 @@ stream mapping's has dead letters.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any, Callable, Generic, Hashable, TypeVar
 
@@ -32,7 +31,7 @@ class MappingContext(Generic[F]):
     def __init__(self, *, settings: PipelineSettings, format: F, invoker: Invoker, destination: Any,
                  metrics: MappingMetrics, function_name: str, log: logging.LoggerAdapter, mode: Mode = Mode.STREAM,
                  group_of: Callable[[Record], Hashable] | None = None,
-                 on_throttle: Callable[[], None] | None = None):
+                 on_throttle: Callable[[], None] | None = None, slots: Any = None):
         self.settings = settings
         self.format = format
         self.invoker = invoker
@@ -51,8 +50,9 @@ class MappingContext(Generic[F]):
             destination=destination, format=format, events=self.events,  # type: ignore[arg-type]
             function_name=function_name) if mode is Mode.STREAM else None
         self.in_flight = metrics.in_flight(settings.max_in_flight_bytes)
-        # behaviour §9.7: MaximumPollers bounds how many units have a batch in flight at once.
-        self.slots = asyncio.Semaphore(settings.max_pollers) if settings.max_pollers and mode is Mode.STREAM else None
+        # The source's in-flight limiter, if it sizes one (Kafka's provisioned pollers, behaviour §7):
+        # every batch passes `async with slots` before its invoke.
+        self.slots = slots
 
     def keep(self, records: list[Record]) -> tuple[list[Record], list[Record]]:
         """(kept, filtered out) by the mapping's filters (behaviour §5), counted."""

@@ -56,7 +56,8 @@ class StreamMapping:
             destination = await self.source.destination(target) if target else None
             self.context = MappingContext(settings=self.settings, format=self.source.format, invoker=self.invoker,
                                           destination=destination, metrics=self.metrics,
-                                          function_name=self.mapping.function.name, log=self.log)
+                                          function_name=self.mapping.function.name, log=self.log,
+                                          slots=getattr(self.source, "in_flight_slots", None))
 
     async def run(self) -> None:
         assert self.context is not None, "connect() first"

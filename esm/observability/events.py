@@ -142,11 +142,19 @@ class Events:
         self._emit(logging.WARNING, "DestinationDeliveryFailed", "delivery to %s failed: %s", destination, error)
 
     # -- readings (gauges: no log line) --------------------------------------------------------
-    def pollers(self, pollers: int, *, units: bool = False) -> None:
-        """Active pollers (ProvisionedPollers); `units` also sets EventPollerUnit (Kafka provisioned mode)."""
+    def pollers(self, pollers: int, *, units: bool = False, share: float | None = None) -> None:
+        """Active pollers (ProvisionedPollers); `units` also sets EventPollerUnit (Kafka) to the
+        pollers' own units, `share` to a part of units a poller group shares (behaviour §7)."""
         self.metrics.metrics.provisioned_pollers.labels(*self.metrics.labels).set(pollers)
-        if units:
+        if share is not None:
+            self.metrics.metrics.event_poller_units.labels(*self.metrics.labels).set(share)
+        elif units:
             self.metrics.metrics.event_poller_units.labels(*self.metrics.labels).set(-(-pollers // POLLERS_PER_UNIT))
+
+    def poller_group(self, group: str, pollers: int, units: int) -> None:
+        """A Kafka poller group's pollers and the event poller units they share (behaviour §7)."""
+        self.metrics.metrics.poller_group_pollers.labels(group).set(pollers)
+        self.metrics.metrics.poller_group_units.labels(group).set(units)
 
     def iterator_age(self, shard: str, milliseconds: float) -> None:
         """IteratorAge of a shard's last invoked batch (also the mapping's oldest record age)."""

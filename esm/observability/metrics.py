@@ -75,6 +75,13 @@ class Metrics:
             LABELS, registry=r)
         self.provisioned_pollers = Gauge("esm_provisioned_pollers", "ProvisionedPollers: active pollers", LABELS, registry=r)
         self.event_poller_units = Gauge("esm_event_poller_units", "EventPollerUnit: poller units in use", LABELS, registry=r)
+        # Kafka poller groups (PollerGroupName): the group's pollers and the event poller units they share.
+        self.poller_group_pollers = Gauge("esm_poller_group_pollers",
+                                          "Pollers held by the mappings of a Kafka poller group (PollerGroupName)",
+                                          ("group",), registry=r)
+        self.poller_group_units = Gauge("esm_poller_group_event_poller_units",
+                                        "Event poller units a Kafka poller group's pollers share (10 pollers a unit)",
+                                        ("group",), registry=r)
         self.poller_throughput = Counter("esm_event_poller_throughput_bytes",
                                          "EventPollerThroughputInBytes: bytes polled", LABELS, registry=r)
         self.destination_delivery_failures = Counter(

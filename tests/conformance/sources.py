@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from tests.support.dynamodb import create_table, dynamodb_client, streams_client
-from tests.support.kafka import Message, bootstrap, create_topic, group_offsets, kafka_admin, produce
+from tests.support.kafka import NO_AUTH, Message, bootstrap, create_topic, group_offsets, kafka_admin, produce
 from tests.support.kinesis import create_stream, kinesis_client, put
 from tests.support.ledger import payload
 
@@ -250,7 +250,7 @@ class KafkaSource(StreamSource):
         assert self.unit is not None
         return {"FunctionName": "fn", "Topics": [self.unit.name],
                 "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": bootstrap().split(",")}},
-                "StartingPosition": "TRIM_HORIZON",
+                "SourceAccessConfigurations": NO_AUTH, "StartingPosition": "TRIM_HORIZON",
                 "SelfManagedKafkaEventSourceConfig": {"ConsumerGroupId": self.unit.handle}, **fields}
 
     def items(self, event: dict[str, Any]) -> list[tuple[str, Any]]:

@@ -18,6 +18,7 @@ from tests.fault.harness import (
     read_s3_dead_letters,
     sqlite_checkpoints,
 )
+from tests.support.kafka import NO_AUTH
 from tests.support.ledger import Ledger, payload
 from tests.support.sqs import create_queue, queue_counts, send, sqs_client
 
@@ -187,6 +188,7 @@ class KafkaSide:
         doc: dict[str, Any] = {
             "Topics": [self.topic], "StartingPosition": "TRIM_HORIZON", "BatchSize": 10,
             "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": [self.bootstrap()]}},
+            "SourceAccessConfigurations": NO_AUTH,
             "SelfManagedKafkaEventSourceConfig": {"ConsumerGroupId": self.group},
         }
         if self.destination:

@@ -79,11 +79,13 @@ VALID = {
         {
             "FunctionName": "audit",
             "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["127.0.0.1:9092", "localhost:9093"]}},
+            "SourceAccessConfigurations": [{"Type": "VPC_SUBNET", "URI": "subnet:subnet-1"},
+                                           {"Type": "VPC_SECURITY_GROUP", "URI": "security_group:sg-1"}],
             "Topics": ["audit-log"],
             "StartingPosition": "LATEST",
             "SelfManagedKafkaEventSourceConfig": {"ConsumerGroupId": "esm-audit"},
             "DestinationConfig": {"OnFailure": {"Destination": "kafka://audit-failures"}},
-            "ProvisionedPollerConfig": {"MaximumPollers": 3},  # MinimumPollers is refused for Kafka (behaviour §1)
+            "ProvisionedPollerConfig": {"MaximumPollers": 3},
             "Enabled": False,
             "Tags": {"team": "${TEAM:-core}"},
         },

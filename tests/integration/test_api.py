@@ -22,7 +22,7 @@ import yaml
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-from tests.support.kafka import Message, create_topic, kafka_admin, produce, smk_mapping
+from tests.support.kafka import NO_AUTH, Message, create_topic, kafka_admin, produce, smk_mapping
 from tests.support.kinesis import create_stream, kinesis_client, put
 from tests.support.ports import free_port
 from tests.support.sqs import create_queue, queue_counts, send, sqs_client
@@ -277,7 +277,8 @@ async def test_each_error_type(esm_api: EsmProcess):
     # changed then (ResourceInUseException), but it can be deleted.
     unreachable = {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": [f"127.0.0.1:{free_port()}"]}}
     pending = lam.create_event_source_mapping(FunctionName="orders", Topics=["nowhere"],
-                                              SelfManagedEventSource=unreachable)["UUID"]
+                                              SelfManagedEventSource=unreachable,
+                                              SourceAccessConfigurations=NO_AUTH)["UUID"]
     assert lam.get_event_source_mapping(UUID=pending)["State"] == "Creating"
     assert error_code(lambda: lam.update_event_source_mapping(UUID=pending, BatchSize=3)) == \
         ("ResourceInUseException", 400, "Cannot update the event source mapping because it is in use.")

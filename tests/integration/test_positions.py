@@ -36,7 +36,9 @@ def write_config(tmp_path: Path, name: str, store: str, *, pinned: str | None = 
     extension = f"{{name: {name}" + (f", uuid: {pinned}" if pinned else "") + "}"
     if kafka_topic:
         source = (f"    Topics: [{kafka_topic}]\n"
-                  f"    SelfManagedEventSource: {{Endpoints: {{KAFKA_BOOTSTRAP_SERVERS: [{bootstrap()}]}}}}\n")
+                  f"    SelfManagedEventSource: {{Endpoints: {{KAFKA_BOOTSTRAP_SERVERS: [{bootstrap()}]}}}}\n"
+                  "    SourceAccessConfigurations: [{Type: VPC_SUBNET, URI: 'subnet:subnet-1'},"
+                  " {Type: VPC_SECURITY_GROUP, URI: 'security_group:sg-1'}]\n")
     else:
         source = f"    EventSourceArn: {STREAM}\n"
     path = tmp_path / f"{name}.yaml"

@@ -33,6 +33,7 @@ from typing import Any, AsyncIterator
 
 from esm.config.loading import mapping_uuid
 from tests.fault.harness import DaemonProcess
+from tests.support.kafka import NO_AUTH
 from tests.support.kinesis import create_stream, kinesis_client
 from tests.support.ledger import Ledger
 from tests.support.sqs import create_queue, queue_counts, sqs_client
@@ -126,6 +127,7 @@ class System:
              "BatchSize": BATCH_SIZE, "MaximumRetryAttempts": 4, "BisectBatchOnFunctionError": True,
              **failures, **on_failure("kafka"),
              "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": [kafka]}},
+             "SourceAccessConfigurations": NO_AUTH,
              "SelfManagedKafkaEventSourceConfig": {"ConsumerGroupId": self.res.group},
              "esm": {"name": "nemesis-kafka", "parallelization_factor": KAFKA_LANES}},
         ]

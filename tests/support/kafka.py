@@ -36,12 +36,19 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
+# A self-managed cluster reached without authentication gives its VPC entries: AWS requires
+# SourceAccessConfigurations of a self-managed cluster, and esm ignores these two for networking.
+NO_AUTH: list[dict[str, str]] = [{"Type": "VPC_SUBNET", "URI": "subnet:subnet-0123456789abcdef0"},
+                                 {"Type": "VPC_SECURITY_GROUP", "URI": "security_group:sg-0123456789abcdef0"}]
+
+
 def smk_mapping(topic: str, group: str | None = None, **fields: Any) -> dict[str, Any]:
     """A self-managed Kafka mapping for the recorder, reading `topic` from the test broker."""
     mapping: dict[str, Any] = {
         "FunctionName": "recorder",
         "Topics": [topic],
         "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": bootstrap().split(",")}},
+        "SourceAccessConfigurations": NO_AUTH,
         "StartingPosition": "TRIM_HORIZON",
         "SelfManagedKafkaEventSourceConfig": {"ConsumerGroupId": group or unique("g")},
     }

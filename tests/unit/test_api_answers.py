@@ -33,6 +33,9 @@ KINESIS = "arn:aws:kinesis:us-east-1:000000000000:stream/payments"
 DYNAMODB = "arn:aws:dynamodb:us-east-1:000000000000:table/items/stream/2026-01-01T00:00:00.000"
 MSK = "arn:aws:kafka:us-east-1:000000000000:cluster/events/0b1c2d3e-4f50-6172-8394-a5b6c7d8e9f0-1"
 SELF_MANAGED = {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["127.0.0.1:9092"]}}
+# A self-managed cluster without authentication: its VPC entries (AWS requires SourceAccessConfigurations).
+NO_AUTH = [{"Type": "VPC_SUBNET", "URI": "subnet:subnet-0123"},
+           {"Type": "VPC_SECURITY_GROUP", "URI": "security_group:sg-0123"}]
 ROOT = "/2015-03-31/event-source-mappings"
 
 CONFIG = """
@@ -47,7 +50,7 @@ REQUESTS: dict[str, dict[str, Any]] = {
     "sqs": {"EventSourceArn": SQS},
     "kinesis": {"EventSourceArn": KINESIS, "StartingPosition": "LATEST"},
     "dynamodb": {"EventSourceArn": DYNAMODB, "StartingPosition": "TRIM_HORIZON"},
-    "kafka": {"SelfManagedEventSource": SELF_MANAGED, "Topics": ["orders"]},
+    "kafka": {"SelfManagedEventSource": SELF_MANAGED, "Topics": ["orders"], "SourceAccessConfigurations": NO_AUTH},
     "msk": {"EventSourceArn": MSK, "Topics": ["orders"]},
 }
 
@@ -98,6 +101,8 @@ REFUSED: list[tuple[str, dict[str, Any], int, str, str]] = [
      f"Unsupported starting position for arn type: {DYNAMODB}"),
     ("dynamodb", {"StartingPosition": "NOW"}, 400, "ValidationException", BAD_POSITION),
     ("kafka", {"SelfManagedEventSource": None}, 400, INVALID, "Unrecognized event source."),
+    ("kafka", {"SourceAccessConfigurations": None}, 400, INVALID,
+     "Required 'sourceAccessConfigurations' parameter is missing."),
 ]
 
 # A second mapping of one source and function: ResourceConflictException (409), worded per source.
@@ -251,3 +256,19 @@ async def test_a_config_file_mappings_tags_are_read_only(tmp_path: Path) -> None
         assert (await api.call("GET", resource))[2] == {"Tags": {"team": "config"}}
         status, headers, _ = await api.call("POST", resource, {"Tags": {"team": "other"}})
         assert (status, headers["x-amzn-ErrorType"]) == (409, "ResourceConflictException")
+
+
+async def test_a_poller_group_holds_at_most_2000_maximum_pollers(tmp_path: Path) -> None:
+    """behaviour §7, §9.11: the MaximumPollers of a poller group's mappings total at most 2,000; a
+    create that would pass it is refused naming the field, another group is not affected."""
+    async with running_api(tmp_path) as api:
+        group = {"PollerGroupName": "shared", "MaximumPollers": 2000}
+        status, _, _ = await api.create("kafka", ProvisionedPollerConfig=group)
+        assert status == 202
+        status, code, message = error_of(*await api.create(
+            "kafka", Topics=["other"], ProvisionedPollerConfig={**group, "MaximumPollers": 1}))
+        assert (status, code) == (400, INVALID)
+        assert "ProvisionedPollerConfig.PollerGroupName" in message and "2000" in message
+        status, _, _ = await api.create("kafka", Topics=["third"],
+                                        ProvisionedPollerConfig={"PollerGroupName": "another", "MaximumPollers": 1})
+        assert status == 202

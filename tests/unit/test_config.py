@@ -21,8 +21,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SQS = "arn:aws:sqs:us-east-1:000000000000:orders"
 FIFO = "arn:aws:sqs:us-east-1:000000000000:orders.fifo"
 KINESIS = "arn:aws:kinesis:us-east-1:000000000000:stream/payments"
+# A self-managed cluster without authentication gives its VPC entries (AWS requires SourceAccessConfigurations).
+NO_AUTH = [{"Type": "VPC_SUBNET", "URI": "subnet:subnet-1"},
+           {"Type": "VPC_SECURITY_GROUP", "URI": "security_group:sg-1"}]
 SMK = {"SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["127.0.0.1:9092"]}},
-       "Topics": ["orders"], "StartingPosition": "LATEST"}
+       "Topics": ["orders"], "StartingPosition": "LATEST", "SourceAccessConfigurations": NO_AUTH}
 FUNCTIONS = {"fn": {"url": "http://127.0.0.1:9000/2015-03-31/functions/function/invocations"}}
 
 

@@ -36,6 +36,8 @@ MAPPINGS = [
     {"FunctionName": "orders", "EventSourceArn": STREAM, "StartingPosition": "LATEST", "esm": {"name": "payments"}},
     {"FunctionName": "orders", "Topics": ["audit"], "StartingPosition": "LATEST", "esm": {"name": "audit"},
      "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["kafka.kafka.svc:9092"]}},
+     "SourceAccessConfigurations": [{"Type": "VPC_SUBNET", "URI": "subnet:subnet-1"},
+                                    {"Type": "VPC_SECURITY_GROUP", "URI": "security_group:sg-1"}],
      "SelfManagedKafkaEventSourceConfig": {"ConsumerGroupId": "esm-audit"}},
 ]
 EVERYTHING = {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True},

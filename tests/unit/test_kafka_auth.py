@@ -44,8 +44,9 @@ FUNCTIONS = {"fn": {"url": "http://127.0.0.1:9000/2015-03-31/functions/function/
 def smk(*access: dict, **fields) -> dict:
     mapping = {"FunctionName": "fn", "Topics": ["orders"], "StartingPosition": "LATEST",
                "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["127.0.0.1:9092"]}}, **fields}
-    if access:
-        mapping["SourceAccessConfigurations"] = list(access)
+    # Without authentication: the VPC entries AWS requires of a self-managed cluster (esm ignores them).
+    mapping["SourceAccessConfigurations"] = list(access) or [
+        {"Type": "VPC_SUBNET", "URI": "subnet:subnet-1"}, {"Type": "VPC_SECURITY_GROUP", "URI": "security_group:sg-1"}]
     return mapping
 
 
@@ -79,6 +80,24 @@ def one_problem(*mappings: dict) -> str:
 
 
 P = "event_source_mappings[0]"
+
+
+def test_self_managed_kafka_requires_source_access_configurations():
+    """behaviour §9.11, §10: AWS refuses a self-managed mapping without SourceAccessConfigurations in
+    fixed words, and esm validate says the same; a cluster without authentication gives its VPC
+    entries, which are accepted (MSK needs none)."""
+    for missing in (None, []):
+        mapping = smk()
+        if missing is None:
+            del mapping["SourceAccessConfigurations"]
+        else:
+            mapping["SourceAccessConfigurations"] = missing
+        found = one_problem(mapping)
+        assert found.startswith(f"{P}.SourceAccessConfigurations: Required 'sourceAccessConfigurations' "
+                                "parameter is missing. (")
+        assert "VPC_SUBNET" in found
+    assert parse(smk()).mappings[0].get("SourceAccessConfigurations")[0]["Type"] == "VPC_SUBNET"
+    assert parse(msk()).mappings[0].get("SourceAccessConfigurations") is None
 
 
 # -- SourceAccessConfigurations: what Lambda refuses -----------------------------------------------

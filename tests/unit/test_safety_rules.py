@@ -22,7 +22,9 @@ def mapping(timeout: float = 10, function: dict | None = None, **fields):
 
 def kafka(**fields):
     request = {"FunctionName": "f", "Topics": ["orders"], "StartingPosition": "LATEST",
-               "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["127.0.0.1:9092"]}}, **fields}
+               "SelfManagedEventSource": {"Endpoints": {"KAFKA_BOOTSTRAP_SERVERS": ["127.0.0.1:9092"]}},
+               "SourceAccessConfigurations": [{"Type": "VPC_SUBNET", "URI": "subnet:subnet-1"},
+                                              {"Type": "VPC_SECURITY_GROUP", "URI": "security_group:sg-1"}], **fields}
     doc = {"functions": {"f": {"url": "http://127.0.0.1:9/"}}, "event_source_mappings": [request]}
     return parse_config(yaml.safe_dump(doc), base_dir=".").mappings[0]
 

@@ -394,6 +394,9 @@ event_source_mappings:
     Topics: [orders]
     StartingPosition: TRIM_HORIZON
     SelfManagedEventSource: {Endpoints: {KAFKA_BOOTSTRAP_SERVERS: ["127.0.0.1:9092"]}}
+    SourceAccessConfigurations:
+      - {Type: VPC_SUBNET, URI: "subnet:subnet-1"}
+      - {Type: VPC_SECURITY_GROUP, URI: "security_group:sg-1"}
     SelfManagedKafkaEventSourceConfig:
       SchemaRegistryConfig: %s
 """

@@ -312,6 +312,9 @@ def test_clashes_name_the_other_mapping_by_logical_id(tmp_path):
             Properties:
               FunctionName: f
               SelfManagedEventSource: {Endpoints: {KafkaBootstrapServers: ["127.0.0.1:9092"]}}
+              SourceAccessConfigurations:
+                - {Type: VPC_SUBNET, URI: "subnet:subnet-1"}
+                - {Type: VPC_SECURITY_GROUP, URI: "security_group:sg-1"}
               Topics: [orders-a]
               StartingPosition: LATEST
               SelfManagedKafkaEventSourceConfig: {ConsumerGroupId: shared}
@@ -320,6 +323,9 @@ def test_clashes_name_the_other_mapping_by_logical_id(tmp_path):
             Properties:
               FunctionName: f
               SelfManagedEventSource: {Endpoints: {KafkaBootstrapServers: ["127.0.0.1:9092"]}}
+              SourceAccessConfigurations:
+                - {Type: VPC_SUBNET, URI: "subnet:subnet-1"}
+                - {Type: VPC_SECURITY_GROUP, URI: "security_group:sg-1"}
               Topics: [orders-b]
               StartingPosition: LATEST
               SelfManagedKafkaEventSourceConfig: {ConsumerGroupId: shared}

@@ -43,6 +43,7 @@ from esm.observability.events import Events
 from esm.core.contract import StopReason, Units
 from esm.sources.kafka import tuning
 from esm.sources.kafka.decoding import SchemaStep
+from esm.sources.kafka.pollers import PollerPool
 from esm.sources.kafka.records import kafka_records, partition_key
 
 BuildRecords = Callable[[list[Any], str, float], list[Record]]
@@ -78,13 +79,13 @@ class Partition:
 
 class Group:
     def __init__(self, *, topic: str, events: Events, log: logging.LoggerAdapter, schemas: SchemaStep | None,
-                 max_pollers: int | None):
+                 pool: PollerPool | None = None):
         self.topic = topic
         self.events = events
         self.log = log
         self.schemas = schemas
         self.build: BuildRecords = schemas.build if schemas is not None else kafka_records
-        self.max_pollers = max_pollers
+        self.pool = pool  # provisioned mode's pollers (esm.sources.kafka.pollers); None on demand
         self.consumer: Any = None  # the AIOKafkaConsumer, once connected
         self.partitions: dict[TopicPartition, Partition] = {}
         self.stopping = asyncio.Event()
@@ -233,12 +234,13 @@ class Group:
                 await self._close_unit(part.tp, StopReason.REVOKED)
 
     def report_pollers(self) -> None:
-        """ProvisionedPollers: the partitions this mapping works (one in-order worker each), within
-        MaximumPollers; EventPollerUnit: those pollers at Lambda's default of 10 per unit (behaviour §6, §7)."""
-        pollers = len(self.partitions)
-        if self.max_pollers:
-            pollers = min(pollers, self.max_pollers)
-        self.events.pollers(pollers, units=True)
+        """On demand, ProvisionedPollers counts the partitions this mapping works (one in-order worker
+        each) and EventPollerUnit those pollers at Lambda's 10 per unit; in provisioned mode the pool
+        sizes and reports its pollers within the partitions owned (behaviour §6, §7, §9.11)."""
+        if self.pool is not None:
+            self.pool.owned(len(self.partitions))
+        else:
+            self.events.pollers(len(self.partitions), units=True)
 
 
 class _Listener(ConsumerRebalanceListener):

@@ -20,17 +20,15 @@ from esm.config.rules import (
 from esm.config.schema_registry import problems as schema_registry_problems
 from esm.arns import parse_arn
 from esm.config.kafka_access import HOST_PORT, MAX_BOOTSTRAP_SERVERS, check_access
+from esm.sources.kafka.pollers import DEFAULT_MAXIMUM_POLLERS, DEFAULT_MINIMUM_POLLERS, MAXIMUM_POLLERS
 
 KAFKA_DEFAULT_WINDOW = 0.5
 CONSUMER_GROUP_ID = re.compile(r"[a-zA-Z0-9\-/*:_+=.@]{1,200}")
 
 
 KAFKA_DEFAULT_STARTING_POSITION = "LATEST"
-
-# ProvisionedPollerConfig fields AWS accepts for Kafka that esm does not honour yet.
-NOT_HONOURED = {"MinimumPollers": "no warm consumers are kept beyond the partitions assigned",
-                "PollerGroupName": "poller groups sharing one budget are not served"}
-
+# AWS's answer to a self-managed Kafka mapping without SourceAccessConfigurations (behaviour §10).
+NO_ACCESS_CONFIGURATIONS = "Required 'sourceAccessConfigurations' parameter is missing."
 
 def check(check: MappingCheck) -> None:
     req = check.request
@@ -50,12 +48,25 @@ def check(check: MappingCheck) -> None:
     window = req.get("MaximumBatchingWindowInSeconds")
     check.batching_window = KAFKA_DEFAULT_WINDOW if window is None else float(window)
     check_destination(check, allow_kafka=True)
-    provisioned = req.get("ProvisionedPollerConfig") or {}
-    # MaximumPollers caps the partitions worked at once; what esm cannot honour yet is refused by
-    # name, never accepted and ignored (behaviour §1).
-    for key, why in NOT_HONOURED.items():
-        if key in provisioned:
-            check.fail(f"ProvisionedPollerConfig.{key}", f"is not served by esm yet for Kafka ({why}); leave it out")
+    _check_provisioned(check)
+
+
+def _check_provisioned(check: MappingCheck) -> None:
+    """Provisioned mode (behaviour §7, §9.11): MaximumPollers up to 2,000 for Kafka (botocore's
+    shape allows 10,000: SQS's ceiling) and at least
+    MinimumPollers; every field is honoured (esm.sources.kafka.pollers)."""
+    provisioned = check.request.get("ProvisionedPollerConfig")
+    if not isinstance(provisioned, dict):
+        return
+    low = provisioned.get("MinimumPollers", DEFAULT_MINIMUM_POLLERS)
+    high = provisioned.get("MaximumPollers", DEFAULT_MAXIMUM_POLLERS)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high)):
+        return  # the shape check reported it
+    if high > MAXIMUM_POLLERS:
+        check.fail("ProvisionedPollerConfig.MaximumPollers",
+                   f"must be between 1 and {MAXIMUM_POLLERS} for Kafka event sources (got {high})")
+    elif high < low:
+        check.fail("ProvisionedPollerConfig.MaximumPollers", f"must be at least MinimumPollers ({low}), got {high}")
 
 
 def _check_cluster(check: MappingCheck, self_managed: bool) -> None:
@@ -72,6 +83,12 @@ def _check_cluster(check: MappingCheck, self_managed: bool) -> None:
             for i, server in enumerate(servers):
                 if not (isinstance(server, str) and HOST_PORT.match(server)):
                     check.fail(f"{path}[{i}]", f"must be host:port (got {server!r})")
+        if not req.get("SourceAccessConfigurations"):
+            # AWS requires them for a self-managed cluster; one reached without authentication gives
+            # its VPC_SUBNET and VPC_SECURITY_GROUP entries, which esm accepts and ignores (behaviour §9.11).
+            check.refuse("SourceAccessConfigurations", NO_ACCESS_CONFIGURATIONS,
+                         detail="a cluster without authentication takes its VPC_SUBNET and VPC_SECURITY_GROUP "
+                                "entries, which esm ignores")
         if "AmazonManagedKafkaEventSourceConfig" in req:
             check.fail("AmazonManagedKafkaEventSourceConfig", "is for Amazon MSK; use SelfManagedKafkaEventSourceConfig")
     elif "SelfManagedKafkaEventSourceConfig" in req and not self_managed:  # not when SelfManagedEventSource is malformed

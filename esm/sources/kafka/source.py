@@ -46,6 +46,7 @@ from esm.sources.kafka.cluster import destination_cluster, source_cluster, why_u
 from esm.sources.kafka.commits import Commits
 from esm.sources.kafka.decoding import SchemaStep
 from esm.sources.kafka.group import Group, PartitionState
+from esm.sources.kafka.pollers import pollers_for
 from esm.sources.kafka.records import KafkaFormat
 from esm.sources.kafka.descriptor import DESCRIPTOR
 from esm.transform import transform_for
@@ -92,8 +93,12 @@ class KafkaSource:
             **(dict(keeps=decoding.keeps, pre_failure=decoding.pre_failure) if self.schemas else {}))
         self.cluster: KafkaCluster | None = None  # settled by connect(): secrets are read then
         self.servers = ""
+        # Provisioned mode (behaviour §7, §9.11): the pollers bound the batches in flight, through
+        # `in_flight_slots`, which the engine's lanes pass; None on demand.
+        self.pollers = pollers_for(mapping, runtime, self.events)
+        self.in_flight_slots = self.pollers
         self.group = Group(topic=self.topic, events=self.events, log=self.log, schemas=self.schemas,
-                           max_pollers=settings.max_pollers)
+                           pool=self.pollers)
         self.commits = Commits(self.events, self.log)
 
     # -- connecting --------------------------------------------------------------------------------
@@ -145,6 +150,8 @@ class KafkaSource:
             with contextlib.suppress(KafkaError, OSError, asyncio.TimeoutError):
                 await consumer.stop()  # leaves the group, so the others take over at once
         self.commits.consumer = None
+        if self.pollers is not None:
+            self.pollers.close()  # its pollers go back to its poller group
         if self.schemas is not None:
             await self.schemas.close()
 
@@ -157,6 +164,8 @@ class KafkaSource:
         name = self.mapping.name
         helpers = [asyncio.create_task(self.commits.lag_loop(stopping), name=f"{name}/lag"),
                    asyncio.create_task(self.commits.committer(), name=f"{name}/commits")]
+        if self.pollers is not None:
+            helpers.append(asyncio.create_task(self.pollers.run(stopping), name=f"{name}/pollers"))
         try:
             await self.group.poll(stopping)
         finally:
