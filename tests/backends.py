@@ -28,6 +28,7 @@ REQUIRED = (
     "ESM_FUNCTION_URL",
     "KAFKA_SASL_SSL_BOOTSTRAP",
     "TOXIPROXY_URL",
+    "ACTIVEMQ_STOMP_URL",
 )
 
 # Everything `scripts/backends start` exports (returned when reusing the environment).
@@ -62,6 +63,10 @@ EXPORTS = REQUIRED + (
     "KAFKA_SCRAM512_PASSWORD",
     "KAFKA_PROXIED_UPSTREAM",
     "KAFKA_PROXIED_BOOTSTRAP",
+    "ACTIVEMQ_PORT",
+    "ACTIVEMQ_ADMIN_URL",
+    "ACTIVEMQ_USERNAME",
+    "ACTIVEMQ_PASSWORD",
 )
 
 # A cold start downloads jars, an npm package and a virtualenv: minutes, not hours.

@@ -53,14 +53,14 @@ HANDLING: dict[str, str] = {
     "MetricsConfig": "accepted, not honoured: every metric is always exported (behaviour §9.8)",
     "LoggingConfig": "accepted, not honoured: esm logs as `--log-level` says",
     "Tags": "stored with the mapping; the control API lists them (ListTags), nothing else reads them",
-    "Queues": "refused: Amazon MQ is not served yet",
+    "Queues": "Amazon MQ: the one queue the mapping reads",
     "DocumentDBEventSourceConfig": "refused: DocumentDB is not served yet",
     "ProvisionedPollerConfig": ("provisioned-mode scaling: SQS 10 invokes a poller, Kafka 5 batches in flight a "
                                 "poller and poller groups (behaviour §7, §9.11)"),
     "SourceAccessConfigurations": ("honoured; required for self-managed Kafka, as on AWS; VPC_SUBNET and "
                                    "VPC_SECURITY_GROUP accepted, not honoured (the form of a cluster without "
                                    "authentication)"),
-    "ScalingConfig": "SQS: MaximumConcurrency honoured",
+    "ScalingConfig": "SQS: MaximumConcurrency honoured; ActiveMQ: the consumers (default 5, as Lambda)",
 }
 
 

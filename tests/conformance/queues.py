@@ -16,6 +16,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import base64
+
+import aiohttp
+
+from tests.support import activemq
 from tests.support.sqs import create_queue, queue_counts, send, sqs_client
 
 
@@ -24,10 +29,16 @@ class QueueCapabilities:
     """What the table may ask of a queue source.
 
     ordered_groups: the queue keeps records of one group in order and hands out none of a group
-    while an earlier one is held (SQS FIFO's MessageGroupId).
+    while an earlier one is held (SQS FIFO's MessageGroupId);
+    partial_responses: the mapping takes ReportBatchItemFailures (Amazon MQ's do not: a batch
+    fails as a whole);
+    hold_deadline: a record held past the hold the row asks for is handed out again while its
+    consumer still runs (SQS's visibility timeout; a broker holds it while the consumer lives).
     """
 
     ordered_groups: bool
+    partial_responses: bool = True
+    hold_deadline: bool = True
 
 
 @dataclass(frozen=True)
@@ -119,5 +130,49 @@ class SqsQueue(QueueAdapter):
         return [(r["body"], r["messageId"]) for r in event["Records"]]
 
 
+# ---------------------------------------------------------------- Amazon MQ for ActiveMQ (ActiveMQ Classic)
+
+
+class ActiveMqQueue(QueueAdapter):
+    """A queue of the test broker; what it holds comes from the broker's own statistics (the
+    launcher's admin endpoint, ACTIVEMQ_ADMIN_URL). A record is held while its consumer lives,
+    whatever hold the row asks for."""
+
+    name = "activemq"
+    capabilities = QueueCapabilities(ordered_groups=False, partial_responses=False, hold_deadline=False)
+    data_key = "data"
+
+    async def open(self) -> None:
+        self._stack = contextlib.AsyncExitStack()
+        self._client = await self._stack.enter_async_context(activemq.stomp_client())
+        self._http = await self._stack.enter_async_context(aiohttp.ClientSession())
+        self._queue: str | None = None
+        self._secret = await activemq.make_secret()
+
+    async def close(self) -> None:
+        await self._stack.aclose()
+
+    async def create_queue(self, *, hold: int, ordered: bool = False) -> None:
+        self._queue = activemq.queue_name("conf")
+
+    async def put(self, payloads: list[str], *, group: str | None = None) -> None:
+        assert self._queue is not None
+        await activemq.send(self._client, self._queue, payloads)
+
+    async def held(self) -> Held:
+        assert self._queue is not None
+        url = f"{activemq.admin_url()}/queue"
+        async with self._http.get(url, params={"name": self._queue}) as answer:
+            counts = await answer.json()
+        return Held(counts["waiting"], counts["held"])
+
+    def mapping(self, **fields: Any) -> dict[str, Any]:
+        assert self._queue is not None
+        return activemq.mapping(self._queue, self._secret, "fn", **fields)
+
+    def items(self, event: dict[str, Any]) -> list[tuple[str, Any]]:
+        return [(base64.b64decode(m["data"]).decode(), m["messageID"]) for m in event["messages"]]
+
+
 # The table's parameters: a new queue source is one adapter above and one entry here.
-QUEUES: tuple[type[QueueAdapter], ...] = (SqsQueue,)
+QUEUES: tuple[type[QueueAdapter], ...] = (SqsQueue, ActiveMqQueue)

@@ -68,8 +68,13 @@ class Item:
 
 
 def items_of(event: dict[str, Any]) -> list[tuple[str | None, str | None, Any, dict[str, Any]]]:
-    """(id, key, itemIdentifier, record) for each record of an SQS, Kinesis or Kafka event."""
+    """(id, key, itemIdentifier, record) for each record of an SQS, Kinesis, Kafka or ActiveMQ event."""
     out = []
+    if isinstance(event.get("messages"), list):  # Amazon MQ for ActiveMQ
+        for m in event["messages"]:
+            found = identity(base64.b64decode(m["data"]))
+            out.append((*(found or (None, None)), m["messageID"], m))
+        return out
     if isinstance(event.get("records"), dict):  # Kafka
         for group in event["records"].values():
             for r in group:

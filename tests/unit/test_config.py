@@ -63,7 +63,7 @@ def kafka(**fields) -> dict:
 def test_example_config_is_valid():
     """The shipped config.example.yaml validates (docs/design.md: it is the reference example)."""
     config = load_config(ROOT / "config.example.yaml")
-    assert [m.source for m in config.mappings] == ["sqs", "kinesis", "dynamodb", "kafka"]
+    assert [m.source for m in config.mappings] == ["sqs", "kinesis", "dynamodb", "kafka", "activemq"]
     assert config.mappings[3].enabled is False
 
 
@@ -205,7 +205,6 @@ def test_invalid_filter_pattern_gives_aws_headline_and_reason():
 @pytest.mark.parametrize(
     "arn, name",
     [
-        ("arn:aws:mq:us-east-1:000000000000:broker:b:b-1234", "Amazon MQ"),
         ("arn:aws:rds:us-east-1:000000000000:cluster:docs", "Amazon DocumentDB"),
     ],
 )
@@ -320,7 +319,7 @@ def test_validate_exits_0_on_the_example():
     """docs/design.md: `esm validate` exits 0 for a valid file."""
     result = run_esm("validate", "--config", "config.example.yaml")
     assert result.returncode == 0, result.stderr
-    assert "valid (4 mapping(s)" in result.stdout
+    assert "valid (5 mapping(s)" in result.stdout
 
 
 def test_validate_names_three_mistakes_and_exits_2(tmp_path):

@@ -1,0 +1,1 @@
+"""Amazon MQ for ActiveMQ (`aws:mq`): one queue of an ActiveMQ Classic broker, read over STOMP."""
