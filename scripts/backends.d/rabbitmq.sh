@@ -7,17 +7,19 @@
 # error instead.
 #
 # Everything listens on 127.0.0.1 only: AMQP (RABBITMQ_PORT), Erlang's distribution port
-# (RABBITMQ_DIST_PORT) and an epmd of its own (RABBITMQ_EPMD_PORT), started by the wrapper below in
+# (RABBITMQ_DIST_PORT), the management plugin's HTTP API (RABBITMQ_MANAGEMENT_PORT: the tests read
+# queue counts there) and an epmd of its own (RABBITMQ_EPMD_PORT), started by the wrapper below in
 # the broker's process group, so `stop` ends it with the broker. The node's data, logs, config,
 # Erlang cookie ($HOME) and enabled-plugins file live in $DIR/rabbitmq. Users and vhosts come from
 # a definitions file written at each start: the user `esm` (password made once and kept in
 # credentials.env) with every permission on the vhosts `/` and `esm-vhost`.
 #
 # Exports: RABBITMQ_PORT, RABBITMQ_URL (amqp://esm:PASSWORD@127.0.0.1:PORT/, for test clients),
+# RABBITMQ_MANAGEMENT_URL (http://127.0.0.1:PORT, the HTTP API),
 # RABBITMQ_USERNAME, RABBITMQ_PASSWORD, RABBITMQ_VHOST (the second vhost).
 
 RABBITMQ_SERVER=/usr/lib/rabbitmq/bin/rabbitmq-server
-RABBITMQ_PORT_VARS=(RABBITMQ_PORT RABBITMQ_DIST_PORT RABBITMQ_EPMD_PORT)
+RABBITMQ_PORT_VARS=(RABBITMQ_PORT RABBITMQ_DIST_PORT RABBITMQ_EPMD_PORT RABBITMQ_MANAGEMENT_PORT)
 RABBITMQ_EXTRA_VHOST=esm-vhost
 RABBITMQ_MISSING=0 # 1: not installed and not installable here (left out)
 
@@ -86,7 +88,7 @@ start_rabbitmq() {
   rabbitmq_credentials "$dir"
   rabbitmq_definitions "$dir/definitions.json"
   chmod 600 "$dir/definitions.json"
-  echo '[].' >"$dir/enabled_plugins"
+  echo '[rabbitmq_management].' >"$dir/enabled_plugins"
   : >"$dir/rabbitmq-env.conf"
   cat >"$dir/rabbitmq.conf" <<EOF
 # Written by scripts/backends: one node, loopback only, users from definitions.json.
@@ -96,6 +98,10 @@ loopback_users = none
 log.console = false
 log.file.level = warning
 disk_free_limit.absolute = 50MB
+management.tcp.ip = 127.0.0.1
+management.tcp.port = $RABBITMQ_MANAGEMENT_PORT
+# Queue counts (messages ready, unacknowledged) refresh every quarter second for the tests that read them.
+collect_statistics_interval = 250
 EOF
   # The wrapper starts an epmd of its own on loopback (in the broker's process group), waits for
   # it, then runs the broker. Erlang's distribution listens on loopback too (inet_dist_use_interface).
@@ -128,6 +134,7 @@ rabbitmq_exports() { # prints NAME value pairs, one a line (none when RabbitMQ i
   rabbitmq_credentials "$DIR/rabbitmq"
   printf '%s\n' RABBITMQ_PORT "$RABBITMQ_PORT" \
     RABBITMQ_URL "amqp://$RABBITMQ_USERNAME:$RABBITMQ_PASSWORD@127.0.0.1:$RABBITMQ_PORT/" \
+    RABBITMQ_MANAGEMENT_URL "http://127.0.0.1:$RABBITMQ_MANAGEMENT_PORT" \
     RABBITMQ_USERNAME "$RABBITMQ_USERNAME" RABBITMQ_PASSWORD "$RABBITMQ_PASSWORD" \
     RABBITMQ_VHOST "$RABBITMQ_EXTRA_VHOST"
 }
