@@ -24,6 +24,7 @@ SOURCES: Mapping[str, str] = MappingProxyType({
     "kinesis": "esm.sources.kinesis.descriptor:DESCRIPTOR",
     "dynamodb": "esm.sources.dynamodb.descriptor:DESCRIPTOR",
     "kafka": "esm.sources.kafka.descriptor:DESCRIPTOR",
+    "rabbitmq": "esm.sources.rabbitmq.descriptor:DESCRIPTOR",
 })
 
 # source mode (a source class's `mode`: an esm.core.decide.Mode's value) -> the engine runner that

@@ -1,0 +1,179 @@
+"""Amazon MQ for RabbitMQ against a real broker (scripts/backends: Debian's rabbitmq-server).
+
+Each test names the rule it checks (behaviour §1-3, §9.11) and runs esm through its config and
+daemon, with an in-process function (tests/support/rabbitmq.py) and the broker's own counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+from typing import Any, AsyncIterator
+
+import aio_pika
+import pytest
+import pytest_asyncio
+
+from esm.config.loading import parse_config
+from tests.support import rabbitmq as rmq
+from tests.support.daemon import running
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.usefixtures("backends")
+
+WAIT = 45.0
+
+
+@pytest.fixture
+def broker(backends: dict[str, str]) -> rmq.Broker:
+    return rmq.broker()
+
+
+@pytest_asyncio.fixture(loop_scope="function")
+async def channel(broker: rmq.Broker) -> AsyncIterator[Any]:
+    connection = await aio_pika.connect(broker.url)
+    try:
+        yield await connection.channel()
+    finally:
+        await connection.close()
+
+
+async def drained(broker: rmq.Broker, queue: str, vhost: str = "/") -> None:
+    async def empty() -> bool:
+        return await rmq.counts(broker, queue, vhost) == (0, 0)
+
+    await wait_until(empty, timeout=WAIT, what=f"{queue} emptied (nothing ready or unacknowledged)", interval=0.25)
+
+
+# ---------------------------------------------------------------- the document
+
+
+async def test_the_event_is_lambdas_rmq_document_key_by_key(broker: rmq.Broker, channel: Any) -> None:
+    """behaviour §2, §9.11: one `aws:rmq` event names the broker ARN and lists the messages under
+    `<queue>::<vhost>`; each message's basicProperties come field for field in Lambda's order, a
+    long-string header as {"bytes": [...]}, other header values as they are, the timestamp as
+    Lambda writes it, expiration in milliseconds; `data` is the body in base64."""
+    queue, secret = rmq.queue_name(), rmq.secret(broker)
+    await rmq.declare(channel, queue)
+    await rmq.publish(channel, queue, ['{"timeout":0,"data":"x"}'], content_type="text/plain",
+                      headers={"header1": "value1", "numberInHeader": 10}, priority=4,
+                      delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT, expiration=60, correlation_id="c-1",
+                      reply_to="replies", message_id="m-1", timestamp=dt.datetime(1970, 1, 1, 0, 33, 41,
+                                                                                   tzinfo=dt.timezone.utc),
+                      type="t", app_id="app", user_id=broker.username)
+    captured = rmq.install(rmq.Captured())
+    async with running(rmq.config(rmq.mapping(broker, queue, secret))):
+        await wait_until(lambda: captured.events, timeout=WAIT, what="the function invoked")
+        await drained(broker, queue)
+    [event] = captured.events
+    assert list(event) == ["eventSource", "eventSourceArn", "rmqMessagesByQueue"]
+    assert event["eventSource"] == "aws:rmq" and event["eventSourceArn"] == rmq.BROKER_ARN
+    assert list(event["rmqMessagesByQueue"]) == [f"{queue}::/"]
+    [message] = rmq.messages(event)
+    assert list(message) == ["basicProperties", "redelivered", "data"]
+    assert message["basicProperties"] == {
+        "contentType": "text/plain",
+        "contentEncoding": None,
+        "headers": {"header1": {"bytes": [118, 97, 108, 117, 101, 49]}, "numberInHeader": 10},
+        "deliveryMode": 1,
+        "priority": 4,
+        "correlationId": "c-1",
+        "replyTo": "replies",
+        "expiration": "60000",
+        "messageId": "m-1",
+        "timestamp": "Jan 1, 1970, 12:33:41 AM",
+        "type": "t",
+        "userId": broker.username,
+        "appId": "app",
+        "clusterId": None,
+        "bodySize": 24,
+    }
+    assert list(message["basicProperties"]) == ["contentType", "contentEncoding", "headers", "deliveryMode", "priority",
+                                                "correlationId", "replyTo", "expiration", "messageId", "timestamp",
+                                                "type", "userId", "appId", "clusterId", "bodySize"]
+    assert message["redelivered"] is False
+    assert base64.b64decode(message["data"]) == b'{"timeout":0,"data":"x"}'
+
+
+async def test_a_message_without_properties_has_nulls(broker: rmq.Broker, channel: Any) -> None:
+    """behaviour §9.11: properties a message does not carry are null (headers too), never left out;
+    a binary body is base64 as it is."""
+    queue, secret = rmq.queue_name(), rmq.secret(broker)
+    await rmq.declare(channel, queue)
+    await rmq.publish_bare(channel, queue, b"\x00\xffbinary")
+    captured = rmq.install(rmq.Captured())
+    async with running(rmq.config(rmq.mapping(broker, queue, secret))):
+        await wait_until(lambda: captured.events, timeout=WAIT, what="the function invoked")
+    [message] = rmq.messages(captured.events[0])
+    properties = message["basicProperties"]
+    assert [properties[k] for k in ("contentType", "headers", "correlationId", "timestamp", "type",
+                                    "userId", "appId", "clusterId")] == [None] * 8
+    assert properties["deliveryMode"] == 1  # absent is non-persistent, as AMQP reads it
+    assert properties["bodySize"] == 8
+    assert base64.b64decode(message["data"]) == b"\x00\xffbinary"
+
+
+# ---------------------------------------------------------------- filters, batch size, window
+
+
+async def test_filters_see_the_decoded_data_and_filtered_messages_are_acknowledged(
+        broker: rmq.Broker, channel: Any) -> None:
+    """behaviour §5, §9.11: FilterCriteria matches `data` decoded from base64 (JSON fields, or the
+    text itself); messages no filter keeps never reach the function and leave the queue."""
+    queue, secret = rmq.queue_name(), rmq.secret(broker)
+    await rmq.declare(channel, queue)
+    await rmq.publish(channel, queue, ['{"kind":"keep","n":1}', '{"kind":"skip","n":2}', "plain-keep",
+                                       "plain-skip", '{"kind":"keep","n":5}'])
+    filters = {"Filters": [{"Pattern": json.dumps({"data": {"kind": ["keep"]}})},
+                           {"Pattern": json.dumps({"data": ["plain-keep"]})}]}
+    captured = rmq.install(rmq.Captured())
+    async with running(rmq.config(rmq.mapping(broker, queue, secret, FilterCriteria=filters))) as daemon:
+        await wait_until(lambda: len(captured.bodies) >= 3, timeout=WAIT, what="the kept messages invoked")
+        await daemon.wait_total("esm_filtered_out_events_total", 2)
+        await drained(broker, queue)
+    assert sorted(captured.bodies) == sorted(['{"kind":"keep","n":1}', "plain-keep", '{"kind":"keep","n":5}'])
+
+
+async def test_batches_hold_at_most_batch_size_and_a_window_gathers_them(broker: rmq.Broker, channel: Any) -> None:
+    """behaviour §1: with BatchSize 4 and a window, 10 waiting messages arrive in batches of at most
+    4, the first full; every message is invoked once."""
+    queue, secret = rmq.queue_name(), rmq.secret(broker)
+    await rmq.declare(channel, queue)
+    bodies = [f"m{i}" for i in range(10)]
+    await rmq.publish(channel, queue, bodies)
+    captured = rmq.install(rmq.Captured())
+    text = rmq.config(rmq.mapping(broker, queue, secret, BatchSize=4, MaximumBatchingWindowInSeconds=2))
+    async with running(text):
+        await wait_until(lambda: len(captured.bodies) >= 10, timeout=WAIT, what="every message invoked")
+        await drained(broker, queue)
+    batches = captured.batches()
+    assert all(len(b) <= 4 for b in batches) and len(batches[0]) == 4, batches
+    assert sorted(captured.bodies) == sorted(bodies)
+
+
+def test_config_defaults_and_refusals() -> None:
+    """behaviour §1, §9.11: BatchSize defaults to 100 (at most 10,000), the window to 0.5 s; what
+    Lambda refuses for Amazon MQ (partial batch responses, retries, destinations, positions) is
+    refused, and a mapping needs one queue and a BASIC_AUTH secret."""
+    ok = rmq.config({"EventSourceArn": rmq.BROKER_ARN, "FunctionName": "fn", "Queues": ["q"],
+                     "SourceAccessConfigurations": [{"Type": "BASIC_AUTH", "URI": "s"}],
+                     "esm": {"broker": "amqps://b-1.mq.us-east-1.amazonaws.com:5671"}})
+    [mapping] = parse_config(ok, base_dir=".").mappings
+    assert (mapping.source, mapping.get("BatchSize"), mapping.batching_window) == ("rabbitmq", 100, 0.5)
+    from esm.errors import ConfigError
+
+    bad = rmq.config({"EventSourceArn": rmq.BROKER_ARN, "FunctionName": "fn", "Queues": ["a", "b"],
+                      "BatchSize": 10001, "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                      "MaximumRetryAttempts": 2, "StartingPosition": "LATEST",
+                      "SourceAccessConfigurations": [{"Type": "VIRTUAL_HOST", "URI": "v"}],
+                      "esm": {"broker": "amqp://user:pw@host/vh"}})
+    with pytest.raises(ConfigError) as caught:
+        parse_config(bad, base_dir=".")
+    text = str(caught.value)
+    for expected in ("FunctionResponseTypes: is not supported", "MaximumRetryAttempts: is not supported",
+                     "StartingPosition: is not supported", "Queues: must have at most 1 item",
+                     "SourceAccessConfigurations: needs a BASIC_AUTH secret", "BatchSize",
+                     "esm.broker: must not carry a user or password", "esm.broker: must not name a virtual host"):
+        assert expected in text, text
