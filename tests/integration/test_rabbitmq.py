@@ -177,3 +177,129 @@ def test_config_defaults_and_refusals() -> None:
                      "SourceAccessConfigurations: needs a BASIC_AUTH secret", "BatchSize",
                      "esm.broker: must not carry a user or password", "esm.broker: must not name a virtual host"):
         assert expected in text, text
+
+
+# ---------------------------------------------------------------- failures
+
+
+async def test_a_failed_batch_comes_back_whole_redelivered_then_dead_letters_at_the_delivery_limit(
+        broker: rmq.Broker, channel: Any) -> None:
+    """behaviour §3, §9.11: a function error fails the whole batch, which goes back to the broker
+    (basic.nack with requeue) and is delivered again with redelivered=true; the quorum queue's
+    x-delivery-limit then dead-letters it through its dead-letter exchange. Messages the function
+    processes are never sent again."""
+    queue, dead, secret = rmq.queue_name(), rmq.queue_name("dlq"), rmq.secret(broker)
+    await rmq.declare(channel, queue, delivery_limit=2, dead_letter=dead)
+    await rmq.publish(channel, queue, ["poison"])
+
+    def answer(event: dict[str, Any]) -> None:
+        if "poison" in [rmq.data(m) for m in rmq.messages(event)]:
+            raise RuntimeError("poison")
+
+    captured = rmq.install(rmq.Captured(answer))
+    async with running(rmq.config(rmq.mapping(broker, queue, secret, BatchSize=10))):
+        async def dead_lettered() -> bool:
+            return (await rmq.counts(broker, dead))[0] == 1
+
+        await wait_until(dead_lettered, timeout=WAIT, what="the poison message dead-lettered", interval=0.25)
+        await rmq.publish(channel, queue, ["fine"])
+        await wait_until(lambda: "fine" in captured.bodies, timeout=WAIT, what="a later message processed")
+        await drained(broker, queue)
+    flags = [m["redelivered"] for e in captured.events for m in rmq.messages(e) if rmq.data(m) == "poison"]
+    assert flags == [False, True, True], flags  # the first delivery, then the two the limit allows
+    assert captured.bodies.count("fine") == 1
+
+
+async def test_wrong_credentials_stop_the_mapping_with_event_source_authn_error(broker: rmq.Broker,
+                                                                                channel: Any) -> None:
+    """behaviour §9.11: a broker that refuses the secret's credentials stops the mapping (no retry
+    can mend it) with Lambda's EVENT_SOURCE_AUTHN_ERROR, and the error names the user, never the password."""
+    queue, secret = rmq.queue_name(), rmq.secret(broker, password="not-the-password")
+    await rmq.declare(channel, queue)
+    with pytest.raises(Exception) as caught:
+        async with running(rmq.config(rmq.mapping(broker, queue, secret))):
+            pass
+    text = str(caught.value)
+    assert text.startswith("EVENT_SOURCE_AUTHN_ERROR") and broker.username in text, text
+    assert "not-the-password" not in text
+
+
+async def test_a_missing_queue_stops_the_mapping(broker: rmq.Broker) -> None:
+    """behaviour §9.11: a queue that does not exist stops the mapping with ESM_CONFIG_NOT_VALID."""
+    secret = rmq.secret(broker)
+    with pytest.raises(Exception) as caught:
+        async with running(rmq.config(rmq.mapping(broker, rmq.queue_name("missing"), secret))):
+            pass
+    assert str(caught.value).startswith("ESM_CONFIG_NOT_VALID"), caught.value
+
+
+async def test_a_virtual_host_is_read_and_named_in_the_document(broker: rmq.Broker) -> None:
+    """behaviour §9.11: VIRTUAL_HOST picks the vhost the queue lives in, and the document keys the
+    messages `<queue>::<vhost>`; a vhost the user may not use stops the mapping (EVENT_SOURCE_AUTHZ_ERROR)."""
+    queue, secret = rmq.queue_name(), rmq.secret(broker)
+    connection = await aio_pika.connect(broker.vhost_url(broker.vhost))
+    try:
+        channel = await connection.channel()
+        await rmq.declare(channel, queue)
+        await rmq.publish(channel, queue, ["in-vhost"])
+        captured = rmq.install(rmq.Captured())
+        async with running(rmq.config(rmq.mapping(broker, queue, secret, vhost=broker.vhost))):
+            await wait_until(lambda: captured.events, timeout=WAIT, what="the function invoked")
+            await drained(broker, queue, broker.vhost)
+    finally:
+        await connection.close()
+    assert list(captured.events[0]["rmqMessagesByQueue"]) == [f"{queue}::{broker.vhost}"]
+    assert captured.bodies == ["in-vhost"]
+    with pytest.raises(Exception) as caught:
+        async with running(rmq.config(rmq.mapping(broker, queue, secret, vhost="no-such-vhost"))):
+            pass
+    assert str(caught.value).startswith("EVENT_SOURCE_AUTHZ_ERROR"), caught.value
+
+
+# ---------------------------------------------------------------- restarts and replicas
+
+
+async def test_a_restart_resumes_with_nothing_lost(broker: rmq.Broker, channel: Any) -> None:
+    """behaviour §9.6, §9.11: esm stopped while messages wait (and while a batch is in flight)
+    acknowledges only what it processed; the next run takes up the rest, so every message is
+    processed and the queue ends empty."""
+    queue, secret = rmq.queue_name(), rmq.secret(broker)
+    await rmq.declare(channel, queue)
+    bodies = [f"r{i}" for i in range(30)]
+    await rmq.publish(channel, queue, bodies)
+
+    async def slow(event: dict[str, Any]) -> None:
+        await asyncio.sleep(0.2)
+
+    captured = rmq.install(rmq.Captured(slow))
+    text = rmq.config(rmq.mapping(broker, queue, secret, BatchSize=5))
+    async with running(text):
+        await wait_until(lambda: len(captured.bodies) >= 5, timeout=WAIT, what="a first batch")
+    first = len(captured.bodies)
+    assert first < len(bodies)
+    async with running(text):
+        await wait_until(lambda: set(captured.bodies) >= set(bodies), timeout=WAIT, what="the rest after the restart")
+        await drained(broker, queue)
+    assert set(captured.bodies) == set(bodies)
+
+
+async def test_two_replicas_compete_on_one_queue_and_each_message_is_processed_once(
+        broker: rmq.Broker, channel: Any) -> None:
+    """behaviour §9.11: two esm replicas consuming one queue share it (the broker gives each message
+    to one consumer): every message is processed, none twice, and both replicas take part."""
+    queue, secret = rmq.queue_name(), rmq.secret(broker)
+    await rmq.declare(channel, queue)
+    bodies = [f"c{i}" for i in range(60)]
+
+    async def slow(event: dict[str, Any]) -> None:
+        await asyncio.sleep(0.05)
+
+    captured = rmq.install(rmq.Captured(slow))
+    text = rmq.config(rmq.mapping(broker, queue, secret, BatchSize=5))
+    async with running(text) as one, running(text) as two:
+        await rmq.publish(channel, queue, bodies)
+        await wait_until(lambda: len(captured.bodies) >= len(bodies), timeout=WAIT, what="every message processed")
+        await drained(broker, queue)
+        shares = [one.total("esm_deleted_events_total"), two.total("esm_deleted_events_total")]
+    assert sorted(captured.bodies) == sorted(bodies)
+    assert all(share > 0 for share in shares) and sum(shares) == len(bodies), shares
