@@ -16,7 +16,6 @@ import aio_pika
 import pytest
 import pytest_asyncio
 
-from esm.config.loading import parse_config
 from tests.support import rabbitmq as rmq
 from tests.support.daemon import running
 from tests.support.waiting import wait_until
@@ -151,32 +150,6 @@ async def test_batches_hold_at_most_batch_size_and_a_window_gathers_them(broker:
     batches = captured.batches()
     assert all(len(b) <= 4 for b in batches) and len(batches[0]) == 4, batches
     assert sorted(captured.bodies) == sorted(bodies)
-
-
-def test_config_defaults_and_refusals() -> None:
-    """behaviour §1, §9.11: BatchSize defaults to 100 (at most 10,000), the window to 0.5 s; what
-    Lambda refuses for Amazon MQ (partial batch responses, retries, destinations, positions) is
-    refused, and a mapping needs one queue and a BASIC_AUTH secret."""
-    ok = rmq.config({"EventSourceArn": rmq.BROKER_ARN, "FunctionName": "fn", "Queues": ["q"],
-                     "SourceAccessConfigurations": [{"Type": "BASIC_AUTH", "URI": "s"}],
-                     "esm": {"broker": "amqps://b-1.mq.us-east-1.amazonaws.com:5671"}})
-    [mapping] = parse_config(ok, base_dir=".").mappings
-    assert (mapping.source, mapping.get("BatchSize"), mapping.batching_window) == ("rabbitmq", 100, 0.5)
-    from esm.errors import ConfigError
-
-    bad = rmq.config({"EventSourceArn": rmq.BROKER_ARN, "FunctionName": "fn", "Queues": ["a", "b"],
-                      "BatchSize": 10001, "FunctionResponseTypes": ["ReportBatchItemFailures"],
-                      "MaximumRetryAttempts": 2, "StartingPosition": "LATEST",
-                      "SourceAccessConfigurations": [{"Type": "VIRTUAL_HOST", "URI": "v"}],
-                      "esm": {"broker": "amqp://user:pw@host/vh"}})
-    with pytest.raises(ConfigError) as caught:
-        parse_config(bad, base_dir=".")
-    text = str(caught.value)
-    for expected in ("FunctionResponseTypes: is not supported", "MaximumRetryAttempts: is not supported",
-                     "StartingPosition: is not supported", "Queues: must have at most 1 item",
-                     "SourceAccessConfigurations: needs a BASIC_AUTH secret", "BatchSize",
-                     "esm.broker: must not carry a user or password", "esm.broker: must not name a virtual host"):
-        assert expected in text, text
 
 
 # ---------------------------------------------------------------- failures
