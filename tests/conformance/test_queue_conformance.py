@@ -145,7 +145,8 @@ async def test_a_function_error_returns_the_whole_batch(queue: QueueAdapter):
             raise RuntimeError("function error")
 
     function = install(Function(queue, ledger, answer))
-    responses = {"FunctionResponseTypes": ["ReportBatchItemFailures"]} if queue.capabilities.partial_batch_response else {}
+    partial = queue.capabilities.partial_batch_response
+    responses = {"FunctionResponseTypes": ["ReportBatchItemFailures"]} if partial else {}
     text = config(queue.mapping(BatchSize=10, **responses))
     async with running(text):
         await processed(ledger, ids, "every record processed after its batch came back")

@@ -60,7 +60,7 @@ def kafka(**fields) -> dict:
 def test_example_config_is_valid():
     """The shipped config.example.yaml validates (docs/design.md: it is the reference example)."""
     config = load_config(ROOT / "config.example.yaml")
-    assert [m.source for m in config.mappings] == ["sqs", "kinesis", "dynamodb", "kafka"]
+    assert [m.source for m in config.mappings] == ["sqs", "kinesis", "dynamodb", "kafka", "rabbitmq"]
     assert config.mappings[3].enabled is False
 
 
@@ -317,7 +317,7 @@ def test_validate_exits_0_on_the_example():
     """docs/design.md: `esm validate` exits 0 for a valid file."""
     result = run_esm("validate", "--config", "config.example.yaml")
     assert result.returncode == 0, result.stderr
-    assert "valid (4 mapping(s)" in result.stdout
+    assert "valid (5 mapping(s)" in result.stdout
 
 
 def test_validate_names_three_mistakes_and_exits_2(tmp_path):

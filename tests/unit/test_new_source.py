@@ -197,7 +197,7 @@ def test_config_validation_takes_the_new_sources_arns_rules_and_defaults(tiny: P
     ]
     other = config().replace(ARN, "arn:aws:ec2:us-east-1:000000000000:instance/i-1")
     assert problems(other) == ["event_source_mappings[0].EventSourceArn: 'ec2' is not an event source; "
-                               "esm serves SQS, Kinesis, DynamoDB Streams, Kafka and Tiny"]
+                               "esm serves SQS, Kinesis, DynamoDB Streams, Kafka, Amazon MQ for RabbitMQ and Tiny"]
 
 
 def test_status_shows_the_new_sources_columns(tiny: Path) -> None:

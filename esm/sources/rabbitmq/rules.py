@@ -107,9 +107,11 @@ def check_extension(extension: Any, request: dict[str, Any], kind: str) -> list[
     parts = urlsplit(broker)
     problems = []
     if parts.scheme.lower() not in SCHEMES or not parts.hostname:
-        problems.append(Problem("esm.broker", f"must be an amqp:// or amqps:// URI naming the broker's host (got {broker!r})"))
+        problems.append(Problem("esm.broker",
+                                f"must be an amqp:// or amqps:// URI naming the broker's host (got {broker!r})"))
     if parts.username is not None or parts.password is not None:
-        problems.append(Problem("esm.broker", "must not carry a user or password: they come from the BASIC_AUTH secret"))
+        problems.append(Problem("esm.broker",
+                                "must not carry a user or password: they come from the BASIC_AUTH secret"))
     if parts.path not in ("", "/"):
         problems.append(Problem("esm.broker", "must not name a virtual host: give it as a VIRTUAL_HOST "
                                               "SourceAccessConfiguration"))

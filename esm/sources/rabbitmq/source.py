@@ -184,7 +184,8 @@ class RabbitSource:
             # The broker answers connection.open with connection.close (530 NOT_ALLOWED) when the
             # virtual host does not exist or the user may not use it; the client keeps no reply code.
             raise MappingStopped(AUTHZ, f"the broker refused to open virtual host {self.vhost!r} for user "
-                                        f"{secret['username']!r} (it does not exist, or the user may not use it)") from None
+                                        f"{secret['username']!r} (it does not exist, or the user may not use "
+                                        "it)") from None
         except (aiormq.exceptions.AMQPError, OSError, asyncio.TimeoutError, ConnectionError) as error:
             raise SourceUnavailable(f"RabbitMQ broker {self.broker.host}:{self.broker.port} is not reachable: "
                                     f"{error!r}") from None
