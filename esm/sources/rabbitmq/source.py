@@ -148,6 +148,7 @@ class RabbitSource:
         self._channel: Any = None
         self._generation = 0  # which connection delivered a token: tags of an earlier one mean nothing
         self._buffer: deque[Any] = deque()
+        self._outstanding: set[int] = set()  # delivery tags of the current channel not yet settled
         self._arrived = asyncio.Event()
         self._lost = asyncio.Event()
         self._failures = 0
@@ -211,6 +212,7 @@ class RabbitSource:
         self._generation += 1
         generation = self._generation
         self._buffer.clear()  # deliveries of an earlier connection went back to the queue with it
+        self._outstanding.clear()
         self._lost.clear()
 
         def lost(*_: Any) -> None:
@@ -223,6 +225,7 @@ class RabbitSource:
 
         async def delivered(message: Any) -> None:
             if self._generation == generation:
+                self._outstanding.add(message.delivery_tag)
                 self._buffer.append(message)
                 self._arrived.set()
 
@@ -321,13 +324,19 @@ class RabbitSource:
                 self.events.commit_failed(self.format.queue, "connection closed before the acknowledgement", stale)
         if not current or channel is None:
             return 0
+        tags = sorted(t.tag for t in current)
+        # One frame for the lot (`multiple`) when no other unsettled delivery of the channel lies at or
+        # below the highest tag (the usual case: one batch in flight); else one frame per delivery.
+        top = tags[-1]
+        whole = sum(1 for tag in self._outstanding if tag <= top) == len(tags)
+        self._outstanding.difference_update(tags)
         try:
             raw = await channel.get_underlay_channel()
-            for token in current:
+            for tag in ([top] if whole else tags):
                 if ack:
-                    await raw.basic_ack(token.tag)
+                    await raw.basic_ack(tag, multiple=whole)
                 else:
-                    await raw.basic_nack(token.tag, requeue=True)
+                    await raw.basic_nack(tag, multiple=whole, requeue=True)
         except (aiormq.exceptions.AMQPError, aio_pika.exceptions.ChannelInvalidStateError, OSError,
                 ConnectionError, RuntimeError) as error:
             self._lost.set()

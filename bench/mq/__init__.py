@@ -1,0 +1,1 @@
+"""bench/mq: Amazon MQ brokers, raw client loops against esm."""
