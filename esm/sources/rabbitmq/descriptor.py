@@ -13,7 +13,7 @@ DESCRIPTOR = SourceDescriptor(
     rules="esm.sources.rabbitmq.rules:check",
     data=DataField(key="data", encoding=BASE64),
     arn_services=("mq",),
-    status=StatusColumns(counts=frozenset({"deleted"}), acked="deleted"),
+    status=StatusColumns(counts=frozenset({"deleted", "dropped"}), acked="deleted"),
     templates=TemplateSupport(sam_events=(("MQ", "Broker"),)),
     extension=(("broker", " (the broker's URI: amqp:// or amqps:// for RabbitMQ)"),),
     extension_rules="esm.sources.rabbitmq.rules:check_extension",
