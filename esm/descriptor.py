@@ -104,6 +104,10 @@ class SourceDescriptor:
     source_class: dotted path of the class that runs one mapping (built as the supervisor says);
     arn_services: the ARN services naming this source; arn_check: dotted path of
     `check(arn) -> message or None` refusing ARNs of that service that are not a source (a table);
+    claims: when several sources share an ARN service (an Amazon MQ broker is RabbitMQ or
+    ActiveMQ), how a request names this one: the dotted path of `claims(request, extension) -> bool`
+    (extension: the mapping's `esm:` section as written) and the
+    words telling a user how (said when no source claims a request);
     arnless: how the source is named without an ARN, or None;
     rules: dotted path of `check(mapping_check)`: the source's config rules and AWS defaults;
     data: the data field filters and esm.transform look at;
@@ -121,8 +125,8 @@ class SourceDescriptor:
     `rule(mapping, source_facts) -> (problem, advice, fix) or None`, and optionally
     `read_facts(mapping, clients, unread, probe)`, what the source says about itself; or None;
     replay: dotted path of the module `esm replay` uses for it (esm.replay): `replay_dlq(...)` for a
-    queue's dead-letter queue, or `record_format`, `ours` and `read` to read an on-failure
-    document's records again from the source; None: its failures are not replayed.
+    queue's dead-letter queue, or `record_format`, `ours` and `read(clients, span, form, mapping)` to
+    read an on-failure document's records again from the source; None: its failures are not replayed.
     """
 
     kind: str
@@ -132,6 +136,7 @@ class SourceDescriptor:
     data: DataField
     arn_services: tuple[str, ...] = ()
     arn_check: str | None = None
+    claims: tuple[str, str] | None = None
     arnless: ArnlessSource | None = None
     status: StatusColumns = StatusColumns()
     templates: TemplateSupport = TemplateSupport()

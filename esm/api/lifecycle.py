@@ -10,7 +10,9 @@ states (behaviour §0). Every change is applied in the background; the API answe
 - delete: Deleting -> gone: drained like a disable, then forgotten (checkpoints are left alone).
 
 What may change and what is stored is decided before (esm.api.manager); this module only runs it.
-Once `close` began, no change starts a supervisor.
+Once `close` began, no change starts a supervisor. Each start (create, update, enable, a replica's
+change) runs the safety checks on the new settings in the background (esm.safety: logged and
+exported as esm_config_warnings); a delete clears the mapping's warnings.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import asyncio
 import logging
 from typing import Any, Coroutine
 
+from esm import safety
 from esm.api.entry import TRANSITIONAL, Entry
 from esm.config.settings import MappingSettings
 from esm.invokers.base import Invoker
@@ -40,6 +43,7 @@ class Lifecycle:
         self.entries: dict[str, Entry] = {}
         self.closing = False  # once set, no change starts a supervisor
         self._background: set[asyncio.Task[None]] = set()
+        self._reviews: dict[str, asyncio.Task[None]] = {}  # the safety checks under way, by UUID
         # API mappings do not gate /readyz: a mapping whose queue does not exist yet must not take
         # the replica (and with it the API that could fix the mapping) out of its Service.
         self._readiness = Readiness()
@@ -57,6 +61,7 @@ class Lifecycle:
         if self.closing:
             entry.supervisor = None
             return
+        self._review(entry)
         if not entry.settings.enabled:
             entry.supervisor = None
             settings = entry.settings  # no supervisor to report it: esm_mapping_state and _info say so here
@@ -113,9 +118,45 @@ class Lifecycle:
             finally:
                 self.entries.pop(entry.uuid, None)
                 self.metrics.forget_mapping((entry.settings.uuid, entry.settings.source))
+                self._forget_review(entry)
                 log.info("mapping %s deleted", entry.uuid, extra={"mapping": entry.settings.name})
 
         self._spawn(apply(), f"{entry.settings.name}/deleting")
+
+    # ------------------------------------------------------------------ safety checks
+
+    def _review(self, entry: Entry) -> None:
+        """The safety checks on the settings being started, replacing any under way for the mapping
+        (a later change cancels them: what is reported is always about the latest settings)."""
+        if self.runtime is None:
+            return
+        settings = entry.settings
+
+        async def review() -> None:
+            [(_, facts, warnings)] = await safety.review([settings], self.runtime.clients)
+            for what in facts.unread:
+                log.debug("safety checks: %s not read for %s", what, settings.name, extra={"mapping": settings.name})
+            if self.entries.get(entry.uuid) is entry and not self.closing:
+                safety.report(settings, warnings, self.metrics)
+
+        def finished(task: asyncio.Task[None]) -> None:
+            if self._reviews.get(entry.uuid) is task:
+                del self._reviews[entry.uuid]
+
+        self._cancel_review(entry.uuid)
+        task = asyncio.create_task(review(), name=f"{settings.name}/safety")
+        self._reviews[entry.uuid] = task
+        task.add_done_callback(finished)
+
+    def _cancel_review(self, uuid: str) -> None:
+        task = self._reviews.pop(uuid, None)
+        if task is not None:
+            task.cancel()
+
+    def _forget_review(self, entry: Entry) -> None:
+        """A deleted mapping: no review reports for it any more, its esm_config_warnings series go."""
+        self._cancel_review(entry.uuid)
+        safety.forget(entry.settings, self.metrics)
 
     # ------------------------------------------------------------------ stopping
 
@@ -150,6 +191,8 @@ class Lifecycle:
         Changes under way finish their drain first (from now on none starts a supervisor), then
         the remaining mappings drain in what is left of the same deadline."""
         self.closing = True
+        for uuid in list(self._reviews):  # warnings are for a running daemon: not worth a wait
+            self._cancel_review(uuid)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.shutdown_timeout
         while self._background:  # again if a request or sync under way when closing began spawned one

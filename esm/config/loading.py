@@ -55,6 +55,14 @@ TARGET_KEYS = ("url", "lambda", "handler")
 FUNCTION_KEYS = TARGET_KEYS + ("timeout", "max_concurrency", "role")
 EXTENSION_KEYS = ("name", "uuid", "transform", "max_in_flight_bytes", "secrets", "kafka_tls", "on_failure_kafka",
                   "parallelization_factor")
+
+
+def extension_keys() -> tuple[str, ...]:
+    """The keys `esm:` takes: the common ones above and those a source's descriptor declares."""
+    declared = [key for d in registry.descriptors() for key, _ in d.extension if key not in EXTENSION_KEYS]
+    return EXTENSION_KEYS + tuple(dict.fromkeys(declared))
+
+
 MAX_KAFKA_LANES = 10  # esm.parallelization_factor: as Kinesis's ParallelizationFactor, 1..10
 MAX_FUNCTION_TIMEOUT = 900  # Lambda's own ceiling, in seconds
 ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -83,9 +91,13 @@ def _extension_problems(extension: Extension, request: dict[str, Any],
     """The `esm:` keys another source owns (each named with its owner), then the source's own
     cross-checks of its keys against the mapping (paths relative to the mapping)."""
     own = {key for key, _ in descriptor.extension}
-    problems = [Problem(f"esm.{key}", f"is only for {other.title} event sources{hint}")
-                for other in registry.descriptors() for key, hint in other.extension
-                if key in extension.raw and key not in own]
+    owners: dict[str, tuple[list[str], str]] = {}  # a foreign key -> the titles of its owners, the first hint
+    for other in registry.descriptors():
+        for key, hint in other.extension:
+            if key in extension.raw and key not in own:
+                owners.setdefault(key, ([], hint))[0].append(other.title)
+    problems = [Problem(f"esm.{key}", f"is only for {' and '.join(titles)} event sources{hint}")
+                for key, (titles, hint) in owners.items()]
     if descriptor.extension_rules is not None:
         problems.extend(registry.import_path(descriptor.extension_rules)(extension, request, descriptor.kind))
     return problems
@@ -340,7 +352,9 @@ class _Builder:
         local.extend(check_against_api_shape(request))
         # The semantic rules assume the types the shape promises: run them on the fields that passed.
         broken = {re.split(r"[.\[]", p.path, maxsplit=1)[0] for p in local}
-        check = check_mapping({k: v for k, v in request.items() if k not in broken}, frozenset(broken))
+        written = spec.get("esm")
+        check = check_mapping({k: v for k, v in request.items() if k not in broken}, frozenset(broken),
+                              written if isinstance(written, dict) else None)
         local.extend(check.problems)
         if extension is not None and check.source:
             local.extend(_extension_problems(extension, check.request, registry.descriptor(check.source)))
@@ -371,10 +385,10 @@ class _Builder:
         if raw is None:
             return Extension()
         if not isinstance(raw, dict):
-            self.fail(path, "must be a mapping (keys: " + ", ".join(EXTENSION_KEYS) + ")")
+            self.fail(path, "must be a mapping (keys: " + ", ".join(extension_keys()) + ")")
             return None
         before = len(self.problems)
-        self.section(raw, path, EXTENSION_KEYS)
+        self.section(raw, path, extension_keys())
         name = raw.get("name")
         if name is not None and not (isinstance(name, str) and name.strip()):
             self.fail(f"{path}.name", "must be a non-empty string")

@@ -14,7 +14,7 @@ from typing import Any
 
 import botocore.session
 
-from esm.config.loading import EXTENSION_KEYS, FUNCTION_KEYS, TOP_LEVEL_KEYS
+from esm.config.loading import FUNCTION_KEYS, TOP_LEVEL_KEYS, extension_keys
 
 DESCRIBED: dict[str, str] = {
     # top level
@@ -42,6 +42,7 @@ DESCRIBED: dict[str, str] = {
     "kafka_tls": "Kafka: TLS on or off against Lambda's default",
     "on_failure_kafka": "Kafka: the cluster of a `kafka://` on-failure topic, when not the source's",
     "parallelization_factor": "Kafka: lanes per partition by record key, 1 to 10",
+    "broker": "Amazon MQ: the broker's URI (amqps://… RabbitMQ, stomp+ssl://… ActiveMQ); without it esm asks mq:DescribeBroker",
 }
 
 # What esm does with each CreateEventSourceMapping field; a field missing here renders "honoured".
@@ -134,7 +135,7 @@ def render() -> str:
         "",
         "| key | meaning |",
         "|---|---|",
-        *_keys(EXTENSION_KEYS),
+        *_keys(extension_keys()),
         "",
     ]
     return "\n".join(lines)

@@ -16,7 +16,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping
 
 from esm import registry
 from esm.arns import NOT_SERVED, parse_arn
@@ -53,7 +53,7 @@ ON_SUCCESS = "Unsupported DestinationConfig parameter for given event source map
 STREAM_ONLY = ("ParallelizationFactor", "TumblingWindowInSeconds")
 RETRY_CONTROLS = ("BisectBatchOnFunctionError", "MaximumRetryAttempts", "MaximumRecordAgeInSeconds")
 # What no shard stream source (Kinesis, DynamoDB Streams) takes: Kafka's and SQS's settings.
-NOT_FOR_STREAMS = ("Topics", "ScalingConfig", "SelfManagedKafkaEventSourceConfig", "SourceAccessConfigurations",
+NOT_FOR_STREAMS = ("Topics", "Queues", "ScalingConfig", "SelfManagedKafkaEventSourceConfig", "SourceAccessConfigurations",
                    "AmazonManagedKafkaEventSourceConfig", "ProvisionedPollerConfig")
 
 
@@ -66,6 +66,8 @@ class MappingCheck:
     batching_window: float = 0.0
     # Top-level fields that already failed the API-shape check: no second complaint about them.
     already_reported: frozenset[str] = frozenset()
+    # The mapping's `esm:` keys as written (a source's `claims` may read them, e.g. esm.broker).
+    extension: Mapping[str, Any] = field(default_factory=dict)
 
     def fail(self, path: str, message: str, code: str = "") -> None:
         if re.split(r"[.\[]", path, maxsplit=1)[0] not in self.already_reported:
@@ -82,9 +84,11 @@ def sam_key_problems(raw: dict[str, Any]) -> list[Problem]:
     return [Problem(key, hint) for key, hint in SAM_KEYS.items() if key in raw]
 
 
-def check_mapping(request: dict[str, Any], already_reported: frozenset[str] = frozenset()) -> MappingCheck:
-    """Check `request` (without the fields in `already_reported`, which failed the shape check)."""
-    check = MappingCheck(request=dict(request), already_reported=already_reported)
+def check_mapping(request: dict[str, Any], already_reported: frozenset[str] = frozenset(),
+                  extension: Mapping[str, Any] | None = None) -> MappingCheck:
+    """Check `request` (without the fields in `already_reported`, which failed the shape check);
+    `extension` is the mapping's `esm:` section as written."""
+    check = MappingCheck(request=dict(request), already_reported=already_reported, extension=dict(extension or {}))
     descriptor = _identify_source(check)
     if descriptor is None:
         return check
@@ -97,8 +101,6 @@ def _identify_source(check: MappingCheck) -> SourceDescriptor | None:
     """The descriptor of the source the request names (setting check.source and source_id), or None."""
     req = check.request
     arn_text = req.get("EventSourceArn")
-    if "Queues" in req:
-        check.fail("Queues", "Amazon MQ is not served by esm yet")
     if "DocumentDBEventSourceConfig" in req:
         check.fail("DocumentDBEventSourceConfig", "Amazon DocumentDB is not served by esm yet")
     descriptors: list[SourceDescriptor] = registry.descriptors()
@@ -128,20 +130,34 @@ def _named_by_arn(check: MappingCheck, arn_text: str, descriptors: list[SourceDe
     if arn is None:
         return None  # the API pattern check already said so
     titles = [d.title for d in descriptors]
-    if arn.service in NOT_SERVED:
+    candidates = [d for d in descriptors if arn.service in d.arn_services]
+    if not candidates and arn.service in NOT_SERVED:
         check.fail("EventSourceArn", f"{NOT_SERVED[arn.service]} is not served by esm yet "
                    f"(sources: {', '.join(titles)})")
         return None
-    found = next((d for d in descriptors if arn.service in d.arn_services), None)
-    if found is None:
+    if not candidates:
         check.fail("EventSourceArn", f"'{arn.service}' is not an event source; "
                    f"esm serves {', '.join(titles[:-1])} and {titles[-1]}")
+        return None
+    found = candidates[0] if len(candidates) == 1 else _claimant(check, candidates)
+    if found is None:
         return None
     refused = registry.import_path(found.arn_check)(arn) if found.arn_check else None
     if refused:
         check.fail("EventSourceArn", refused)
         return None
     return found
+
+
+def _claimant(check: MappingCheck, candidates: list[SourceDescriptor]) -> SourceDescriptor | None:
+    """Of sources sharing an ARN service, the one whose `claims` takes the request; else None, said."""
+    for candidate in candidates:
+        if candidate.claims is not None and registry.import_path(candidate.claims[0])(check.request, check.extension):
+            return candidate
+    ways = "; ".join(f"{d.title}: {d.claims[1]}" for d in candidates if d.claims is not None)
+    check.fail("EventSourceArn", f"names a resource {' and '.join(d.title for d in candidates)} share, and "
+               f"nothing in the mapping says which it is ({ways})")
+    return None
 
 
 async def not_found(ask: Callable[[], Awaitable[None]], code: str) -> bool | None:

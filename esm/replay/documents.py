@@ -14,7 +14,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ShardRange:
-    """Records of one Kinesis shard, first to last sequence number, both included."""
+    """Records of one Kinesis or DynamoDB Streams shard, first to last sequence number, both included."""
 
     stream_arn: str
     shard_id: str
@@ -65,11 +65,21 @@ def ranges(text: str | bytes) -> list[Range]:
         raise NotAFailureDocument(f"not JSON: {error}") from error
     if not isinstance(document, dict):
         raise NotAFailureDocument("not a JSON object")
-    info = document.get("KinesisBatchInfo")
-    if isinstance(info, dict):
-        return [ShardRange(stream_arn=info["streamArn"], shard_id=info["shardId"],
-                           first=str(info["startSequenceNumber"]), last=str(info["endSequenceNumber"]),
-                           count=int(info.get("batchSize", 0)))]
+    try:
+        return _ranges(document)
+    except (KeyError, TypeError, ValueError) as error:  # a batch info without the fields it must have
+        if isinstance(error, NotAFailureDocument):
+            raise
+        raise NotAFailureDocument(f"a batch info without {error}") from error
+
+
+def _ranges(document: dict[str, Any]) -> list[Range]:
+    for key in ("KinesisBatchInfo", "DDBStreamBatchInfo"):  # the same fields for both streams
+        info = document.get(key)
+        if isinstance(info, dict):
+            return [ShardRange(stream_arn=info["streamArn"], shard_id=info["shardId"],
+                               first=str(info["startSequenceNumber"]), last=str(info["endSequenceNumber"]),
+                               count=int(info.get("batchSize", 0)))]
     info = document.get("KafkaBatchInfo")
     if isinstance(info, dict):
         if isinstance(info.get("recordsInfo"), dict):
@@ -87,6 +97,4 @@ def ranges(text: str | bytes) -> list[Range]:
             topic, partition = _split_partition_key(key)
             offset = int(info["recordInfo"]["offset"])
             return [PartitionRange(topic, partition, offset, offset)]
-    if "DDBStreamBatchInfo" in document:
-        raise NotAFailureDocument("DynamoDB Streams documents are not replayed yet")
-    raise NotAFailureDocument("no KinesisBatchInfo or KafkaBatchInfo")
+    raise NotAFailureDocument("no KinesisBatchInfo, DDBStreamBatchInfo or KafkaBatchInfo")

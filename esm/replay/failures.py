@@ -133,7 +133,7 @@ async def replay_failures(config: Config, mapping: MappingSettings, location: st
                     whole = False
                     progress.step(f"{document.where}: {span.describe()} is not from {mapping.name}'s source; left")
                     continue
-                records = await source.read(clients, span, form)
+                records = await source.read(clients, span, form, mapping)
                 if records is None:
                     whole = False
                     summary.gone += span.count

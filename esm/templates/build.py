@@ -301,7 +301,7 @@ def _check_create(options: TemplateOptions, resources: Mapping[str, Any], aws: A
 def sam_source_property() -> dict[str, str]:
     """SAM event types that become event source mappings -> the SAM name of their EventSourceArn."""
     served = {event: name for d in registry.descriptors() for event, name in d.templates.sam_events}
-    return {**served, **UNSERVED_SAM_PROPERTY}
+    return {**UNSERVED_SAM_PROPERTY, **served}
 
 
 def _sam_property(sam_type: str | None, key: str) -> str:
@@ -353,7 +353,8 @@ def _mapping(logical_id: str, label: str, sam_type: str | None, resource: Mappin
     request["FunctionName"] = function
     _to_api_spelling(request)
     arn = parse_arn(str(request.get("EventSourceArn", "")))
-    unserved = NOT_SERVED.get(arn.service) if arn is not None else None
+    served = arn is not None and any(arn.service in d.arn_services for d in registry.descriptors())
+    unserved = NOT_SERVED.get(arn.service) if arn is not None and not served else None
     return _Mapping(logical_id, label, sam_type, request, function, unserved)
 
 

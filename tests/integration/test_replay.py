@@ -1,7 +1,7 @@
 """`esm replay` on the real backends (behaviour §4): an SQS mapping's DLQ moved back to its queue
 (SQS's message move task on ElasticMQ, and receive-send-delete), and on-failure documents (esm's own,
-in an ElasticMQ queue or a moto S3 prefix) whose Kinesis or Kafka records are read again from
-kinesis-mock or the Kafka broker and sent to the mapping's function in its event format. A dry run
+in an ElasticMQ queue or a moto S3 prefix) whose Kinesis, DynamoDB Streams or Kafka records are read
+again from kinesis-mock, moto or the Kafka broker and sent to the mapping's function in its event format. A dry run
 changes nothing; a document whose records still fail or are gone stays where it was.
 """
 
@@ -28,6 +28,7 @@ from esm.replay.failures import replay_failures
 from esm.replay.progress import Progress
 from tests.support import kafka as kk
 from tests.support.kafka import create_topic, kafka_admin, produce
+from tests.support.dynamodb import create_table, dynamodb_client, item, put_items, streams_client
 from tests.support.kinesis import create_stream, kinesis_client, put
 from tests.support.recorder import Recorder, install
 from tests.support.sqs import create_queue, queue_counts, receive_all, send, sqs_client
@@ -163,6 +164,54 @@ async def test_kinesis_documents_in_an_s3_prefix_are_replayed_and_removed():
         assert (await s3.list_objects_v2(Bucket=bucket)).get("KeyCount", 0) == 0
 
 
+# ---------------------------------------------------------------- DynamoDB Streams from an SQS destination
+
+
+async def test_dynamodb_records_named_by_documents_are_invoked_again():
+    """The records of a DDBStreamBatchInfo's shard and sequence range (the 2nd to 4th of 5 writes)
+    reach the function as a DynamoDB event, as the source hands them; the document leaves the
+    queue. A range past what the stream holds is no longer in the source and its document stays."""
+    recorder = install(Recorder())
+    async with dynamodb_client() as ddb, streams_client() as streams, sqs_client() as sqs:
+        table, arn = await create_table(ddb, "NEW_AND_OLD_IMAGES")
+        await put_items(ddb, table, [item(f"k{i}", v=f"v{i}") for i in range(5)])
+        shard = (await streams.describe_stream(StreamArn=arn))["StreamDescription"]["Shards"][0]["ShardId"]
+        iterator = (await streams.get_shard_iterator(StreamArn=arn, ShardId=shard,
+                                                     ShardIteratorType="TRIM_HORIZON"))["ShardIterator"]
+        sequences = [r["dynamodb"]["SequenceNumber"] for r in (await streams.get_records(ShardIterator=iterator))["Records"]]
+        assert len(sequences) == 5
+
+        def document(first: str, last: str, count: int) -> dict:
+            return stream_failure_record(
+                kind="dynamodb", condition="RetryAttemptsExhausted",
+                function_arn="arn:aws:lambda:us-east-1:000000000000:function:recorder", approximate_invoke_count=3,
+                response=None, shard_id=shard, start_sequence_number=first, end_sequence_number=last,
+                first_arrival=0.0, last_arrival=0.0, batch_size=count, stream_arn=arn)
+
+        named = document(sequences[1], sequences[3], 3)
+        beyond = str(int(sequences[-1]) + 1000)
+        gone = document(beyond, beyond, 1)
+        destination_url, destination = await create_queue(sqs, "onfailure")
+        await send(sqs, destination_url, [json.dumps(named), json.dumps(gone)])
+        config = config_with({"FunctionName": "recorder", "EventSourceArn": arn, "StartingPosition": "LATEST"})
+
+        dry = await replay_failures(config, config.mappings[0], destination, execute=False, rate=None,
+                                    clients=AwsClients(config.aws), progress=quiet())
+        assert (dry.replayed, dry.gone, dry.documents_left, recorder.batches) == (3, 1, 2, [])
+
+        done = await replay_failures(config, config.mappings[0], destination, execute=True, rate=None,
+                                     clients=AwsClients(config.aws), progress=quiet())
+        assert (done.replayed, done.still_failing, done.gone) == (3, 0, 1)
+        assert (done.documents_done, done.documents_left) == (1, 1)
+        [batch] = recorder.batches
+        assert [r["dynamodb"]["SequenceNumber"] for r in batch] == sequences[1:4]
+        assert [r["dynamodb"]["NewImage"]["v"]["S"] for r in batch] == ["v1", "v2", "v3"]
+        assert all(r["eventSource"] == "aws:dynamodb" and r["eventSourceARN"] == arn and r["eventName"] == "INSERT"
+                   for r in batch)
+        [left] = await receive_all(sqs, destination_url)
+        assert json.loads(left["Body"])["DDBStreamBatchInfo"]["startSequenceNumber"] == beyond
+
+
 # ---------------------------------------------------------------- Kafka
 
 
@@ -197,6 +246,40 @@ async def test_kafka_offsets_named_by_a_document_are_invoked_again():
             (1, b"v1"), (2, b"v2"), (3, b"v3")]
         [left] = await receive_all(sqs, destination_url)
         assert "40" in left["Body"]
+
+
+async def test_kafka_replay_reaches_the_cluster_with_the_mappings_sasl_and_tls_settings(backends):
+    """The replay's consumer connects as the source does: SASL/SCRAM-SHA-512 over TLS on the broker's
+    SASL_SSL listener, credentials and root CA from Secrets Manager (SourceAccessConfigurations); the
+    event names that listener as its bootstrapServers."""
+    sec = kk.security()
+    recorder = kk.install(kk.KafkaRecorder())
+    install(recorder)
+    async with kafka_admin() as admin, sqs_client() as sqs:
+        topic = await create_topic(admin)
+        await produce(topic, [kk.Message(value=f"s{i}".encode()) for i in range(3)])  # over PLAINTEXT
+        user = await kk.create_secret({"username": sec["KAFKA_SCRAM512_USERNAME"],
+                                       "password": sec["KAFKA_SCRAM512_PASSWORD"]})
+        ca = await kk.create_secret({"certificate": kk.read_pem(sec["KAFKA_CA_PEM"])})
+        mapping = kk.smk_mapping(topic)
+        mapping["FunctionName"] = "recorder"
+        mapping["SelfManagedEventSource"]["Endpoints"]["KAFKA_BOOTSTRAP_SERVERS"] = [sec["KAFKA_SASL_SSL_BOOTSTRAP"]]
+        mapping["SourceAccessConfigurations"] = [{"Type": "SASL_SCRAM_512_AUTH", "URI": user},
+                                                 {"Type": "SERVER_ROOT_CA_CERTIFICATE", "URI": ca}]
+        document = kafka_batch_failure_record(
+            condition="RetryAttemptsExhausted", function_arn="arn:aws:lambda:us-east-1:000000000000:function:recorder",
+            approximate_invoke_count=1, response=None, event_source_arn=None,
+            bootstrap_servers=sec["KAFKA_SASL_SSL_BOOTSTRAP"], payload_size=0,
+            records=[{"topic": topic, "partition": 0, "offset": o, "timestamp": 0} for o in (0, 1, 2)])
+        destination_url, destination = await create_queue(sqs, "onfailure")
+        await send(sqs, destination_url, [json.dumps(document)])
+        config = config_with(mapping)
+        summary = await replay_failures(config, config.mappings[0], destination, execute=True, rate=None,
+                                        clients=AwsClients(config.aws), progress=quiet())
+        assert (summary.replayed, summary.gone, summary.documents_done) == (3, 0, 1)
+        [event] = recorder.events
+        assert event["bootstrapServers"] == sec["KAFKA_SASL_SSL_BOOTSTRAP"]
+        assert [base64.b64decode(r["value"]) for r in event["records"][f"{topic}-0"]] == [b"s0", b"s1", b"s2"]
 
 
 # ---------------------------------------------------------------- the command

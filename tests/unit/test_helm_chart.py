@@ -2,7 +2,8 @@
 ways esm runs (a Deployment of competing consumers, a native sidecar beside a function, a Deployment
 per mapping group) into objects that validate, strictly, against the Kubernetes schemas
 kubernetes-validate bundles (nothing fetched at run time); the config each pod reads is a valid esm
-config; the alert rules and the dashboard are those of deploy/ (one source).
+config; the alert rules and the dashboard are those of deploy/ (one source), and the plain manifests
+of deploy/kubernetes/ are the chart's rendering (scripts/k8s-manifests), byte for byte.
 
 Helm comes from scripts/helm (its Go module, built once); the tests find it through HELM, PATH or
 that script's cache, and are skipped where none is installed.
@@ -146,9 +147,14 @@ def test_the_esm_container_is_non_root_read_only_and_probed(helm, tmp_path, mode
         assert esm["resources"]["limits"]["memory"]
         secrets = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in esm["env"] if "valueFrom" in e}
         assert secrets == {"ESM_API_ACCESS_KEY_ID": "esm-api", "ESM_API_SECRET_ACCESS_KEY": "esm-api"}
-        if mode == "sidecar":  # a native sidecar: an init container that keeps running beside the function
-            assert esm in pod["initContainers"] and esm["restartPolicy"] == "Always"
-            assert [c["name"] for c in pod["containers"]] == ["function"]
+        if mode == "sidecar":
+            # The function is the native sidecar (an init container that keeps running, with a
+            # startup probe): it starts before esm and stops after it, so esm's drain at shutdown
+            # still reaches it.
+            [function] = pod["initContainers"]
+            assert function["name"] == "function" and function["restartPolicy"] == "Always"
+            assert function["startupProbe"]["tcpSocket"]["port"] == "function"
+            assert [c["name"] for c in pod["containers"]] == ["esm"]
 
 
 def test_keda_triggers_follow_each_groups_source(helm, tmp_path):
@@ -174,3 +180,72 @@ def test_rules_and_dashboard_are_those_of_deploy(helm, tmp_path):
     [dashboard] = [c for c in of_kind(documents, "ConfigMap") if "esm-dashboard.json" in c["data"]]
     assert json.loads(dashboard["data"]["esm-dashboard.json"]) == json.loads(
         (ROOT / "deploy" / "grafana" / "esm-dashboard.json").read_text())
+
+
+def test_state_is_an_emptydir_unless_persistence_is_on(helm, tmp_path):
+    """By default the `state` volume (/var/lib/esm, where SQLite checkpoints land) goes with the pod
+    and the Deployment rolls pod by pod; no claim is made."""
+    documents = render(helm, tmp_path, MODES["deployment"])
+    assert of_kind(documents, "PersistentVolumeClaim") == []
+    [deployment] = of_kind(documents, "Deployment")
+    [state] = [v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "state"]
+    assert "emptyDir" in state and deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+
+
+@pytest.mark.parametrize("mode", ["deployment", "groups"])
+def test_persistence_keeps_one_replicas_sqlite_checkpoints_on_a_claim(helm, tmp_path, mode):
+    """Issue 28.4: with persistence on, each Deployment's `state` volume is its own
+    PersistentVolumeClaim (valid Kubernetes, kept on uninstall), mounted where the image's working
+    directory puts SQLite checkpoints, and the Deployment rolls with Recreate (one pod holds the
+    claim and the SQLite file at a time)."""
+    from kubernetes_validate.utils import validate
+
+    values = {**MODES[mode], "replicas": 1, "keda": {"enabled": False}, "persistence": {"enabled": True, "size": "2Gi"},
+              "config": {**MODES[mode]["config"], "checkpoints": {}}}
+    if mode == "groups":
+        values["groups"] = [{"name": g["name"], "mappings": g["mappings"]} for g in values["groups"]]
+    documents = render(helm, tmp_path, values)
+    claims = {c["metadata"]["name"]: c for c in of_kind(documents, "PersistentVolumeClaim")}
+    deployments = of_kind(documents, "Deployment")
+    assert len(claims) == len(deployments) >= 1
+    for claim in claims.values():
+        for version in KUBERNETES_VERSIONS:
+            validate(claim, version, strict=True)
+        assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+        assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    for deployment in deployments:
+        pod = deployment["spec"]["template"]["spec"]
+        [state] = [v for v in pod["volumes"] if v["name"] == "state"]
+        assert state["persistentVolumeClaim"]["claimName"] in claims
+        [esm] = [c for c in pod.get("initContainers", []) + pod["containers"] if c["name"] == "esm"]
+        assert {"name": "state", "mountPath": "/var/lib/esm"} in esm["volumeMounts"]
+        assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+        assert deployment["spec"]["replicas"] == 1
+
+
+@pytest.mark.parametrize("extra", [{"replicas": 2}, {"replicas": 1, "keda": {"enabled": True}}],
+                         ids=["two-replicas", "keda"])
+def test_persistence_refuses_more_than_one_replica(helm, tmp_path, extra):
+    """Two pods must not share one SQLite file (nor can a ReadWriteOnce claim be mounted by both):
+    persistence with several replicas, or with KEDA scaling, fails to render and names the
+    DynamoDB store instead."""
+    values = {**MODES["deployment"], "persistence": {"enabled": True}, **extra}
+    run = subprocess.run([helm, "template", "esm", str(CHART), "-f", str(values_file(tmp_path, values))],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode != 0
+    assert "checkpoints.dynamodb" in run.stderr
+
+
+def test_plain_manifests_are_what_the_chart_renders(helm, tmp_path):
+    """One source of truth: deploy/kubernetes/ holds exactly what scripts/k8s-manifests writes from
+    the chart today (a change to the chart without rerunning it, or an edit by hand, fails here)."""
+    import sys
+
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "k8s-manifests"), "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, check=False, env={**os.environ, "HELM": helm})
+    assert run.returncode == 0, run.stderr
+    written = {p.name: p.read_text() for p in tmp_path.glob("*.yaml")}
+    shipped = {p.name: p.read_text() for p in (ROOT / "deploy" / "kubernetes").glob("*.yaml")}
+    assert sorted(written) == sorted(shipped)
+    stale = [name for name in shipped if written[name] != shipped[name]]
+    assert not stale, f"rerun scripts/k8s-manifests: {stale} differ from the chart's rendering"

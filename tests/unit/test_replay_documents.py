@@ -1,5 +1,5 @@
 """On-failure documents read as the record ranges `esm replay` reads again (behaviour §4): esm's own
-Kinesis and Kafka documents (built by esm.destinations.records) name the same shard, sequence
+Kinesis, DynamoDB Streams and Kafka documents (built by esm.destinations.records) name the same shard, sequence
 and offset ranges they were written for; anything else is refused by name."""
 
 from __future__ import annotations
@@ -22,6 +22,16 @@ def test_kinesis_document_names_its_shard_and_sequence_range():
                                      start_sequence_number="49", end_sequence_number="51", first_arrival=0,
                                      last_arrival=0, batch_size=3, stream_arn=STREAM)
     assert ranges(json.dumps(document)) == [ShardRange(STREAM, "shardId-000000000001", "49", "51", 3)]
+
+
+def test_dynamodb_document_names_its_shard_and_sequence_range():
+    table_stream = "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/2026-01-01T00:00:00.000"
+    document = stream_failure_record(kind="dynamodb", condition="RetryAttemptsExhausted", function_arn=FN,
+                                     approximate_invoke_count=3, response=None, shard_id="shardId-00000001-abc",
+                                     start_sequence_number="1100", end_sequence_number="1102", first_arrival=0,
+                                     last_arrival=0, batch_size=3, stream_arn=table_stream)
+    assert "DDBStreamBatchInfo" in document
+    assert ranges(json.dumps(document)) == [ShardRange(table_stream, "shardId-00000001-abc", "1100", "1102", 3)]
 
 
 def test_kafka_batch_document_names_each_partitions_offsets():

@@ -1,6 +1,7 @@
 """What the shared modules know of the DynamoDB Streams source (esm.descriptor): table stream
 ARNs, its config rules, the `dynamodb` object it filters and transforms, its status columns,
-SAM's `DynamoDB` events and the tables (with streams) a template may create."""
+SAM's `DynamoDB` events, the tables (with streams) a template may create and how `esm replay`
+reads a shard's records again."""
 
 from __future__ import annotations
 
@@ -33,4 +34,5 @@ DESCRIPTOR = SourceDescriptor(
     conformance="tests.conformance.sources:DynamoDbSource",
     answers=ApiAnswers(defaults=(("MaximumBatchingWindowInSeconds", 0), ("DestinationConfig", {"OnFailure": {}})),
                        exists="esm.sources.dynamodb.rules:stream_exists"),
+    replay="esm.sources.dynamodb.replay",
 )

@@ -34,7 +34,7 @@ NOT_HONOURED = {"MinimumPollers": "no warm consumers are kept beyond the partiti
 
 def check(check: MappingCheck) -> None:
     req = check.request
-    not_for(check, STREAM_ONLY + ("ScalingConfig",), "Kafka")
+    not_for(check, STREAM_ONLY + ("ScalingConfig", "Queues"), "Kafka")
     req.setdefault("BatchSize", 100)
     topics = req.get("Topics")
     if not topics:

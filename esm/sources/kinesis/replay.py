@@ -30,7 +30,7 @@ def ours(span: Range, mapping: MappingSettings) -> bool:
     return isinstance(span, ShardRange) and span.stream_arn == mapping.source_id
 
 
-async def read(clients: Any, span: ShardRange, form: KinesisFormat) -> list[Record] | None:
+async def read(clients: Any, span: ShardRange, form: KinesisFormat, mapping: MappingSettings) -> list[Record] | None:
     """The shard's records from span.first to span.last, or None when the start is gone."""
     arn = parse_arn(span.stream_arn)
     assert arn is not None, span.stream_arn

@@ -25,7 +25,7 @@ def check(check: MappingCheck) -> None:
     for key in ("StartingPosition", "StartingPositionTimestamp"):
         if key in req:
             check.refuse(key, NO_STARTING_POSITION)
-    not_for(check, STREAM_ONLY + RETRY_CONTROLS + ("Topics", "SourceAccessConfigurations"), "SQS")
+    not_for(check, STREAM_ONLY + RETRY_CONTROLS + ("Topics", "Queues", "SourceAccessConfigurations"), "SQS")
     if "SelfManagedKafkaEventSourceConfig" in req or "AmazonManagedKafkaEventSourceConfig" in req:
         check.fail("EventSourceArn", "Kafka settings given for an SQS queue")
     if req.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"):
