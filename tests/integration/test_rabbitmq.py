@@ -16,6 +16,7 @@ import aio_pika
 import pytest
 import pytest_asyncio
 
+from esm.config.loading import parse_config
 from tests.support import rabbitmq as rmq
 from tests.support.daemon import running
 from tests.support.waiting import wait_until
@@ -276,3 +277,40 @@ async def test_two_replicas_compete_on_one_queue_and_each_message_is_processed_o
         shares = [one.total("esm_deleted_events_total"), two.total("esm_deleted_events_total")]
     assert sorted(captured.bodies) == sorted(bodies)
     assert all(share > 0 for share in shares) and sum(shares) == len(bodies), shares
+
+
+# ---------------------------------------------------------------- where the broker is
+
+
+async def test_without_esm_broker_the_broker_is_found_with_describe_broker(broker: rmq.Broker,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """behaviour §9.11: a mapping without esm.broker is claimed as RabbitMQ's by DescribeBroker's
+    engine and reaches the broker DescribeBroker lists (here moto's made-up AMQPS endpoint, which
+    resolves nowhere: the mapping waits for it, saying where it looks)."""
+    import os
+    import uuid
+
+    from aiobotocore.session import get_session
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_MQ", os.environ["ESM_AWS_ENDPOINT"])
+    async with get_session().create_client("mq", region_name="us-east-1",
+                                           endpoint_url=os.environ["ESM_AWS_ENDPOINT"]) as mq:
+        made = await mq.create_broker(BrokerName=f"r{uuid.uuid4().hex[:8]}", EngineType="RABBITMQ",
+                                      EngineVersion="3.13", HostInstanceType="mq.t3.micro",
+                                      DeploymentMode="SINGLE_INSTANCE", PubliclyAccessible=False,
+                                      AutoMinorVersionUpgrade=False,
+                                      Users=[{"Username": "esm", "Password": "esm-password-1"}])
+        endpoints = [uri for i in (await mq.describe_broker(BrokerId=made["BrokerId"]))["BrokerInstances"]
+                     for uri in i.get("Endpoints") or []]
+    arn = f"arn:aws:mq:us-east-1:123456789012:broker:rabbit:{made['BrokerId']}"
+    mapping = rmq.mapping(broker, "q", rmq.secret(broker))
+    mapping["EventSourceArn"] = arn
+    del mapping["esm"]
+    text = rmq.config(mapping, startup_timeout=3)
+    [parsed] = parse_config(text, base_dir=".").mappings
+    assert parsed.source == "rabbitmq"
+    host = next(uri for uri in endpoints if uri.startswith("amqps://")).split("//", 1)[1].split(":")[0]
+    with pytest.raises(Exception) as caught:
+        async with running(text):
+            pass
+    assert host in str(caught.value), caught.value

@@ -202,7 +202,6 @@ def test_invalid_filter_pattern_gives_aws_headline_and_reason():
 @pytest.mark.parametrize(
     "arn, name",
     [
-        ("arn:aws:mq:us-east-1:000000000000:broker:b:b-1234", "Amazon MQ"),
         ("arn:aws:rds:us-east-1:000000000000:cluster:docs", "Amazon DocumentDB"),
     ],
 )

@@ -66,13 +66,24 @@ def test_payload_is_keyed_by_queue_and_vhost_and_filters_see_decoded_data() -> N
 
 
 def test_claims_amqp_brokers_and_virtual_hosts() -> None:
-    """The `mq` service is shared with ActiveMQ: RabbitMQ claims amqp:// and amqps:// brokers and any
-    request with a VIRTUAL_HOST."""
-    assert claims({"esm": {"broker": "amqps://b-1.mq.us-east-1.amazonaws.com:5671"}})
-    assert claims({"esm": {"broker": "AMQP://127.0.0.1:5672"}})
-    assert claims({"SourceAccessConfigurations": [{"Type": "VIRTUAL_HOST", "URI": "/"}]})
-    assert not claims({"esm": {"broker": "stomp+ssl://b-1.mq.us-east-1.amazonaws.com:61614"}})
-    assert not claims({"SourceAccessConfigurations": [{"Type": "BASIC_AUTH", "URI": "s"}]})
+    """The `mq` service is shared with ActiveMQ: RabbitMQ claims amqp:// and amqps:// brokers, and
+    without esm.broker any request with a VIRTUAL_HOST."""
+    assert claims({}, {"broker": "amqps://b-1.mq.us-east-1.amazonaws.com:5671"})
+    assert claims({}, {"broker": "AMQP://127.0.0.1:5672"})
+    assert claims({"SourceAccessConfigurations": [{"Type": "VIRTUAL_HOST", "URI": "/"}]}, None)
+    assert not claims({}, {"broker": "stomp+ssl://b-1.mq.us-east-1.amazonaws.com:61614"})
+    assert not claims({"SourceAccessConfigurations": [{"Type": "VIRTUAL_HOST", "URI": "/"}]},
+                      {"broker": "stomp://127.0.0.1:61613"})
+
+
+def test_without_esm_broker_a_virtual_host_is_enough() -> None:
+    """behaviour §9.11: esm.broker may be left out (the source asks mq:DescribeBroker for the
+    broker's endpoints when it starts); a VIRTUAL_HOST still says the mapping is RabbitMQ's."""
+    mapping = _mapping(SourceAccessConfigurations=[{"Type": "BASIC_AUTH", "URI": "s"},
+                                                   {"Type": "VIRTUAL_HOST", "URI": "/"}])
+    del mapping["esm"]
+    [parsed] = parse_config(config(mapping), base_dir=".").mappings
+    assert parsed.source == "rabbitmq" and "broker" not in parsed.extension.raw
 
 
 def _mapping(**fields: object) -> dict[str, object]:

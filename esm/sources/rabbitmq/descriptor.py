@@ -13,6 +13,8 @@ DESCRIPTOR = SourceDescriptor(
     rules="esm.sources.rabbitmq.rules:check",
     data=DataField(key="data", encoding=BASE64),
     arn_services=("mq",),
+    claims=("esm.sources.rabbitmq.rules:claims",
+            "esm.broker amqp://… or amqps://…, or a VIRTUAL_HOST SourceAccessConfiguration"),
     status=StatusColumns(counts=frozenset({"deleted", "dropped"}), acked="deleted"),
     templates=TemplateSupport(sam_events=(("MQ", "Broker"),)),
     extension=(("broker", " (the broker's URI: amqp:// or amqps:// for RabbitMQ)"),),

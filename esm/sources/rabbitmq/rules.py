@@ -18,7 +18,6 @@ MAX_BATCH_SIZE = 10000
 DEFAULT_WINDOW = 0.5  # seconds: Lambda's default for Amazon MQ, which the integer API field cannot say
 BASIC_AUTH = "BASIC_AUTH"
 VIRTUAL_HOST = "VIRTUAL_HOST"
-NEEDS_BROKER = "needs esm.broker (the broker's URI) or a broker DescribeBroker can find"
 
 # Lambda's settings that an Amazon MQ mapping does not take: a failed batch goes back to the broker
 # whole (no partial responses, retries, bisecting or destinations), and there is no position to start at.
@@ -29,14 +28,22 @@ NOT_FOR_MQ = STREAM_ONLY + RETRY_CONTROLS + (
 )
 
 
-def claims(request: dict[str, Any]) -> bool:
+def claims(request: dict[str, Any], extension: dict[str, Any] | None) -> bool:
     """Whether an `mq` broker's mapping is RabbitMQ's: its `esm.broker` is an amqp:// or amqps://
-    URI, or its SourceAccessConfigurations name a VIRTUAL_HOST (which only RabbitMQ has)."""
-    broker = (request.get("esm") or {}).get("broker") if isinstance(request.get("esm"), dict) else None
-    if isinstance(broker, str) and urlsplit(broker).scheme.lower() in SCHEMES:
+    URI; without one, its SourceAccessConfigurations name a VIRTUAL_HOST (which only RabbitMQ has)
+    or DescribeBroker says the broker's engine is RabbitMQ."""
+    broker = (extension or {}).get("broker")
+    if isinstance(broker, str):
+        return urlsplit(broker).scheme.lower() in SCHEMES
+    if any(isinstance(c, dict) and c.get("Type") == VIRTUAL_HOST
+           for c in request.get("SourceAccessConfigurations") or []):
         return True
-    return any(isinstance(c, dict) and c.get("Type") == VIRTUAL_HOST
-               for c in request.get("SourceAccessConfigurations") or [])
+    arn = request.get("EventSourceArn")
+    if not isinstance(arn, str):
+        return False
+    from esm.sources.amazonmq import RABBITMQ, engine_of  # asks mq:DescribeBroker (once per ARN)
+
+    return engine_of(arn) == RABBITMQ
 
 
 def check(check: MappingCheck) -> None:
@@ -96,12 +103,12 @@ def access(request: Any) -> tuple[str, str]:
 
 
 def check_extension(extension: Any, request: dict[str, Any], kind: str) -> list[Problem]:
-    """`esm.broker`: present (the lead's DescribeBroker lookup fills it when it can), an amqp:// or
-    amqps:// URI naming a host, with no user or password (those come from the BASIC_AUTH secret)
-    and no path (the virtual host is VIRTUAL_HOST's)."""
+    """`esm.broker`, when given: an amqp:// or amqps:// URI naming a host, with no user or password
+    (those come from the BASIC_AUTH secret) and no path (the virtual host is VIRTUAL_HOST's). Left
+    out, the running source asks mq:DescribeBroker for the broker's endpoints."""
     broker = extension.raw.get("broker")
     if broker is None:
-        return [Problem("esm.broker", NEEDS_BROKER)]
+        return []
     if not isinstance(broker, str):
         return [Problem("esm.broker", "must be the broker's URI, e.g. amqps://b-1234.mq.us-east-1.amazonaws.com:5671")]
     parts = urlsplit(broker)

@@ -139,7 +139,8 @@ class RabbitSource:
         self.account = arn.account if arn is not None else None
         self.queue_name = str((mapping.get("Queues") or [""])[0])
         self.secret_uri, self.vhost = access(mapping.request)
-        self.broker = Broker.parse(str(mapping.extension.raw.get("broker") or ""))
+        given = mapping.extension.raw.get("broker")
+        self.broker: Broker | None = Broker.parse(str(given)) if given else None  # None: ask DescribeBroker
         transform = transform_for(settings.transform, DESCRIPTOR.data) if settings.transform else None
         self.format = RabbitFormat(source_arn=mapping.source_id, queue=queue_key(self.queue_name, self.vhost),
                                    transform=transform)
@@ -167,11 +168,12 @@ class RabbitSource:
         """Read the secret, open the connection and start consuming; SourceUnavailable while the broker
         or Secrets Manager cannot be reached, MappingStopped when the broker refuses for good."""
         secret = await SecretSource(self.clients, self.mapping.extension.secrets).read(self.secret_uri, BASIC_AUTH)
+        broker = self.broker = self.broker or await self._described_broker()
         await self._close_connection()
         try:
             connection = await asyncio.wait_for(aio_pika.connect(
-                host=self.broker.host, port=self.broker.port, login=secret["username"], password=secret["password"],
-                virtualhost=self.vhost, ssl=self.broker.tls, ssl_context=ssl.create_default_context() if self.broker.tls
+                host=broker.host, port=broker.port, login=secret["username"], password=secret["password"],
+                virtualhost=self.vhost, ssl=broker.tls, ssl_context=ssl.create_default_context() if broker.tls
                 else None, timeout=CONNECT_TIMEOUT, client_properties={"connection_name": f"esm {self.mapping.name}"},
             ), CONNECT_TIMEOUT + 1)
         except aiormq.exceptions.ProbableAuthenticationError as error:
@@ -181,14 +183,14 @@ class RabbitSource:
                                         f"{error}") from None
         except aiormq.exceptions.InvalidFrameError as error:
             if "Connection.Close" not in str(error):
-                raise SourceUnavailable(f"RabbitMQ broker {self.broker.host}:{self.broker.port}: {error!r}") from None
+                raise SourceUnavailable(f"RabbitMQ broker {broker.host}:{broker.port}: {error!r}") from None
             # The broker answers connection.open with connection.close (530 NOT_ALLOWED) when the
             # virtual host does not exist or the user may not use it; the client keeps no reply code.
             raise MappingStopped(AUTHZ, f"the broker refused to open virtual host {self.vhost!r} for user "
                                         f"{secret['username']!r} (it does not exist, or the user may not use "
                                         "it)") from None
         except (aiormq.exceptions.AMQPError, OSError, asyncio.TimeoutError, ConnectionError) as error:
-            raise SourceUnavailable(f"RabbitMQ broker {self.broker.host}:{self.broker.port} is not reachable: "
+            raise SourceUnavailable(f"RabbitMQ broker {broker.host}:{broker.port} is not reachable: "
                                     f"{error!r}") from None
         try:
             await self._consume(connection)
@@ -196,6 +198,22 @@ class RabbitSource:
             with contextlib.suppress(Exception):
                 await connection.close()
             raise
+
+    async def _described_broker(self) -> Broker:
+        """The broker's AMQP endpoint as mq:DescribeBroker lists it (no `esm.broker` given): amqps://
+        before amqp://. SourceUnavailable while DescribeBroker does not answer or lists none."""
+        from esm.sources.amazonmq import broker_endpoints
+
+        try:
+            endpoints = await broker_endpoints(self.clients, self.mapping.source_id)
+        except Exception as error:  # noqa: BLE001 - unreachable, unauthorised, unknown: retried, said
+            raise SourceUnavailable(f"mq:DescribeBroker for {self.mapping.source_id} failed: {error!r}") from None
+        found = sorted((uri for uri in endpoints if urlsplit(uri).scheme.lower() in ("amqp", "amqps")),
+                       key=lambda uri: not uri.lower().startswith("amqps"))
+        if not found:
+            raise SourceUnavailable(f"mq:DescribeBroker lists no AMQP endpoint for {self.mapping.source_id} "
+                                    f"(endpoints: {', '.join(endpoints) or 'none'}); give esm.broker")
+        return Broker.parse(found[0])
 
     async def _consume(self, connection: Any) -> None:
         channel = await connection.channel()
@@ -235,8 +253,9 @@ class RabbitSource:
             raise MappingStopped(AUTHZ, f"queue {self.queue_name!r} may not be consumed: {error}") from None
         self._connection, self._channel = connection, channel
         self._failures = 0
-        self.log.info("consuming %s on %s:%d (prefetch %d)", self.format.queue, self.broker.host, self.broker.port,
-                      prefetch)
+        broker = self.broker
+        assert broker is not None
+        self.log.info("consuming %s on %s:%d (prefetch %d)", self.format.queue, broker.host, broker.port, prefetch)
 
     async def _reconnect(self, stopping: asyncio.Event | None) -> None:
         """Connect again after the connection or channel closed, with backoff between tries."""
