@@ -127,3 +127,40 @@ def test_what_lambda_refuses_for_amazon_mq_is_refused(fields: dict[str, object],
     with pytest.raises(ConfigError) as caught:
         parse_config(config(_mapping(**fields)), base_dir=".")
     assert expected in str(caught.value), str(caught.value)
+
+
+SAM_MQ = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Consumer:
+    Type: AWS::Serverless::Function
+    Properties:
+      Runtime: python3.12
+      Handler: app.handler
+      CodeUri: s3://artifacts/consumer.zip
+      Events:
+        Orders:
+          Type: MQ
+          Properties:
+            Broker: arn:aws:mq:us-east-1:000000000000:broker:shop:b-0d6a3bd1-1c2e-4f5a-9b8c-7d6e5f4a3b2c
+            Queues: [orders]
+            BatchSize: 50
+            SourceAccessConfigurations:
+              - {Type: BASIC_AUTH, URI: arn:aws:secretsmanager:us-east-1:000000000000:secret:shop-mq}
+              - {Type: VIRTUAL_HOST, URI: /shop}
+"""
+
+
+def test_a_sam_mq_event_becomes_a_rabbitmq_mapping(tmp_path) -> None:
+    """behaviour §9.12: `esm run --template` reads a SAM `MQ` event with a VIRTUAL_HOST as a RabbitMQ
+    mapping: its broker, queue, batch size and access configurations as the template gives them."""
+    from esm.templates import TemplateOptions, load_template
+
+    path = tmp_path / "template.yaml"
+    path.write_text(SAM_MQ)
+    options = TemplateOptions(template=str(path), offline=True, functions_url="http://127.0.0.1:9/{function}")
+    loaded = load_template(options)
+    (mapping,) = loaded.config.mappings
+    assert (mapping.source, mapping.get("Queues"), mapping.get("BatchSize")) == ("rabbitmq", ["orders"], 50)
+    assert mapping.source_id.endswith("broker:shop:b-0d6a3bd1-1c2e-4f5a-9b8c-7d6e5f4a3b2c")
+    assert {"Type": "VIRTUAL_HOST", "URI": "/shop"} in mapping.get("SourceAccessConfigurations")
