@@ -11,6 +11,13 @@ Both sides drain the same number of 200-byte messages from a fresh quorum queue,
   until `esm_deleted_events_total` reaches the count.
 Prints messages/s for each (the best of `--rounds`), and esm's ratio to raw; writes
 bench/results/mq-rabbitmq.json. Not part of the test suite.
+
+Where esm's time goes (10,000 messages, timed inside the source on a loaded 2-core machine): about
+80% waiting in `receive` for the broker's next deliveries (some 1,500 receives, seven messages
+each: the broker pushes as acknowledgements free the prefetch), about 9% acknowledging (one
+`basic.ack multiple` per batch), about 5% invoking; building the documents does not show. Both
+loops are bound by how fast the quorum queue delivers, so on a busy machine the ratio swings
+from run to run: measure on a quiet one.
 """
 
 from __future__ import annotations
