@@ -273,6 +273,9 @@ async def test_two_replicas_compete_on_one_queue_and_each_message_is_processed_o
     async with running(text) as one, running(text) as two:
         await rmq.publish(channel, queue, bodies)
         await wait_until(lambda: len(captured.bodies) >= len(bodies), timeout=WAIT, what="every message processed")
+        # Acknowledged by the two together (the broker's own counts are sampled, so they may lag).
+        await wait_until(lambda: one.total("esm_deleted_events_total") + two.total("esm_deleted_events_total")
+                         >= len(bodies), timeout=WAIT, what="every message acknowledged")
         await drained(broker, queue)
         shares = [one.total("esm_deleted_events_total"), two.total("esm_deleted_events_total")]
     assert sorted(captured.bodies) == sorted(bodies)

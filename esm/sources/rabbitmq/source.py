@@ -305,6 +305,8 @@ class RabbitSource:
             finally:
                 for waiter in waiters:
                     waiter.cancel()
+        if len(self._buffer) < count:
+            await asyncio.sleep(0)  # deliveries read with this one are still being handed over: take them too
         taken = [self._buffer.popleft() for _ in range(min(count, len(self._buffer)))]
         records = [rmq_record(message, self._generation) for message in taken]
         return await self._without_oversized(records)
