@@ -24,6 +24,7 @@ SOURCES: Mapping[str, str] = MappingProxyType({
     "kinesis": "esm.sources.kinesis.descriptor:DESCRIPTOR",
     "dynamodb": "esm.sources.dynamodb.descriptor:DESCRIPTOR",
     "kafka": "esm.sources.kafka.descriptor:DESCRIPTOR",
+    "rabbitmq": "esm.sources.rabbitmq.descriptor:DESCRIPTOR",
     "activemq": "esm.sources.activemq.descriptor:DESCRIPTOR",
 })
 

@@ -11,16 +11,16 @@ never imported. A new queue source is one more `QueueAdapter` subclass appended 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import base64
-
 import aiohttp
 
 from tests.support import activemq
+from tests.support import rabbitmq as rmq
 from tests.support.sqs import create_queue, queue_counts, send, sqs_client
 
 
@@ -130,6 +130,52 @@ class SqsQueue(QueueAdapter):
         return [(r["body"], r["messageId"]) for r in event["Records"]]
 
 
+# ---------------------------------------------------------------- Amazon MQ for RabbitMQ
+
+
+class RabbitQueue(QueueAdapter):
+    """A quorum queue on the RabbitMQ broker of scripts/backends. RabbitMQ has no hold that runs out:
+    a delivery is the consumer's until it is acknowledged or requeued, or its connection closes."""
+
+    name = "rabbitmq"
+    capabilities = QueueCapabilities(ordered_groups=False, partial_responses=False, hold_deadline=False)
+    data_key = "data"
+
+    async def open(self) -> None:
+        import aio_pika
+
+        self._broker = rmq.broker()
+        self._connection = await aio_pika.connect(self._broker.url)
+        self._channel = await self._connection.channel()
+        self._secret = rmq.secret(self._broker)
+        self._queue: str | None = None
+
+    async def close(self) -> None:
+        await self._connection.close()
+
+    async def create_queue(self, *, hold: int, ordered: bool = False) -> None:
+        assert not ordered, "RabbitMQ keeps no ordered groups for Lambda"
+        self._queue = rmq.queue_name("conf")
+        await rmq.declare(self._channel, self._queue)
+
+    async def put(self, payloads: list[str], *, group: str | None = None) -> None:
+        assert self._queue is not None
+        await rmq.publish(self._channel, self._queue, list(payloads))
+
+    async def held(self) -> Held:
+        assert self._queue is not None
+        ready, unacknowledged = await rmq.counts(self._broker, self._queue)
+        return Held(ready, unacknowledged)
+
+    def mapping(self, **fields: Any) -> dict[str, Any]:
+        assert self._queue is not None
+        return rmq.mapping(self._broker, self._queue, self._secret, **fields)
+
+    def items(self, event: dict[str, Any]) -> list[tuple[str, Any]]:
+        return [(rmq.data(m), None) for m in rmq.messages(event)]
+
+
+
 # ---------------------------------------------------------------- Amazon MQ for ActiveMQ (ActiveMQ Classic)
 
 
@@ -175,4 +221,4 @@ class ActiveMqQueue(QueueAdapter):
 
 
 # The table's parameters: a new queue source is one adapter above and one entry here.
-QUEUES: tuple[type[QueueAdapter], ...] = (SqsQueue, ActiveMqQueue)
+QUEUES: tuple[type[QueueAdapter], ...] = (SqsQueue, RabbitQueue, ActiveMqQueue)

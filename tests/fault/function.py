@@ -68,8 +68,14 @@ class Item:
 
 
 def items_of(event: dict[str, Any]) -> list[tuple[str | None, str | None, Any, dict[str, Any]]]:
-    """(id, key, itemIdentifier, record) for each record of an SQS, Kinesis, Kafka or ActiveMQ event."""
+    """(id, key, itemIdentifier, record) for each record of an SQS, Kinesis, Kafka, RabbitMQ or ActiveMQ event."""
     out = []
+    if isinstance(event.get("rmqMessagesByQueue"), dict):  # Amazon MQ for RabbitMQ (no item identifiers)
+        for messages in event["rmqMessagesByQueue"].values():
+            for m in messages:
+                found = identity(base64.b64decode(m.get("data") or ""))
+                out.append((*(found or (None, None)), None, m))
+        return out
     if isinstance(event.get("messages"), list):  # Amazon MQ for ActiveMQ
         for m in event["messages"]:
             found = identity(base64.b64decode(m["data"]))

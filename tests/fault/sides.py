@@ -19,7 +19,9 @@ from tests.fault.harness import (
     sqlite_checkpoints,
 )
 from tests.support.kafka import NO_AUTH
+from tests.support import rabbitmq as rmq
 from tests.support.ledger import Ledger, payload
+from tests.support.toxiproxy import Proxy, Toxiproxy
 from tests.support.sqs import create_queue, queue_counts, send, sqs_client
 
 
@@ -76,6 +78,56 @@ class SqsSide:
 
     async def drained(self) -> bool:
         return await queue_counts(self.sqs, self.url) == (0, 0)
+
+
+class RabbitSide:
+    """A quorum queue on the RabbitMQ broker, reached through a toxiproxy proxy of its own (`proxy`,
+    which the faults take down). A failed batch goes back to the queue whole; nothing dead-letters."""
+
+    source = "rabbitmq"
+    ordered = False
+
+    def __init__(self) -> None:
+        self.queue = rmq.queue_name("fault")
+        self.proxy: Proxy | None = None
+
+    @contextlib.asynccontextmanager
+    async def made(self) -> AsyncIterator["RabbitSide"]:
+        import aio_pika
+
+        self.broker = rmq.broker()
+        self.secret = rmq.secret(self.broker)
+        connection = await aio_pika.connect(self.broker.url)
+        try:
+            self.channel = await connection.channel()
+            await rmq.declare(self.channel, self.queue)
+            async with Toxiproxy.from_env() as toxi, toxi.proxy(f"rabbitmq-{self.queue}",
+                                                               f"127.0.0.1:{self.broker.port}") as proxy:
+                self.proxy = proxy
+                yield self
+        finally:
+            await connection.close()
+
+    def mapping(self, proxied: Proxies, **fields: Any) -> dict[str, Any]:
+        assert self.proxy is not None
+        document = rmq.mapping(self.broker, self.queue, self.secret, **fields)
+        document["esm"] = {"broker": f"amqp://{self.proxy.address}"}
+        document.pop("FunctionName")
+        return {"BatchSize": 10, **document}
+
+    async def produce(self, ledger: Ledger, records: list[tuple[str, str]]) -> None:
+        for record_id, key in records:
+            ledger.produce(record_id, key)
+        await rmq.publish(self.channel, self.queue, [payload(r, k) for r, k in records])
+
+    def watcher(self, ledger: Ledger) -> Callable[[], Awaitable[None]] | None:
+        return None  # a message stays on the broker until acknowledged (checked by `drained`)
+
+    async def read_dead(self, ledger: Ledger) -> None:
+        return None
+
+    async def drained(self) -> bool:
+        return await rmq.counts(self.broker, self.queue) == (0, 0)
 
 
 class KinesisSide:

@@ -63,7 +63,7 @@ def kafka(**fields) -> dict:
 def test_example_config_is_valid():
     """The shipped config.example.yaml validates (docs/design.md: it is the reference example)."""
     config = load_config(ROOT / "config.example.yaml")
-    assert [m.source for m in config.mappings] == ["sqs", "kinesis", "dynamodb", "kafka", "activemq"]
+    assert [m.source for m in config.mappings] == ["sqs", "kinesis", "dynamodb", "kafka", "rabbitmq", "activemq"]
     assert config.mappings[3].enabled is False
 
 
