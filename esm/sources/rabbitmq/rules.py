@@ -29,15 +29,15 @@ NOT_FOR_MQ = STREAM_ONLY + RETRY_CONTROLS + (
 
 
 def claims(request: dict[str, Any], extension: dict[str, Any] | None) -> bool:
-    """Whether an `mq` broker's mapping is RabbitMQ's: its SourceAccessConfigurations name a
-    VIRTUAL_HOST (which only RabbitMQ has), or its `esm.broker` is an amqp:// or amqps:// URI, or,
-    without one, DescribeBroker says the broker's engine is RabbitMQ."""
-    if any(isinstance(c, dict) and c.get("Type") == VIRTUAL_HOST
-           for c in request.get("SourceAccessConfigurations") or []):
-        return True  # only RabbitMQ has virtual hosts: a wrong esm.broker is then its rules' to refuse
+    """Whether an `mq` broker's mapping is RabbitMQ's: its `esm.broker` is an amqp:// or amqps://
+    URI; without one, its SourceAccessConfigurations name a VIRTUAL_HOST (which only RabbitMQ has)
+    or DescribeBroker says the broker's engine is RabbitMQ."""
     broker = (extension or {}).get("broker")
     if isinstance(broker, str):
         return urlsplit(broker).scheme.lower() in SCHEMES
+    if any(isinstance(c, dict) and c.get("Type") == VIRTUAL_HOST
+           for c in request.get("SourceAccessConfigurations") or []):
+        return True
     arn = request.get("EventSourceArn")
     if not isinstance(arn, str):
         return False
