@@ -67,6 +67,12 @@ EXPORTS = REQUIRED + (
     "ACTIVEMQ_ADMIN_URL",
     "ACTIVEMQ_USERNAME",
     "ACTIVEMQ_PASSWORD",
+    "RABBITMQ_PORT",
+    "RABBITMQ_URL",
+    "RABBITMQ_MANAGEMENT_URL",
+    "RABBITMQ_USERNAME",
+    "RABBITMQ_PASSWORD",
+    "RABBITMQ_VHOST",
 )
 
 # A cold start downloads jars, an npm package and a virtualenv: minutes, not hours.

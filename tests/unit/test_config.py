@@ -319,7 +319,7 @@ def test_validate_exits_0_on_the_example():
     """docs/design.md: `esm validate` exits 0 for a valid file."""
     result = run_esm("validate", "--config", "config.example.yaml")
     assert result.returncode == 0, result.stderr
-    assert "valid (5 mapping(s)" in result.stdout
+    assert "valid (6 mapping(s)" in result.stdout
 
 
 def test_validate_names_three_mistakes_and_exits_2(tmp_path):
