@@ -47,7 +47,9 @@ class Nemesis:
         await asyncio.sleep(max(0.0, fault.start - self.now()))
         self.log("start", fault)
         try:
-            if fault.peer is None:
+            if fault.backend is not None:
+                await self._backend(fault)
+            elif fault.peer is None:
                 await self._process(fault)
             else:
                 await self._network(fault)
@@ -83,6 +85,28 @@ class Nemesis:
         self.log("restart", fault)
         await self.system.start_replica(fault.replica)
         self.log("ready", fault)
+
+    async def _backend(self, fault: Fault) -> None:
+        backends = self.system.backends
+        if backends is None:  # the schedule draws backend faults only for a run that owns them
+            raise RuntimeError("a backend fault, but the run does not own its backends")
+        assert fault.backend is not None
+        if fault.kind == "freeze":
+            backends.signal(fault.backend, signal.SIGSTOP)
+            try:
+                await asyncio.sleep(fault.duration)
+            finally:
+                backends.signal(fault.backend, signal.SIGCONT)
+            return
+        crash = dict(fault.params).get("sigkill") == 1
+        try:
+            await backends.stop(fault.backend, signal.SIGKILL if crash else signal.SIGTERM)
+            self.log("stopped", fault)
+            await asyncio.sleep(fault.duration)
+        finally:
+            self.log("restart", fault)
+            await backends.start()
+            self.log("ready", fault)
 
     async def _network(self, fault: Fault) -> None:
         assert fault.peer is not None
