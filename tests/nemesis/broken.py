@@ -11,6 +11,12 @@ Breaks:
   records still being invoked, retried or bisected: behaviour §9.6 forbids exactly that. Expected
   verdict: checkpoints past unfinished records on Kinesis, DynamoDB and Kafka, and records lost
   once a replica dies between such a checkpoint and the records' end.
+- `skip-failed`: a partial batch response settles the whole batch as processed (esm.core.decide),
+  so the records it reported are skipped: SQS deletes them, the streams checkpoint and Kafka
+  commits past them. Expected verdict: records lost on every source, checkpoints past them.
+
+A break patches esm's modules before esm's command line imports the rest of esm, so every module
+that imports a patched name gets the broken one.
 """
 
 from __future__ import annotations
@@ -40,7 +46,22 @@ def checkpoint_early(setattr_: SetAttr = setattr) -> None:
     setattr_(OffsetTracker, "register_many", register_many_done)
 
 
-BREAKS: dict[str, Callable[..., None]] = {"checkpoint-early": checkpoint_early}
+def skip_failed(setattr_: SetAttr = setattr) -> None:
+    """esm.core.decide.decide answers a partial batch response with Settle(every record, none failed)."""
+    from esm.core import decide as module
+    from esm.core.outcomes import PARTIAL
+
+    sound = module.decide
+
+    def decide_skipping(segment: Any, outcome: Any, rules: Any, retries: int) -> Any:
+        if outcome.kind == PARTIAL:
+            return module.Settle(list(segment), [])
+        return sound(segment, outcome, rules, retries)
+
+    setattr_(module, "decide", decide_skipping)
+
+
+BREAKS: dict[str, Callable[..., None]] = {"checkpoint-early": checkpoint_early, "skip-failed": skip_failed}
 
 
 def main(argv: list[str]) -> int:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from esm.core import decide as decide_module
+from esm.core.decide import FailureRules, Settle
 from esm.core.offsets import OffsetTracker
-from tests.nemesis.broken import checkpoint_early
+from esm.core.outcomes import PARTIAL, Outcome
+from tests.nemesis.broken import checkpoint_early, skip_failed
 
 
 def test_a_sound_tracker_holds_its_position_before_an_unfinished_record():
@@ -26,3 +29,11 @@ def test_checkpoint_early_moves_the_position_past_records_never_finished(monkeyp
     tracker.register_many([1, 2, 3])
     tracker.register(4)
     assert tracker.advance() == 4
+
+
+def test_skip_failed_settles_a_partial_batch_response_as_processed(monkeypatch: pytest.MonkeyPatch):
+    """The `skip-failed` break: the records a partial batch response reported are settled as
+    processed, where a sound build retries them (streams) or leaves them failed (queues)."""
+    skip_failed(monkeypatch.setattr)
+    decision = decide_module.decide(["r1", "r2"], Outcome(PARTIAL, frozenset({"r2"})), FailureRules(), 0)
+    assert decision == Settle(["r1", "r2"], [])
