@@ -190,7 +190,8 @@ def report(seed: int, minutes: float, rate: float, schedule: list[Any], nemesis:
             f"{'own' if system.backends else 'shared'} backends" + (f", BROKEN BUILD {broken}" if broken else ""),
             f"command: {command}", "", table(reports)]
     replies: dict[str, int] = dict(sorted(function.replies.items()))
-    text += ["", f"function replies: {replies}", f"produce retries: {dict(traffic.produce_errors)}"]
+    text += ["", f"function replies: {replies}", f"produce retries: {dict(traffic.produce_errors)}",
+             f"exit codes after SIGTERM: {nemesis.sigterm_exits} (0: drained and stopped cleanly)"]
     if nemesis.errors:
         text += ["", "faults that could not be applied:"] + [f"  {e}" for e in nemesis.errors]
     failed = [r for r in reports if not r.sound]
@@ -209,6 +210,7 @@ def report(seed: int, minutes: float, rate: float, schedule: list[Any], nemesis:
         "seed": seed, "minutes": minutes, "rate": rate, "broken": broken,
         "own_backends": system.backends is not None, "polls": polls, "faults": kinds, "fault_count": len(schedule),
         "restarts": system.restarts, "sources": as_json(reports), "fault_errors": nemesis.errors,
+        "sigterm_exits": nemesis.sigterm_exits,
         "replies": replies}, indent=2) + "\n")
     return 1 if failed or nemesis.errors else 0
 
