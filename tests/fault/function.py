@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from tests.support.fake_server import LoopbackApi
 from tests.support.ledger import Ledger, identity
 
 
@@ -102,30 +103,15 @@ Decide = Callable[[list[Item]], Reply]
 
 
 @dataclass
-class FunctionServer:
+class FunctionServer(LoopbackApi):
     ledger: Ledger
     decide: Decide = lambda batch: OK
-    url: str = ""
     seen: dict[str, int] = field(default_factory=dict)
     replies: list[str] = field(default_factory=list)
     in_flight: int = 0  # invocations being answered right now
-    _runner: web.AppRunner | None = None
 
-    async def start(self) -> str:
-        app = web.Application(client_max_size=8 * 1024 * 1024)
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     async def __aenter__(self) -> "FunctionServer":
         await self.start()

@@ -138,36 +138,53 @@ def sqlite_checkpoints(path: Path, ledger: Ledger) -> Callable[[], Awaitable[Non
     return poll
 
 
+async def lease_checkpoints(dynamodb: Any, table: str) -> list[tuple[str, str, int]]:
+    """(mapping, unit, position) of every numeric checkpoint in a DynamoDB lease table
+    (esm.checkpoints.dynamodb), read consistently."""
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    items: list[dict[str, Any]] = []
+    while True:
+        page = await dynamodb.scan(**kwargs)
+        items.extend(page.get("Items") or [])
+        if not page.get("LastEvaluatedKey"):
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    found = []
+    for item in items:
+        position = item.get("checkpoint", {}).get("S", "")
+        if "unit" in item and position.isdigit():
+            found.append((item.get("mapping", {}).get("S", ""), item["unit"]["S"], int(position)))
+    return found
+
+
+async def released_offsets(admin: Any, group: str, topic: str) -> list[tuple[str, int]]:
+    """(partition unit, last released offset) per committed partition of `topic`: a committed offset
+    O releases every record below O."""
+    offsets = await admin.list_consumer_group_offsets(group)
+    return [(f"{tp.topic}-{tp.partition}", meta.offset - 1) for tp, meta in offsets.items()
+            if tp.topic == topic and meta.offset >= 0]
+
+
 def dynamodb_checkpoints(dynamodb: Any, table: str, ledger: Ledger) -> Callable[[], Awaitable[None]]:
-    """Read the DynamoDB lease table's checkpoints (esm.checkpoints.dynamodb) into the ledger."""
+    """Read the DynamoDB lease table's checkpoints into the ledger."""
 
     async def poll() -> None:
-        kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
-        items: list[dict[str, Any]] = []
-        while True:
-            page = await dynamodb.scan(**kwargs)
-            items.extend(page.get("Items") or [])
-            if not page.get("LastEvaluatedKey"):
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        when = time.time()
-        for item in items:
-            position = item.get("checkpoint", {}).get("S", "")
-            if "unit" in item and position.isdigit():
-                ledger.checkpoint(item["unit"]["S"], int(position), when)
+        found = await lease_checkpoints(dynamodb, table)
+        when = time.time()  # after the read: whatever it shows was written before now
+        for _mapping, unit, position in found:
+            ledger.checkpoint(unit, position, when)
 
     return poll
 
 
 def kafka_commits(admin: Any, group: str, topic: str, ledger: Ledger) -> Callable[[], Awaitable[None]]:
-    """Read the group's committed offsets: offset O releases every record below O."""
+    """Read the group's committed offsets into the ledger."""
 
     async def poll() -> None:
-        offsets = await admin.list_consumer_group_offsets(group)
+        released = await released_offsets(admin, group, topic)
         when = time.time()
-        for tp, meta in offsets.items():
-            if tp.topic == topic and meta.offset >= 0:
-                ledger.checkpoint(f"{tp.topic}-{tp.partition}", meta.offset - 1, when)
+        for unit, position in released:
+            ledger.checkpoint(unit, position, when)
 
     return poll
 
@@ -250,18 +267,22 @@ class DaemonProcess:
     metrics_port: int
     process: subprocess.Popen[bytes] | None = None
     exits: list[int] = field(default_factory=list)
+    # What Python runs: esm itself, or a wrapper that breaks it on purpose first
+    # (tests/nemesis/broken.py, to show the nemesis's checker catches a broken build).
+    program: tuple[str, ...] = ("-m", "esm")
 
     @classmethod
-    def write(cls, doc: dict[str, Any], tmp_path: Path, name: str = "esm") -> "DaemonProcess":
+    def write(cls, doc: dict[str, Any], tmp_path: Path, name: str = "esm",
+              program: tuple[str, ...] = ("-m", "esm")) -> "DaemonProcess":
         port = free_port()
         doc = dict(doc, metrics={"listen": f"127.0.0.1:{port}"})
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump(doc, sort_keys=False))
-        return cls(path, tmp_path / f"{name}.log", port)
+        return cls(path, tmp_path / f"{name}.log", port, program=program)
 
     def start(self) -> None:
         out = self.log.open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "esm", "run", "--config", str(self.config)],
+        self.process = subprocess.Popen([sys.executable, *self.program, "run", "--config", str(self.config)],
                                         cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         out.close()
 

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
+from esm.sources.kafka.source import _stop_consumer
 from tests.fault.function import every_nth_times_out, garbage_first_then_ok, poison, slow, storm
 from tests.fault.scenario import Run, run_scenario
 from tests.fault.sides import KafkaSide, ids_and_keys
+from tests.support.kafka import create_topic, kafka_admin, produce_bulk, unique
 from tests.support.kafka import quick_group  # noqa: F401  (autouse: the group's quick timings)
+from tests.support.toxiproxy import Toxiproxy
+from tests.support.waiting import wait_until
 
 
 pytestmark = pytest.mark.usefixtures("backends", "toxiproxy", "kafka_proxied")
@@ -98,3 +105,47 @@ async def test_kafka_destination_down_while_retries_run_out(tmp_path, matrix):
                              expect_dead=sorted(bad), max_duplicates=REREAD)
     assert run.metric("destination_errors") >= 3
     assert run.metric("destination_delivered") == len(bad)
+
+
+# ---------------------------------------------------------------- stopping while the broker is away
+
+BACKOFF_MS = 2000  # a failed fetch sleeps this long: stop() surely finds the fetch request in its backoff
+
+
+async def _fetching_then_cut_off(topic: str, proxy: Any, caplog: pytest.LogCaptureFixture) -> AIOKafkaConsumer:
+    """A group consumer through the broker's proxy that has read the topic; then the broker goes
+    away and the consumer's fetcher fails a fetch and sleeps in its retry backoff."""
+    await proxy.enable()
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=os.environ["KAFKA_PROXIED_BOOTSTRAP"], group_id=unique("away"),
+                                enable_auto_commit=False, auto_offset_reset="earliest", retry_backoff_ms=BACKOFF_MS)
+    await consumer.start()
+    read = 0
+    while read < 3:
+        read += sum(len(batch) for batch in (await consumer.getmany(timeout_ms=1000)).values())
+    caplog.clear()
+    await proxy.disable()
+    await wait_until(lambda: any("Failed fetch messages" in r.getMessage() for r in caplog.records), 60,
+                     "a fetch failed (its request now sleeps in the retry backoff)")
+    return consumer
+
+
+async def test_kafka_consumer_stops_cleanly_while_the_broker_is_away(caplog):
+    """Graceful shutdown (docs/operations.md: SIGTERM ... closes its clients and exits 0) with the
+    broker unreachable, as during a broker restart. aiokafka's `stop()` cancels its pending fetch
+    requests and awaits them, and one sleeping in its retry backoff lets that CancelledError out of
+    `stop()` (first consumer: the precondition). esm's stop swallows it, since this task is not the
+    one cancelled, and closes the client. Regression: the nemesis (seed 2026) SIGTERMed a replica
+    during a broker restart, and esm exited 1 with that CancelledError's traceback."""
+    caplog.set_level(logging.ERROR, logger="aiokafka.consumer.fetcher")
+    async with kafka_admin() as admin:
+        topic = await create_topic(admin, partitions=1, prefix="away")
+    await produce_bulk(topic, [b"r1", b"r2", b"r3"])
+    async with Toxiproxy.from_env() as toxi, \
+            toxi.proxy("kafka-away", os.environ["KAFKA_PROXIED_UPSTREAM"],
+                       listen=os.environ["KAFKA_PROXIED_BOOTSTRAP"]) as proxy:
+        plain = await _fetching_then_cut_off(topic, proxy, caplog)
+        with pytest.raises(asyncio.CancelledError):
+            await plain.stop()
+        consumer = await _fetching_then_cut_off(topic, proxy, caplog)
+        await _stop_consumer(consumer)  # returns: no CancelledError, no traceback at shutdown
+        assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]

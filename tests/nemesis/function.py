@@ -22,6 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.support.fake_server import LoopbackApi
 from tests.support.ledger import Ledger, identity
 
 FAILURES = ("partial", "error", "timeout", "throttle")
@@ -60,39 +61,24 @@ def _doc(text: str | bytes) -> dict[str, Any]:
 
 
 @dataclass
-class NemesisFunction:
+class NemesisFunction(LoopbackApi):
     ledgers: dict[str, Ledger]  # source name -> its ledger
     seed: int
     fail_rate: float = 0.08
     invoke_timeout: float = 5.0
     failing: bool = True
-    url: str = ""
     rng: random.Random = field(init=False)
     replies: Counter[str] = field(default_factory=Counter)  # (source, reply kind) -> count
     appearances: Counter[str] = field(default_factory=Counter)  # source -> records presented (with repeats)
     failed_invocations: Counter[str] = field(default_factory=Counter)  # source -> invocations answered as failed
     dynamodb_unit: str = ""  # the DynamoDB stream's shard: its records' positions are learnt when seen
     in_flight: int = 0
-    _runner: web.AppRunner | None = None
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed * 7919 + 1)
 
-    async def start(self) -> str:
-        app = web.Application(client_max_size=16 * 1024 * 1024)
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/fn/{replica}/{source}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
-        return self.url
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
     async def _handle(self, request: web.Request) -> web.Response:
         self.in_flight += 1

@@ -27,6 +27,11 @@ class Nemesis:
     started: float = 0.0  # loop time the schedule counts from
     done: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # One process fault at a time per replica, restart and readiness included: the schedule leaves
+    # room for a restart, but a replica that waits for a backend to come back takes longer, and a
+    # fault that found it still starting would kill the process the previous fault is waiting on.
+    locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+    sigterm_exits: list[int] = field(default_factory=list)  # exit codes after SIGTERM (0: a clean drain)
 
     def log(self, event: str, fault: Fault | None = None, **extra: Any) -> None:
         doc: dict[str, Any] = {"at": round(time.time(), 3), "t": round(self.now(), 2), "event": event, **extra}
@@ -47,7 +52,9 @@ class Nemesis:
         await asyncio.sleep(max(0.0, fault.start - self.now()))
         self.log("start", fault)
         try:
-            if fault.peer is None:
+            if fault.backend is not None:
+                await self._backend(fault)
+            elif fault.peer is None:
                 await self._process(fault)
             else:
                 await self._network(fault)
@@ -59,6 +66,14 @@ class Nemesis:
             self.log("error", fault, error=repr(error))
 
     async def _process(self, fault: Fault) -> None:
+        assert fault.replica is not None
+        lock = self.locks.setdefault(fault.replica, asyncio.Lock())
+        if lock.locked():
+            self.log("waiting", fault, why="the replica's previous fault is not over (its restart is not ready)")
+        async with lock:
+            await self._process_now(fault)
+
+    async def _process_now(self, fault: Fault) -> None:
         assert fault.replica is not None
         replica = self.system.replicas[fault.replica]
         process = replica.process
@@ -78,11 +93,34 @@ class Nemesis:
         else:
             process.send_signal(signal.SIGTERM)
             code = await asyncio.to_thread(process.wait, 120)
+            self.sigterm_exits.append(code)
             self.log("exited", fault, code=code)
         await asyncio.sleep(fault.duration)
         self.log("restart", fault)
         await self.system.start_replica(fault.replica)
         self.log("ready", fault)
+
+    async def _backend(self, fault: Fault) -> None:
+        backends = self.system.backends
+        if backends is None:  # the schedule draws backend faults only for a run that owns them
+            raise RuntimeError("a backend fault, but the run does not own its backends")
+        assert fault.backend is not None
+        if fault.kind == "freeze":
+            backends.signal(fault.backend, signal.SIGSTOP)
+            try:
+                await asyncio.sleep(fault.duration)
+            finally:
+                backends.signal(fault.backend, signal.SIGCONT)
+            return
+        crash = dict(fault.params).get("sigkill") == 1
+        try:
+            await backends.stop(fault.backend, signal.SIGKILL if crash else signal.SIGTERM)
+            self.log("stopped", fault)
+            await asyncio.sleep(fault.duration)
+        finally:
+            self.log("restart", fault)
+            await backends.start()
+            self.log("ready", fault)
 
     async def _network(self, fault: Fault) -> None:
         assert fault.peer is not None

@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
 import signal
@@ -29,6 +30,8 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.nemesis.backends import OwnBackends
+from tests.nemesis.broken import BREAKS
 from tests.nemesis.checker import SourceReport, as_json, check_source, metric_problems, table
 from tests.nemesis.function import NemesisFunction
 from tests.nemesis.nemesis import Nemesis
@@ -110,7 +113,8 @@ async def ensure_alive(system: System) -> None:
             process.send_signal(signal.SIGCONT)
 
 
-async def main(minutes: float, seed: int, workdir: Path, rate: float, settle_timeout: float) -> int:
+async def main(minutes: float, seed: int, workdir: Path, rate: float, settle_timeout: float,
+               backends: OwnBackends | None = None, broken: str | None = None) -> int:
     seconds = minutes * 60
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -119,12 +123,15 @@ async def main(minutes: float, seed: int, workdir: Path, rate: float, settle_tim
     function = NemesisFunction(ledgers, seed, invoke_timeout=INVOKE_TIMEOUT)
     await function.start()
     try:
-        async with made(seed, workdir, function.url, REPLICAS) as system:
+        async with made(seed, workdir, function.url, REPLICAS, backends=backends, broken=broken) as system:
             function.dynamodb_unit = system.res.dynamodb_shard
-            schedule = make_schedule(seed, seconds, REPLICAS, kafka_proxied=system.kafka_proxy is not None)
+            schedule = make_schedule(seed, seconds, REPLICAS, kafka_proxied=system.kafka_proxy is not None,
+                                     backends=backends is not None)
             (workdir / "schedule.txt").write_text("\n".join(f.describe() for f in schedule) + "\n")
             say(f"seed {seed}, {minutes:g} min, {len(schedule)} faults {counts(schedule)}; "
-                f"Kafka proxy: {'yes' if system.kafka_proxy else 'no (its address is taken; no Kafka network faults)'}")
+                f"Kafka proxy: {'yes' if system.kafka_proxy else 'no (its address is taken; no Kafka network faults)'}; "
+                f"backends: {'its own (restarts and freezes)' if backends else 'shared (never restarted)'}"
+                + (f"; BROKEN BUILD: {broken}" if broken else ""))
             say(f"work directory {workdir}")
             for r in range(REPLICAS):
                 await system.start_replica(r, wait=False)
@@ -166,26 +173,30 @@ async def main(minutes: float, seed: int, workdir: Path, rate: float, settle_tim
                 reports.append(check_source(ledgers[s], lanes=LANES[s], batch_size=BATCH_SIZE,
                                             faults=len(schedule), failed_invocations=function.failed_invocations[s],
                                             unnamed_dead_letters=unnamed[s], metric_problems=problems))
-            return report(seed, minutes, rate, schedule, nemesis, system, traffic, reports, workdir, polls, function)
+            return report(seed, minutes, rate, schedule, nemesis, system, traffic, reports, workdir, polls, function,
+                          broken)
     finally:
         await function.stop()
 
 
 def report(seed: int, minutes: float, rate: float, schedule: list[Any], nemesis: Nemesis, system: System,
            traffic: Traffic, reports: list[SourceReport], workdir: Path, polls: int,
-           function: NemesisFunction) -> int:
+           function: NemesisFunction, broken: str | None = None) -> int:
     kinds = counts(schedule)
+    command = f"scripts/nemesis --minutes {minutes:g} --seed {seed}" + (f" --broken {broken}" if broken else "")
     text = [f"nemesis: seed {seed}, {minutes:g} minutes, {rate:g} records/s per source, "
             f"{len(schedule)} faults ({', '.join(f'{k} {n}' for k, n in kinds.items())}), "
-            f"{system.restarts} replica restarts, {polls} checkpoint polls",
-            f"command: scripts/nemesis --minutes {minutes:g} --seed {seed}", "", table(reports)]
+            f"{system.restarts} replica restarts, {polls} checkpoint polls, "
+            f"{'own' if system.backends else 'shared'} backends" + (f", BROKEN BUILD {broken}" if broken else ""),
+            f"command: {command}", "", table(reports)]
     replies: dict[str, int] = dict(sorted(function.replies.items()))
-    text += ["", f"function replies: {replies}", f"produce retries: {dict(traffic.produce_errors)}"]
+    text += ["", f"function replies: {replies}", f"produce retries: {dict(traffic.produce_errors)}",
+             f"exit codes after SIGTERM: {nemesis.sigterm_exits} (0: drained and stopped cleanly)"]
     if nemesis.errors:
         text += ["", "faults that could not be applied:"] + [f"  {e}" for e in nemesis.errors]
     failed = [r for r in reports if not r.sound]
     if failed or nemesis.errors:  # a fault that could not be applied: a replica that would not restart
-        text += ["", f"FAILED (seed {seed}; replay: scripts/nemesis --minutes {minutes:g} --seed {seed})"]
+        text += ["", f"FAILED (seed {seed}; replay: {command})"]
         for r in failed:
             text += [f"  {r.source}:"] + [f"    {p}" for p in r.problems]
         text += ["", "schedule:"] + [f"  {f.describe()}" for f in schedule]
@@ -196,8 +207,10 @@ def report(seed: int, minutes: float, rate: float, schedule: list[Any], nemesis:
     print(out, flush=True)
     (workdir / "report.md").write_text(out + "\n")
     (workdir / "report.json").write_text(json.dumps({
-        "seed": seed, "minutes": minutes, "rate": rate, "faults": kinds, "fault_count": len(schedule),
+        "seed": seed, "minutes": minutes, "rate": rate, "broken": broken,
+        "own_backends": system.backends is not None, "polls": polls, "faults": kinds, "fault_count": len(schedule),
         "restarts": system.restarts, "sources": as_json(reports), "fault_errors": nemesis.errors,
+        "sigterm_exits": nemesis.sigterm_exits,
         "replies": replies}, indent=2) + "\n")
     return 1 if failed or nemesis.errors else 0
 
@@ -209,14 +222,25 @@ def cli(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=4.0, help="records per second per source (default 4)")
     parser.add_argument("--settle", type=float, default=600.0, help="seconds to wait for the drain (default 600)")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--backends-dir", type=Path, default=None,
+                        help="the run owns the backends started in this ESM_BACKENDS_DIR: the schedule restarts "
+                             "and freezes them (scripts/nemesis passes its private set)")
+    parser.add_argument("--broken", choices=sorted(BREAKS), default=None,
+                        help="run the replicas as a deliberately broken build (tests/nemesis/broken.py): the "
+                             "checker must fail")
     args = parser.parse_args(argv)
     for name in ("ESM_SQS_ENDPOINT", "ESM_KINESIS_ENDPOINT", "ESM_AWS_ENDPOINT", "TOXIPROXY_URL",
                  "KAFKA_BOOTSTRAP_SERVERS"):
         if not os.environ.get(name):
             print(f"nemesis: {name} is not set: start the backends first (scripts/nemesis does)", file=sys.stderr)
             return 2
-    workdir = args.workdir or ROOT / "build" / "nemesis" / f"seed-{args.seed}"
-    return asyncio.run(main(args.minutes, args.seed, workdir, args.rate, args.settle))
+    workdir = args.workdir or ROOT / "build" / "nemesis" / (
+        f"seed-{args.seed}" + (f"-broken-{args.broken}" if args.broken else ""))
+    backends = OwnBackends(args.backends_dir.resolve()) if args.backends_dir else None
+    # The run's own Kafka clients (the producer, the watcher's admin) complain on every broker restart
+    # and partition; they retry, and the report counts the producer's retries instead.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    return asyncio.run(main(args.minutes, args.seed, workdir, args.rate, args.settle, backends, args.broken))
 
 
 if __name__ == "__main__":

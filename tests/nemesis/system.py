@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 from esm.config.loading import mapping_uuid
-from tests.fault.harness import DaemonProcess
+from tests.fault.harness import DaemonProcess, lease_checkpoints, released_offsets
+from tests.nemesis.backends import OwnBackends
 from tests.support.kafka import NO_AUTH
 from tests.support.kinesis import create_stream, kinesis_client
 from tests.support.ledger import Ledger
@@ -95,6 +96,8 @@ class System:
     paths: list[ReplicaPath]
     kafka_proxy: Proxy | None
     function_url: str
+    backends: OwnBackends | None = None  # the run's own backend servers (None: shared ones, never touched)
+    broken: str | None = None  # a deliberately broken build the replicas run (tests/nemesis/broken.py)
     replicas: list[DaemonProcess] = field(default_factory=list)
     restarts: int = 0
     clients: dict[str, Any] = field(default_factory=dict)
@@ -149,7 +152,9 @@ class System:
     # ------------------------------------------------------------ replicas
     def new_replica(self, r: int) -> DaemonProcess:
         incarnation = sum(1 for _ in self.workdir.glob(f"replica-{r}.*.yaml")) + 1
-        return DaemonProcess.write(self.config(r), self.workdir, name=f"replica-{r}.{incarnation}")
+        # A broken build runs as `python -m tests.nemesis.broken <break> run ...` (the break applied first).
+        program = ("-m", "esm") if self.broken is None else ("-m", "tests.nemesis.broken", self.broken)
+        return DaemonProcess.write(self.config(r), self.workdir, name=f"replica-{r}.{incarnation}", program=program)
 
     async def start_replica(self, r: int, wait: bool = True) -> None:
         process = self.new_replica(r)
@@ -205,7 +210,8 @@ class System:
 
 
 @contextlib.asynccontextmanager
-async def made(seed: int, workdir: Path, function_url: str, replicas: int = 3) -> AsyncIterator[System]:
+async def made(seed: int, workdir: Path, function_url: str, replicas: int = 3, *,
+               backends: OwnBackends | None = None, broken: str | None = None) -> AsyncIterator[System]:
     """Make the sources, destinations, lease table name and proxies; yield the system (replicas
     not yet started); delete the proxies afterwards (queues, streams and topics are left, with
     unique names, as every test here leaves them)."""
@@ -247,7 +253,7 @@ async def made(seed: int, workdir: Path, function_url: str, replicas: int = 3) -
                 kafka_proxy = await stack.enter_async_context(toxi.proxy(
                     "nemesis-kafka", os.environ["KAFKA_PROXIED_UPSTREAM"],
                     listen=os.environ["KAFKA_PROXIED_BOOTSTRAP"]))
-        system = System(seed, workdir, res, toxi, paths, kafka_proxy, function_url,
+        system = System(seed, workdir, res, toxi, paths, kafka_proxy, function_url, backends, broken,
                         clients={"sqs": sqs, "kinesis": kinesis, "dynamodb": ddb, "kafka_admin": admin})
         try:
             yield system
@@ -275,27 +281,18 @@ async def watch_checkpoints(system: System, ledgers: dict[str, Ledger], stop: as
 
 
 async def _poll_once(system: System, ledgers: dict[str, Ledger], by_mapping: dict[str, str]) -> None:
-    ddb = system.clients["dynamodb"]
-    kwargs: dict[str, Any] = {"TableName": system.res.lease_table, "ConsistentRead": True}
-    items: list[dict[str, Any]] = []
+    found: list[tuple[str, str, int]] = []
     with contextlib.suppress(Exception):  # the table appears when the first replica starts
-        while True:
-            page = await ddb.scan(**kwargs)
-            items.extend(page.get("Items") or [])
-            if not page.get("LastEvaluatedKey"):
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        found = await lease_checkpoints(system.clients["dynamodb"], system.res.lease_table)
     when = time.time()
-    for item in items:
-        source = by_mapping.get(item.get("mapping", {}).get("S", ""))
-        position = item.get("checkpoint", {}).get("S", "")
-        if source in ledgers and "unit" in item and position.isdigit():
-            ledgers[source].checkpoint(item["unit"]["S"], int(position), when)
-    offsets = await system.clients["kafka_admin"].list_consumer_group_offsets(system.res.group)
+    for mapping, unit, position in found:
+        source = by_mapping.get(mapping)
+        if source in ledgers:
+            ledgers[source].checkpoint(unit, position, when)
+    released = await released_offsets(system.clients["kafka_admin"], system.res.group, system.res.topic)
     when = time.time()
-    for tp, meta in offsets.items():
-        if tp.topic == system.res.topic and meta.offset >= 0:
-            ledgers["kafka"].checkpoint(f"{tp.topic}-{tp.partition}", meta.offset - 1, when)
+    for unit, position in released:
+        ledgers["kafka"].checkpoint(unit, position, when)
 
 
 async def read_dead_letters(system: System, source: str, ledger: Ledger) -> list[str]:

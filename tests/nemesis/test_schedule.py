@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.nemesis.schedule import LEAD_IN, QUIET_END, PROCESS_KINDS, make_schedule
+from tests.nemesis.schedule import BACKEND_ROOM, BACKENDS, LEAD_IN, QUIET_END, PROCESS_KINDS, make_schedule
 
 
 def test_a_seed_replays_the_same_schedule_and_another_seed_does_not():
@@ -44,3 +44,24 @@ def test_faults_overlap_but_never_on_one_target_at_once():
             if same_replica or same_proxy:
                 gap = 30.0 if a.kind in ("sigkill", "sigterm") else 0.0
                 assert b.start >= a.end + gap, (a.describe(), b.describe())
+
+
+def test_backend_faults_only_for_a_run_that_owns_its_backends_and_one_at_a_time():
+    """Shared backends are never restarted or frozen; a run's own are, the broker restarted and every
+    server frozen, one backend fault at a time (bringing the broker back checks every server answers)."""
+    assert not [f for f in make_schedule(5, 1800) if f.backend is not None]
+    faults = [f for seed in (5, 6, 7) for f in make_schedule(seed, 1800, backends=True)]
+    assert {(f.kind, f.backend) for f in faults if f.kind == "restart"} == {("restart", "kafka")}
+    assert {f.backend for f in faults if f.kind == "freeze"} == set(BACKENDS)
+    for seed in (5, 6, 7):
+        on_backends = [f for f in make_schedule(seed, 1800, backends=True) if f.backend is not None]
+        for a, b in zip(on_backends, on_backends[1:]):
+            assert b.start >= a.end + BACKEND_ROOM, (a.describe(), b.describe())
+
+
+def test_owning_the_backends_leaves_the_shared_runs_schedule_as_it_was():
+    """The seed of a run on shared backends replays the same schedule as before backend faults existed."""
+    assert make_schedule(30, 1800) == make_schedule(30, 1800, backends=False)
+    # The 30-minute run of seed 30 on shared backends (no Kafka proxy) had 161 faults, 15 of them SIGKILLs.
+    shared = make_schedule(30, 1800, kafka_proxied=False)
+    assert (len(shared), sum(f.kind == "sigkill" for f in shared)) == (161, 15)

@@ -1,5 +1,6 @@
-"""How a test's FAKE HTTP API listens: an aiohttp app on 127.0.0.1 and a free port, in the test's
-event loop. Each fake (tests/support/*_fake.py) says which routes it serves; this owns the rest."""
+"""How a test's HTTP server listens: an aiohttp app on 127.0.0.1 and a free port, in the test's
+event loop. Each server (the FAKE APIs in tests/support/*_fake.py, the functions of the fault
+scenarios and of the nemesis) says which routes it serves; this owns the rest."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from aiohttp import web
 
 
 class LoopbackApi:
-    """Base of the fakes: `routes(app)` adds the fake's handlers; `start()` listens and sets `url`."""
+    """Base of the servers: `routes(app)` adds the server's handlers; `start()` listens and sets `url`."""
 
     tls: ssl.SSLContext | None = None
+    max_body = 16 * 1024 * 1024  # a function's request: a whole batch, up to Lambda's 6 MB payload and more
     url: str = ""
     _runner: web.AppRunner | None = None
 
@@ -19,7 +21,7 @@ class LoopbackApi:
         raise NotImplementedError
 
     async def start(self):  # -> the fake itself, started
-        app = web.Application()
+        app = web.Application(client_max_size=self.max_body)
         self.routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()

@@ -147,8 +147,7 @@ class KafkaSource:
         self.group.stopping.set()
         consumer, self.group.consumer = self.group.consumer, None
         if consumer is not None:
-            with contextlib.suppress(KafkaError, OSError, asyncio.TimeoutError):
-                await consumer.stop()  # leaves the group, so the others take over at once
+            await _stop_consumer(consumer)
         self.commits.consumer = None
         if self.pollers is not None:
             self.pollers.close()  # its pollers go back to its poller group
@@ -258,3 +257,23 @@ class KafkaSource:
             self.log.warning("%s: abandoned the in-flight batch of %s (not committed; it will be read again)",
                              word, part.key)
         self.log.info("%s %s (committed %s@%s)", word, part.key, part.key, committed)
+
+
+async def _stop_consumer(consumer: Any) -> None:
+    """Stop the consumer (it leaves the group, so the others take over at once), whatever the
+    broker's state. aiokafka's fetcher cancels its pending fetch requests and then awaits them; one
+    sleeping in its retry backoff (the broker away) lets that CancelledError out of `stop()`, which
+    would end esm's shutdown with a traceback and exit 1, with the consumer's connections still
+    open. That error is not a cancellation of this task: it is swallowed and the client closed."""
+    try:
+        await consumer.stop()
+    except (KafkaError, OSError, asyncio.TimeoutError):
+        pass
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # this task itself is being cancelled
+        client = getattr(consumer, "_client", None)  # what stop() did not reach
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.close()
