@@ -50,7 +50,8 @@ class OwnBackends:
         """`scripts/backends start` in the private directory: dead servers start again; raises if
         one came back on other addresses than the run holds."""
         env = dict(os.environ, ESM_BACKENDS_DIR=str(self.directory))
-        done = await asyncio.to_thread(subprocess.run, [str(ROOT / "scripts" / "backends"), "start"], env=env,
+        names = os.environ.get("ESM_NEMESIS_BACKENDS", "").split()  # scripts/nemesis's choice; empty: all
+        done = await asyncio.to_thread(subprocess.run, [str(ROOT / "scripts" / "backends"), "start", *names], env=env,
                                        capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
             raise RuntimeError(f"scripts/backends start exited {done.returncode}: {done.stderr.strip()[-300:]}")
