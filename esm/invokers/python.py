@@ -124,13 +124,20 @@ class LambdaContext:
         self.function_version = "$LATEST"
         self.invoked_function_arn = invoked_function_arn
         self.memory_limit_in_mb = MEMORY_LIMIT_IN_MB
-        self.aws_request_id = str(uuid.uuid4())
+        self._request_id: str | None = None
         self.log_group_name = f"/aws/lambda/{function_name}"
         self.log_stream_name = log_stream_name
         self.client_context = None
         self.identity = None
         self.tenant_id = None
         self._deadline = time.monotonic() + timeout
+
+    @property
+    def aws_request_id(self) -> str:
+        """A uuid4, made when first read: most handlers never read it, and one costs a system call."""
+        if self._request_id is None:
+            self._request_id = str(uuid.uuid4())
+        return self._request_id
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))

@@ -137,6 +137,7 @@ def kafka_records(messages: Sequence[Any], key: str, arrived_at: float) -> Fetch
     append = out.append
     b64 = b2a_base64
     types = TIMESTAMP_TYPES
+    new = tuple.__new__  # Record(...) without its Python-level __new__: the same tuple, built in C
     weight = polled = 0
     fixed = 0
     offset_digits = offset_low = offset_high = 0
@@ -174,7 +175,7 @@ def kafka_records(messages: Sequence[Any], key: str, arrived_at: float) -> Fetch
             event["headers"] = []
             size += 2
         weight += size
-        append(Record(event, (key, offset), size, arrived_at, offset))
+        append(new(Record, (event, (key, offset), size, arrived_at, offset)))
     return Fetch(out, weight, polled)
 
 
