@@ -228,6 +228,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 await fill(sqs, url, args.messages)
                 https.append(await through_esm(sqs, url, arn, args.messages,
                                                {"url": f"http://127.0.0.1:{port}/invoke"}, args.concurrency))
+                print(f"turn {len(raws)}: raw {raws[-1]:.0f}, esm in-process {inprocs[-1]:.0f}, esm HTTP "
+                      f"{https[-1]:.0f} messages/s", file=sys.stderr, flush=True)
         finally:
             server.terminate()
         raw, inproc, http = max(raws), max(inprocs), max(https)  # the best of each

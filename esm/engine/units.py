@@ -90,7 +90,9 @@ class UnitWorker:
             lane_tasks = [asyncio.create_task(self._lane(lane), name=f"{self.unit_key}/lane-{lane.index}")
                           for lane in self.lanes]
             self.state = UnitState.PROCESSING
-            if await self._read():
+            # One task for the whole read loop, cancelled when the worker stops: not a task and a
+            # wait per fetch (a fetch is a busy partition's hundred-odd records).
+            if await unless_stopped(self._read(), self.stopping):
                 self.state = UnitState.DRAINING
                 for lane in self.lanes:
                     lane.inbox.end()
@@ -135,16 +137,16 @@ class UnitWorker:
             raise
 
     async def _read(self) -> bool:
-        """Fetch until the unit ends (True) or the worker stops (False)."""
+        """Fetch until the unit ends (True) or the worker stops (False; or cancelled by `run`)."""
         in_flight = self.context.in_flight
         while not self.stopping.is_set():
             while not in_flight.has_room():  # the in-flight cap: lanes settle before more is read
-                await unless_stopped(in_flight.room(), self.stopping)
+                await in_flight.room()
             if self.backlog >= self.high_water:
                 self._room.clear()
-                await unless_stopped(self._room.wait(), self.stopping)
+                await self._room.wait()
                 continue
-            fetched = await unless_stopped(self.source.fetch(self.unit), self.stopping)
+            fetched = await self.source.fetch(self.unit)
             if fetched.records:
                 await self._admit(fetched.records)
             if fetched.ended:
