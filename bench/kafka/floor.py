@@ -48,8 +48,10 @@ async def handler(payload: bytes) -> None:
     orjson.loads(payload)
 
 
-async def floor_loop(topic: str, total: int, servers: str, batch_size: int = 100) -> float:
-    """Records per second from the first non-empty fetch to the commit of the `total`-th record."""
+async def floor_loop(topic: str, total: int, servers: str, batch_size: int = 100,
+                     cpu: list[float] | None = None) -> float:
+    """Records per second from the first non-empty fetch to the commit of the `total`-th record
+    (and, appended to `cpu`, records per second of this process's CPU time over the same span)."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=servers, group_id=f"floor-{uuid.uuid4().hex[:8]}",
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
@@ -60,7 +62,7 @@ async def floor_loop(topic: str, total: int, servers: str, batch_size: int = 100
             if not fetched:
                 continue
             if start is None:
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.process_time()
             for tp, messages in fetched.items():
                 key = f"{tp.topic}-{tp.partition}"
                 for first in range(0, len(messages), batch_size):
@@ -68,6 +70,8 @@ async def floor_loop(topic: str, total: int, servers: str, batch_size: int = 100
                     await handler(orjson.dumps(event(key, records, servers)))
                 seen += len(messages)
             await consumer.commit()
+        if cpu is not None:
+            cpu.append(total / max(time.process_time() - cpu_start, 1e-9))
         return total / (time.perf_counter() - (start or time.perf_counter()))
     finally:
         await consumer.stop()

@@ -1,12 +1,13 @@
 """bench/kinesis: records per second per shard through esm against a raw GetRecords loop.
 
     eval "$(scripts/backends start)"
-    .venv/bin/python -m bench.kinesis.run [--records 20000] [--batch-size 100]
+    .venv/bin/python -m bench.kinesis.run [--records 20000] [--batch-size 100] [--turns 3]
 
 Both read the same backlog from kinesis-mock (one shard, TRIM_HORIZON): the raw loop calls
 GetRecords and decodes nothing; esm builds Lambda's records, batches, invokes an in-process no-op
-handler and checkpoints to SQLite. The ratio esm/raw is printed. A second run feeds the stream at a
-steady rate and samples esm_iterator_age_milliseconds. Prints a table, writes bench/results/kinesis.json.
+handler and checkpoints to SQLite. The ratio esm/raw is printed (the best of --turns runs each, in
+turns). A second run feeds the stream at a steady rate and samples esm_iterator_age_milliseconds; a
+third notes each record's put-to-handler delay (window 0) and prints p50/p99. Prints a table, writes bench/results/kinesis.json.
 Not part of the test suite.
 """
 
@@ -26,6 +27,7 @@ from typing import Any
 import yaml
 from aiobotocore.session import get_session
 
+from bench.kinesis import handlers
 from esm.config.loading import parse_config
 from esm.daemon import run_daemon, tune_garbage_collector
 from esm.observability.metrics import Metrics
@@ -66,11 +68,11 @@ async def raw_loop(kinesis: Any, name: str, total: int) -> float:
     return total / (time.perf_counter() - start)
 
 
-def esm_config(arn: str, batch_size: int, folder: str) -> str:
+def esm_config(arn: str, batch_size: int, folder: str, handler: str = "noop") -> str:
     return yaml.safe_dump({
-        "functions": {"f": {"handler": "bench.kinesis.handlers:noop"}},
+        "functions": {"f": {"handler": f"bench.kinesis.handlers:{handler}"}},
         "event_source_mappings": [{"FunctionName": "f", "EventSourceArn": arn, "StartingPosition": "TRIM_HORIZON",
-                                   "BatchSize": batch_size}],
+                                   "BatchSize": batch_size, "MaximumBatchingWindowInSeconds": 0}],
         "checkpoints": {"sqlite": f"{folder}/checkpoints.db"},
         "metrics": {"listen": "127.0.0.1:0"},
     })
@@ -116,34 +118,75 @@ async def iterator_age(kinesis: Any, rate: float, seconds: float, batch_size: in
             "max_ms": max(samples) if samples else 0.0}
 
 
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
+
+
+async def latency(kinesis: Any, rate: float, seconds: float, batch_size: int) -> dict[str, float]:
+    """Put-to-handler delay at a steady low rate, window 0 (each record's data is its put time)."""
+    name, arn = await new_stream(kinesis)
+    handlers.DELAYS.clear()
+    with tempfile.TemporaryDirectory() as folder:
+        config = parse_config(esm_config(arn, batch_size, folder, "latency"))
+        stop, ready = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(run_daemon(config, stop=stop, metrics=Metrics(), ready=ready))
+        await ready.wait()
+        put = 0
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            await kinesis.put_record(StreamName=name, PartitionKey="k", Data=repr(time.time()).encode())
+            put += 1
+            await asyncio.sleep(1 / rate)
+        deadline = time.monotonic() + 10
+        while len(handlers.DELAYS) < put and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+    delays = [d * 1000 for d in handlers.DELAYS[len(handlers.DELAYS) // 10:]]  # skip the warm-up
+    return {"rate_per_s": rate, "put": put, "received": len(handlers.DELAYS), "p50_ms": percentile(delays, 0.5),
+            "p99_ms": percentile(delays, 0.99), "max_ms": max(delays, default=0.0)}
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     tune_garbage_collector()  # as `esm run` does; every path below runs under the same collector settings
     async with client(get_session()) as kinesis:
         name, arn = await new_stream(kinesis)
         await fill(kinesis, name, args.records)
         await raw_loop(kinesis, name, args.records)  # warm-up, untimed
-        raw = max([await raw_loop(kinesis, name, args.records) for _ in range(2)])
-        esm = await through_esm(arn, args.records, args.batch_size)
+        raws, esms = [], []
+        for _ in range(args.turns):  # in turns, so both see the same machine load
+            raws.append(await raw_loop(kinesis, name, args.records))
+            esms.append(await through_esm(arn, args.records, args.batch_size))
+        raw, esm = max(raws), max(esms)
         age = await iterator_age(kinesis, args.rate, args.age_seconds, args.batch_size)
-    return {"records": args.records, "batch_size": args.batch_size,
+        delays = await latency(kinesis, args.rate, args.age_seconds, args.batch_size)
+    return {"records": args.records, "batch_size": args.batch_size, "turns": args.turns,
             "raw_getrecords_records_per_s": round(raw), "esm_records_per_s": round(esm),
-            "ratio": round(esm / raw, 3), "iterator_age": age}
+            "ratio": round(esm / raw, 3), "runs_records_per_s": {"raw": [round(r) for r in raws],
+                                                                 "esm": [round(r) for r in esms]},
+            "iterator_age": age, "latency": delays}
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=20000)
     parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--turns", type=int, default=3, help="runs of each path, in turns (the best counts)")
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--age-seconds", type=float, default=15.0)
     result = asyncio.run(main(parser.parse_args()))
-    print(f"\nKinesis (kinesis-mock), one shard, {result['records']} records, BatchSize {result['batch_size']}")
+    print(f"\nKinesis (kinesis-mock), one shard, {result['records']} records, BatchSize {result['batch_size']}, "
+          f"best of {result['turns']}")
     print(f"{'path':<38}{'records/s':>10}{'vs raw':>8}")
     print(f"{'raw GetRecords loop (no decoding)':<38}{result['raw_getrecords_records_per_s']:>10}{1.0:>8.2f}")
     print(f"{'esm -> in-process no-op handler':<38}{result['esm_records_per_s']:>10}{result['ratio']:>8.2f}")
     age = result["iterator_age"]
     print(f"\nIteratorAge at {age['rate_per_s']:.0f} records/s: median {age['median_ms']:.0f} ms, max {age['max_ms']:.0f} ms "
           f"({age['samples']} samples)")
+    lat = result["latency"]
+    print(f"put-to-handler latency at {lat['rate_per_s']:.0f} records/s, window 0 ({lat['received']}/{lat['put']} "
+          f"received): p50 {lat['p50_ms']:.0f} ms, p99 {lat['p99_ms']:.0f} ms, max {lat['max_ms']:.0f} ms")
     out = ROOT / "bench" / "results" / "kinesis.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

@@ -9,6 +9,7 @@ checkpoint can only pass records that are done (behaviour §9.6).
 from __future__ import annotations
 
 from collections import deque
+from itertools import islice
 from typing import Hashable, Iterable
 
 
@@ -34,6 +35,15 @@ class OffsetTracker:
 
     def advance(self) -> Hashable | None:
         """The new contiguous position, or None if it did not move."""
+        order, done = self._order, self._done
+        count = len(done)
+        if count and order and order[0] in done and count <= len(order) and set(islice(order, count)) == done:
+            # The usual case (lanes finish their batches in order): what is done is exactly the head
+            # of the order, taken at once rather than record by record.
+            self.position = order[count - 1]
+            self._order = deque(islice(order, count, None))
+            done.clear()
+            return self.position
         moved = False
         while self._order and self._order[0] in self._done:
             key = self._order.popleft()

@@ -59,7 +59,7 @@ class InvokePath:
                 raise Abandoned()
             result = await send(records)
             outcome = judge(result, report_item_failures=self.report_item_failures,
-                            batch_ids=[r.item_id for r in records], read_identifier=self.read_identifier)
+                            batch_ids=(r.item_id for r in records), read_identifier=self.read_identifier)
             if outcome.kind != INVOCATION_ERROR:
                 self.events.batch_invoked(len(records), result.duration, outcome.kind)
                 return Answer(result, outcome)

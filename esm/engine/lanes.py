@@ -58,7 +58,10 @@ class Inbox:
         if self._ended:
             return None
         if wait is None:
-            item = await unless_stopped(self._queue.get(), self._stopping)
+            try:  # what is already queued needs no waiting (and no tasks to wait with)
+                item = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                item = await unless_stopped(self._queue.get(), self._stopping)
         elif wait <= 0:
             try:
                 item = self._queue.get_nowait()

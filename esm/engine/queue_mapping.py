@@ -128,27 +128,44 @@ class QueueMapping:
 
     # -- one poller ----------------------------------------------------------------------------
     async def _poller(self, pid: int) -> None:
+        """Gather a batch, then process it while the next one is gathered (the next receive is in
+        flight while this batch is invoked and deleted: its round trips overlap them). Each batch is
+        settled only after its own invoke answered, as one at a time would; two gathers alternate
+        between their own policy and pending records, so the next batch never takes this one's."""
         context = self.context
         assert context is not None
-        policy = BatchPolicy(self.settings.batch_size, self.settings.window)
-        pending: deque[Record] = deque()
-
-        async def pull(room: int, wait: float | None) -> list[Record]:
-            return await self._pull(pid, room, wait, holding=bool(policy.records or pending))
-
+        gatherers = [self._gatherer(pid), self._gatherer(pid)]
+        turn = 0
+        ahead: asyncio.Future[list[Record]] | None = None  # the next batch being gathered
         try:
             while not self._stopping.is_set() and not self._surplus(pid):
+                if ahead is None:
+                    ahead = asyncio.ensure_future(gatherers[turn].next())
                 try:
-                    records, _ = await gather(policy, pending, pull)
+                    records = await asyncio.shield(ahead)  # a cancelled poller still collects it below
                 except Stopped:
                     break
-                if records:
-                    await self._process(records)
+                ahead = None
+                turn = 1 - turn
+                if not records:
+                    continue
+                if not self._stopping.is_set() and not self._surplus(pid):
+                    ahead = asyncio.ensure_future(gatherers[turn].next())
+                await self._process(records)
         finally:
-            # Gathered but never invoked: visible again at once, for another consumer.
-            leftover = policy.take() + list(pending)
-            if leftover:
+            leftover: list[Record] = []
+            if ahead is not None:  # a receive under way is never abandoned: what it brings goes back
+                try:
+                    leftover += await ahead
+                except (Stopped, asyncio.CancelledError):
+                    pass
+            for gatherer in gatherers:
+                leftover += gatherer.leftover()
+            if leftover:  # gathered but never invoked: visible again at once, for another consumer
                 await self._settle(leftover, Disposition.RELEASED)
+
+    def _gatherer(self, pid: int) -> "_Gatherer":
+        return _Gatherer(self, pid, BatchPolicy(self.settings.batch_size, self.settings.window))
 
     async def _pull(self, pid: int, room: int, wait: float | None, *, holding: bool) -> list[Record]:
         context = self.context
@@ -222,3 +239,23 @@ class QueueMapping:
         finally:
             assert self.context is not None
             self.context.in_flight.release(sum(r.size for r in records))
+
+
+class _Gatherer:
+    """One of a poller's two gathers: its own BatchPolicy and records received but not yet batched."""
+
+    def __init__(self, mapping: QueueMapping, pid: int, policy: BatchPolicy):
+        self.mapping = mapping
+        self.pid = pid
+        self.policy = policy
+        self.pending: deque[Record] = deque()
+
+    async def pull(self, room: int, wait: float | None) -> list[Record]:
+        return await self.mapping._pull(self.pid, room, wait, holding=bool(self.policy.records or self.pending))
+
+    async def next(self) -> list[Record]:
+        records, _ = await gather(self.policy, self.pending, self.pull)
+        return records
+
+    def leftover(self) -> list[Record]:
+        return self.policy.take() + list(self.pending)

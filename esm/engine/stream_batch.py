@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from typing import Awaitable, Callable, Hashable, Sequence
 
 from esm.core.conditions import RECORD_AGE_EXCEEDED
@@ -27,6 +28,33 @@ from esm.core.records import Disposition, Record
 from esm.core.contract import StreamRecordFormat
 
 SettleRecords = Callable[[list[Record], Disposition], Awaitable[None]]
+
+
+class InvokeCounts:
+    """How many invokes held each record of a batch (an on-failure document's approximateInvokeCount).
+
+    Counted only when something is given up: each invoke just notes its segment, so a batch that
+    succeeds costs nothing per record; the notes are folded into counts now and then, so that
+    endless retries keep it bounded."""
+
+    FOLD = 64
+
+    def __init__(self) -> None:
+        self.counts: Counter[Hashable] = Counter()
+        self.segments: list[list[Record]] = []
+
+    def add(self, segment: list[Record]) -> None:
+        self.segments.append(segment)
+        if len(self.segments) >= self.FOLD:
+            self._fold()
+
+    def most(self, records: Sequence[Record]) -> int:
+        self._fold()
+        return max((self.counts[r.item_id] for r in records), default=0)
+
+    def _fold(self) -> None:
+        self.counts.update(r.item_id for segment in self.segments for r in segment)
+        self.segments.clear()
 
 
 class StreamBatch:
@@ -51,12 +79,12 @@ class StreamBatch:
         self._last_kind: str | None = None
         self._last_version = LATEST
         self._last_error: str | None = None
-        counts: dict[Hashable, int] = {}
+        invoked = InvokeCounts()
         stack: list[list[Record]] = [list(records)]  # segments still to settle, the next on top
         while stack:
-            await self._segment(stack, counts)
+            await self._segment(stack, invoked)
 
-    async def _segment(self, stack: list[list[Record]], counts: dict[Hashable, int]) -> None:
+    async def _segment(self, stack: list[list[Record]], invoked: InvokeCounts) -> None:
         segment = stack.pop()
         retries = 0
         self._last_kind = None
@@ -64,7 +92,7 @@ class StreamBatch:
         while segment:
             expired, segment = split_expired(segment, self._age, self.rules.max_age)
             if expired:
-                await self._give_up(expired, RECORD_AGE_EXCEEDED, counts)
+                await self._give_up(expired, RECORD_AGE_EXCEEDED, invoked)
             if not segment:
                 return
             age = max(0.0, self._age(segment[-1]))
@@ -75,8 +103,7 @@ class StreamBatch:
             answer = await self.invoke.invoke(segment, self.send, self.stopping)
             outcome = answer.outcome
             self._last_kind, self._last_version = outcome.answer, answer.result.executed_version
-            for record in segment:
-                counts[record.item_id] = counts.get(record.item_id, 0) + 1
+            invoked.add(segment)
             decision = decide(segment, outcome, self.rules, retries)
             if isinstance(decision, Settle):
                 await self.settle(decision.succeeded, Disposition.SUCCEEDED)
@@ -94,7 +121,7 @@ class StreamBatch:
             if decision.succeeded:
                 await self.settle(decision.succeeded, Disposition.SUCCEEDED)
             if isinstance(decision, GiveUp):
-                await self._give_up(decision.records, decision.condition, counts)
+                await self._give_up(decision.records, decision.condition, invoked)
                 return
             assert isinstance(decision, Retry)
             retries += 1
@@ -102,8 +129,8 @@ class StreamBatch:
             self.log.info("function error (%s); retry %d of %s for %d record(s)", self._last_error, retries,
                           "unlimited" if self.rules.max_retries == -1 else self.rules.max_retries, len(segment))
 
-    async def _give_up(self, records: list[Record], condition: str, counts: dict[Hashable, int]) -> None:
-        count = max((counts.get(r.item_id, 0) for r in records), default=0)
+    async def _give_up(self, records: list[Record], condition: str, invoked: InvokeCounts) -> None:
+        count = invoked.most(records)
         await self.dead_letters.send(self.unit, Failure(
             records=records, condition=condition, invoke_count=count,
             last_error=self._last_error if count else None, last_kind=self._last_kind if count else None,

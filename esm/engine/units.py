@@ -53,6 +53,9 @@ class UnitWorker:
         # Reading stops while the lanes hold this many records not yet in a batch: two batches per lane
         # (at least 100), so a stalled function holds the reader back rather than memory growing.
         self.high_water = max(2 * settings.batch_size, 100) * settings.lanes
+        # ... plus the last fetch, so that the next fetch is under way while the lanes work through
+        # this one (a GetRecords of thousands of records takes as long as invoking them).
+        self.read_ahead = 0
         self._room = asyncio.Event()
         self._room.set()
         self.lanes: list[StreamLane] = []
@@ -74,7 +77,7 @@ class UnitWorker:
 
     def taken(self, count: int) -> None:
         self.backlog -= count
-        if self.backlog < self.high_water:
+        if self.backlog < self.high_water + self.read_ahead:
             self._room.set()
 
     # -- the worker -------------------------------------------------------------------------------
@@ -90,7 +93,9 @@ class UnitWorker:
             lane_tasks = [asyncio.create_task(self._lane(lane), name=f"{self.unit_key}/lane-{lane.index}")
                           for lane in self.lanes]
             self.state = UnitState.PROCESSING
-            if await self._read():
+            # One task for the whole read loop, cancelled when the worker stops: not a task and a
+            # wait per fetch (a fetch is a busy partition's hundred-odd records).
+            if await unless_stopped(self._read(), self.stopping):
                 self.state = UnitState.DRAINING
                 for lane in self.lanes:
                     lane.inbox.end()
@@ -135,16 +140,17 @@ class UnitWorker:
             raise
 
     async def _read(self) -> bool:
-        """Fetch until the unit ends (True) or the worker stops (False)."""
+        """Fetch until the unit ends (True) or the worker stops (False; or cancelled by `run`)."""
         in_flight = self.context.in_flight
         while not self.stopping.is_set():
             while not in_flight.has_room():  # the in-flight cap: lanes settle before more is read
-                await unless_stopped(in_flight.room(), self.stopping)
-            if self.backlog >= self.high_water:
+                await in_flight.room()
+            if self.backlog >= self.high_water + self.read_ahead:
                 self._room.clear()
-                await unless_stopped(self._room.wait(), self.stopping)
+                await self._room.wait()
                 continue
-            fetched = await unless_stopped(self.source.fetch(self.unit), self.stopping)
+            fetched = await self.source.fetch(self.unit)
+            self.read_ahead = len(fetched.records)
             if fetched.records:
                 await self._admit(fetched.records)
             if fetched.ended:

@@ -21,7 +21,9 @@ a number, `bytes` are taken as the raw response body, and anything else unserial
 function error `Runtime.MarshalError`, as in the Python runtime. An exception is a function error
 named by its type; `SystemExit` is `Runtime.ExitError`.
 
-Timeouts: a coroutine handler is cancelled. A thread cannot be killed: the invoke returns a
+Timeouts: a coroutine handler is awaited in the invoking task itself (no task of its own per
+invoke) and cancelled at the deadline; the invoke is a function error `Sandbox.Timedout` even if
+the handler swallowed the cancellation. A thread cannot be killed: the invoke returns a
 function error `Sandbox.Timedout` at once, the thread keeps running until the handler returns,
 and its concurrency slot stays taken until then (so abandoned threads never exceed the cap).
 """
@@ -44,7 +46,7 @@ from typing import Any, Callable
 import orjson
 
 from esm.config.settings import AwsSettings, FunctionTarget
-from esm.invokers.base import FunctionError, InvocationError, InvokeResult
+from esm.invokers.base import FunctionError, InvocationError, InvokeResult, Succeeded
 from esm.invokers.classify import MARSHAL_ERROR, RUNTIME_EXIT, TIMEOUT, classify_body
 from esm.invokers.limits import Slots
 
@@ -122,13 +124,20 @@ class LambdaContext:
         self.function_version = "$LATEST"
         self.invoked_function_arn = invoked_function_arn
         self.memory_limit_in_mb = MEMORY_LIMIT_IN_MB
-        self.aws_request_id = str(uuid.uuid4())
+        self._request_id: str | None = None
         self.log_group_name = f"/aws/lambda/{function_name}"
         self.log_stream_name = log_stream_name
         self.client_context = None
         self.identity = None
         self.tenant_id = None
         self._deadline = time.monotonic() + timeout
+
+    @property
+    def aws_request_id(self) -> str:
+        """A uuid4, made when first read: most handlers never read it, and one costs a system call."""
+        if self._request_id is None:
+            self._request_id = str(uuid.uuid4())
+        return self._request_id
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
@@ -153,6 +162,8 @@ def _json_default(value: Any) -> Any:
 
 def marshal_response(value: Any) -> InvokeResult:
     """The return value as the ESM would receive it over the wire."""
+    if value is None:  # what classify_body makes of b"null", without the round trip
+        return Succeeded(None)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return classify_body(bytes(value), detect_error_object=False)
     try:
@@ -216,7 +227,7 @@ class PythonInvoker:
             async def call() -> InvokeResult:
                 return await self._call_async(handler, payload, limit)
 
-            ran = await self._slots.run(call, limit, cancel_on_timeout=True)
+            ran = await self._slots.run_inline(call, limit)
             note = "the handler was cancelled"
         else:
             if self._executor is None:
@@ -233,6 +244,8 @@ class PythonInvoker:
                 return InvocationError("invoke cancelled (invoker closing)", duration=ran.duration)
             raise ran.error
         result: InvokeResult = ran.value
+        if type(result) is Succeeded:  # the common answer, without dataclasses.replace's generic copy
+            return Succeeded(result.body, ran.duration, result.executed_version)
         return replace(result, duration=ran.duration)
 
     def _call_sync(self, handler: Callable[..., Any], payload: Any, timeout: float) -> InvokeResult:

@@ -168,10 +168,20 @@ class MappingMetrics:
         for name in MAPPING_STATES:
             self.metrics.state.labels(*self.labels, name).set(1 if name == state else 0)
 
+    # Labelled children looked up once: `labels()` costs more than the observation, once per invoke.
+    _children: dict[Any, Any] = field(default_factory=dict)
+
+    def _child(self, family: Any, *extra: str) -> Any:
+        key = (id(family), extra)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = family.labels(*self.labels, *extra)
+        return child
+
     def observe_invoke(self, seconds: float, outcome: str, records: int) -> None:
         self.last_outcome = outcome
-        self.metrics.invoke_duration.labels(*self.labels, outcome).observe(seconds)
-        self.metrics.batch_size.labels(*self.labels).observe(records)
+        self._child(self.metrics.invoke_duration, outcome).observe(seconds)
+        self._child(self.metrics.batch_size).observe(records)
 
     def in_flight(self, limit: int) -> InFlightBytes:
         """The mapping's in-flight bytes cap, reporting to its gauges."""
@@ -185,7 +195,7 @@ class MappingMetrics:
 
     def record_age(self, unit: str, seconds: float) -> None:
         self.record_ages[unit] = seconds
-        self.metrics.oldest_record_age.labels(*self.labels).set(max(self.record_ages.values()))
+        self._child(self.metrics.oldest_record_age).set(max(self.record_ages.values()))
 
     def offset_lag(self, topic: str, partition: int, lag: int) -> None:
         self.metrics.offset_lag.labels(*self.labels, topic, str(partition)).set(lag)

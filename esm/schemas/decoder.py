@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import orjson
@@ -99,30 +99,32 @@ class DecodedMessage:
     result: DecodedRecord | DecodeFailure
 
 
-@dataclass(frozen=True, slots=True)
 class SchemaRecord(Record):
-    """The pipeline's Record of a message that went through the schema step."""
+    """The pipeline's Record of a message that went through the schema step: a Record with the
+    decoded key/value for the filters (`decoded`, filter_kafka keyword arguments) and, for a message
+    that failed the step, its `failure` (never invoked, dead-lettered with failure.condition)."""
 
-    decoded: dict[str, Any] = field(default_factory=dict)  # filter_kafka keyword arguments
-    failure: DecodeFailure | None = None  # set: never invoked, dead-lettered with failure.condition
+    decoded: dict[str, Any]
+    failure: DecodeFailure | None
+
+    def __new__(cls, event: dict[str, Any], item_id: Any, size: int, arrived_at: float, token: Any, *,
+                decoded: dict[str, Any] | None = None, failure: DecodeFailure | None = None) -> "SchemaRecord":
+        self = super().__new__(cls, event, item_id, size, arrived_at, token)
+        self.decoded = {} if decoded is None else decoded
+        self.failure = failure
+        return self
 
 
 def schema_record(record: Record, message: DecodedMessage) -> SchemaRecord:
     """`record` (built by the Kafka source from `message`) with its schema metadata and decoded view."""
     result = message.result
     if isinstance(result, DecodeFailure):
-        return SchemaRecord(**_fields(record), failure=result)
+        return SchemaRecord(*record, failure=result)
     if not result.metadata:
-        return SchemaRecord(**_fields(record), decoded=result.decoded)
+        return SchemaRecord(*record, decoded=result.decoded)
     event = dict(record.event)
     event.update(result.metadata)
-    return SchemaRecord(**_fields(replace(record, event=event, size=len(orjson.dumps(event)))),
-                        decoded=result.decoded)
-
-
-def _fields(record: Record) -> dict[str, Any]:
-    return {"event": record.event, "item_id": record.item_id, "size": record.size,
-            "arrived_at": record.arrived_at, "token": record.token}
+    return SchemaRecord(*record._replace(event=event, size=len(orjson.dumps(event))), decoded=result.decoded)
 
 
 def failure_of(record: Record) -> DecodeFailure | None:

@@ -304,6 +304,32 @@ async def test_async_timeout_cancels_the_handler(handler_module):
     assert isinstance(after, Succeeded) and after.body == "ok"
 
 
+async def test_async_handler_that_swallows_its_cancellation_still_timed_out(handler_module):
+    """behaviour §9.1: an in-process handler that overruns the timeout is a timeout, even when it catches the
+    cancellation and returns a value; the slot is free again afterwards."""
+    name = handler_module(
+        """
+        import asyncio
+
+        async def handler(event, context):
+            if event.get("block"):
+                try:
+                    await asyncio.sleep(30)
+                except asyncio.CancelledError:
+                    return "finished anyway"
+            return "ok"
+        """
+    )
+    invoker = make_invoker(target(f"{name}:handler", max_concurrency=1), AwsSettings())
+    try:
+        timed_out = await invoker.invoke({"block": True}, timeout=0.1)
+        after = await invoker.invoke({})
+    finally:
+        await invoker.close()
+    assert isinstance(timed_out, FunctionError) and timed_out.error_type == "Sandbox.Timedout"
+    assert isinstance(after, Succeeded) and after.body == "ok"
+
+
 async def test_slow_sync_handler_does_not_block_the_loop(handler_module):
     """docs/design.md "Configuration" (Functions): a plain handler runs in a worker thread, so a slow handler never blocks
     the loop. The handler blocks until a coroutine on the loop releases it; were it on the loop,

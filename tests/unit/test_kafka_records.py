@@ -18,6 +18,7 @@ from esm.sources.kafka.records import (
     kafka_event,
     kafka_event_record,
     kafka_record,
+    kafka_records,
     offsets_of,
     payload_cap,
     read_identifier,
@@ -165,3 +166,17 @@ def test_kafka_destination_partitions_keyed_like_kafka_and_keyless_round_robin()
     assert [partitioner(None, partitions, partitions) for _ in range(6)] == [0, 1, 2, 0, 1, 2]
     for key in (b"a", b"order-17", b"\x00"):
         assert partitioner(key, partitions, partitions) == DefaultPartitioner()(key, partitions, partitions)
+
+
+@given(st.lists(st.tuples(st.integers(0, 10**15), st.one_of(st.just(-1), st.integers(0, 10**14)),
+                          st.one_of(st.none(), st.binary(max_size=20)), st.one_of(st.none(), st.binary(max_size=40))),
+                min_size=1, max_size=30).map(lambda rows: sorted(rows, key=lambda row: row[0])))
+def test_a_whole_fetch_is_built_as_record_by_record(rows):
+    """behaviour §2 + 3: the fetch loop builds the same records as kafka_record, each sized exactly as its JSON
+    (offsets and timestamps of any number of digits, -1 included), and sums what the poll loop counts."""
+    messages = [message(offset=o, timestamp=t, key=k, value=v) for o, t, k, v in rows]
+    fetch = kafka_records(messages, "orders-0", 5.0)
+    assert fetch.records == [kafka_record(m, "orders-0", 5.0) for m in messages]
+    assert all(r.size == len(orjson.dumps(r.event)) for r in fetch.records)
+    assert fetch.weight == sum(r.size for r in fetch.records)
+    assert fetch.polled_bytes == sum(len(m.key or b"") + len(m.value or b"") for m in messages)

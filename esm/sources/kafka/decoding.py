@@ -22,7 +22,7 @@ from esm.filtering.decode import filter_kafka
 from esm.observability.metrics import MappingMetrics
 from esm.schemas import SchemaDecoder, failure_of, filter_arguments, schema_record, settings_for
 from esm.core.contract import PreFailure
-from esm.sources.kafka.records import kafka_record
+from esm.sources.kafka.records import Fetch, kafka_record
 
 
 def keeps(matcher: Any, record: Record) -> bool:
@@ -53,8 +53,10 @@ class SchemaStep:
         return await self.decoder.decode_fetched(fetched, consumer=consumer, stopping=stopping)
 
     @staticmethod
-    def build(messages: list[Any], key: str, now: float) -> list[Record]:
-        return [schema_record(kafka_record(message, key, now), message) for message in messages]
+    def build(messages: list[Any], key: str, now: float) -> Fetch:
+        records = [schema_record(kafka_record(message, key, now), message) for message in messages]
+        polled = sum(max(0, m.serialized_key_size) + max(0, m.serialized_value_size) for m in messages)
+        return Fetch(records, sum(r.size for r in records), polled)
 
     async def close(self) -> None:
         await self.decoder.close()

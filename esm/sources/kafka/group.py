@@ -44,9 +44,9 @@ from esm.core.contract import StopReason, Units
 from esm.sources.kafka import tuning
 from esm.sources.kafka.decoding import SchemaStep
 from esm.sources.kafka.pollers import PollerPool
-from esm.sources.kafka.records import kafka_records, partition_key
+from esm.sources.kafka.records import Fetch, kafka_records, partition_key
 
-BuildRecords = Callable[[list[Any], str, float], list[Record]]
+BuildRecords = Callable[[list[Any], str, float], Fetch]
 CloseUnit = Callable[[TopicPartition, StopReason], Awaitable[None]]
 
 
@@ -133,9 +133,7 @@ class Group:
             part = self.partitions.get(tp)
             if part is None or part.state is not PartitionState.ACTIVE or not messages:
                 continue  # fetched just before a revocation or a restart: the next reader reads them
-            records = self.build(messages, part.key, now)
-            fetched_bytes = sum(max(0, m.serialized_key_size) + max(0, m.serialized_value_size) for m in messages)
-            weight = sum(r.size for r in records)  # as the in-flight cap counts them
+            records, weight, fetched_bytes = self.build(messages, part.key, now)  # weight: as the in-flight cap counts
             part.buffer.append((records, weight))
             part.buffered += len(records)
             part.buffered_bytes += weight

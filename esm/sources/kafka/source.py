@@ -53,7 +53,7 @@ from esm.transform import transform_for
 
 log = logging.getLogger("esm.kafka")
 
-FINISHED = frozenset({Disposition.SUCCEEDED, Disposition.FILTERED, Disposition.DEAD_LETTERED})
+SUCCEEDED, FILTERED, DEAD_LETTERED = Disposition.SUCCEEDED, Disposition.FILTERED, Disposition.DEAD_LETTERED  # finished
 
 
 class KafkaSource:
@@ -235,7 +235,9 @@ class KafkaSource:
 
     async def settle(self, unit: Hashable, tokens: Sequence[tuple[Any, Disposition]]) -> None:
         """Finished offsets (processed, filtered out, dead-lettered) wake the committer; one tracker call."""
-        self.commits.finish(unit, [offset for offset, disposition in tokens if disposition in FINISHED])  # type: ignore[arg-type]
+        # Compared by identity: an Enum's hash is a Python-level call, once per record in a set lookup.
+        self.commits.finish(unit, [offset for offset, disposition in tokens  # type: ignore[arg-type]
+                                   if disposition is SUCCEEDED or disposition is FILTERED or disposition is DEAD_LETTERED])
 
     async def close_unit(self, unit: Hashable, reason: StopReason) -> None:
         part = self.group.partitions.get(unit)  # type: ignore[call-overload]
