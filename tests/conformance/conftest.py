@@ -45,3 +45,21 @@ async def queue(request: pytest.FixtureRequest) -> AsyncIterator[QueueAdapter]:
         yield adapter
     finally:
         await adapter.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A row marked `queue_capability(name)` is a rule only queues with that capability have (a
+    partial batch response, ordered groups, a hold that runs out): it is not collected for a queue
+    adapter without it, rather than collected and skipped."""
+    kept, dropped = [], []
+    for item in items:
+        marker = item.get_closest_marker("queue_capability")
+        callspec = getattr(item, "callspec", None)
+        adapter = callspec.params.get("queue") if callspec is not None else None
+        if marker is not None and adapter is not None and not getattr(adapter.capabilities, marker.args[0]):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept

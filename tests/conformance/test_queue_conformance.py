@@ -104,12 +104,11 @@ async def test_filtered_records_are_settled_without_being_invoked(queue: QueueAd
 # ---------------------------------------------------------------- 2. partial batch response
 
 
+@pytest.mark.queue_capability("partial_responses")
 async def test_partial_batch_response_returns_only_the_failed_records(queue: QueueAdapter):
     """behaviour §3 (ReportBatchItemFailures on a queue: the records not listed are settled, the
     listed ones come back when their hold runs out): reporting r4 and r2 brings back exactly those
     two, invoked once more; every other record is invoked once."""
-    if not queue.capabilities.partial_responses:
-        pytest.skip(f"{queue.name} takes no partial batch response")
     ledger = new_ledger(queue, "partial batch response")
     await queue.create_queue(hold=SHORT_HOLD)
     ids = [f"r{i}" for i in range(6)]
@@ -161,13 +160,12 @@ async def test_a_function_error_returns_the_whole_batch(queue: QueueAdapter):
 # ---------------------------------------------------------------- 4. ordered groups
 
 
+@pytest.mark.queue_capability("ordered_groups")
 async def test_an_ordered_group_waits_behind_its_failed_record(queue: QueueAdapter):
     """behaviour §3 (FIFO: in order per group; the function should stop at its first failure and
     return the failed and all unprocessed records; all retries of the affected records complete
     before more records of that group are received): a partial batch response naming only a1 still
     brings back a2 after it, and both are invoked again, in order; group b is not held up."""
-    if not queue.capabilities.ordered_groups:
-        pytest.skip(f"{queue.name} keeps no ordered groups")
     ledger = new_ledger(queue, "ordered group", ordered=True)
     await queue.create_queue(hold=SHORT_HOLD, ordered=True)
     group_a, group_b = ["a0", "a1", "a2"], ["b0", "b1"]
@@ -194,13 +192,12 @@ async def test_an_ordered_group_waits_behind_its_failed_record(queue: QueueAdapt
 # ---------------------------------------------------------------- 5. the hold
 
 
+@pytest.mark.queue_capability("hold_deadline")
 async def test_a_record_held_past_its_hold_comes_back(queue: QueueAdapter):
     """behaviour §1 (a function timeout above the queue's visibility timeout: a batch may be handed
     out again while it is still being processed) and §3: a record is a consumer's only for its hold;
     still unsettled when the hold runs out (its function has not answered), it is handed out again
     and invoked again while the first invoke still runs."""
-    if not queue.capabilities.hold_deadline:
-        pytest.skip(f"{queue.name} holds a record while its consumer lives")
     ledger = new_ledger(queue, "hold deadline")
     await queue.create_queue(hold=SHORT_HOLD)
     await put(queue, ledger, ["h0"])
@@ -226,6 +223,7 @@ async def test_a_record_held_past_its_hold_comes_back(queue: QueueAdapter):
 # ---------------------------------------------------------------- 6. invalid response
 
 
+@pytest.mark.queue_capability("partial_responses")
 @pytest.mark.parametrize("response", [
     {"batchItemFailures": [{"itemIdentifier": "not-in-the-batch"}]},
     {"batchItemFailures": [{"itemIdentifier": ""}]},
@@ -236,8 +234,6 @@ async def test_an_invalid_function_response_fails_the_whole_batch(queue: QueueAd
     """behaviour §3 (a partial batch response naming an itemIdentifier that is "", null, under a wrong
     key or not in the batch is a complete failure): every record of the batch comes back and is
     invoked again; none is settled by the invalid answer."""
-    if not queue.capabilities.partial_responses:
-        pytest.skip(f"{queue.name} takes no partial batch response")
     ledger = new_ledger(queue, "invalid response")
     await queue.create_queue(hold=SHORT_HOLD)
     ids = [f"v{i}" for i in range(3)]
