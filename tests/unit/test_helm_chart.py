@@ -307,6 +307,27 @@ def test_notes_warn_when_stream_positions_go_with_the_pod(helm, tmp_path, store,
     assert (warning in text) == warned, text
 
 
+def test_the_operations_pages_install_line_renders(helm, tmp_path):
+    """docs/operations.md's `helm install` line, as `helm template` (no cluster here): its `--set`
+    keys exist in the chart and do what the page says (the image's repository, the alert rules)."""
+    page = (ROOT / "docs" / "operations.md").read_text().split("\n## Helm chart\n", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", page, re.S).group(1)
+    line = re.search(r"^helm install .*$", block.replace("\\\n", " "), re.M).group(0)  # continuations joined
+    args = line.split()
+    assert args[:3] == ["helm", "install", "esm"] and args[3] == "deploy/helm/esm", args
+    values = tmp_path / "my-values.yaml"
+    values.write_text("{}\n")
+    run = subprocess.run([helm, "template", "esm", str(CHART), *[str(values) if a == "my-values.yaml" else a
+                                                              for a in args[4:]]],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    documents = [d for d in yaml.safe_load_all(run.stdout) if d]
+    [deployment] = of_kind(documents, "Deployment")
+    [esm] = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "esm"]
+    assert esm["image"].startswith("registry.example.com/esm:")
+    assert of_kind(documents, "PrometheusRule")
+
+
 def test_plain_manifests_are_what_the_chart_renders(helm, tmp_path):
     """One source of truth: deploy/kubernetes/ holds exactly what scripts/k8s-manifests writes from
     the chart today (a change to the chart without rerunning it, or an edit by hand, fails here)."""
