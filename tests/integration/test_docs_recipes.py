@@ -11,20 +11,23 @@ mapping". No server here runs a function by name, so `LambdaFront` is a FAKE of 
 endpoint for that part only: Invoke is recorded (and answered with success), every other request
 is passed on to the real control API. The rule checked per source (StartingPosition, behaviour §1; the
 page's own promise): after the switch, the records written while Lambda was disabled are delivered
-by esm, none is lost.
+by esm, none is lost. The disable-and-wait lines also run against moto's Lambda (its event
+source mapping API answers; it runs no function without Docker).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import base64
+import contextlib
+import io
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
@@ -220,3 +223,36 @@ async def test_the_dynamodb_recipe_starts_at_trim_horizon(backends: dict[str, st
                                     while_disabled=lambda: put_items(ddb, table, [item("b1"), item("b2")]),
                                     until=lambda: switch.front.got(FUNCTION) == ["a1", "a2", "b1", "b2"])
         assert switch.front.got(LAMBDA) == ["a1", "a2"]
+
+
+@pytest.mark.parametrize("source", ["SQS", "Kinesis", "DynamoDB Streams"])
+def test_the_recipes_disable_and_wait_against_motos_lambda(backends: dict[str, str], tmp_path: Path,
+                                                           source: str) -> None:
+    """The recipes' first two lines (disable the Lambda mapping, wait until it reports Disabled) as
+    the AWS CLI runs them against moto's Lambda, an event source mapping API that is not esm's: the
+    commands and their `--query State --output text` loop work on a second implementation of AWS's
+    model, and the loop ends once the mapping is Disabled. (moto runs no function without Docker,
+    so the hand-over itself is the tests above.)"""
+    moto = backends["ESM_AWS_ENDPOINT"]
+    clients = {name: boto3.client(name, endpoint_url=moto, region_name="us-east-1", aws_access_key_id="test",
+                                  aws_secret_access_key="test") for name in ("iam", "lambda", "sqs")}
+    suffix = os.urandom(4).hex()
+    role = clients["iam"].create_role(RoleName=f"recipe-{suffix}", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("app.py", "def handler(event, context):\n    return {}\n")
+    function = f"recipe-{suffix}"
+    clients["lambda"].create_function(FunctionName=function, Runtime="python3.12", Role=role, Handler="app.handler",
+                                      Code={"ZipFile": code.getvalue()})
+    queue = clients["sqs"].create_queue(QueueName=f"recipe-{suffix}")["QueueUrl"]
+    arn = clients["sqs"].get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    mapping = clients["lambda"].create_event_source_mapping(FunctionName=function, EventSourceArn=arn)["UUID"]
+    lines = recipe(source).splitlines()[:2]
+    assert lines[0].startswith("aws lambda update-event-source-mapping") and lines[1].startswith("until "), lines
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", AWS_ENDPOINT_URL_LAMBDA=moto,
+               AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1", AWS_PAGER="",
+               U=mapping)
+    done = subprocess.run(["bash", "-ec", "\n".join(lines)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert clients["lambda"].get_event_source_mapping(UUID=mapping)["State"] == "Disabled"

@@ -238,6 +238,96 @@ def test_persistence_refuses_more_than_one_replica(helm, tmp_path, extra):
     assert "checkpoints.dynamodb" in run.stderr
 
 
+SQLITE = {"checkpoints": {}}  # the chart's default store: SQLite under /var/lib/esm
+
+
+@pytest.mark.parametrize("values, refused", [
+    ({"mode": "deployment", "replicas": 2, "config": {**SQLITE, "event_source_mappings": MAPPINGS[1:2]}},
+     "esm keeps mapping payments in SQLite"),
+    ({"mode": "deployment", "replicas": 1, "keda": {"enabled": True},
+      "config": {**SQLITE, "event_source_mappings": MAPPINGS[1:2]}}, "with 1 replicas and KEDA"),
+    ({"mode": "deployment", "replicas": 2, "api": {"listen": "0.0.0.0:9001", "credentialsSecret": "esm-api"},
+      "config": {**SQLITE, "event_source_mappings": MAPPINGS[:1]}}, "the control API's mappings in SQLite"),
+    ({"mode": "groups", "replicas": 1, "config": {"checkpoints": {"sqlite": "/var/lib/esm/c.db"},
+                                                  "event_source_mappings": MAPPINGS},
+      "groups": [{"name": "queues", "replicas": 3, "mappings": ["orders"]},
+                 {"name": "streams", "replicas": 2, "mappings": ["payments"]}]}, "esm-streams keeps mapping payments"),
+], ids=["stream-two-replicas", "stream-keda", "api-two-replicas", "groups-stream-group"])
+def test_sqlite_state_refuses_more_than_one_replica(helm, tmp_path, values, refused):
+    """Issue 28.4: stream positions and API mappings in SQLite are one pod's own file, so several
+    replicas (or KEDA) would each read every shard from their own positions (every record
+    processed once per pod) or keep their own API mappings: the chart fails to render, naming the
+    unit, what it stores and the DynamoDB store instead."""
+    run = subprocess.run([helm, "template", "esm", str(CHART), "-f", str(values_file(tmp_path, values))],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode != 0
+    assert refused in run.stderr and "config.checkpoints: {dynamodb: {table: ...}}" in run.stderr, run.stderr
+
+
+def test_sqlite_with_several_replicas_is_fine_where_nothing_is_stored(helm, tmp_path):
+    """SQS and Kafka keep their positions in the queue and the group: several replicas on the
+    default SQLite store render (the shipped standalone example is two such replicas), and so do
+    the queues group's three replicas beside a one-replica streams group."""
+    values = {"mode": "groups", "replicas": 1, "config": {**SQLITE, "event_source_mappings": MAPPINGS},
+              "groups": [{"name": "queues", "replicas": 3, "mappings": ["orders", "audit"]},
+                         {"name": "streams", "mappings": ["payments"]}]}
+    replicas = {d["metadata"]["name"]: d["spec"]["replicas"] for d in of_kind(render(helm, tmp_path, values), "Deployment")}
+    assert replicas == {"esm-queues": 3, "esm-streams": 1}
+
+
+def notes(helm: str, tmp_path: Path, values: dict[str, Any]) -> str:
+    """NOTES.txt as `helm install` prints it. `helm template` skips NOTES.txt and `install
+    --dry-run` needs a cluster, so a copy of the chart renders the same text through `tpl` (the
+    chart's own helpers included) into a ConfigMap."""
+    copy = tmp_path / "chart"
+    shutil.copytree(CHART, copy, symlinks=False)
+    (copy / "templates" / "NOTES.txt").rename(copy / "files" / "notes.txt")
+    (copy / "templates" / "notes.yaml").write_text(
+        'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\n'
+        'data:\n  notes: {{ tpl (.Files.Get "files/notes.txt") . | toJson }}\n')
+    run = subprocess.run([helm, "template", "esm", str(copy), "-f", str(values_file(tmp_path, values)),
+                          "--show-only", "templates/notes.yaml"], capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    return yaml.safe_load(run.stdout)["data"]["notes"]
+
+
+@pytest.mark.parametrize("store, warned", [({"checkpoints": {}}, True), ({"checkpoints": {}, "persistence": True}, False),
+                                           ({"checkpoints": {"dynamodb": {"table": "esm-leases"}}}, False)],
+                         ids=["sqlite-emptydir", "sqlite-claim", "dynamodb"])
+def test_notes_warn_when_stream_positions_go_with_the_pod(helm, tmp_path, store, warned):
+    """Issue 28.4: one replica with a stream mapping in SQLite on the default emptyDir installs (a
+    trial may want that) but `helm install` says the positions go with the pod and what keeps them;
+    a claim or the DynamoDB store keeps them, and then nothing is said."""
+    persistence = store.pop("persistence", False)
+    values = {"mode": "deployment", "replicas": 1, "persistence": {"enabled": persistence},
+              "config": {**store, "event_source_mappings": MAPPINGS[1:2]}}
+    text = notes(helm, tmp_path, values)
+    assert "esm status --url http://127.0.0.1:9090" in text
+    warning = "WARNING: esm keeps mapping payments in SQLite on an emptyDir"
+    assert (warning in text) == warned, text
+
+
+def test_the_operations_pages_install_line_renders(helm, tmp_path):
+    """docs/operations.md's `helm install` line, as `helm template` (no cluster here): its `--set`
+    keys exist in the chart and do what the page says (the image's repository, the alert rules)."""
+    page = (ROOT / "docs" / "operations.md").read_text().split("\n## Helm chart\n", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", page, re.S).group(1)
+    line = re.search(r"^helm install .*$", block.replace("\\\n", " "), re.M).group(0)  # continuations joined
+    args = line.split()
+    assert args[:3] == ["helm", "install", "esm"] and args[3] == "deploy/helm/esm", args
+    values = tmp_path / "my-values.yaml"
+    values.write_text("{}\n")
+    run = subprocess.run([helm, "template", "esm", str(CHART), *[str(values) if a == "my-values.yaml" else a
+                                                              for a in args[4:]]],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr
+    documents = [d for d in yaml.safe_load_all(run.stdout) if d]
+    [deployment] = of_kind(documents, "Deployment")
+    [esm] = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "esm"]
+    assert esm["image"].startswith("registry.example.com/esm:")
+    assert of_kind(documents, "PrometheusRule")
+
+
 def test_plain_manifests_are_what_the_chart_renders(helm, tmp_path):
     """One source of truth: deploy/kubernetes/ holds exactly what scripts/k8s-manifests writes from
     the chart today (a change to the chart without rerunning it, or an edit by hand, fails here)."""

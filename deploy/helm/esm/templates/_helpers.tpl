@@ -49,3 +49,24 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- toYaml $config -}}
 {{- end -}}
+
+{{/* What in one unit's config keeps state in the checkpoint store: its Kinesis and DynamoDB Streams
+mappings (positions) and the control API (its mappings). Empty when nothing does. */}}
+{{- define "esm.storedState" -}}
+{{- $config := include "esm.config" . | fromYaml -}}
+{{- $kept := list -}}
+{{- range $config.event_source_mappings -}}
+{{- $arn := default "" .EventSourceArn -}}
+{{- if or (contains ":kinesis:" $arn) (contains ":dynamodb:" $arn) -}}
+{{- $kept = append $kept (printf "mapping %s" (dig "esm" "name" $arn .)) -}}
+{{- end -}}
+{{- end -}}
+{{- if $config.api -}}{{- $kept = append $kept "the control API's mappings" -}}{{- end -}}
+{{- join ", " $kept -}}
+{{- end -}}
+
+{{/* True (non-empty) when the unit keeps its state in SQLite: no checkpoints set, or sqlite. */}}
+{{- define "esm.sqlite" -}}
+{{- $c := .Values.config.checkpoints -}}
+{{- if or (not $c) (hasKey $c "sqlite") -}}true{{- end -}}
+{{- end -}}
