@@ -6,9 +6,6 @@ scheme tells RabbitMQ from ActiveMQ); without it, esm asks DescribeBroker throug
 the environment names (AWS_ENDPOINT_URL_MQ, as every SDK reads it) for the engine when the config is
 checked, and the running source asks it again, through the config's `aws:` clients, for the
 broker's endpoints. Lambda does the same lookup (its execution role needs mq:DescribeBroker).
-
-Also the one rule on the function both packages keep: Lambda lets an Amazon MQ mapping's function
-run at most 14 minutes (`function_refusal`).
 """
 
 from __future__ import annotations
@@ -17,10 +14,6 @@ import functools
 from typing import Any
 
 from esm.arns import parse_arn
-from esm.core.contract import FUNCTION_CONFIG_NOT_VALID, MappingStopped
-
-# The longest function timeout Lambda allows an Amazon MQ mapping's function: 14 minutes.
-MAX_FUNCTION_TIMEOUT = 840
 
 RABBITMQ = "RABBITMQ"
 ACTIVEMQ = "ACTIVEMQ"
@@ -67,14 +60,3 @@ async def broker_endpoints(clients: Any, arn_text: str) -> list[str]:
         answer = await mq.describe_broker(BrokerId=found)
     return [str(uri) for instance in answer.get("BrokerInstances") or [] for uri in instance.get("Endpoints") or []]
 
-
-def function_refusal(function: Any) -> MappingStopped | None:
-    """Why the mapping's function cannot serve an Amazon MQ mapping, if it cannot: a timeout over
-    14 minutes (the `timeout:` esm gives the target; behaviour §9.11). No retry mends it, so the
-    mapping stops with FUNCTION_CONFIG_NOT_VALID, the code AWS lists for a function's settings."""
-    timeout = float(getattr(function, "timeout", 0) or 0)
-    if timeout <= MAX_FUNCTION_TIMEOUT:
-        return None
-    return MappingStopped(FUNCTION_CONFIG_NOT_VALID, f"the timeout of function {function.name!r} is {timeout:g}s: "
-                                                     f"an Amazon MQ event source mapping's function may run at most "
-                                                     f"{MAX_FUNCTION_TIMEOUT}s (14 minutes)")

@@ -106,12 +106,9 @@ class ActiveMqSource:
     # -- lifecycle ---------------------------------------------------------------------------
     async def connect(self) -> None:
         """Read the BASIC_AUTH secret, connect and subscribe; SourceUnavailable while the broker
-        cannot be reached, MappingStopped (EVENT_SOURCE_AUTHN_ERROR) when it refuses the user, or
-        FUNCTION_CONFIG_NOT_VALID for a function timeout over Lambda's 14 minutes for Amazon MQ."""
+        cannot be reached, MappingStopped (EVENT_SOURCE_AUTHN_ERROR) when it refuses the user."""
         if self._client is not None:
             return
-        if (refused := amazonmq.function_refusal(self.mapping.function)) is not None:
-            raise refused
         secrets = SecretSource(self.clients, self.mapping.extension.secrets)
         credentials = await secrets.read(secret_uri(self.mapping.request), BASIC_AUTH)
         user, password = credentials["username"], credentials["password"]

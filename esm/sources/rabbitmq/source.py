@@ -135,12 +135,7 @@ class RabbitSource:
     # -- connecting ----------------------------------------------------------------------------
     async def connect(self) -> None:
         """Read the secret, open the connection and start consuming; SourceUnavailable while the broker
-        or Secrets Manager cannot be reached, MappingStopped when the broker refuses for good (or the
-        function's timeout is over Lambda's 14 minutes for Amazon MQ)."""
-        from esm.sources.amazonmq import function_refusal
-
-        if (refused := function_refusal(self.mapping.function)) is not None:
-            raise refused
+        or Secrets Manager cannot be reached, MappingStopped when the broker refuses for good."""
         secret = await SecretSource(self.clients, self.mapping.extension.secrets).read(self.secret_uri, BASIC_AUTH)
         broker = self.broker = self.broker or await self._described_broker()
         await self._close_connection()
