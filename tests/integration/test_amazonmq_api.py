@@ -76,7 +76,8 @@ async def declared(broker: rmq.Broker, queue: str) -> None:
 async def test_the_control_api_answers_a_stopped_mq_mapping_with_its_reason(tmp_path: Path) -> None:
     """behaviour §9.11, §10: an Amazon MQ mapping created through the control API whose broker
     refuses the secret's password is answered State Disabled, StateTransitionReason
-    EVENT_SOURCE_AUTHN_ERROR, and LastProcessingResult says what the broker refused (no password)."""
+    EVENT_SOURCE_AUTHN_ERROR, and LastProcessingResult says what the broker refused (no password);
+    an update giving the right secret starts it again, and it delivers."""
     broker = rmq.broker()
     queue = rmq.queue_name("api-refused")
     await declared(broker, queue)
@@ -90,6 +91,19 @@ async def test_the_control_api_answers_a_stopped_mq_mapping_with_its_reason(tmp_
 
         await wait_until(stopped, timeout=WAIT, what="the mapping stopped")
         answer = await client.get_event_source_mapping(UUID=uuid)
+        # The fix: a secret with the right password, given by an update, starts the mapping again.
+        captured = rmq.install(rmq.Captured())
+        await client.update_event_source_mapping(UUID=uuid, SourceAccessConfigurations=[
+            {"Type": "BASIC_AUTH", "URI": rmq.secret(broker)}])
+        connection = await aio_pika.connect(broker.url)
+        try:
+            await rmq.publish(await connection.channel(), queue, ["after-the-fix"])
+        finally:
+            await connection.close()
+        await wait_until(lambda: captured.bodies == ["after-the-fix"], timeout=WAIT, what="delivered after the fix")
+        fixed = await client.get_event_source_mapping(UUID=uuid)
+    assert (fixed["State"], fixed["StateTransitionReason"], fixed["LastProcessingResult"]) == (
+        "Enabled", "USER_INITIATED", "OK")
     assert answer["State"] == "Disabled"
     assert answer["StateTransitionReason"] == "EVENT_SOURCE_AUTHN_ERROR"
     assert answer["LastProcessingResult"].startswith("PROBLEM: EVENT_SOURCE_AUTHN_ERROR: ")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from pathlib import Path
 
 import aio_pika
 import pytest
@@ -53,8 +52,7 @@ def rows(status: str) -> dict[str, list[str]]:
     return {line.split()[0]: line.split() for line in status.splitlines()[2:] if line and not line.startswith(" ")}
 
 
-async def test_config_mode_stops_only_the_broken_mappings_and_esm_status_says_why(
-        tmp_path: Path) -> None:
+async def test_config_mode_stops_only_the_broken_mappings_and_esm_status_says_why() -> None:
     """behaviour §9.11: in one daemon, a RabbitMQ mapping whose password the broker refuses stops with
     EVENT_SOURCE_AUTHN_ERROR, one whose queue does not exist with ESM_CONFIG_NOT_VALID, an ActiveMQ
     mapping with a refused password with EVENT_SOURCE_AUTHN_ERROR; each is Disabled, counted in esm_mapping_stopped and
