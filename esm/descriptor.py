@@ -127,6 +127,9 @@ class SourceDescriptor:
     replay: dotted path of the module `esm replay` uses for it (esm.replay): `replay_dlq(...)` for a
     queue's dead-letter queue, or `record_format`, `ours` and `read(clients, span, form, mapping)` to
     read an on-failure document's records again from the source; None: its failures are not replayed.
+    max_function_timeout: the longest function timeout (seconds) Lambda allows this source's
+    mappings, checked against the function target's `timeout:` (Amazon MQ: 14 minutes); None: no
+    limit of the source's own.
     """
 
     kind: str
@@ -149,3 +152,4 @@ class SourceDescriptor:
     answers: ApiAnswers = ApiAnswers()
     safety: str | None = None
     replay: str | None = None
+    max_function_timeout: float | None = None

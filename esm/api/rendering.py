@@ -29,6 +29,9 @@ def configuration(entry: Entry, region_for: Callable[[], str | None]) -> dict[st
     arn = parse_arn(settings.source_id) if settings.source_id.startswith("arn:") else None
     region = (arn.region if arn else "") or region_for() or DEFAULT_REGION
     account = (arn.account if arn else "") or DEFAULT_ACCOUNT
+    # A mapping its source stopped (esm.core.contract.MappingStopped) answers the code as its
+    # StateTransitionReason, as Lambda does for an Amazon MQ consumer that stopped (behaviour §9.11).
+    stopped = entry.supervisor.stopped if entry.supervisor is not None else None
     found = registry.find_descriptor(settings.source)
     answers = found.answers if found is not None else ApiAnswers()
     document = {
@@ -38,9 +41,11 @@ def configuration(entry: Entry, region_for: Callable[[], str | None]) -> dict[st
         "FunctionArn": function_arn(settings.function, region, account),  # behaviour §9.9
         "EventSourceMappingArn": f"arn:aws:lambda:{region}:{account}:event-source-mapping:{entry.uuid}",
         "State": entry.state,
-        "StateTransitionReason": answers.user_reason if entry.reason in (None, USER_INITIATED) else entry.reason,
+        "StateTransitionReason": (stopped.reason if stopped is not None else
+                                  answers.user_reason if entry.reason in (None, USER_INITIATED) else entry.reason),
         "LastModified": entry.last_modified,
-        "LastProcessingResult": entry.problem or entry.processing_result,
+        "LastProcessingResult": entry.problem or (f"PROBLEM: {stopped}" if stopped is not None else
+                                                  entry.processing_result),
     }
     if not (document.get("FilterCriteria") or {}).get("Filters"):
         document.pop("FilterCriteria", None)

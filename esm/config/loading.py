@@ -364,6 +364,13 @@ class _Builder:
         elif isinstance(name, str) and name not in functions:
             known = ", ".join(functions) or "none"
             local.append(Problem("FunctionName", f"'{name}' is not a key of functions: (known: {known})"))
+        elif isinstance(name, str) and check.source:
+            ceiling = registry.descriptor(check.source).max_function_timeout
+            if ceiling is not None and functions[name].timeout > ceiling:
+                local.append(Problem("FunctionName", f"the timeout of function '{name}' "
+                                     f"({functions[name].timeout:g}s) is over {ceiling:g}s, the most Lambda lets a "
+                                     f"function run for {registry.descriptor(check.source).title} event sources "
+                                     "(behaviour §9.11)"))
         self.problems.extend(dataclasses.replace(p, path=_join(path, p.path)) for p in local)
         if local or extension is None:
             return None

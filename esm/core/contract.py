@@ -32,6 +32,11 @@ unacknowledged delivery) and come back by themselves if never settled. It
   on-demand and provisioned rules) and the most invokes one mapping may run at once
   (`concurrency_ceiling`).
 
+Either kind says why it cannot connect as SourceUnavailable (esm.errors: retried until it can) or,
+when no retry mends it, as `MappingStopped` with Lambda's StateTransitionReason code: the
+supervisor then stops that mapping alone. A queue source whose broker pushes messages sizes its
+pollers with `FixedScaling`.
+
 Neither holds an invoker nor decides retries: the engine (esm.engine) gathers, invokes, decides
 and dead-letters for every source alike. How records look to a function is the source's
 `RecordFormat`; a stream's also says how they are ordered into lanes and how they look to an
@@ -212,6 +217,30 @@ class Source(Protocol):
     async def close(self) -> None: ...
 
 
+class MappingStopped(Exception):
+    """An error no retry mends (refused credentials, a queue that does not exist): any source raises
+    it, from `connect` or while reading, and the mapping stops, alone; the other mappings run on.
+
+    `reason` is the code Lambda writes into the mapping's StateTransitionReason (behaviour §9.11:
+    one of the constants below); `detail` says what the source saw, naming the user, the virtual
+    host or the queue and never a password."""
+
+    retriable = False
+
+    def __init__(self, reason: str, detail: str):
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
+# The StateTransitionReason codes AWS lists for an event source mapping whose consumer stopped.
+ESM_CONFIG_NOT_VALID = "ESM_CONFIG_NOT_VALID"  # the mapping's own settings cannot work
+EVENT_SOURCE_AUTHN_ERROR = "EVENT_SOURCE_AUTHN_ERROR"  # the source refused the credentials
+EVENT_SOURCE_AUTHZ_ERROR = "EVENT_SOURCE_AUTHZ_ERROR"  # the credentials may not read what the mapping names
+FUNCTION_CONFIG_NOT_VALID = "FUNCTION_CONFIG_NOT_VALID"  # the function's settings cannot work with the source
+STOP_REASONS = (ESM_CONFIG_NOT_VALID, EVENT_SOURCE_AUTHN_ERROR, EVENT_SOURCE_AUTHZ_ERROR, FUNCTION_CONFIG_NOT_VALID)
+
+
 class ScalingPolicy(Protocol):
     """How many pollers (each one batch in flight) a queue mapping runs: the queue source's own
     rules. Pollers report what they saw; a tick about once a second moves `target`; pollers above
@@ -236,6 +265,31 @@ class ScalingPolicy(Protocol):
 
     def tick(self) -> int:
         """Called about once a second; returns the new target."""
+
+
+@dataclass
+class FixedScaling:
+    """A ScalingPolicy whose target never moves: `target` pollers, each one batch in flight. For a
+    source whose broker pushes messages to its consumers: there is no poll rate to learn from."""
+
+    target: int
+
+    def __post_init__(self) -> None:
+        self.target = max(1, self.target)
+
+    def pollers(self, lanes: int) -> int:
+        return lanes
+
+    def polled(self, records: int) -> None: ...
+
+    def poll_empty(self) -> None: ...
+
+    def batch_done(self, *, full: bool) -> None: ...
+
+    def back_off(self) -> None: ...
+
+    def tick(self) -> int:
+        return self.target
 
 
 class QueueSource(Protocol):

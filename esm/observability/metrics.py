@@ -107,6 +107,9 @@ class Metrics:
         self.tasks = Gauge("esm_asyncio_tasks", "asyncio tasks alive in the daemon", registry=r)
         self.state = Gauge("esm_mapping_state", "1 for the mapping's current state (behaviour §0), 0 for the others",
                            LABELS + ("state",), registry=r)
+        self.stopped = Gauge("esm_mapping_stopped", "1 when the mapping stopped on an error no retry mends; "
+                             "`reason` is Lambda's StateTransitionReason code (behaviour §9.11)",
+                             LABELS + ("reason",), registry=r)
         self.api_requests = Counter("esm_api_requests", "Control API requests (esm.api) by operation and HTTP status",
                                     ("operation", "status"), registry=r)
         self.config_warnings = Gauge(

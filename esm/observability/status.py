@@ -5,7 +5,8 @@ base (`http://host:9090`). The table shows each mapping by name with its source,
 and function, the behaviour §6 record counts, the errors, and how far behind it is (Kinesis and DynamoDB iterator age,
 Kafka offset lag). A cell is `-` where the metric does not exist for that source (behaviour §6's table),
 so a `0` always means "counted, none". Mappings with errors get a line each under the table,
-and so does every readiness check that is failing, with its reason.
+and so does every readiness check that is failing, with its reason, and every mapping its source
+stopped (Lambda's StateTransitionReason code, then what the source saw: behaviour §9.11).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class MappingRow:
     errors: dict[str, float] = field(default_factory=dict)
     iterator_age_ms: float | None = None
     offset_lag: float | None = None
+    stopped: str | None = None  # the StateTransitionReason code of a mapping its source stopped
 
     @property
     def columns(self) -> StatusColumns:
@@ -119,6 +121,9 @@ def read_rows(text: str) -> list[MappingRow]:
             elif family.name in ERRORS and sample.name.endswith("_total"):
                 r = row(labels)
                 r.errors[family.name] = r.errors.get(family.name, 0) + sample.value
+            elif family.name == "esm_mapping_stopped":
+                if sample.value == 1:
+                    row(labels).stopped = labels.get("reason", "?")
             elif family.name == "esm_iterator_age_milliseconds":
                 r = row(labels)
                 r.iterator_age_ms = max(r.iterator_age_ms or 0.0, sample.value)
@@ -172,10 +177,21 @@ def render(rows: list[MappingRow], readiness: dict[str, object] | None) -> str:
         detail = [f"{int(v):,} {ERRORS[k]}" for k, v in r.errors.items() if v]
         if detail:
             lines.append(f"errors   {r.name}: " + ", ".join(detail))
+    for r in rows:
+        if r.stopped:
+            lines.append(f"stopped  {r.name}: {_stopped_detail(readiness, r.name) or r.stopped}")
     for name, problems in sorted(checks.items()):
         for problem in problems:
             lines.append(f"waiting  {name}: {problem}")
     return "\n".join(lines)
+
+
+def _stopped_detail(report: dict[str, object] | None, name: str) -> str | None:
+    """What /readyz says of a stopped mapping's source (`stopped: CODE: detail`), without `stopped: `."""
+    checks = report.get("checks") if isinstance(report, dict) else None
+    check = checks.get(f"{name}/source") if isinstance(checks, dict) else None
+    detail = str(check.get("detail") or "") if isinstance(check, dict) else ""
+    return detail.removeprefix("stopped: ") if detail.startswith("stopped: ") else None
 
 
 def metrics_url(url: str) -> str:

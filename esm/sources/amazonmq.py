@@ -59,3 +59,4 @@ async def broker_endpoints(clients: Any, arn_text: str) -> list[str]:
     async with clients.client("mq", arn.region or None) as mq:
         answer = await mq.describe_broker(BrokerId=found)
     return [str(uri) for instance in answer.get("BrokerInstances") or [] for uri in instance.get("Endpoints") or []]
+

@@ -15,7 +15,7 @@ import pytest
 from esm.aws import AwsClients
 from esm.config.loading import parse_config
 from esm.config.pipeline import PipelineSettings
-from esm.errors import SourceUnavailable
+from esm.core.contract import MappingStopped
 from esm.observability.metrics import Metrics
 from esm.runtime import Runtime
 from esm.sources.activemq.source import ActiveMqSource
@@ -142,7 +142,7 @@ async def test_a_refused_user_is_an_authentication_error():
     metrics = Metrics().for_mapping(settings.uuid, settings.source)
     runtime = Runtime(clients=AwsClients(config.aws))
     source = ActiveMqSource(settings, PipelineSettings.read(settings, default_batch_size=100), runtime, metrics)
-    with pytest.raises(SourceUnavailable) as refused:
+    with pytest.raises(MappingStopped) as refused:
         await source.connect()
     assert str(refused.value).startswith("EVENT_SOURCE_AUTHN_ERROR: ActiveMQ broker stomp://127.0.0.1:")
     assert "wrong-password" not in str(refused.value)

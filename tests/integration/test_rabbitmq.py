@@ -16,7 +16,13 @@ import aio_pika
 import pytest
 import pytest_asyncio
 
+from esm.aws import AwsClients
 from esm.config.loading import parse_config
+from esm.config.pipeline import PipelineSettings
+from esm.core.contract import MappingStopped
+from esm.observability.metrics import Metrics
+from esm.runtime import Runtime
+from esm.sources.rabbitmq.source import RabbitSource
 from tests.support import rabbitmq as rmq
 from tests.support.daemon import running
 from tests.support.waiting import wait_until
@@ -38,6 +44,21 @@ async def channel(broker: rmq.Broker) -> AsyncIterator[Any]:
         yield await connection.channel()
     finally:
         await connection.close()
+
+
+async def refusal(config_text: str) -> MappingStopped:
+    """The error the mapping's source stops it with when it connects (the daemon then stops that
+    mapping alone: tests/integration/test_amazonmq_stopping.py)."""
+    config = parse_config(config_text, base_dir=".")
+    [settings] = config.mappings
+    source = RabbitSource(settings, PipelineSettings.read(settings, default_batch_size=100),
+                          Runtime(clients=AwsClients(config.aws)), Metrics().for_mapping(settings.uuid, settings.source))
+    try:
+        with pytest.raises(MappingStopped) as caught:
+            await source.connect()
+    finally:
+        await source.close()
+    return caught.value
 
 
 async def drained(broker: rmq.Broker, queue: str, vhost: str = "/") -> None:
@@ -190,10 +211,8 @@ async def test_wrong_credentials_stop_the_mapping_with_event_source_authn_error(
     can mend it) with Lambda's EVENT_SOURCE_AUTHN_ERROR, and the error names the user, never the password."""
     queue, secret = rmq.queue_name(), rmq.secret(broker, password="not-the-password")
     await rmq.declare(channel, queue)
-    with pytest.raises(Exception) as caught:
-        async with running(rmq.config(rmq.mapping(broker, queue, secret))):
-            pass
-    text = str(caught.value)
+    caught = await refusal(rmq.config(rmq.mapping(broker, queue, secret)))
+    text = str(caught)
     assert text.startswith("EVENT_SOURCE_AUTHN_ERROR") and broker.username in text, text
     assert "not-the-password" not in text
 
@@ -201,10 +220,8 @@ async def test_wrong_credentials_stop_the_mapping_with_event_source_authn_error(
 async def test_a_missing_queue_stops_the_mapping(broker: rmq.Broker) -> None:
     """behaviour §9.11: a queue that does not exist stops the mapping with ESM_CONFIG_NOT_VALID."""
     secret = rmq.secret(broker)
-    with pytest.raises(Exception) as caught:
-        async with running(rmq.config(rmq.mapping(broker, rmq.queue_name("missing"), secret))):
-            pass
-    assert str(caught.value).startswith("ESM_CONFIG_NOT_VALID"), caught.value
+    caught = await refusal(rmq.config(rmq.mapping(broker, rmq.queue_name("missing"), secret)))
+    assert str(caught).startswith("ESM_CONFIG_NOT_VALID"), caught
 
 
 async def test_a_virtual_host_is_read_and_named_in_the_document(broker: rmq.Broker) -> None:
@@ -224,10 +241,8 @@ async def test_a_virtual_host_is_read_and_named_in_the_document(broker: rmq.Brok
         await connection.close()
     assert list(captured.events[0]["rmqMessagesByQueue"]) == [f"{queue}::{broker.vhost}"]
     assert captured.bodies == ["in-vhost"]
-    with pytest.raises(Exception) as caught:
-        async with running(rmq.config(rmq.mapping(broker, queue, secret, vhost="no-such-vhost"))):
-            pass
-    assert str(caught.value).startswith("EVENT_SOURCE_AUTHZ_ERROR"), caught.value
+    caught = await refusal(rmq.config(rmq.mapping(broker, queue, secret, vhost="no-such-vhost")))
+    assert str(caught).startswith("EVENT_SOURCE_AUTHZ_ERROR"), caught
 
 
 # ---------------------------------------------------------------- restarts and replicas

@@ -107,3 +107,13 @@ def test_the_stomp_endpoint_of_those_describe_broker_lists():
                  "stomp+ssl://b-1.mq.us-east-1.amazonaws.com:61614", "wss://b-1.mq.us-east-1.amazonaws.com:61619"]
     assert stomp_endpoint(endpoints) == BrokerAddress("b-1.mq.us-east-1.amazonaws.com", 61614, True)
     assert stomp_endpoint(endpoints[:2]) is None
+
+
+def test_a_function_timeout_over_14_minutes_is_refused():
+    """behaviour §9.11: an Amazon MQ mapping's function may run at most 14 minutes (840 s)."""
+    slow = config().replace('f: {handler: "tests.support.recorder:handle"}',
+                            'f: {handler: "tests.support.recorder:handle", timeout: 900}')
+    assert "timeout: 900" in slow
+    assert problems(slow) == ["event_source_mappings[0].FunctionName: the timeout of function 'f' (900s) is over "
+                              "840s, the most Lambda lets a function run for Amazon MQ for ActiveMQ event "
+                              "sources (behaviour §9.11)"]

@@ -664,6 +664,23 @@ def test_dashboard_shows_every_metric_family():
     assert shown == set(series.values()), set(series.values()) - shown
 
 
+def test_dashboard_shows_amazon_mq_mappings_and_why_a_mapping_stopped():
+    """behaviour §9.11: the dashboard shows RabbitMQ and ActiveMQ mappings like any other (no panel
+    narrows a per-mapping series to other sources), counts their acknowledgements, and has a panel
+    of the mappings their source stopped, by Lambda's StateTransitionReason code."""
+    matched = [(title, matchers) for title, expression in dashboard_expressions()
+               for _, matchers in selectors(expression)]
+    assert all("source" not in matchers for _, matchers in matched), [t for t, m in matched if "source" in m]
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert {"rabbitmq", "activemq"} <= set(dashboard["tags"])
+    panels = {p["title"]: p for p in dashboard["panels"]}
+    assert "Amazon MQ" in panels["Acknowledged /s"]["description"]
+    [stopped] = [p for p in dashboard["panels"] if any("esm_mapping_stopped" in t["expr"] for t in p.get("targets", []))]
+    [target] = stopped["targets"]
+    assert "reason" in target["expr"] and target["format"] == "table"
+    assert "EVENT_SOURCE_AUTHN_ERROR" in stopped["description"]
+
+
 # ---------------------------------------------------------------- ports, config.example.yaml, docs
 
 

@@ -17,7 +17,7 @@ import yaml
 from esm.aio import unless_stopped
 from esm.config.loading import parse_config
 from esm.config.pipeline import PipelineSettings
-from esm.core.contract import QueueRecordFormat, QueueSource, RecordFormat, StreamRecordFormat
+from esm.core.contract import FixedScaling, QueueRecordFormat, QueueSource, RecordFormat, StreamRecordFormat
 from esm.core.decide import Mode
 from esm.core.inflight import InFlightBytes
 from esm.core.records import Disposition, Record
@@ -67,26 +67,6 @@ class FakeQueueFormat:
         return ",".join(r.item_id for r in records)
 
 
-class FakeScaling:
-    """FAKE ScalingPolicy: one poller, always."""
-
-    target = 1
-
-    def pollers(self, lanes: int) -> int:
-        return lanes
-
-    def polled(self, records: int) -> None: ...
-
-    def poll_empty(self) -> None: ...
-
-    def batch_done(self, *, full: bool) -> None: ...
-
-    def back_off(self) -> None: ...
-
-    def tick(self) -> int:
-        return self.target
-
-
 class FakeQueue:
     """FAKE QueueSource: receives come from a script, settles are recorded; only the contract's members."""
 
@@ -107,8 +87,8 @@ class FakeQueue:
     def hold_seconds(self) -> float:
         return 30.0
 
-    def scaling(self, invoker_cap: int) -> FakeScaling:
-        return FakeScaling()
+    def scaling(self, invoker_cap: int) -> FixedScaling:
+        return FixedScaling(1)
 
     async def connect(self) -> None: ...
 

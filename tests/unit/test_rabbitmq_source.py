@@ -165,3 +165,20 @@ def test_a_sam_mq_event_becomes_a_rabbitmq_mapping(tmp_path) -> None:
     assert (mapping.source, mapping.get("Queues"), mapping.get("BatchSize")) == ("rabbitmq", ["orders"], 50)
     assert mapping.source_id.endswith("broker:shop:b-0d6a3bd1-1c2e-4f5a-9b8c-7d6e5f4a3b2c")
     assert {"Type": "VIRTUAL_HOST", "URI": "/shop"} in mapping.get("SourceAccessConfigurations")
+
+
+def test_a_function_timeout_over_14_minutes_is_refused() -> None:
+    """behaviour §9.11: Lambda lets an Amazon MQ mapping's function run at most 14 minutes: a
+    function target whose `timeout:` is longer is refused when the config is read (esm validate,
+    esm run, the control API); 14 minutes exactly is taken."""
+    text = config(_mapping(), handler="tests.support.rabbitmq:handle")
+    over = text.replace("handler: tests.support.rabbitmq:handle", "handler: tests.support.rabbitmq:handle\n    timeout: 841")
+    assert over != text
+    with pytest.raises(ConfigError) as caught:
+        parse_config(over, base_dir=".")
+    [problem] = caught.value.problems
+    assert str(problem) == ("event_source_mappings[0].FunctionName: the timeout of function 'fn' (841s) is over "
+                            "840s, the most Lambda lets a function run for Amazon MQ for RabbitMQ event "
+                            "sources (behaviour §9.11)")
+    [mapping] = parse_config(over.replace("timeout: 841", "timeout: 840"), base_dir=".").mappings
+    assert mapping.function.timeout == 840

@@ -18,4 +18,5 @@ DESCRIPTOR = SourceDescriptor(
     templates=TemplateSupport(sam_events=(("MQ", "Broker"),)),
     extension=(("broker", " (the broker's URI, without user or password)"),),
     answers=ApiAnswers(user_reason="USER_INITIATED"),
+    max_function_timeout=840,  # 14 minutes, as Lambda allows an Amazon MQ mapping's function
 )

@@ -17,8 +17,9 @@ broker redelivers what was not acknowledged.
 
 The broker is esm.broker, or else the STOMP endpoint mq:DescribeBroker lists for the broker ARN
 (esm.sources.amazonmq), asked at each connect. Credentials come from the mapping's BASIC_AUTH
-secret (esm.security.secrets); a broker that refuses them is reported with Lambda's
-EVENT_SOURCE_AUTHN_ERROR.
+secret (esm.security.secrets); a broker that refuses them stops the mapping with Lambda's
+EVENT_SOURCE_AUTHN_ERROR (esm.core.contract.MappingStopped): no retry mends a wrong password. A
+queue that does not exist is no error: ActiveMQ creates it on first use.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from esm.config.pipeline import PipelineSettings
 from esm.config.settings import MappingSettings
 from esm.core.batching import MAX_PAYLOAD_BYTES
 from esm.core.conditions import MAXIMUM_PAYLOAD_SIZE_EXCEEDED
-from esm.core.contract import IdentityLookup
+from esm.core.contract import EVENT_SOURCE_AUTHN_ERROR, FixedScaling, IdentityLookup, MappingStopped
 from esm.core.decide import Mode
 from esm.core.inflight import InFlightBytes
 from esm.core.records import Disposition, Record
@@ -50,13 +51,12 @@ from esm.sources.activemq.descriptor import DESCRIPTOR
 from esm.sources.activemq.records import ActiveMqFormat, Delivery, activemq_record
 from esm.sources import amazonmq
 from esm.sources.activemq.rules import BASIC_AUTH, BrokerAddress, broker_address, secret_uri, stomp_endpoint
-from esm.sources.activemq.scaling import FixedConsumers, concurrency_ceiling
+from esm.sources.activemq.scaling import concurrency_ceiling
 from esm.sources.activemq.stomp import refusal
 from esm.transform import transform_for
 
 log = logging.getLogger("esm.sources.activemq")
 
-AUTHN_ERROR = "EVENT_SOURCE_AUTHN_ERROR"  # Lambda's StateTransitionReason for refused credentials
 LONG_POLL_SECONDS = 5.0  # a receive with no window waits at most this long for a message
 HOLD_SECONDS = 840.0  # a message is ours while the connection lives; Lambda's 14-minute run limit
 MAX_PREFETCH = 50_000
@@ -100,13 +100,13 @@ class ActiveMqSource:
     def hold_seconds(self) -> float:
         return HOLD_SECONDS
 
-    def scaling(self, invoker_cap: int) -> FixedConsumers:
-        return FixedConsumers(max(1, min(self.consumers, invoker_cap)))
+    def scaling(self, invoker_cap: int) -> FixedScaling:
+        return FixedScaling(min(self.consumers, invoker_cap))
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def connect(self) -> None:
         """Read the BASIC_AUTH secret, connect and subscribe; SourceUnavailable while the broker
-        cannot be reached or refuses the user."""
+        cannot be reached, MappingStopped (EVENT_SOURCE_AUTHN_ERROR) when it refuses the user."""
         if self._client is not None:
             return
         secrets = SecretSource(self.clients, self.mapping.extension.secrets)
@@ -132,9 +132,9 @@ class ActiveMqSource:
         except stompman.FailedAllConnectAttemptsError as error:
             await stack.aclose()
             refused = await refusal(address.host, address.port, user, password, tls=address.tls)
-            if refused is not None:
-                raise SourceUnavailable(f"{AUTHN_ERROR}: ActiveMQ broker {address} refused user {user!r}: "
-                                        f"{refused}") from None
+            if refused is not None:  # the broker's ERROR frame to CONNECT: these credentials never pass
+                raise MappingStopped(EVENT_SOURCE_AUTHN_ERROR, f"ActiveMQ broker {address} refused user {user!r}: "
+                                                               f"{refused}") from None
             raise SourceUnavailable(f"ActiveMQ broker {address} is not reachable: {error}") from None
         prefetch = min(self.batch_size * self.consumers, MAX_PREFETCH)
         try:

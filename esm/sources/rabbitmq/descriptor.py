@@ -21,4 +21,5 @@ DESCRIPTOR = SourceDescriptor(
     extension_rules="esm.sources.rabbitmq.rules:check_extension",
     conformance="tests.conformance.queues:RabbitQueue",
     answers=ApiAnswers(user_reason="USER_INITIATED"),
+    max_function_timeout=840,  # 14 minutes, as Lambda allows an Amazon MQ mapping's function
 )

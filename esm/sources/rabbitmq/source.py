@@ -15,7 +15,7 @@ drops returns every unacknowledged delivery to the queue (so a SIGKILL loses not
 source connects again, retrying with backoff.
 
 Errors no retry can mend stop the mapping with Lambda's StateTransitionReason codes
-(`MappingStopped`): refused credentials (EVENT_SOURCE_AUTHN_ERROR), a virtual host or queue the
+(esm.core.contract.MappingStopped): refused credentials (EVENT_SOURCE_AUTHN_ERROR), a virtual host or queue the
 user may not use (EVENT_SOURCE_AUTHZ_ERROR), a queue that does not exist (ESM_CONFIG_NOT_VALID).
 """
 
@@ -39,11 +39,12 @@ from esm.config.pipeline import PipelineSettings
 from esm.config.settings import MappingSettings
 from esm.core.backoff import SOURCE_BACKOFF
 from esm.core.batching import MAX_PAYLOAD_BYTES
-from esm.core.contract import IdentityLookup
+from esm.core.contract import (ESM_CONFIG_NOT_VALID, EVENT_SOURCE_AUTHN_ERROR, EVENT_SOURCE_AUTHZ_ERROR,
+                               FixedScaling, IdentityLookup, MappingStopped)
 from esm.core.decide import Mode
 from esm.core.inflight import InFlightBytes
 from esm.core.records import Disposition, Record
-from esm.errors import EsmError, SourceUnavailable
+from esm.errors import SourceUnavailable
 from esm.observability.events import Events
 from esm.observability.metrics import MappingMetrics
 from esm.security.secrets import SecretSource
@@ -64,19 +65,7 @@ AMQP_PORT, AMQPS_PORT = 5672, 5671
 CONNECT_TIMEOUT = 10.0
 
 # Lambda's StateTransitionReason codes for an Amazon MQ mapping that stopped (behaviour §9.11).
-AUTHN = "EVENT_SOURCE_AUTHN_ERROR"
-AUTHZ = "EVENT_SOURCE_AUTHZ_ERROR"
-CONFIG = "ESM_CONFIG_NOT_VALID"
-
-
-class MappingStopped(EsmError):
-    """An error retrying cannot mend: the mapping stops; `reason` is Lambda's StateTransitionReason code."""
-
-    retriable = False
-
-    def __init__(self, reason: str, detail: str):
-        self.reason = reason
-        super().__init__(f"{reason}: {detail}")
+AUTHN, AUTHZ, CONFIG = EVENT_SOURCE_AUTHN_ERROR, EVENT_SOURCE_AUTHZ_ERROR, ESM_CONFIG_NOT_VALID
 
 
 @dataclass(frozen=True)
@@ -97,27 +86,6 @@ def concurrency_ceiling(request: Mapping[str, Any] | None) -> int:
     (esm's addition: RabbitMQ hands a queue's messages to several consumers at once)."""
     wanted = ((request or {}).get("ScalingConfig") or {}).get("MaximumConcurrency")
     return wanted if isinstance(wanted, int) and not isinstance(wanted, bool) and wanted > 0 else 1
-
-
-class FixedPollers:
-    """esm.core.contract.ScalingPolicy: a fixed number of pollers (consumers take what the broker pushes)."""
-
-    def __init__(self, target: int):
-        self.target = max(1, target)
-
-    def pollers(self, lanes: int) -> int:
-        return lanes
-
-    def polled(self, records: int) -> None: ...
-
-    def poll_empty(self) -> None: ...
-
-    def batch_done(self, *, full: bool) -> None: ...
-
-    def back_off(self) -> None: ...
-
-    def tick(self) -> int:
-        return self.target
 
 
 class RabbitSource:
@@ -159,9 +127,10 @@ class RabbitSource:
     def hold_seconds(self) -> float:
         return HOLD_SECONDS
 
-    def scaling(self, invoker_cap: int) -> FixedPollers:
-        self.pollers = max(1, min(concurrency_ceiling(self.mapping.request), invoker_cap))
-        return FixedPollers(self.pollers)
+    def scaling(self, invoker_cap: int) -> FixedScaling:
+        policy = FixedScaling(min(concurrency_ceiling(self.mapping.request), invoker_cap))
+        self.pollers = policy.target
+        return policy
 
     # -- connecting ----------------------------------------------------------------------------
     async def connect(self) -> None:
