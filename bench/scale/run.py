@@ -3,7 +3,7 @@ time the survivor takes to deliver a SIGKILLed replica's share again.
 
     eval "$(scripts/backends start)"
     .venv/bin/python -m bench.scale.run [--sources sqs,kafka,kinesis] [--turns 3] \
-        [--kafka-records 600000] [--kinesis-records 100000] [--sqs-records 20000]
+        [--kafka-records 600000] [--kinesis-records 40000] [--sqs-records 20000]
 
 Each replica is a separate OS process (`python -m esm run`) on the same config, whose function is
 an in-process no-op (bench/scale/handlers.py), so the rate is esm's, not a target's. Stream
@@ -125,33 +125,48 @@ async def takeover(source: Any, rate: float, folder: Path, session: aiohttp.Clie
     return {"feed_per_s": rate, "takeover_s": round(seconds, 2), **extra}
 
 
+async def one_source(kind: str, records: int, args: argparse.Namespace,
+                     session: aiohttp.ClientSession) -> dict[str, Any]:
+    async with SOURCES[kind]() as source:
+        await source.prepare(records)
+        runs: dict[int, list[dict[str, Any]]] = {n: [] for n in args.replicas}
+        with contextlib.ExitStack() as stack:
+            folder = Path(args.workdir or stack.enter_context(tempfile.TemporaryDirectory())) / kind
+            folder.mkdir(parents=True, exist_ok=True)
+            for _ in range(args.turns):  # in turns, so each process count sees the same load
+                for count in args.replicas:
+                    point = await throughput(source, count, records, folder, session)
+                    print(kind, point, flush=True)
+                    runs[count].append(point)
+            over = await takeover(source, args.feed, folder, session) if args.takeover else None
+            print(kind, "takeover", over, flush=True)
+    best = {n: max(r, key=lambda p: p["records_per_s"]) for n, r in runs.items()}
+    one = best[args.replicas[0]]["records_per_s"]
+    return {"records": records, "batch_size": source.batch_size,
+            "best": {str(n): p for n, p in best.items()},
+            "ratio_vs_1": {str(n): round(p["records_per_s"] / one, 2) for n, p in best.items()},
+            "runs_records_per_s": {str(n): [p["records_per_s"] for p in r] for n, r in runs.items()},
+            "takeover": over}
+
+
+def write(result: dict[str, Any]) -> None:
+    out = ROOT / "bench" / "results" / "scale.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     records = {"sqs": args.sqs_records, "kafka": args.kafka_records, "kinesis": args.kinesis_records}
     result: dict[str, Any] = {"turns": args.turns, "cores": os.cpu_count(), "sources": {}}
     timeout = aiohttp.ClientTimeout(total=5)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         for kind in args.sources.split(","):
-            async with SOURCES[kind]() as source:
-                await source.prepare(records[kind])
-                runs: dict[int, list[dict[str, Any]]] = {n: [] for n in args.replicas}
-                with contextlib.ExitStack() as stack:
-                    folder = args.workdir or stack.enter_context(tempfile.TemporaryDirectory())
-                    Path(folder).mkdir(parents=True, exist_ok=True)
-                    for _ in range(args.turns):  # in turns, so each process count sees the same load
-                        for count in args.replicas:
-                            point = await throughput(source, count, records[kind], Path(folder), session)
-                            print(kind, point, flush=True)
-                            runs[count].append(point)
-                    over = await takeover(source, args.feed, Path(folder), session) if args.takeover else None
-                    print(kind, "takeover", over, flush=True)
-                best = {n: max(r, key=lambda p: p["records_per_s"]) for n, r in runs.items()}
-                one = best[args.replicas[0]]["records_per_s"]
-                result["sources"][kind] = {
-                    "records": records[kind], "batch_size": source.batch_size,
-                    "best": {str(n): p for n, p in best.items()},
-                    "ratio_vs_1": {str(n): round(p["records_per_s"] / one, 2) for n, p in best.items()},
-                    "runs_records_per_s": {str(n): [p["records_per_s"] for p in r] for n, r in runs.items()},
-                    "takeover": over}
+            try:
+                result["sources"][kind] = await one_source(kind, records[kind], args, session)
+            except Exception as error:  # noqa: BLE001 - the other sources' rows still count
+                print(f"{kind}: failed: {error!r}", flush=True)
+                result["sources"][kind] = {"error": repr(error)}
+            write(result)
     return result
 
 
@@ -159,6 +174,9 @@ def table(result: dict[str, Any]) -> str:
     lines = [f"\nScale-out, {result['cores']} cores, best of {result['turns']} (records/s summed over the replicas)",
              f"{'source':<9}{'1 proc':>9}{'2 procs':>9}{'3 procs':>9}{'2 vs 1':>8}{'3 vs 1':>8}{'takeover':>10}"]
     for kind, s in result["sources"].items():
+        if "error" in s:
+            lines.append(f"{kind:<9}failed: {s['error']}")
+            continue
         rate = {n: s["best"].get(n, {}).get("records_per_s", 0) for n in ("1", "2", "3")}
         over = s["takeover"]["takeover_s"] if s["takeover"] else float("nan")
         lines.append(f"{kind:<9}{rate['1']:>9}{rate['2']:>9}{rate['3']:>9}{s['ratio_vs_1'].get('2', 0):>8.2f}"
@@ -173,13 +191,10 @@ if __name__ == "__main__":
     parser.add_argument("--turns", type=int, default=3, help="runs of each process count, in turns (the best counts)")
     parser.add_argument("--sqs-records", type=int, default=20000)
     parser.add_argument("--kafka-records", type=int, default=600000)
-    parser.add_argument("--kinesis-records", type=int, default=100000)
+    parser.add_argument("--kinesis-records", type=int, default=40000)
     parser.add_argument("--feed", type=float, default=200.0, help="records/s fed while a replica is killed")
     parser.add_argument("--workdir", help="keep the replicas' configs and logs here (default: a temporary folder)")
     parser.add_argument("--no-takeover", dest="takeover", action="store_false")
     outcome = asyncio.run(main(parser.parse_args()))
     print(table(outcome))
-    out = ROOT / "bench" / "results" / "scale.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(outcome, indent=2))
-    print(f"wrote {out}")
+    print(f"wrote {ROOT / 'bench' / 'results' / 'scale.json'}")
