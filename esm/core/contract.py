@@ -210,7 +210,8 @@ class Source(Protocol):
     async def fetch(self, unit: Hashable) -> Fetched:
         """The next records of `unit` in order (waits while there are none; retries the service itself)."""
 
-    async def settle(self, unit: Hashable, tokens: Sequence[tuple[Any, Disposition]]) -> None: ...
+    async def settle(self, unit: Hashable, tokens: Sequence[Any], disposition: Disposition) -> None:
+        """`tokens` (a batch's, or a fetch's filtered records) all settled one way: one call, no per-record pairs."""
 
     async def close_unit(self, unit: Hashable, reason: StopReason) -> None: ...
 

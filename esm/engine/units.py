@@ -70,8 +70,8 @@ class UnitWorker:
     async def settle(self, records: list[Record], disposition: Disposition) -> None:
         if not records:
             return
-        await self.source.settle(self.unit, [(r.token, disposition) for r in records])
-        size = sum(r.size for r in records)
+        await self.source.settle(self.unit, [r.token for r in records], disposition)
+        size = sum([r.size for r in records])
         self.held -= size
         self.context.in_flight.release(size)
 
@@ -160,10 +160,10 @@ class UnitWorker:
     async def _admit(self, records: list[Record]) -> None:
         kept, dropped = self.context.keep(records)
         if dropped:
-            await self.source.settle(self.unit, [(r.token, Disposition.FILTERED) for r in dropped])
+            await self.source.settle(self.unit, [r.token for r in dropped], Disposition.FILTERED)
         if not kept:
             return
-        size = sum(r.size for r in kept)
+        size = sum([r.size for r in kept])
         self.held += size
         self.context.in_flight.hold(size)
         self.backlog += len(kept)

@@ -229,11 +229,11 @@ class ShardSource:
         shard.last_read = records[-1].item_id
         return Fetched(records, ended)
 
-    async def settle(self, unit: str, tokens: Sequence[tuple[Any, Disposition]]) -> None:
+    async def settle(self, unit: str, tokens: Sequence[Any], disposition: Disposition) -> None:
         shard = self.leases.shards.get(unit)
         if shard is None:
             return
-        shard.tracker.finish_many([token for token, _ in tokens])
+        shard.tracker.finish_many(tokens)
         await self.leases.checkpoint(shard)
 
     async def close_unit(self, unit: str, reason: StopReason) -> None:

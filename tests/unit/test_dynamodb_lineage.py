@@ -21,6 +21,7 @@ from esm.observability.events import Events
 from esm.observability.metrics import Metrics
 from esm.runtime import Runtime
 from esm.core.contract import StopReason
+from esm.core.records import Disposition
 from esm.sources.dynamodb.reader import GET_RECORDS_LIMIT, IDLE_POLL_INTERVAL
 from esm.sources.shard_reader import GetRecordsReader
 from esm.sources.dynamodb.source import DynamoDbSource
@@ -140,7 +141,7 @@ async def test_a_child_starts_only_after_its_closed_parent_was_drained_and_ended
     if not fetched.ended:
         fetched = await source.fetch("parent")
     assert fetched.ended and not fetched.records
-    await source.settle("parent", [(1, None), (2, None)])
+    await source.settle("parent", [1, 2], Disposition.SUCCEEDED)
     await source.close_unit("parent", StopReason.UNIT_END)
     checkpoint = await source.runtime.checkpoints.get(source.mapping.uuid, "parent")
     assert checkpoint.shard_end and checkpoint.position == "2"
@@ -164,7 +165,7 @@ async def test_an_unsettled_closed_shard_is_not_ended(tmp_path):
     await source.leases._round(units)
     assert await source.open("parent")
     await source.fetch("parent")
-    await source.settle("parent", [(1, None)])
+    await source.settle("parent", [1], Disposition.SUCCEEDED)
     await source.close_unit("parent", StopReason.UNIT_END)
     checkpoint = await source.runtime.checkpoints.get(source.mapping.uuid, "parent")
     assert checkpoint.position == "1" and not checkpoint.shard_end
@@ -181,7 +182,7 @@ async def test_a_restarted_shard_resumes_after_its_checkpoint(tmp_path):
     await source.leases._round(units)
     assert await source.open("only")
     await source.fetch("only")
-    await source.settle("only", [(5, None), (6, None)])
+    await source.settle("only", [5, 6], Disposition.SUCCEEDED)
     await source.close_unit("only", StopReason.SHUTDOWN)
     await source.leases._round(units)
     assert await source.open("only")

@@ -82,10 +82,10 @@ class FakeSource:
         await asyncio.sleep(3600)
         return NOTHING
 
-    async def settle(self, unit: Any, tokens: Any) -> None:
+    async def settle(self, unit: Any, tokens: Any, disposition: Disposition) -> None:
         if self.settle_error is not None:
             raise self.settle_error
-        self.settled.extend(tokens)
+        self.settled.extend((token, disposition) for token in tokens)
 
     async def close_unit(self, unit: Any, reason: StopReason) -> None:
         self.closed.append(reason)

@@ -233,11 +233,11 @@ class KafkaSource:
         self.commits.register(part.tp, [r.token for r in records])
         return Fetched(records)
 
-    async def settle(self, unit: Hashable, tokens: Sequence[tuple[Any, Disposition]]) -> None:
-        """Finished offsets (processed, filtered out, dead-lettered) wake the committer; one tracker call."""
-        # Compared by identity: an Enum's hash is a Python-level call, once per record in a set lookup.
-        self.commits.finish(unit, [offset for offset, disposition in tokens  # type: ignore[arg-type]
-                                   if disposition is SUCCEEDED or disposition is FILTERED or disposition is DEAD_LETTERED])
+    async def settle(self, unit: Hashable, tokens: Sequence[Any], disposition: Disposition) -> None:
+        """Finished offsets (processed, filtered out, dead-lettered) wake the committer: one tracker
+        call for the batch."""
+        if disposition is SUCCEEDED or disposition is FILTERED or disposition is DEAD_LETTERED:
+            self.commits.finish(unit, tokens)  # type: ignore[arg-type]
 
     async def close_unit(self, unit: Hashable, reason: StopReason) -> None:
         part = self.group.partitions.get(unit)  # type: ignore[call-overload]
