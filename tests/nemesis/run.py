@@ -126,7 +126,7 @@ async def main(minutes: float, seed: int, workdir: Path, rate: float, settle_tim
         async with made(seed, workdir, function.url, REPLICAS, backends=backends, broken=broken) as system:
             function.dynamodb_unit = system.res.dynamodb_shard
             schedule = make_schedule(seed, seconds, REPLICAS, kafka_proxied=system.kafka_proxy is not None,
-                                     backends=backends is not None)
+                                     backends=backends is not None, mq=True)
             (workdir / "schedule.txt").write_text("\n".join(f.describe() for f in schedule) + "\n")
             say(f"seed {seed}, {minutes:g} min, {len(schedule)} faults {counts(schedule)}; "
                 f"Kafka proxy: {'yes' if system.kafka_proxy else 'no (its address is taken; no Kafka network faults)'}; "
