@@ -239,7 +239,9 @@ def cli(argv: list[str] | None = None) -> int:
     backends = OwnBackends(args.backends_dir.resolve()) if args.backends_dir else None
     # The run's own Kafka clients (the producer, the watcher's admin) complain on every broker restart
     # and partition; they retry, and the report counts the producer's retries instead.
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    # The same for its RabbitMQ and ActiveMQ clients (the producers, the dead-letter readers).
+    for name in ("aiokafka", "aiormq", "aio_pika", "stompman"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     return asyncio.run(main(args.minutes, args.seed, workdir, args.rate, args.settle, backends, args.broken))
 
 
