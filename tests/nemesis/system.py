@@ -1,4 +1,4 @@
-"""The system under test: five sources, three `esm run` replicas on one set of mappings, and a
+"""The system under test: seven sources, three `esm run` replicas on one set of mappings, and a
 toxiproxy proxy between each replica and each thing it talks to.
 
 Mappings (one per source, all reporting batch item failures):
