@@ -68,35 +68,37 @@ class Item:
     record: dict[str, Any]
 
 
-def items_of(event: dict[str, Any]) -> list[tuple[str | None, str | None, Any, dict[str, Any]]]:
-    """(id, key, itemIdentifier, record) for each record of an SQS, Kinesis, Kafka, RabbitMQ or ActiveMQ event."""
-    out = []
+def payloads_of(event: dict[str, Any]) -> list[tuple[str | bytes, Any, dict[str, Any]]]:
+    """(payload, itemIdentifier, record) for each record of an SQS, Kinesis, DynamoDB Streams, Kafka,
+    RabbitMQ or ActiveMQ event: the payload is what the producer wrote (a body, the decoded data or
+    value, a DynamoDB item's `doc` attribute), the identifier what a batchItemFailures entry names
+    the record by (None where the source has none)."""
+    out: list[tuple[str | bytes, Any, dict[str, Any]]] = []
     if isinstance(event.get("rmqMessagesByQueue"), dict):  # Amazon MQ for RabbitMQ (no item identifiers)
         for messages in event["rmqMessagesByQueue"].values():
-            for m in messages:
-                found = identity(base64.b64decode(m.get("data") or ""))
-                out.append((*(found or (None, None)), None, m))
+            out.extend((base64.b64decode(m.get("data") or ""), None, m) for m in messages)
         return out
     if isinstance(event.get("messages"), list):  # Amazon MQ for ActiveMQ
-        for m in event["messages"]:
-            found = identity(base64.b64decode(m["data"]))
-            out.append((*(found or (None, None)), m["messageID"], m))
-        return out
+        return [(base64.b64decode(m["data"]), m["messageID"], m) for m in event["messages"]]
     if isinstance(event.get("records"), dict):  # Kafka
         for group in event["records"].values():
-            for r in group:
-                found = identity(base64.b64decode(r["value"])) if r.get("value") else None
-                out.append((*(found or (None, None)), {"partition": f"{r['topic']}-{r['partition']}",
-                                                       "offset": r["offset"]}, r))
+            out.extend((base64.b64decode(r["value"]) if r.get("value") else b"",
+                        {"partition": f"{r['topic']}-{r['partition']}", "offset": r["offset"]}, r) for r in group)
         return out
     for r in event.get("Records") or []:
         if "kinesis" in r:
-            found = identity(base64.b64decode(r["kinesis"]["data"]))
-            out.append((*(found or (None, None)), r["kinesis"]["sequenceNumber"], r))
+            out.append((base64.b64decode(r["kinesis"]["data"]), r["kinesis"]["sequenceNumber"], r))
+        elif "dynamodb" in r:
+            image = r["dynamodb"].get("NewImage") or {}
+            out.append((image.get("doc", {}).get("S", ""), r["dynamodb"]["SequenceNumber"], r))
         else:
-            found = identity(r.get("body", ""))
-            out.append((*(found or (None, None)), r.get("messageId"), r))
+            out.append((r.get("body", ""), r.get("messageId"), r))
     return out
+
+
+def items_of(event: dict[str, Any]) -> list[tuple[str | None, str | None, Any, dict[str, Any]]]:
+    """(id, key, itemIdentifier, record) for each record of any source's event."""
+    return [(*(identity(text) or (None, None)), identifier, record) for text, identifier, record in payloads_of(event)]
 
 
 Decide = Callable[[list[Item]], Reply]

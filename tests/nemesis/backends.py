@@ -21,7 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 # What a restarted server must still answer on: the addresses the run's clients and proxies hold.
 ADDRESSES = ("KAFKA_BOOTSTRAP_SERVERS", "KAFKA_PROXIED_UPSTREAM", "KAFKA_PROXIED_BOOTSTRAP", "ESM_SQS_ENDPOINT",
-             "ESM_KINESIS_ENDPOINT", "ESM_AWS_ENDPOINT", "TOXIPROXY_URL")
+             "ESM_KINESIS_ENDPOINT", "ESM_AWS_ENDPOINT", "TOXIPROXY_URL", "RABBITMQ_URL", "RABBITMQ_MANAGEMENT_URL",
+             "ACTIVEMQ_STOMP_URL", "ACTIVEMQ_ADMIN_URL")
 
 
 @dataclass(frozen=True)

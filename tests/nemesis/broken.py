@@ -13,7 +13,8 @@ Breaks:
   once a replica dies between such a checkpoint and the records' end.
 - `skip-failed`: a partial batch response settles the whole batch as processed (esm.core.decide),
   so the records it reported are skipped: SQS deletes them, the streams checkpoint and Kafka
-  commits past them. Expected verdict: records lost on every source, checkpoints past them.
+  commits past them. Expected verdict: records lost on every source with partial batch responses
+  (not Amazon MQ, which has none), checkpoints past them.
 
 A break patches esm's modules before esm's command line imports the rest of esm, so every module
 that imports a patched name gets the broken one.

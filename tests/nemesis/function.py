@@ -5,15 +5,15 @@ esm reaches it as a `url` target through each replica's own function proxy, at
 saw, in order, and which it processed) and counted per replica (for the metrics check).
 
 While `failing` is on, an invocation fails with probability `fail_rate`, drawn from the seeded
-generator: a partial batch response naming one record (every mapping reports batch item
-failures), a function error, a timeout (answered after esm's invoke timeout) or a throttle (429).
-A record produced as poison fails every time it is presented, so it ends in the dead-letter place.
+generator: a partial batch response naming one record (every mapping that has them reports batch
+item failures; on Amazon MQ, which has none, a function error instead), a function error, a timeout
+(answered after esm's invoke timeout) or a throttle (429). A record produced as poison fails every
+time it is presented (on Amazon MQ with its whole batch), so it ends in the dead-letter place.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import random
 from collections import Counter
@@ -22,34 +22,22 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fault.function import payloads_of
 from tests.support.fake_server import LoopbackApi
 from tests.support.ledger import Ledger, identity
 
 FAILURES = ("partial", "error", "timeout", "throttle")
+# Sources without partial batch responses (Amazon MQ, behaviour §1): a batch succeeds or fails whole,
+# so a partial failure or a poison record there fails the whole invocation and nothing in it is processed.
+WHOLE_BATCH = frozenset({"rabbitmq", "activemq"})
 
 
 def records_of(event: dict[str, Any]) -> list[tuple[str | None, str | None, Any, dict[str, Any], bool]]:
-    """(id, key, itemIdentifier, identity document, ...) for each record of any source's event;
-    the last field says whether the record is poison."""
+    """(id, key, itemIdentifier, record, poison) for each record of any source's event."""
     out = []
-    if isinstance(event.get("records"), dict):  # Kafka
-        for group in event["records"].values():
-            for r in group:
-                doc = _doc(base64.b64decode(r["value"])) if r.get("value") else {}
-                out.append((doc.get("id"), doc.get("key"), {"partition": f"{r['topic']}-{r['partition']}",
-                                                            "offset": r["offset"]}, r, bool(doc.get("poison"))))
-        return out
-    for r in event.get("Records") or []:
-        if "kinesis" in r:
-            doc = _doc(base64.b64decode(r["kinesis"]["data"]))
-            out.append((doc.get("id"), doc.get("key"), r["kinesis"]["sequenceNumber"], r, bool(doc.get("poison"))))
-        elif "dynamodb" in r:
-            image = r["dynamodb"].get("NewImage") or {}
-            doc = _doc(image.get("doc", {}).get("S", ""))
-            out.append((doc.get("id"), doc.get("key"), r["dynamodb"]["SequenceNumber"], r, bool(doc.get("poison"))))
-        else:
-            doc = _doc(r.get("body", ""))
-            out.append((doc.get("id"), doc.get("key"), r.get("messageId"), r, bool(doc.get("poison"))))
+    for text, identifier, record in payloads_of(event):
+        doc = _doc(text) if text else {}
+        out.append((doc.get("id"), doc.get("key"), identifier, record, bool(doc.get("poison"))))
     return out
 
 
@@ -98,6 +86,8 @@ class NemesisFunction(LoopbackApi):
         ledger = self.ledgers[source]
         batch = records_of(json.loads(body))
         kind = self._choose(batch)
+        if source in WHOLE_BATCH and kind in ("partial", "poison"):
+            kind = "error" if kind == "partial" else "poison-batch"
         self.replies[f"{source}:{kind}"] += 1
         ids = [b[0] for b in batch]
         self.appearances[source] += len(batch)
@@ -113,7 +103,8 @@ class NemesisFunction(LoopbackApi):
             failed = {self.rng.choice(batch)[0]}
         if kind == "timeout":
             await asyncio.sleep(self.invoke_timeout + 1)
-        processed = [] if kind in ("error", "timeout", "throttle") else [i for i in ids if i and i not in failed]
+        whole = kind in ("error", "timeout", "throttle", "poison-batch")  # the invocation failed: nothing processed
+        processed = [] if whole else [i for i in ids if i and i not in failed]
         # Recorded before the answer leaves: what the function did is what it did, whatever esm hears.
         ledger.invoked(ids, processed)
         if kind == "ok":
@@ -124,6 +115,6 @@ class NemesisFunction(LoopbackApi):
                 {"itemIdentifier": b[2]} for b in batch if b[0] in failed]})
         if kind == "throttle":
             return web.Response(status=429, text="throttled")
-        error = "Sandbox.Timedout" if kind == "timeout" else "NemesisFault"
+        error = {"timeout": "Sandbox.Timedout", "poison-batch": "NemesisPoison"}.get(kind, "NemesisFault")
         return web.json_response({"errorType": error, "errorMessage": "the nemesis says fail"},
                                  headers={"X-Amz-Function-Error": "Unhandled"})

@@ -126,7 +126,7 @@ async def main(minutes: float, seed: int, workdir: Path, rate: float, settle_tim
         async with made(seed, workdir, function.url, REPLICAS, backends=backends, broken=broken) as system:
             function.dynamodb_unit = system.res.dynamodb_shard
             schedule = make_schedule(seed, seconds, REPLICAS, kafka_proxied=system.kafka_proxy is not None,
-                                     backends=backends is not None)
+                                     backends=backends is not None, mq=True)
             (workdir / "schedule.txt").write_text("\n".join(f.describe() for f in schedule) + "\n")
             say(f"seed {seed}, {minutes:g} min, {len(schedule)} faults {counts(schedule)}; "
                 f"Kafka proxy: {'yes' if system.kafka_proxy else 'no (its address is taken; no Kafka network faults)'}; "
@@ -239,7 +239,9 @@ def cli(argv: list[str] | None = None) -> int:
     backends = OwnBackends(args.backends_dir.resolve()) if args.backends_dir else None
     # The run's own Kafka clients (the producer, the watcher's admin) complain on every broker restart
     # and partition; they retry, and the report counts the producer's retries instead.
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    # The same for its RabbitMQ and ActiveMQ clients (the producers, the dead-letter readers).
+    for name in ("aiokafka", "aiormq", "aio_pika", "stompman"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     return asyncio.run(main(args.minutes, args.seed, workdir, args.rate, args.settle, backends, args.broken))
 
 

@@ -6,14 +6,16 @@ A fault has a start (seconds after the run began), a duration, a kind and a targ
   stop, restarted `duration` after it exited), `pause` (SIGSTOP, SIGCONT after `duration`: its leases
   expire and others take them; it comes back holding stale ones);
 - network faults on the toxiproxy proxy between one replica and one peer (`sqs`, `kinesis`, `aws`:
-  moto, holding the lease table and the DynamoDB stream; `function`), or the shared Kafka proxy:
+  moto, holding the lease table, the DynamoDB stream and the brokers' secrets; `function`;
+  `rabbitmq` and `activemq`: the Amazon MQ brokers), or the shared Kafka proxy:
   `latency`, `bandwidth`, `timeout` (data stops), `reset_peer`, `partition` (proxy disabled);
 - `outage`: one peer unreachable from every replica at once (the proxies disabled);
 - backend faults, only when the run owns its backends (scripts/nemesis starts a private set; shared
-  ones are never touched, other users depend on them): `restart` of the Kafka broker (SIGTERM, a
-  clean shutdown, or SIGKILL, a crash; started again after `duration` on the same ports, its log on
-  disk) and `freeze` of a backend server (SIGSTOP, SIGCONT after `duration`: ElasticMQ, kinesis-mock,
-  moto or the broker hangs for every client at once, its state kept). ElasticMQ, kinesis-mock and
+  ones are never touched, other users depend on them): `restart` of a broker (Kafka, RabbitMQ,
+  ActiveMQ: SIGTERM, a clean shutdown, or SIGKILL, a crash; started again after `duration` on the
+  same ports, its records on disk) and `freeze` of a backend server (SIGSTOP, SIGCONT after
+  `duration`: ElasticMQ, kinesis-mock, moto or a broker hangs for every client at once, its state
+  kept). ElasticMQ, kinesis-mock and
   moto are frozen, never restarted: they keep their queues, streams and tables only in memory, so a
   restart would erase the very records the checker accounts for.
 
@@ -32,8 +34,10 @@ from dataclasses import asdict, dataclass
 PROCESS_KINDS = ("sigkill", "sigterm", "pause")
 NETWORK_KINDS = ("latency", "bandwidth", "timeout", "reset_peer", "partition")
 PEERS = ("sqs", "kinesis", "aws", "function")
+MQ_PEERS = ("rabbitmq", "activemq")  # the Amazon MQ brokers: peers, and backends the run may restart
 BACKEND_KINDS = ("restart", "freeze")
 BACKENDS = ("kafka", "elasticmq", "kinesis", "moto")  # scripts/backends' names
+RESTARTABLE = ("kafka",) + MQ_PEERS  # brokers that keep their records on disk
 MEAN_GAP = 10.0  # seconds between fault starts on average: ~6 a minute, ~180 in 30 minutes
 LEAD_IN, QUIET_END = 15.0, 15.0  # no fault in the first and last seconds of the schedule
 
@@ -91,22 +95,32 @@ def _params(kind: str, rng: random.Random) -> tuple[tuple[str, int], ...]:
 
 
 def make_schedule(seed: int, seconds: float, replicas: int = 3, kafka_proxied: bool = True,
-                  backends: bool = False) -> list[Fault]:
+                  backends: bool = False, mq: bool = False) -> list[Fault]:
     """Faults for a run of `seconds`, drawn from `seed`; `backends`: the run owns its backends and
-    may restart or freeze them (15% of the draws). Without them the draws are those of earlier runs."""
+    may restart or freeze them (15% of the draws). `mq`: the Amazon MQ brokers are peers (network
+    faults and outages on the paths to them) and, with `backends`, restarted (half the backend
+    faults, the three brokers alike) or frozen like the rest. Without them the draws are those of
+    earlier runs."""
     rng = random.Random(seed)
     busy: dict[str, float] = {}  # target -> when its current fault ends
     faults: list[Fault] = []
     t = LEAD_IN
     last = seconds - QUIET_END
-    peers = PEERS + (("kafka",) if kafka_proxied else ())
+    own_peers = PEERS + (MQ_PEERS if mq else ())
+    peers = own_peers + (("kafka",) if kafka_proxied else ())
     while True:
         t += rng.expovariate(1.0 / MEAN_GAP)
         if t >= last:
             return faults
         roll = rng.random()
         backend = None
-        if backends and roll >= 0.85:  # a third of them restarts of the broker, the rest freezes
+        if backends and roll >= 0.85 and mq:  # half of them restarts of a broker, half freezes
+            kind, replica, peer = "freeze", None, None
+            if rng.random() < 0.5:
+                kind, backend = "restart", rng.choice(RESTARTABLE)
+            else:
+                backend = rng.choice(BACKENDS + MQ_PEERS)
+        elif backends and roll >= 0.85:  # a third of them restarts of the broker, the rest freezes
             kind, replica, peer = "freeze", None, None
             backend = "kafka" if rng.random() < 0.35 else rng.choice(BACKENDS)
             if backend == "kafka" and rng.random() < 0.35 / (0.35 + 0.65 / len(BACKENDS)):
@@ -117,7 +131,7 @@ def make_schedule(seed: int, seconds: float, replicas: int = 3, kafka_proxied: b
             kind, peer = rng.choice(NETWORK_KINDS), rng.choice(peers)
             replica = None if peer == "kafka" else rng.randrange(replicas)  # one Kafka proxy for all
         else:
-            kind, replica, peer = "outage", None, rng.choice(PEERS)
+            kind, replica, peer = "outage", None, rng.choice(own_peers)
         low, high = DURATIONS[kind]
         duration = round(min(rng.uniform(low, high), last - t), 1)
         params = _params(kind, rng)

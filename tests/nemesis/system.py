@@ -1,4 +1,4 @@
-"""The system under test: five sources, three `esm run` replicas on one set of mappings, and a
+"""The system under test: seven sources, three `esm run` replicas on one set of mappings, and a
 toxiproxy proxy between each replica and each thing it talks to.
 
 Mappings (one per source, all reporting batch item failures):
@@ -8,7 +8,13 @@ Mappings (one per source, all reporting batch item failures):
   failures to an SQS on-failure destination;
 - `nemesis-dynamodb`: a DynamoDB table's stream (moto), same retry policy and destination;
 - `nemesis-kafka`: a topic of 6 partitions, per-key lanes (`esm: {parallelization_factor: 3}`),
-  the consumer group shared by the replicas, failures to an SQS destination.
+  the consumer group shared by the replicas, failures to an SQS destination;
+- `nemesis-rabbitmq`: a quorum queue on the run's RabbitMQ broker, dead-lettered by the broker (its
+  `x-delivery-limit`, to a dead-letter queue through the default exchange) after 6 deliveries;
+- `nemesis-activemq`: a queue on the run's ActiveMQ broker, dead-lettered by the broker's redelivery
+  policy (6 redeliveries) to `ActiveMQ.DLQ`.
+The two Amazon MQ mappings have no partial batch responses (a batch succeeds or fails whole) and
+read their BASIC_AUTH secret from Secrets Manager on moto.
 
 Leases and checkpoints of the two streams live in one DynamoDB table on moto, shared by the
 replicas. Each replica's config differs from the others only in the proxies' addresses (its own
@@ -31,17 +37,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+import aiohttp
+
 from esm.config.loading import mapping_uuid
 from tests.fault.harness import DaemonProcess, lease_checkpoints, released_offsets
 from tests.nemesis.backends import OwnBackends
+from tests.support import activemq as amq
+from tests.support import rabbitmq as rmq
 from tests.support.kafka import NO_AUTH
 from tests.support.kinesis import create_stream, kinesis_client
 from tests.support.ledger import Ledger
 from tests.support.sqs import create_queue, queue_counts, sqs_client
 from tests.support.toxiproxy import Proxy, Toxiproxy, ToxiproxyError
 
-SOURCES = ("sqs", "fifo", "kinesis", "dynamodb", "kafka")
-ORDERED = {"sqs": False, "fifo": True, "kinesis": True, "dynamodb": True, "kafka": True}
+SOURCES = ("sqs", "fifo", "kinesis", "dynamodb", "kafka", "rabbitmq", "activemq")
+MQ = ("rabbitmq", "activemq")  # the Amazon MQ sources (their brokers, reached through per-replica proxies)
+# Amazon MQ promises no order per key: competing consumers (three replicas, several pollers each)
+# and redelivery of a failed batch after later messages were handed out (behaviour §1, §9.11).
+ORDERED = {"sqs": False, "fifo": True, "kinesis": True, "dynamodb": True, "kafka": True, "rabbitmq": False,
+           "activemq": False}
 KINESIS_SHARDS, KAFKA_PARTITIONS, KAFKA_LANES, KINESIS_PF = 4, 6, 3, 2
 BATCH_SIZE = 10
 MAX_RECEIVE = 6
@@ -50,7 +64,8 @@ INVOKE_TIMEOUT = 5.0
 MAX_CONCURRENCY = 6
 # How many batches can be in flight at once per source over all replicas (the duplicate bound).
 LANES = {"sqs": 3 * MAX_CONCURRENCY, "fifo": 3 * MAX_CONCURRENCY, "kinesis": KINESIS_SHARDS * KINESIS_PF,
-         "dynamodb": 1, "kafka": KAFKA_PARTITIONS * KAFKA_LANES}
+         "dynamodb": 1, "kafka": KAFKA_PARTITIONS * KAFKA_LANES, "rabbitmq": 3 * MAX_CONCURRENCY,
+         "activemq": 3 * MAX_CONCURRENCY}
 
 
 def aws_client(service: str, endpoint: str) -> Any:
@@ -78,6 +93,42 @@ class Resources:
     lease_table: str = ""
     topic: str = ""
     group: str = ""
+    rabbit_queue: str = ""
+    rabbit_dlq: str = ""
+    rabbit_secret: str = ""
+    activemq_queue: str = ""
+    activemq_secret: str = ""
+
+
+def rabbit_broker() -> rmq.Broker:
+    """The run's RabbitMQ broker, from the exports of the backends it was given (never started here)."""
+    env = os.environ
+    return rmq.Broker(port=int(env["RABBITMQ_PORT"]), url=env["RABBITMQ_URL"], management=env["RABBITMQ_MANAGEMENT_URL"],
+                      username=env["RABBITMQ_USERNAME"], password=env["RABBITMQ_PASSWORD"], vhost=env["RABBITMQ_VHOST"])
+
+
+class RabbitLink:
+    """The run's own connection to the RabbitMQ broker (publishing with confirms, reading the queues'
+    counts and the dead-letter queue), made again after the broker restarts."""
+
+    def __init__(self) -> None:
+        self._connection: Any = None
+        self._channel: Any = None
+
+    async def channel(self) -> Any:
+        import aio_pika
+
+        if self._channel is None or self._channel.is_closed:
+            await self.close()
+            self._connection = await aio_pika.connect(os.environ["RABBITMQ_URL"], timeout=10)
+            self._channel = await self._connection.channel(publisher_confirms=True)
+        return self._channel
+
+    async def close(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close()
 
 
 @dataclass
@@ -101,6 +152,7 @@ class System:
     replicas: list[DaemonProcess] = field(default_factory=list)
     restarts: int = 0
     clients: dict[str, Any] = field(default_factory=dict)
+    rabbit: RabbitLink = field(default_factory=RabbitLink)
 
     # ------------------------------------------------------------ config
     def config(self, r: int) -> dict[str, Any]:
@@ -133,13 +185,21 @@ class System:
              "SourceAccessConfigurations": NO_AUTH,
              "SelfManagedKafkaEventSourceConfig": {"ConsumerGroupId": self.res.group},
              "esm": {"name": "nemesis-kafka", "parallelization_factor": KAFKA_LANES}},
+            {"FunctionName": "fn-rabbitmq", "EventSourceArn": rmq.BROKER_ARN, "Queues": [self.res.rabbit_queue],
+             "BatchSize": BATCH_SIZE,
+             "SourceAccessConfigurations": [{"Type": "BASIC_AUTH", "URI": self.res.rabbit_secret}],
+             "esm": {"name": "nemesis-rabbitmq", "broker": f"amqp://{p['rabbitmq'].address}"}},
+            {"FunctionName": "fn-activemq", "EventSourceArn": amq.BROKER_ARN, "Queues": [self.res.activemq_queue],
+             "BatchSize": BATCH_SIZE,
+             "SourceAccessConfigurations": [{"Type": "BASIC_AUTH", "URI": self.res.activemq_secret}],
+             "esm": {"name": "nemesis-activemq", "broker": f"stomp://{p['activemq'].address}"}},
         ]
         return {
             "functions": functions,
             "event_source_mappings": mappings,
             "aws": {"region": "us-east-1", "endpoints": {"sqs": p["sqs"].url(), "kinesis": p["kinesis"].url(),
                                                          "dynamodb": aws, "dynamodbstreams": aws, "s3": aws,
-                                                         "sns": aws}},
+                                                         "sns": aws, "secretsmanager": aws}},
             "checkpoints": {"dynamodb": {"table": self.res.lease_table}},
             "shutdown_timeout": 20,
             "startup_timeout": 120,
@@ -206,6 +266,13 @@ class System:
             ends = await _end_offsets(self.res.topic, [TopicPartition(self.res.topic, p)
                                                        for p in range(KAFKA_PARTITIONS)])
             return all(committed.get(tp.partition, -1) >= end for tp, end in ends.items())
+        if source == "rabbitmq":
+            return await rmq.counts(rabbit_broker(), self.res.rabbit_queue) == (0, 0)
+        if source == "activemq":
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+                async with http.get(f"{amq.admin_url()}/queue", params={"name": self.res.activemq_queue}) as answer:
+                    counts = await answer.json()
+            return (counts["waiting"], counts["held"]) == (0, 0)
         return True  # streams: the books say it (every record delivered or dead-lettered)
 
 
@@ -239,10 +306,20 @@ async def made(seed: int, workdir: Path, function_url: str, replicas: int = 3, *
         res.dynamodb_shard = described["StreamDescription"]["Shards"][0]["ShardId"]
         res.topic = await create_topic(admin, partitions=KAFKA_PARTITIONS, prefix="nemesis")
         res.group = unique("nemesis-g")
+        rabbit = RabbitLink()
+        stack.push_async_callback(rabbit.close)
+        res.rabbit_queue, res.rabbit_dlq = rmq.queue_name("nemesis"), rmq.queue_name("nemesis-dlq")
+        await rmq.declare(await rabbit.channel(), res.rabbit_queue, delivery_limit=MAX_RECEIVE,
+                          dead_letter=res.rabbit_dlq)
+        res.rabbit_secret = rmq.secret(rabbit_broker())
+        res.activemq_queue = amq.queue_name("nemesis")
+        res.activemq_secret = await amq.make_secret()
 
         toxi = await stack.enter_async_context(Toxiproxy.from_env())
         upstreams = {"sqs": os.environ["ESM_SQS_ENDPOINT"], "kinesis": os.environ["ESM_KINESIS_ENDPOINT"],
-                     "aws": aws, "function": function_url}
+                     "aws": aws, "function": function_url,
+                     "rabbitmq": f"127.0.0.1:{os.environ['RABBITMQ_PORT']}",
+                     "activemq": os.environ["ACTIVEMQ_STOMP_URL"].removeprefix("stomp://")}
         paths = []
         for r in range(replicas):
             paths.append(ReplicaPath({peer: await stack.enter_async_context(toxi.proxy(f"nemesis-{r}-{peer}", up))
@@ -254,7 +331,8 @@ async def made(seed: int, workdir: Path, function_url: str, replicas: int = 3, *
                     "nemesis-kafka", os.environ["KAFKA_PROXIED_UPSTREAM"],
                     listen=os.environ["KAFKA_PROXIED_BOOTSTRAP"]))
         system = System(seed, workdir, res, toxi, paths, kafka_proxy, function_url, backends, broken,
-                        clients={"sqs": sqs, "kinesis": kinesis, "dynamodb": ddb, "kafka_admin": admin})
+                        clients={"sqs": sqs, "kinesis": kinesis, "dynamodb": ddb, "kafka_admin": admin},
+                        rabbit=rabbit)
         try:
             yield system
         finally:
@@ -300,9 +378,16 @@ async def read_dead_letters(system: System, source: str, ledger: Ledger) -> list
     in the work directory (the documents stay on record there). Consumed, not peeked: a FIFO queue
     shows a message group's later messages only once its earlier ones are deleted. Returns the
     documents so far that named no produced record (the checker reports them)."""
+    kept = system.workdir / f"dead-letters-{source}.jsonl"
+    if source in MQ:
+        read = _read_rabbit_dead_letters if source == "rabbitmq" else _read_activemq_dead_letters
+        with kept.open("a") as out:
+            for message, when, text in await read(system):
+                named = _dead_letter(ledger, text, when, message)
+                out.write(json.dumps({"message": message, "sent": when, "named": named, "body": text}) + "\n")
+        return _unnamed(kept)
     sqs = system.clients["sqs"]
     url = system.res.dlq[source]
-    kept = system.workdir / f"dead-letters-{source}.jsonl"
     idle = 0
     while idle < 2:
         response = await sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
@@ -320,6 +405,10 @@ async def read_dead_letters(system: System, source: str, ledger: Ledger) -> list
                                       "body": m["Body"]}) + "\n")
         await sqs.delete_message_batch(QueueUrl=url, Entries=[
             {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+    return _unnamed(kept)
+
+
+def _unnamed(kept: Path) -> list[str]:
     strange = []
     if kept.exists():
         for line in kept.read_text().splitlines():
@@ -327,6 +416,29 @@ async def read_dead_letters(system: System, source: str, ledger: Ledger) -> list
             if not doc["named"]:
                 strange.append(doc["body"][:300])
     return strange
+
+
+async def _read_rabbit_dead_letters(system: System) -> list[tuple[str, float, str]]:
+    """Consume the quorum queue's dead-letter queue: (message id, when, body) of each message (the
+    dead-lettered message itself; its `x-death` header says why: `delivery_limit`)."""
+    channel = await system.rabbit.channel()
+    queue = await channel.get_queue(system.res.rabbit_dlq, ensure=False)
+    out = []
+    while True:
+        message = await queue.get(no_ack=False, fail=False, timeout=10)
+        if message is None:
+            return out
+        out.append((message.message_id or f"rmq-{uuid.uuid4().hex}", time.time(), message.body.decode(errors="replace")))
+        await message.ack()
+
+
+async def _read_activemq_dead_letters(system: System) -> list[tuple[str, float, str]]:
+    """Consume ActiveMQ.DLQ's messages from the run's queue (its `original-destination`): (message id,
+    when, body)."""
+    frames = await amq.drain(amq.DLQ, idle=1.0, match=lambda f: f.headers.get("original-destination")
+                             == f"/queue/{system.res.activemq_queue}")
+    return [(str(f.headers.get("message-id", uuid.uuid4().hex)), time.time(), f.body.decode(errors="replace"))
+            for f in frames]
 
 
 def _dead_letter(ledger: Ledger, body: str, when: float, message: str) -> int:

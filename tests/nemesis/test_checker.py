@@ -73,3 +73,16 @@ def test_metrics_that_disagree_with_the_function_are_reported():
         "metrics: esm_deleted_events_total moved 19 over the probe of 20 records"]
     assert metric_problems("kinesis", before, after, presented=20, probe_records=20) == []
     assert metric_problems("kinesis", before, after, presented=21, probe_records=20)
+
+
+def test_where_no_order_is_promised_reordering_is_counted_and_never_fails():
+    """Amazon MQ and SQS standard promise no order per key (competing consumers, redelivery after
+    later messages went out): a record first presented after a later one of its key is counted."""
+    ledger = books(ordered=False)
+    ledger.invoked(["r1", "r0"], ["r1", "r0"], when=1.0)
+    ledger.invoked(["r3"], ["r3"], when=2.0)
+    ledger.invoked(["r2"], ["r2"], when=3.0)
+    report = check(ledger)
+    assert report.sound, report.problems
+    assert (report.order_violations, report.reordered) == (0, 2)
+    assert check(books()).reordered is None  # an ordered source: order is checked, not counted

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.nemesis.schedule import BACKEND_ROOM, BACKENDS, LEAD_IN, QUIET_END, PROCESS_KINDS, make_schedule
+from tests.nemesis.schedule import (
+    BACKEND_ROOM, BACKENDS, LEAD_IN, MQ_PEERS, PROCESS_KINDS, QUIET_END, RESTARTABLE, make_schedule,
+)
 
 
 def test_a_seed_replays_the_same_schedule_and_another_seed_does_not():
@@ -65,3 +67,15 @@ def test_owning_the_backends_leaves_the_shared_runs_schedule_as_it_was():
     # The 30-minute run of seed 30 on shared backends (no Kafka proxy) had 161 faults, 15 of them SIGKILLs.
     shared = make_schedule(30, 1800, kafka_proxied=False)
     assert (len(shared), sum(f.kind == "sigkill" for f in shared)) == (161, 15)
+
+
+def test_the_amazon_mq_brokers_are_peers_and_restarted_like_the_kafka_broker():
+    """With the Amazon MQ sources in, their brokers are peers (network faults and outages on each
+    replica's path to them) and, on the run's own backends, restarted and frozen like the others."""
+    faults = [f for seed in (5, 6, 7) for f in make_schedule(seed, 1800, backends=True, mq=True)]
+    assert {f.backend for f in faults if f.kind == "restart"} == set(RESTARTABLE) == {"kafka", "rabbitmq", "activemq"}
+    assert {f.backend for f in faults if f.kind == "freeze"} == set(BACKENDS) | set(MQ_PEERS)
+    assert {f.peer for f in faults if f.kind in ("partition", "outage")} >= set(MQ_PEERS)
+    assert len(make_schedule(2027, 1800, backends=True, mq=True)) >= 100
+    # Without them, the draws are those of earlier runs.
+    assert make_schedule(7, 300, backends=True) == make_schedule(7, 300, backends=True, mq=False)

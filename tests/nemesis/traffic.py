@@ -3,7 +3,7 @@ it is produced (a produce that fails leaves it in the ledger, so the checker cou
 its key and its per-key sequence number, and a seeded few are poison (the function always fails
 them, so the dead-letter path runs too).
 
-Rate: `rate` records a second per source (default 4: 20 a second over five sources, which the
+Rate: `rate` records a second per source (default 4: 28 a second over seven sources, which the
 shared two-core machine sustains alongside three replicas and the backends). A source whose
 produce fails (a backend slow under load) retries the same record; the producer never gets
 ahead of what it could write.
@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.nemesis.system import KAFKA_PARTITIONS, SOURCES, System
+from tests.support import activemq as amq
+from tests.support import rabbitmq as rmq
 from tests.support.ledger import Ledger
 
 KEYS = 12
@@ -83,7 +85,7 @@ class Traffic:
         text = body(record_id, key, seq, poison)
         for attempt in range(60):
             try:
-                await self._put(source, record_id, key, text)
+                await asyncio.wait_for(self._put(source, record_id, key, text), 60)  # a frozen backend hangs
                 return
             except Exception:  # a backend busy or briefly away: try the same record again
                 self.produce_errors[source] += 1
@@ -104,6 +106,20 @@ class Traffic:
         elif source == "dynamodb":
             # The item is the key's latest state; `doc` carries the record's identity to the stream.
             await clients["dynamodb"].put_item(TableName=res.table, Item={"pk": {"S": key}, "doc": {"S": text}})
+        elif source == "rabbitmq":
+            # Published with a confirm (the broker has it, in a quorum queue: replicated and on disk);
+            # a publish that fails drops the connection, so the retry starts on a fresh one.
+            try:
+                channel = await self.system.rabbit.channel()
+                await rmq.publish(channel, res.rabbit_queue, [text])
+            except Exception:
+                await self.system.rabbit.close()
+                raise
+        elif source == "activemq":
+            # One connection per record: a STOMP client whose broker went away is not reused, and the
+            # send waits for the broker's receipt (a persistent message, kept across a restart).
+            async with amq.stomp_client() as client:
+                await amq.send(client, res.activemq_queue, [text])
         else:
             partition = int(key[1:]) % KAFKA_PARTITIONS
             meta = await self._producer.send_and_wait(res.topic, text.encode(), key=key.encode(), partition=partition)
