@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -35,6 +34,7 @@ import yaml
 from tests.support.dynamodb import create_table, dynamodb_client, item, put_items, streams_client
 from tests.support.kinesis import create_stream, kinesis_client, put
 from tests.support.ports import free_port
+from tests.support.processes import stop_group
 from tests.support.sqs import create_queue, queue_counts, send, sqs_client
 from tests.support.waiting import wait_until
 
@@ -91,13 +91,7 @@ def daemon(folder: Path, config: str = "esm.yaml"):
     try:
         yield process, log
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(60)
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
+        stop_group(process)
 
 
 def scrape(url: str) -> str:

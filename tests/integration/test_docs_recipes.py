@@ -24,7 +24,6 @@ import io
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import zipfile
@@ -43,6 +42,7 @@ from tests.support.dynamodb import create_table, dynamodb_client, item, put_item
 from tests.support.fake_server import LoopbackApi
 from tests.support.kinesis import create_stream, kinesis_client, put
 from tests.support.ports import free_port
+from tests.support.processes import stop_group
 from tests.support.sqs import create_queue, send, sqs_client
 from tests.support.waiting import wait_until
 
@@ -145,13 +145,7 @@ class Switch:
                              what="esm delivered what was written while Lambda was disabled")
             assert process.poll() is None, f"the recipe ended (exit {process.returncode}):\n{log.read_text()}"
         finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                await asyncio.to_thread(process.wait, 60)
-            finally:
-                if process.poll() is None:
-                    os.killpg(process.pid, signal.SIGKILL)
+            await asyncio.to_thread(stop_group, process)
         text = log.read_text()
         assert "esm.yaml: valid" in text, text
         assert until(), text

@@ -21,7 +21,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ import boto3
 import pytest
 
 from tests.support.ports import free_port
+from tests.support.processes import stop_group
 
 pytestmark = pytest.mark.backends
 
@@ -164,13 +164,7 @@ def test_the_sam_walk_through_runs_as_printed(backends: dict[str, str], tmp_path
         assert (int(orders["POLLED"]), int(orders["FAILED"])) in {(3, 1), (4, 2), (5, 3)}, rows
         assert (accounts["INVOKED"], accounts["FILTERED"]) == ("1", "1"), rows
     finally:
-        if daemon.poll() is None:
-            os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(60)
-        finally:
-            if daemon.poll() is None:
-                os.killpg(daemon.pid, signal.SIGKILL)
+        stop_group(daemon)
     text = log.read_text()
     assert daemon.returncode == 0, text
     assert text.count(f"[{stage}] new account acct-") == 1, text  # its update is a MODIFY, filtered out
