@@ -230,6 +230,10 @@ def _run(args: argparse.Namespace) -> int:
     from esm.observability.logs import configure_logging
 
     configure_logging(args.log_format, args.log_level)
+    # An in-process handler's print() is its log, as Lambda's would be: seen when printed, a line at
+    # a time, even when stdout is a file or a pipe (a container's), which Python would buffer.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
     try:
         if args.template:
             from esm.templates import report

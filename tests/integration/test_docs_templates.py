@@ -117,6 +117,7 @@ def test_the_sam_walk_through_runs_as_printed(backends: dict[str, str], tmp_path
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     (tmp_path / "esm.yaml").write_text(f'metrics: {{listen: "127.0.0.1:{port}"}}\n')
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    env.pop("PYTHONUNBUFFERED", None)  # as a user's shell has it: the handlers' prints must show anyway
 
     def local(line: str) -> str:
         line = line.replace(".venv/bin/", f"{BIN}/")
@@ -155,7 +156,11 @@ def test_the_sam_walk_through_runs_as_printed(backends: dict[str, str], tmp_path
         assert re.search(r"on-failure queue: 1 record\(s\) at shardId-\S+ \d+ \(the click without a page\)", sent), sent
         handled = [f"[{stage}] order 1 paid: 30", f"[{stage}] click on home", f"[{stage}] click on cart",
                    f"[{stage}] click on checkout", f"[{stage}] new account acct-"]
-        wait_for(lambda: all(line in log.read_text() for line in handled), "the handlers' lines", timeout=60)
+        try:
+            wait_for(lambda: all(line in log.read_text() for line in handled), "the handlers' lines")
+        except AssertionError:
+            missing = [line for line in handled if line not in log.read_text()]
+            raise AssertionError(f"the handlers' lines {missing} are not in esm run's output:\n{log.read_text()}") from None
         rows = status_rows(bash(status))
         orders, clicks, accounts = rows["OrdersFunctionPaid"], rows["ClicksFunctionClicks"], rows["AccountsFunctionNewAccounts"]
         # the page's counts; the order without an id may already be back (30 s), then once more each
