@@ -23,6 +23,7 @@ from tests.support.activemq import (BROKER_ARN, DLQ, MqRecorder, drain, make_sec
                                     stomp_client)
 from tests.support import recorder as rec
 from tests.support.daemon import mapping_config, running
+from tests.support.mq_brokers import moto_broker
 
 pytestmark = pytest.mark.usefixtures("backends")
 
@@ -189,20 +190,11 @@ async def test_without_esm_broker_describe_broker_names_the_engine_and_the_endpo
     """behaviour §9.11: a mapping without esm.broker is ActiveMQ's when mq:DescribeBroker (moto) says
     the broker's engine is ACTIVEMQ, and the source connects to the stomp+ssl:// endpoint it lists."""
     import os
-    import uuid
-
-    from aiobotocore.session import get_session
 
     from esm.sources.activemq.rules import BrokerAddress
 
     monkeypatch.setenv("AWS_ENDPOINT_URL_MQ", os.environ["ESM_AWS_ENDPOINT"])
-    name = f"b{uuid.uuid4().hex[:8]}"
-    async with get_session().create_client("mq", region_name="us-east-1") as mq:
-        made = await mq.create_broker(BrokerName=name, EngineType="ACTIVEMQ", EngineVersion="5.18",
-                                      HostInstanceType="mq.t3.micro", DeploymentMode="SINGLE_INSTANCE",
-                                      PubliclyAccessible=False, AutoMinorVersionUpgrade=False,
-                                      Users=[{"Username": "esm", "Password": "esm-password-1"}])
-    arn = f"arn:aws:mq:us-east-1:123456789012:broker:{name}:{made['BrokerId']}"
+    arn = await moto_broker("ACTIVEMQ")
     request = mapping(queue_name("described"), await make_secret(), EventSourceArn=arn)
     del request["esm"]
     config = parse_config(mapping_config(request), base_dir=".")
@@ -220,18 +212,9 @@ async def test_a_sam_mq_event_becomes_an_activemq_mapping(tmp_path, monkeypatch)
     import os
     import subprocess
     import sys
-    import uuid
-
-    from aiobotocore.session import get_session
 
     monkeypatch.setenv("AWS_ENDPOINT_URL_MQ", os.environ["ESM_AWS_ENDPOINT"])
-    name = f"b{uuid.uuid4().hex[:8]}"
-    async with get_session().create_client("mq", region_name="us-east-1") as mq:
-        made = await mq.create_broker(BrokerName=name, EngineType="ACTIVEMQ", EngineVersion="5.18",
-                                      HostInstanceType="mq.t3.micro", DeploymentMode="SINGLE_INSTANCE",
-                                      PubliclyAccessible=False, AutoMinorVersionUpgrade=False,
-                                      Users=[{"Username": "esm", "Password": "esm-password-1"}])
-    arn = f"arn:aws:mq:us-east-1:123456789012:broker:{name}:{made['BrokerId']}"
+    arn = await moto_broker("ACTIVEMQ")
     template = tmp_path / "template.yaml"
     template.write_text(f"""
 AWSTemplateFormatVersion: "2010-09-09"

@@ -23,7 +23,8 @@ from aiobotocore.session import get_session
 from esm.config.loading import parse_config
 from tests.support import rabbitmq as rmq
 from tests.support.daemon import running_config
-from tests.support.mq_fake import FakeMqApi, moto_broker
+from tests.support.mq_brokers import moto_broker
+from tests.support.mq_fake import FakeMqApi
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 
 import aiohttp
-from aiobotocore.session import get_session
 from aiohttp import web
 
 from tests.support.fake_server import LoopbackApi
@@ -47,16 +45,3 @@ class FakeMqApi(LoopbackApi):
         for instance in document.get("brokerInstances") or []:
             instance["endpoints"] = list(self.endpoints[broker_id])
         return web.json_response(document, status=status, headers=kept)
-
-
-async def moto_broker(engine: str) -> str:
-    """A broker made on moto (RABBITMQ or ACTIVEMQ), named by the ARN form AWS gives (broker:<name>:<id>)."""
-    name = f"b{uuid.uuid4().hex[:8]}"
-    version = "3.13" if engine == "RABBITMQ" else "5.18"
-    async with get_session().create_client("mq", region_name="us-east-1",
-                                           endpoint_url=os.environ["ESM_AWS_ENDPOINT"]) as mq:
-        made = await mq.create_broker(BrokerName=name, EngineType=engine, EngineVersion=version,
-                                      HostInstanceType="mq.t3.micro", DeploymentMode="SINGLE_INSTANCE",
-                                      PubliclyAccessible=False, AutoMinorVersionUpgrade=False,
-                                      Users=[{"Username": "esm", "Password": "esm-password-1"}])
-    return f"arn:aws:mq:us-east-1:000000000000:broker:{name}:{made['BrokerId']}"
