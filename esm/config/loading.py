@@ -370,7 +370,7 @@ class _Builder:
                 local.append(Problem("FunctionName", f"the timeout of function '{name}' "
                                      f"({functions[name].timeout:g}s) is over {ceiling:g}s, the most Lambda lets a "
                                      f"function run for {registry.descriptor(check.source).title} event sources "
-                                     "(behaviour §9.11)"))
+                                     "(behaviour §1)"))
         self.problems.extend(dataclasses.replace(p, path=_join(path, p.path)) for p in local)
         if local or extension is None:
             return None

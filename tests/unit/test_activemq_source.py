@@ -116,4 +116,4 @@ def test_a_function_timeout_over_14_minutes_is_refused():
     assert "timeout: 900" in slow
     assert problems(slow) == ["event_source_mappings[0].FunctionName: the timeout of function 'f' (900s) is over "
                               "840s, the most Lambda lets a function run for Amazon MQ for ActiveMQ event "
-                              "sources (behaviour §9.11)"]
+                              "sources (behaviour §1)"]

@@ -179,6 +179,6 @@ def test_a_function_timeout_over_14_minutes_is_refused() -> None:
     [problem] = caught.value.problems
     assert str(problem) == ("event_source_mappings[0].FunctionName: the timeout of function 'fn' (841s) is over "
                             "840s, the most Lambda lets a function run for Amazon MQ for RabbitMQ event "
-                            "sources (behaviour §9.11)")
+                            "sources (behaviour §1)")
     [mapping] = parse_config(over.replace("timeout: 841", "timeout: 840"), base_dir=".").mappings
     assert mapping.function.timeout == 840

@@ -54,4 +54,5 @@ DESCRIPTOR = SourceDescriptor(
     ),
     safety="esm.sources.kafka.safety",
     replay="esm.sources.kafka.replay",
+    max_function_timeout=840,  # 14 minutes, as Lambda allows a Kafka or MSK mapping's function
 )
