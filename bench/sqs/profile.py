@@ -2,8 +2,12 @@
 
     eval "$(scripts/backends start)"
     .venv/bin/python -m bench.sqs.profile [--messages 20000] [--target handler|http]
+    .venv/bin/python -m bench.sqs.profile --groups [--messages 20000]
 
-Prints the top functions by own time. Not part of the test suite.
+Prints the top functions by own time; with --groups, profiles the raw receive-and-delete loop and
+esm on the same number of messages and prints each one's own time by package (botocore, aiohttp,
+esm's modules, asyncio, ...) side by side, with esm's extra in µs per message. Not part of the test
+suite.
 """
 
 from __future__ import annotations
@@ -14,10 +18,59 @@ import cProfile
 import pstats
 import subprocess
 import sys
+from collections import Counter
 
 from aiobotocore.session import get_session
 
 from bench.sqs import run as bench
+from esm.daemon import tune_garbage_collector
+
+NOOP = {"handler": "bench.sqs.handlers:noop"}
+
+
+def by_package(profiler: cProfile.Profile) -> Counter[str]:
+    """Own time per package: site-packages' top folder, esm's subpackage, a stdlib file or a builtin.
+    Waiting in epoll is its own group (esm's run also includes the daemon's stop, which waits for
+    the pollers' long polls)."""
+    groups: Counter[str] = Counter()
+    for (filename, _, name), (_, _, own, _, _) in pstats.Stats(profiler).stats.items():  # type: ignore[attr-defined]
+        if "epoll" in name:
+            key = "waiting (epoll)"
+        elif "site-packages/" in filename:
+            key = filename.split("site-packages/")[1].split("/")[0]
+        elif "/esm/" in filename:
+            key = "esm/" + filename.split("/esm/")[1].split("/")[0]
+        elif filename == "~":
+            key = "builtin " + name[:40]
+        else:
+            key = "stdlib " + filename.rsplit("/", 1)[-1]
+        groups[key] += own
+    return groups
+
+
+async def groups(args: argparse.Namespace) -> None:
+    tune_garbage_collector()
+    found: dict[str, Counter[str]] = {}
+    async with bench.client(get_session()) as sqs:
+        for path in ("raw", "esm"):
+            url, arn = await bench.new_queue(sqs)
+            await bench.fill(sqs, url, args.messages)
+            profiler = cProfile.Profile()
+            profiler.enable()
+            if path == "raw":
+                rate = await bench.raw_loop(sqs, url, args.messages, args.concurrency)
+            else:
+                rate = await bench.through_esm(sqs, url, arn, args.messages, NOOP, args.concurrency)
+            profiler.disable()
+            found[path] = by_package(profiler)
+            print(f"{path}: {rate:.0f} messages/s under the profiler")
+    raw, esm = found["raw"], found["esm"]
+    keys = sorted(set(raw) | set(esm), key=lambda k: esm[k] - raw[k], reverse=True)
+    print(f"\n{'own time by package':48} {'raw s':>7} {'esm s':>7} {'esm extra, us/msg':>18}")
+    for key in keys[:args.top]:
+        print(f"{key:48} {raw[key]:7.3f} {esm[key]:7.3f} {(esm[key] - raw[key]) / args.messages * 1e6:18.1f}")
+    busy = [sum(v for k, v in side.items() if k != "waiting (epoll)") for side in (raw, esm)]
+    print(f"{'all but waiting':48} {busy[0]:7.3f} {busy[1]:7.3f} {(busy[1] - busy[0]) / args.messages * 1e6:18.1f}")
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -25,7 +78,7 @@ async def main(args: argparse.Namespace) -> None:
         url, arn = await bench.new_queue(sqs)
         await bench.fill(sqs, url, args.messages)
         server = None
-        function = {"handler": "bench.sqs.handlers:noop"}
+        function = NOOP
         if args.target == "http":
             port = bench.free_port()
             server = subprocess.Popen([sys.executable, "-c", bench.HTTP_SERVER, str(port)])
@@ -49,4 +102,6 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--target", choices=("handler", "http"), default="handler")
     parser.add_argument("--top", type=int, default=20)
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--groups", action="store_true", help="raw and esm side by side, own time by package")
+    arguments = parser.parse_args()
+    asyncio.run(groups(arguments) if arguments.groups else main(arguments))
