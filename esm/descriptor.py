@@ -128,7 +128,7 @@ class SourceDescriptor:
     queue's dead-letter queue, or `record_format`, `ours` and `read(clients, span, form, mapping)` to
     read an on-failure document's records again from the source; None: its failures are not replayed.
     max_function_timeout: the longest function timeout (seconds) Lambda allows this source's
-    mappings, checked against the function target's `timeout:` (Amazon MQ: 14 minutes); None: no
+    mappings, checked against the function target's `timeout:` (Kafka, Amazon MQ: 14 minutes); None: no
     limit of the source's own.
     """
 
