@@ -2,23 +2,25 @@
 
     eval "$(scripts/backends start)"
     .venv/bin/python -m bench.sqs.profile [--messages 20000] [--target handler|http]
-    .venv/bin/python -m bench.sqs.profile --groups [--messages 20000]
+    .venv/bin/python -m bench.sqs.profile --groups [--messages 20000] [--target handler|http]
 
 Prints the top functions by own time; with --groups, profiles the raw receive-and-delete loop and
-esm on the same number of messages and prints each one's own time by package (botocore, aiohttp,
-esm's modules, asyncio, ...) side by side, with esm's extra in µs per message. Not part of the test
-suite.
+esm (to --target) on the same number of messages and prints each one's own time by package
+(botocore, aiohttp, esm's modules, asyncio, ...) side by side, with esm's extra in µs per message.
+Not part of the test suite.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import pstats
 import subprocess
 import sys
 from collections import Counter
+from typing import Any, AsyncIterator
 
 from aiobotocore.session import get_session
 
@@ -48,6 +50,23 @@ def by_package(profiler: cProfile.Profile) -> Counter[str]:
     return groups
 
 
+@contextlib.asynccontextmanager
+async def target(kind: str) -> AsyncIterator[dict[str, Any]]:
+    """The function esm invokes: the in-process no-op, or bench/sqs's aiohttp server in a process
+    of its own (its CPU is not in the profile: it shares the machine's two cores with the rest)."""
+    if kind == "handler":
+        yield NOOP
+        return
+    port = bench.free_port()
+    server = subprocess.Popen([sys.executable, "-c", bench.HTTP_SERVER, str(port)])
+    try:
+        await asyncio.sleep(1.5)
+        yield {"url": f"http://127.0.0.1:{port}/invoke"}
+    finally:
+        server.terminate()
+        server.wait()
+
+
 async def groups(args: argparse.Namespace) -> None:
     tune_garbage_collector()
     found: dict[str, Counter[str]] = {}
@@ -60,7 +79,8 @@ async def groups(args: argparse.Namespace) -> None:
             if path == "raw":
                 rate = await bench.raw_loop(sqs, url, args.messages, args.concurrency)
             else:
-                rate = await bench.through_esm(sqs, url, arn, args.messages, NOOP, args.concurrency)
+                async with target(args.target) as function:
+                    rate = await bench.through_esm(sqs, url, arn, args.messages, function, args.concurrency)
             profiler.disable()
             found[path] = by_package(profiler)
             print(f"{path}: {rate:.0f} messages/s under the profiler")
@@ -74,24 +94,15 @@ async def groups(args: argparse.Namespace) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    async with bench.client(get_session()) as sqs:
+    async with bench.client(get_session()) as sqs, target(args.target) as function:
         url, arn = await bench.new_queue(sqs)
         await bench.fill(sqs, url, args.messages)
-        server = None
-        function = NOOP
-        if args.target == "http":
-            port = bench.free_port()
-            server = subprocess.Popen([sys.executable, "-c", bench.HTTP_SERVER, str(port)])
-            await asyncio.sleep(1.5)
-            function = {"url": f"http://127.0.0.1:{port}/invoke"}
         profiler = cProfile.Profile()
         profiler.enable()
         try:
             rate = await bench.through_esm(sqs, url, arn, args.messages, function, args.concurrency)
         finally:
             profiler.disable()
-            if server is not None:
-                server.terminate()
         print(f"{rate:.0f} messages/s under the profiler ({args.target} target)")
         pstats.Stats(profiler).sort_stats("tottime").print_stats(args.top)
 
