@@ -78,3 +78,30 @@ def test_duplicates_are_counted_and_bounded():
     assert ledger.duplicated() == 3
     with pytest.raises(AssertionError, match="3 duplicates"):
         ledger.assert_sound(max_duplicates=2)
+
+
+def test_a_record_processed_before_the_test_booked_it_counts_once_booked():
+    """behaviour §9.6 books: a source may deliver a record before the producer's call returns (the
+    test books it after). Known by the id in its payload, it is delivered, not lost, once booked;
+    its processing time still judges the checkpoints."""
+    ledger = stream_ledger()
+    ledger.invoked(["r0", "r1", "r2", "r3"], ["r0", "r1", "r2", "r3"], when=1.0)
+    ledger.invoked(["late"], ["late"], when=2.0)  # seen before the test booked it
+    assert ledger.unknown == 1
+    ledger.produce("late", "k", unit="shard-0", position=14)
+    ledger.checkpoint("shard-0", 14, when=3.0)
+    row = ledger.assert_sound(max_duplicates=0)
+    assert (row.produced, row.delivered, row.lost, ledger.unknown) == (5, 5, 0, 0)
+    assert ledger.first_seen == ["r0", "r1", "r2", "r3", "late"]
+
+
+def test_a_record_no_test_booked_is_unknown_and_not_delivered():
+    """behaviour §9.6 books: what the function saw but no test produced is counted as unknown and
+    delivers nothing; a produced record the function never processed is still lost."""
+    ledger = stream_ledger()
+    ledger.invoked(["r0", "r1", "r2", "stranger", None], ["r0", "r1", "r2", "stranger"], when=1.0)
+    assert ledger.unknown == 2
+    assert ledger.delivered == {"r0", "r1", "r2"}
+    assert ledger.lost() == ["r3"]
+    with pytest.raises(AssertionError, match="lost"):
+        ledger.assert_sound()

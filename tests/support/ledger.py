@@ -1,7 +1,9 @@
 """The accounting of a fault scenario (behaviour §9.6: at least once, nothing lost).
 
 A test registers every record it produced (`produce`), the function reports every invocation it
-answered (`invoked`: which records, succeeded or not), the test reads back what reached the
+answered (`invoked`: which records, succeeded or not), in either order: a record is known by the id
+in its payload, so one the function saw while the test was still booking it (the source delivered
+it before the producer's call returned) counts once it is booked. The test reads back what reached the
 on-failure destination (`dead_letter`) and, while the scenario runs, what the source's
 checkpoint or commit said (`checkpoint`). `result()` then settles the books:
 
@@ -84,16 +86,17 @@ class Ledger:
     produced: dict[str, Produced] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     invocations: int = 0
-    first_seen: list[str] = field(default_factory=list)  # ids in the order the function first saw them
+    # What the function saw and processed, by id, booked or not (yet): the books read them against
+    # `produced` when they are settled.
+    seen: list[str] = field(default_factory=list)  # ids in the order the function first saw them
     batches: list[list[str]] = field(default_factory=list)  # each invocation's ids, in its order
     successes: Counter[str] = field(default_factory=Counter)
     first_success: dict[str, float] = field(default_factory=dict)  # id -> wall time
-    success_order: list[str] = field(default_factory=list)
     dead: dict[str, float | None] = field(default_factory=dict)  # id -> when it landed (None: unknown)
     dead_copies: Counter[str] = field(default_factory=Counter)
     dead_messages: set[tuple[str, str]] = field(default_factory=set)
     checkpoints: list[tuple[float, str, int]] = field(default_factory=list)  # (when, unit, covers up to)
-    unknown: int = 0  # records the function saw that no test produced
+    unreadable: int = 0  # records the function saw whose payload names no id
     started: float = field(default_factory=time.monotonic)
     notes: list[str] = field(default_factory=list)
 
@@ -108,22 +111,16 @@ class Ledger:
         when = time.time() if when is None else when
         ids = list(ids)
         self.invocations += 1
-        self.batches.append([i for i in ids if i is not None and i in self.produced])
-        seen = set(self.first_seen)
+        self.unreadable += sum(1 for i in ids if i is None)
+        self.batches.append([i for i in ids if i is not None])
+        seen = set(self.seen)
         for record_id in ids:
-            if record_id is None or record_id not in self.produced:
-                self.unknown += 1
-                continue
-            if record_id not in seen:
-                self.first_seen.append(record_id)
+            if record_id is not None and record_id not in seen:
+                self.seen.append(record_id)
                 seen.add(record_id)
         for record_id in succeeded:
-            if record_id not in self.produced:
-                continue
             self.successes[record_id] += 1
-            if record_id not in self.first_success:
-                self.first_success[record_id] = when
-                self.success_order.append(record_id)
+            self.first_success.setdefault(record_id, when)
 
     def dead_letter(self, record_id: str, when: float | None = None, message: str | None = None) -> None:
         """`record_id` reached the destination; `message` names the destination's copy (read twice,
@@ -154,14 +151,24 @@ class Ledger:
 
     # -- the books ---------------------------------------------------------------------------------
     @property
+    def first_seen(self) -> list[str]:
+        """Produced records in the order the function first saw them."""
+        return [i for i in self.seen if i in self.produced]
+
+    @property
+    def unknown(self) -> int:
+        """Records the function saw that no test produced."""
+        return self.unreadable + sum(1 for i in self.seen if i not in self.produced)
+
+    @property
     def delivered(self) -> set[str]:
-        return {i for i, n in self.successes.items() if n > 0}
+        return {i for i, n in self.successes.items() if n > 0 and i in self.produced}
 
     def lost(self) -> list[str]:
         return [i for i in self.order if i not in self.successes and i not in self.dead]
 
     def duplicated(self) -> int:
-        extra = sum(n - 1 for n in self.successes.values() if n > 1)
+        extra = sum(n - 1 for i, n in self.successes.items() if n > 1 and i in self.produced)
         extra += sum(n - 1 for n in self.dead_copies.values() if n > 1)
         return extra + len(self.delivered & set(self.dead))
 
@@ -178,7 +185,8 @@ class Ledger:
                 (f"invocation {n + 1}", batch) for n, batch in enumerate(self.batches)]:
             by_key: dict[str, list[str]] = defaultdict(list)
             for record_id in sequence:
-                by_key[self.produced[record_id].key].append(record_id)
+                if record_id in self.produced:
+                    by_key[self.produced[record_id].key].append(record_id)
             for key, ids in by_key.items():
                 ranks = [rank[i] for i in ids]
                 if ranks != sorted(ranks):
