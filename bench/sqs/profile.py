@@ -17,17 +17,14 @@ import asyncio
 import contextlib
 import cProfile
 import pstats
-import subprocess
 import sys
 from collections import Counter
-from typing import Any, AsyncIterator
+from typing import Any
 
 from aiobotocore.session import get_session
 
 from bench.sqs import run as bench
 from esm.daemon import tune_garbage_collector
-
-NOOP = {"handler": "bench.sqs.handlers:noop"}
 
 
 def by_package(profiler: cProfile.Profile) -> Counter[str]:
@@ -50,21 +47,10 @@ def by_package(profiler: cProfile.Profile) -> Counter[str]:
     return groups
 
 
-@contextlib.asynccontextmanager
-async def target(kind: str) -> AsyncIterator[dict[str, Any]]:
+def target(kind: str) -> contextlib.AbstractAsyncContextManager[dict[str, Any]]:
     """The function esm invokes: the in-process no-op, or bench/sqs's aiohttp server in a process
     of its own (its CPU is not in the profile: it shares the machine's two cores with the rest)."""
-    if kind == "handler":
-        yield NOOP
-        return
-    port = bench.free_port()
-    server = subprocess.Popen([sys.executable, "-c", bench.HTTP_SERVER, str(port)])
-    try:
-        await asyncio.sleep(1.5)
-        yield {"url": f"http://127.0.0.1:{port}/invoke"}
-    finally:
-        server.terminate()
-        server.wait()
+    return bench.http_target() if kind == "http" else contextlib.nullcontext(bench.NOOP)
 
 
 async def groups(args: argparse.Namespace) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -29,7 +30,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 import yaml
 from aiobotocore.session import get_session
@@ -41,6 +42,7 @@ from esm.observability.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION, ACCOUNT = "us-east-1", "000000000000"
+NOOP = {"handler": "bench.sqs.handlers:noop"}  # the in-process function: returns at once
 
 
 def free_port() -> int:
@@ -144,6 +146,19 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log
 """
 
 
+@contextlib.asynccontextmanager
+async def http_target() -> AsyncIterator[dict[str, Any]]:
+    """The HTTP function: HTTP_SERVER in a process of its own on a free port, stopped on leaving."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", HTTP_SERVER, str(port)])
+    try:
+        await asyncio.sleep(1.5)  # the server's start-up
+        yield {"url": f"http://127.0.0.1:{port}/invoke"}
+    finally:
+        server.terminate()
+        server.wait()
+
+
 async def latency_run(sqs: Any, url: str, arn: str, rate: float, seconds: float) -> dict[str, float]:
     handlers.LATENCIES.clear()
     config = parse_config(esm_config(arn, {"handler": "bench.sqs.handlers:latency"}, 5))
@@ -176,7 +191,7 @@ def rss_kib(pid: int) -> int:
 async def memory_run(sqs: Any, url: str, arn: str, backlog: int, concurrency: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "esm.yaml"
-        path.write_text(esm_config(arn, {"handler": "bench.sqs.handlers:noop"}, concurrency, port=free_port()))
+        path.write_text(esm_config(arn, NOOP, concurrency, port=free_port()))
         process = subprocess.Popen([sys.executable, "-m", "esm", "run", "--config", str(path)], cwd=ROOT,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         samples: list[tuple[float, int, int]] = []
@@ -211,27 +226,20 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await fill(sqs, url, 2000)  # warm the broker's JIT and the connection pools, untimed
         await raw_loop(sqs, url, 2000, args.concurrency)
         await wait_empty(sqs, url)
-        port = free_port()
-        server = subprocess.Popen([sys.executable, "-c", HTTP_SERVER, str(port)])
         raws, inprocs, https = [], [], []
-        try:
-            await asyncio.sleep(1.5)
+        async with http_target() as http_function:
             for _ in range(args.repeat):  # the three paths in turns: a busy moment of the machine hits all
                 await wait_empty(sqs, url)
                 await fill(sqs, url, args.messages)
                 raws.append(await raw_loop(sqs, url, args.messages, args.concurrency))
                 await wait_empty(sqs, url)
                 await fill(sqs, url, args.messages)
-                inprocs.append(await through_esm(sqs, url, arn, args.messages,
-                                                 {"handler": "bench.sqs.handlers:noop"}, args.concurrency))
+                inprocs.append(await through_esm(sqs, url, arn, args.messages, NOOP, args.concurrency))
                 await wait_empty(sqs, url)
                 await fill(sqs, url, args.messages)
-                https.append(await through_esm(sqs, url, arn, args.messages,
-                                               {"url": f"http://127.0.0.1:{port}/invoke"}, args.concurrency))
+                https.append(await through_esm(sqs, url, arn, args.messages, http_function, args.concurrency))
                 print(f"turn {len(raws)}: raw {raws[-1]:.0f}, esm in-process {inprocs[-1]:.0f}, esm HTTP "
                       f"{https[-1]:.0f} messages/s", file=sys.stderr, flush=True)
-        finally:
-            server.terminate()
         raw, inproc, http = max(raws), max(inprocs), max(https)  # the best of each
         results["runs_msgs_per_s"] = {"raw": [round(r) for r in raws], "esm_inprocess": [round(r) for r in inprocs],
                                       "esm_http": [round(r) for r in https]}
